@@ -1,0 +1,237 @@
+/**
+ * Executes notebooks headlessly with the Deno kernel through nbclient, writing
+ * executed copies and HTML exports into `reports/<timestamp>/` with an index
+ * page. A failing cell fails the run, naming the notebook and the cell.
+ *
+ * `deno task notebooks [NOTEBOOK...]` runs the given notebooks, or every
+ * `notebooks/*.ipynb` in name order.
+ *
+ * @module
+ */
+import { existsSync, readdirSync } from "node:fs";
+import { basename, join, relative } from "node:path";
+import { parseArgs } from "node:util";
+import { writeTextAtomic } from "./atomic.ts";
+import { projectPaths } from "./paths.ts";
+import { plotlyJsPath } from "./plot.ts";
+import { jupyterEnv, KERNEL_NAME } from "./python_env.ts";
+
+/** The outcome of one notebook. */
+export interface NotebookResult {
+  /** The notebook that was run. */
+  notebook: string;
+  /** The executed copy (outputs kept). */
+  executed: string;
+  /** The HTML export. */
+  html: string;
+  /** Wall time in seconds. */
+  seconds: number;
+  /** Number of cells. */
+  cells: number;
+  /** Whether every cell ran without error. */
+  ok: boolean;
+  /** The failing cell (1-based) and its error, when not ok. */
+  error: null | {
+    cell: number | null;
+    source: string;
+    ename: string;
+    evalue: string;
+  };
+}
+
+/** A notebook had a failing cell. */
+export class NotebookError extends Error {
+  /** Every notebook that ran, the failing one last. */
+  readonly results: NotebookResult[];
+  /** @param message names notebook and cell @param results what ran */
+  constructor(message: string, results: NotebookResult[]) {
+    super(message);
+    this.name = "NotebookError";
+    this.results = results;
+  }
+}
+
+/** Options for {@linkcode runNotebooks}. */
+export interface RunNotebooksOptions {
+  /** Notebook files, run in this order. */
+  notebooks: string[];
+  /** Output folder; created if needed. */
+  outDir: string;
+  /** Extra environment for the kernel (parameters for the notebooks). */
+  env?: Record<string, string>;
+  /** Seconds a single cell may run. */
+  cellTimeout?: number;
+  /** Show nbclient's per-cell progress on stderr (default true). */
+  progress?: boolean;
+}
+
+/**
+ * Runs notebooks in order, stopping at the first failing one, which makes it
+ * throw {@linkcode NotebookError} naming the notebook, cell and error.
+ *
+ * @example
+ * ```ts
+ * import { runNotebooks } from "./notebooks.ts";
+ * const results = await runNotebooks({
+ *   notebooks: ["notebooks/00_setup_check.ipynb"],
+ *   outDir: "reports/example",
+ * });
+ * console.log(results[0].seconds);
+ * ```
+ */
+export async function runNotebooks(
+  options: RunNotebooksOptions,
+): Promise<NotebookResult[]> {
+  const paths = projectPaths();
+  if (!existsSync(paths.python)) {
+    throw new Error(
+      `${paths.python} is missing: run \`deno task setup\` first`,
+    );
+  }
+  for (const nb of options.notebooks) {
+    if (!existsSync(nb)) throw new Error(`${nb}: no such notebook`);
+  }
+  const child = new Deno.Command(paths.python, {
+    args: [
+      join(paths.root, "lib", "nbrun.py"),
+      "--out",
+      options.outDir,
+      "--kernel",
+      KERNEL_NAME,
+      "--timeout",
+      String(options.cellTimeout ?? 3600),
+      "--plotly-js",
+      plotlyJsPath(),
+      ...options.notebooks,
+    ],
+    env: { ...jupyterEnv(paths), ...options.env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: options.progress === false ? "piped" : "inherit",
+  }).spawn();
+  const output = await child.output();
+  const text = new TextDecoder().decode(output.stdout);
+  const results: NotebookResult[] = text.split("\n")
+    .filter((line) => line.startsWith("@@result "))
+    .map((line) => JSON.parse(line.slice("@@result ".length)));
+  const failed = results.find((r) => !r.ok);
+  if (failed) {
+    const e = failed.error!;
+    throw new NotebookError(
+      `${relative(paths.root, failed.notebook) || failed.notebook}: cell ${
+        e.cell ?? "?"
+      } (${e.source}) failed: ${e.ename}: ${e.evalue}`,
+      results,
+    );
+  }
+  if (!output.success || results.length !== options.notebooks.length) {
+    const stderr = output.stderr.length
+      ? new TextDecoder().decode(output.stderr).trim().split("\n").slice(-10)
+        .join("\n")
+      : "see the output above";
+    throw new NotebookError(
+      `the notebook runner stopped (exit ${output.code}) after ${results.length} of ` +
+        `${options.notebooks.length} notebooks: ${stderr}`,
+      results,
+    );
+  }
+  return results;
+}
+
+/**
+ * The notebooks of the series, `notebooks/*.ipynb` in name order.
+ *
+ * @example
+ * ```ts
+ * import { seriesNotebooks } from "./notebooks.ts";
+ * console.log(seriesNotebooks()); // [".../notebooks/00_setup_check.ipynb", ...]
+ * ```
+ */
+export function seriesNotebooks(dir = projectPaths().notebooks): string[] {
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(".ipynb"))
+    .sort()
+    .map((f) => join(dir, f));
+}
+
+/**
+ * An index page linking every notebook's HTML report with its status and time.
+ *
+ * @example
+ * ```ts
+ * import { reportIndex } from "./notebooks.ts";
+ * console.log(reportIndex([], "example run"));
+ * ```
+ */
+export function reportIndex(results: NotebookResult[], title: string): string {
+  const esc = (s: string) =>
+    s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
+  const rows = results.map((r) =>
+    `<tr><td><a href="${esc(basename(r.html))}">${
+      esc(basename(r.notebook))
+    }</a></td><td>${r.ok ? "ok" : "FAILED"}</td><td>${
+      r.seconds.toFixed(1)
+    } s</td><td>${
+      r.error
+        ? esc(`cell ${r.error.cell}: ${r.error.ename}: ${r.error.evalue}`)
+        : ""
+    }</td></tr>`
+  ).join("\n");
+  return `<!doctype html><html><head><meta charset="utf-8"><title>${
+    esc(title)
+  }</title><style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 12px;text-align:left}</style></head><body><h1>${
+    esc(title)
+  }</h1><table><tr><th>notebook</th><th>status</th><th>time</th><th>error</th></tr>\n${rows}\n</table></body></html>\n`;
+}
+
+/**
+ * Runs notebooks into a new `reports/<timestamp>/` folder and writes its index
+ * page (also when a notebook fails, before rethrowing). Returns the folder and
+ * the results.
+ *
+ * @example
+ * ```ts
+ * import { runReport } from "./notebooks.ts";
+ * const { dir } = await runReport({ notebooks: ["notebooks/00_setup_check.ipynb"] });
+ * console.log(dir);
+ * ```
+ */
+export async function runReport(
+  options: Omit<RunNotebooksOptions, "outDir"> & { reportsDir?: string },
+): Promise<{ dir: string; results: NotebookResult[] }> {
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+  const dir = join(options.reportsDir ?? projectPaths().reports, stamp);
+  let results: NotebookResult[] = [];
+  try {
+    results = await runNotebooks({ ...options, outDir: dir });
+    return { dir, results };
+  } catch (error) {
+    if (error instanceof NotebookError) results = error.results;
+    throw error;
+  } finally {
+    if (results.length) {
+      await writeTextAtomic(
+        join(dir, "index.html"),
+        reportIndex(results, `brain-mri-cnn report ${stamp}`),
+      );
+    }
+  }
+}
+
+if (import.meta.main) {
+  const { positionals } = parseArgs({
+    args: Deno.args,
+    allowPositionals: true,
+  });
+  const notebooks = positionals.length ? positionals : seriesNotebooks();
+  try {
+    const { dir, results } = await runReport({ notebooks });
+    for (const r of results) {
+      console.log(`ok  ${basename(r.notebook)}  ${r.seconds.toFixed(1)} s`);
+    }
+    console.log(`report: ${join(dir, "index.html")}`);
+  } catch (error) {
+    console.error(`FAILED: ${(error as Error).message}`);
+    Deno.exit(1);
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * The one module that loads TensorFlow. Every other module imports `tf` from
+ * here, never from `@tensorflow/tfjs-node` directly.
+ *
+ * Loading does three things, in order:
+ * 1. patches `node:util` with `isNullOrUndefined` and `isArray`, which
+ *    tfjs-node 4.22 calls and Deno's `node:util` does not have;
+ * 2. quiets TensorFlow's C++ start-up log unless `TF_CPP_MIN_LOG_LEVEL` is set;
+ * 3. loads `@tensorflow/tfjs-node` (native TensorFlow) and checks that the
+ *    active backend is `tensorflow`, failing with a fix-it message otherwise.
+ *
+ * @module
+ */
+import util from "node:util";
+
+/** The tfjs-node namespace type. */
+export type TF = typeof import("@tensorflow/tfjs-node");
+
+type UtilShim = {
+  isNullOrUndefined?: (value: unknown) => boolean;
+  isArray?: (value: unknown) => boolean;
+};
+
+/**
+ * Adds the `node:util` functions tfjs-node 4.22 still calls. Safe to call more
+ * than once; existing functions are left alone.
+ *
+ * @example
+ * ```ts
+ * import util from "node:util";
+ * import { patchNodeUtil } from "./tf.ts";
+ * patchNodeUtil();
+ * console.log(typeof (util as unknown as { isArray: unknown }).isArray); // "function"
+ * ```
+ */
+export function patchNodeUtil(): void {
+  const u = util as unknown as UtilShim;
+  u.isNullOrUndefined ??= (value: unknown) =>
+    value === null || value === undefined;
+  u.isArray ??= (value: unknown) => Array.isArray(value);
+}
+
+async function load(): Promise<TF> {
+  patchNodeUtil();
+  if (Deno.env.get("TF_CPP_MIN_LOG_LEVEL") === undefined) {
+    Deno.env.set("TF_CPP_MIN_LOG_LEVEL", "2");
+  }
+  try {
+    return await import("@tensorflow/tfjs-node");
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(
+      `Could not load @tensorflow/tfjs-node's native binding: ${reason}\n` +
+        "Run `deno task setup` to install or rebuild it " +
+        "(see README, 'Troubleshooting the native TensorFlow library').",
+      { cause: error },
+    );
+  }
+}
+
+/** TensorFlow.js with the native TensorFlow backend. */
+export const tf: TF = await load();
+
+/**
+ * The name of the active backend: `tensorflow` when the native library is in
+ * use.
+ *
+ * @example
+ * ```ts
+ * import { backendName } from "./tf.ts";
+ * console.log(backendName()); // "tensorflow"
+ * ```
+ */
+export function backendName(): string {
+  return tf.getBackend();
+}
+
+/** Versions of the pieces that do the numerical work. */
+export interface TfInfo {
+  /** Active tfjs backend (`tensorflow` for native). */
+  backend: string;
+  /** tfjs-node and its sibling packages. */
+  tfjs: Record<string, string>;
+  /** Version of the libtensorflow C library in use, as it reports itself. */
+  libtensorflow: string;
+  /** Deno, V8 and TypeScript versions. */
+  deno: typeof Deno.version;
+}
+
+/**
+ * Reports the backend and the library versions, for manifests and the setup
+ * check notebook.
+ *
+ * @example
+ * ```ts
+ * import { tfInfo } from "./tf.ts";
+ * const info = tfInfo();
+ * console.log(info.backend, info.tfjs["tfjs-node"], info.libtensorflow);
+ * ```
+ */
+export function tfInfo(): TfInfo {
+  const versions = tf.version as unknown as Record<string, string>;
+  const backend = tf.backend() as unknown as {
+    binding?: { TF_Version?: string };
+  };
+  return {
+    backend: tf.getBackend(),
+    tfjs: { ...versions },
+    libtensorflow: backend.binding?.TF_Version ?? "unknown",
+    deno: Deno.version,
+  };
+}
+
+if (import.meta.main) {
+  console.log(JSON.stringify(tfInfo()));
+}
