@@ -12,7 +12,7 @@
  */
 import { existsSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { indexProblem, pipIndexArgs } from "./pip_index.ts";
+import { indexProblem, isolatedPipEnv, pipIndexArgs } from "./pip_index.ts";
 import { CommandError, run, runOk } from "./proc.ts";
 
 /** The tensorflow-cpu wheel libtensorflow is taken from. */
@@ -150,6 +150,9 @@ export async function downloadTensorflowWheel(
       ...pipIndexArgs(options.indexes),
       TENSORFLOW_WHEEL,
     ],
+    ...(options.indexes.length
+      ? { env: isolatedPipEnv(), clearEnv: true }
+      : {}),
     timeoutMs: 20 * 60_000,
   });
   const wheel = findWheel(options.dest);

@@ -94,6 +94,33 @@ export function pipIndexArgs(indexes: string[]): string[] {
 }
 
 /**
+ * The environment for a pip that must use exactly the indexes on its command
+ * line: pip's configuration files are switched off (`PIP_CONFIG_FILE` set to
+ * `/dev/null`) and `PIP_*` index and find-links variables dropped, so neither
+ * a configured extra index nor find-links folder can slip in. Use with
+ * `clearEnv: true`.
+ *
+ * @example
+ * ```ts
+ * import { isolatedPipEnv } from "./pip_index.ts";
+ * const env = isolatedPipEnv({ PATH: "/usr/bin", PIP_FIND_LINKS: "/opt/wheels" });
+ * console.log(env.PIP_CONFIG_FILE, env.PIP_FIND_LINKS); // "/dev/null" undefined
+ * ```
+ */
+export function isolatedPipEnv(
+  env: Record<string, string> = Deno.env.toObject(),
+): Record<string, string> {
+  const dropped =
+    /^PIP_(INDEX_URL|EXTRA_INDEX_URL|FIND_LINKS|NO_INDEX|CONFIG_FILE)$/;
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) {
+    if (!dropped.test(key)) out[key] = value;
+  }
+  out.PIP_CONFIG_FILE = "/dev/null";
+  return out;
+}
+
+/**
  * Describes why an index cannot be used, or `undefined` when it may be. Only
  * `file:` indexes can be checked without a network round trip; others are
  * left to pip.

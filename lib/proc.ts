@@ -23,6 +23,8 @@ export interface RunOptions {
   cwd?: string;
   /** Extra environment variables (added to the current environment). */
   env?: Record<string, string>;
+  /** Start from an empty environment: only `env` is passed. */
+  clearEnv?: boolean;
   /** Pass output through to this process's terminal instead of capturing. */
   inherit?: boolean;
   /** Kill the command after this many milliseconds. */
@@ -66,6 +68,7 @@ export async function run(
       args: options.args ?? [],
       cwd: options.cwd,
       env: options.env,
+      clearEnv: options.clearEnv,
       stdin: "null",
       stdout: options.inherit ? "inherit" : "piped",
       stderr: options.inherit ? "inherit" : "piped",

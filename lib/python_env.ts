@@ -7,7 +7,7 @@
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { SetupError } from "./libtensorflow.ts";
-import { pipIndexArgs } from "./pip_index.ts";
+import { isolatedPipEnv, pipIndexArgs } from "./pip_index.ts";
 import { run, runOk } from "./proc.ts";
 import { writeTextAtomic } from "./atomic.ts";
 
@@ -91,6 +91,9 @@ export async function ensureVenv(options: EnsureVenvOptions): Promise<boolean> {
       ...pipIndexArgs(options.indexes),
       ...requirements,
     ],
+    ...(options.indexes.length
+      ? { env: isolatedPipEnv(), clearEnv: true }
+      : {}),
     timeoutMs: 30 * 60_000,
   });
   if (installed.code !== 0) {
@@ -116,20 +119,26 @@ export interface KernelspecOptions {
   jupyterData: string;
   /** The `deno` binary the kernel runs. */
   deno: string;
+  /** The project whose `deno.json` the kernel uses. */
+  projectRoot: string;
   /** Extra environment for the kernel process. */
   env?: Record<string, string>;
 }
 
 /**
  * Writes the Deno kernelspec into the venv's Jupyter data folder, so JupyterLab
- * and nbclient started from the venv find it. The kernel starts in the
- * notebook's folder and finds the project's `deno.json` from there, so imports
- * resolve wherever the notebook sits. Returns the kernelspec's folder.
+ * and nbclient started from the venv find it. Returns the kernelspec's folder.
+ * See {@linkcode kernelArgv} for how the kernel finds the project's
+ * `deno.json`.
  *
  * @example
  * ```ts
  * import { installKernelspec } from "./python_env.ts";
- * await installKernelspec({ jupyterData: ".venv/share/jupyter", deno: ".tools/bin/deno" });
+ * await installKernelspec({
+ *   jupyterData: ".venv/share/jupyter",
+ *   deno: ".tools/bin/deno",
+ *   projectRoot: ".",
+ * });
  * ```
  */
 export async function installKernelspec(
@@ -156,7 +165,7 @@ export async function installKernelspec(
     await Deno.remove(scratch, { recursive: true }).catch(() => {});
   }
   const spec = {
-    argv: [options.deno, "jupyter", "--kernel", "--conn", "{connection_file}"],
+    argv: kernelArgv(options.deno, options.projectRoot),
     display_name: "Deno (brain-mri-cnn)",
     language: "typescript",
     env: options.env ?? {},
@@ -167,6 +176,25 @@ export async function installKernelspec(
     JSON.stringify(spec, null, 2) + "\n",
   );
   return dir;
+}
+
+/**
+ * The kernel's command line. Jupyter starts a kernel in the notebook's folder,
+ * and Deno finds `deno.json` by walking up from there: inside the project that
+ * finds the project's. For a notebook outside the project the kernel moves to
+ * the project root first, so `@brain/...` imports resolve wherever the notebook
+ * sits.
+ *
+ * @example
+ * ```ts
+ * import { kernelArgv } from "./python_env.ts";
+ * console.log(kernelArgv("/p/.tools/bin/deno", "/p"));
+ * ```
+ */
+export function kernelArgv(deno: string, projectRoot: string): string[] {
+  const script = 'case "$PWD/" in "$1"/*) ;; *) cd "$1" ;; esac; ' +
+    'exec "$2" jupyter --kernel --conn "$0"';
+  return ["/bin/sh", "-c", script, "{connection_file}", projectRoot, deno];
 }
 
 /**

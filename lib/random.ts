@@ -49,7 +49,8 @@ export function rng(seed: number | string): Rng {
     normal: (mean = 0, sd = 1) => {
       const u = 1 - next();
       const v = next();
-      return mean + sd * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+      return mean +
+        sd * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
     },
     int32: () => alea.int32(),
     shuffle: (items) => {

@@ -135,6 +135,7 @@ export async function setup(options: SetupOptions = {}): Promise<SetupReport> {
     const dir = await installKernelspec({
       jupyterData: paths.jupyterData,
       deno,
+      projectRoot: paths.root,
     });
     return `kernelspec '${"deno"}' in ${dir}`;
   });

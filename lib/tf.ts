@@ -16,6 +16,24 @@ import util from "node:util";
 /** The tfjs-node namespace type. */
 export type TF = typeof import("@tensorflow/tfjs-node");
 
+// Types only (erased at run time, so they do not load tfjs-node early):
+// `tf` is a value, so write `Tensor4D`, not `tf.Tensor4D`, in type positions.
+export type {
+  History,
+  LayersModel,
+  Logs,
+  Rank,
+  Scalar,
+  Sequential,
+  SymbolicTensor,
+  Tensor,
+  Tensor1D,
+  Tensor2D,
+  Tensor3D,
+  Tensor4D,
+  TensorContainer,
+} from "@tensorflow/tfjs-node";
+
 type UtilShim = {
   isNullOrUndefined?: (value: unknown) => boolean;
   isArray?: (value: unknown) => boolean;

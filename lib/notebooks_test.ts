@@ -1,0 +1,164 @@
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import {
+  NotebookError,
+  reportIndex,
+  runNotebooks,
+  runReport,
+  seriesNotebooks,
+} from "./notebooks.ts";
+
+function notebook(cells: [string, string][]): string {
+  return JSON.stringify({
+    cells: cells.map(([type, source], i) => ({
+      cell_type: type,
+      id: `c${i}`,
+      metadata: {},
+      source,
+      ...(type === "code" ? { execution_count: null, outputs: [] } : {}),
+    })),
+    metadata: {
+      kernelspec: {
+        name: "deno",
+        display_name: "Deno",
+        language: "typescript",
+      },
+    },
+    nbformat: 4,
+    nbformat_minor: 5,
+  });
+}
+
+Deno.test("notebooks: a good notebook runs in the Deno kernel and is exported", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const nb = join(dir, "good.ipynb");
+    await Deno.writeTextFile(
+      nb,
+      notebook([
+        ["markdown", "# Good"],
+        ["code", 'import { backendName } from "@brain/tf.ts";\nbackendName()'],
+        ["code", "Deno.env.get('NB_PARAM')"],
+      ]),
+    );
+    const [result] = await runNotebooks({
+      notebooks: [nb],
+      outDir: join(dir, "out"),
+      env: { NB_PARAM: "from-env" },
+      progress: false,
+    });
+    assert.equal(result.ok, true);
+    assert.equal(result.cells, 3);
+    const executed = JSON.parse(await Deno.readTextFile(result.executed));
+    const text = (i: number) => executed.cells[i].outputs[0].data["text/plain"];
+    assert.match(
+      String(text(1)),
+      /tensorflow/,
+      "the kernel resolves @brain/ and loads native TF",
+    );
+    assert.match(
+      String(text(2)),
+      /from-env/,
+      "parameters reach the kernel by environment",
+    );
+    const html = await Deno.readTextFile(result.html);
+    assert.match(html, /<html/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("notebooks: a failing cell fails the run and is named", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const good = join(dir, "a_good.ipynb");
+    const bad = join(dir, "b_bad.ipynb");
+    const never = join(dir, "c_never.ipynb");
+    await Deno.writeTextFile(good, notebook([["code", "1 + 1"]]));
+    await Deno.writeTextFile(
+      bad,
+      notebook([
+        ["markdown", "# Bad"],
+        ["code", "const x = 1;"],
+        ["code", 'throw new Error("boom in cell three");'],
+        ["code", "2"],
+      ]),
+    );
+    await Deno.writeTextFile(never, notebook([["code", "3"]]));
+    const error = await runReport({
+      notebooks: [good, bad, never],
+      reportsDir: join(dir, "reports"),
+      progress: false,
+    }).then(() => undefined, (e) => e);
+    assert.ok(error instanceof NotebookError, String(error));
+    assert.match(error.message, /b_bad\.ipynb: cell 3 /);
+    assert.match(error.message, /boom in cell three/);
+    assert.equal(
+      error.results.length,
+      2,
+      "the series stops at the failing notebook",
+    );
+    assert.equal(error.results[0].ok, true);
+    // The executed copy of the failing notebook and the index are still written.
+    assert.ok(existsSync(error.results[1].executed));
+    const [stamp] = [...Deno.readDirSync(join(dir, "reports"))].map((e) =>
+      e.name
+    );
+    const index = await Deno.readTextFile(
+      join(dir, "reports", stamp, "index.html"),
+    );
+    assert.match(index, /FAILED/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("notebooks: a missing notebook is a clear error", async () => {
+  await assert.rejects(
+    runNotebooks({
+      notebooks: ["/no/such.ipynb"],
+      outDir: "/tmp/x",
+      progress: false,
+    }),
+    /\/no\/such\.ipynb: no such notebook/,
+  );
+});
+
+Deno.test("notebooks: the series is notebooks/*.ipynb in name order", () => {
+  const series = seriesNotebooks();
+  assert.ok(series.length >= 1);
+  assert.ok(series[0].endsWith("00_setup_check.ipynb"));
+  assert.deepEqual([...series].sort(), series);
+});
+
+Deno.test("notebooks: reportIndex lists each notebook with its status", () => {
+  const html = reportIndex([
+    {
+      notebook: "/p/notebooks/00_x.ipynb",
+      executed: "/r/00_x.ipynb",
+      html: "/r/00_x.html",
+      seconds: 1.25,
+      cells: 3,
+      ok: true,
+      error: null,
+    },
+    {
+      notebook: "/p/notebooks/01_y.ipynb",
+      executed: "/r/01_y.ipynb",
+      html: "/r/01_y.html",
+      seconds: 2,
+      cells: 3,
+      ok: false,
+      error: { cell: 2, source: "x", ename: "Error", evalue: "<bad>" },
+    },
+  ], "t");
+  assert.match(
+    html,
+    /<a href="00_x\.html">00_x\.ipynb<\/a><\/td><td>ok<\/td><td>1\.3 s/,
+  );
+  assert.match(
+    html,
+    /FAILED<\/td><td>2\.0 s<\/td><td>cell 2: Error: &#60;bad&#62;/,
+  );
+});
