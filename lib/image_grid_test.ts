@@ -6,9 +6,10 @@ import { encodePng, imageGrid } from "./image_grid.ts";
 Deno.test("image_grid: encodePng round-trips the pixels", async () => {
   const pixels = Uint8Array.from({ length: 8 * 4 }, (_, i) => i * 7);
   const png = await encodePng({ pixels, width: 8, height: 4 });
-  const { data, info } = await sharp(png).raw().toBuffer({
-    resolveWithObject: true,
-  });
+  const meta = await sharp(png).metadata();
+  assert.equal(meta.channels, 1, "grayscale stays a 1-band PNG");
+  const { data, info } = await sharp(png).toColourspace("b-w").raw()
+    .toBuffer({ resolveWithObject: true });
   assert.equal(info.width, 8);
   assert.equal(info.height, 4);
   assert.equal(info.channels, 1);
