@@ -1,0 +1,476 @@
+/**
+ * Perceptual and exact image hashes, for finding duplicate scans.
+ *
+ * - {@linkcode pHash}: a 64-bit DCT hash. The image is decoded with sharp,
+ *   turned to grayscale and resized to 32×32; a 2-D DCT-II is taken; the 8×8
+ *   block of lowest frequencies *after skipping row 0 and column 0* (so the DC
+ *   term, and the bits it would waste, are left out — the same choice as the
+ *   reference pHash.org library) gives 64 coefficients; each bit says whether
+ *   its coefficient is above the block's median. Re-encoding, mild resizing
+ *   and small brightness or contrast changes leave almost every bit alone.
+ * - {@linkcode dHash}: a 64-bit gradient hash (the same 32×32 thumbnail
+ *   area-resampled to 9×8; "is the left pixel darker than its right
+ *   neighbour"), a useful second opinion that costs no extra decode.
+ * - {@linkcode sha256File} / {@linkcode sha256Bytes}: exact (byte-identical)
+ *   duplicates.
+ *
+ * Hashes are `bigint`s; {@linkcode hashToHex} / {@linkcode hashFromHex} turn
+ * them into 16-character lowercase hex strings for JSON and back.
+ * {@linkcode hashFiles} hashes many files with bounded concurrency and
+ * reports unreadable or corrupt images instead of failing.
+ *
+ * @module
+ */
+import sharp from "sharp";
+import { createHash } from "node:crypto";
+
+/** Side of the grayscale thumbnail the DCT is taken on. */
+const DCT_SIZE = 32;
+/** Side of the block of low frequencies kept (8 × 8 = 64 bits). */
+const LOW = 8;
+
+/** COS[u * 32 + x] = c(u) · cos((2x + 1) u π / 64), orthonormal DCT-II rows 0..8. */
+const COS: Float64Array = (() => {
+  const rows = LOW + 1;
+  const m = new Float64Array(rows * DCT_SIZE);
+  for (let u = 0; u < rows; u++) {
+    const c = u === 0 ? Math.sqrt(1 / DCT_SIZE) : Math.sqrt(2 / DCT_SIZE);
+    for (let x = 0; x < DCT_SIZE; x++) {
+      m[u * DCT_SIZE + x] = c *
+        Math.cos(((2 * x + 1) * u * Math.PI) / (2 * DCT_SIZE));
+    }
+  }
+  return m;
+})();
+
+/** An image to hash: a file path or its encoded bytes. */
+export type ImageInput = string | Uint8Array;
+
+/** Perceptual hashes of one image. */
+export interface ImageHashes {
+  /** 64-bit DCT perceptual hash. */
+  phash: bigint;
+  /** 64-bit difference hash, when asked for. */
+  dhash?: bigint;
+}
+
+function toSharp(input: ImageInput): ReturnType<typeof sharp> {
+  // failOn "error": a truncated or corrupt JPEG is an error, not a half-grey
+  // image that would hash as a false duplicate of other broken files.
+  return sharp(input, { failOn: "error" });
+}
+
+function popcount32(x: number): number {
+  x = x - ((x >>> 1) & 0x55555555);
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  x = (x + (x >>> 4)) & 0x0f0f0f0f;
+  return Math.imul(x, 0x01010101) >>> 24;
+}
+
+/**
+ * The pHash of a 32×32 grayscale thumbnail (row-major, 1024 values). Exposed
+ * so the DCT step can be tested without decoding an image.
+ *
+ * @example
+ * ```ts
+ * import { pHashFromPixels } from "./phash.ts";
+ * const pixels = Array.from({ length: 1024 }, (_, i) => (i % 32) * 8);
+ * console.log(pHashFromPixels(pixels).toString(16));
+ * ```
+ */
+export function pHashFromPixels(pixels: ArrayLike<number>): bigint {
+  if (pixels.length !== DCT_SIZE * DCT_SIZE) {
+    throw new Error(
+      `pHashFromPixels: expected ${
+        DCT_SIZE * DCT_SIZE
+      } pixels, got ${pixels.length}`,
+    );
+  }
+  // rowsT[u][y] = Σ_x COS[u][x] · p[y][x]   (DCT along each row, u = 0..8)
+  const rows = LOW + 1;
+  const t = new Float64Array(rows * DCT_SIZE);
+  for (let y = 0; y < DCT_SIZE; y++) {
+    const off = y * DCT_SIZE;
+    for (let u = 0; u < rows; u++) {
+      const cu = u * DCT_SIZE;
+      let s = 0;
+      for (let x = 0; x < DCT_SIZE; x++) s += COS[cu + x] * pixels[off + x];
+      t[u * DCT_SIZE + y] = s;
+    }
+  }
+  // coef[v][u] = Σ_y COS[v][y] · rowsT[u][y], for v, u = 1..8
+  const coef = new Float64Array(LOW * LOW);
+  for (let v = 1; v <= LOW; v++) {
+    const cv = v * DCT_SIZE;
+    for (let u = 1; u <= LOW; u++) {
+      const tu = u * DCT_SIZE;
+      let s = 0;
+      for (let y = 0; y < DCT_SIZE; y++) s += COS[cv + y] * t[tu + y];
+      coef[(v - 1) * LOW + (u - 1)] = s;
+    }
+  }
+  const sorted = Float64Array.from(coef).sort();
+  const median = (sorted[31] + sorted[32]) / 2;
+  let hash = 0n;
+  for (let i = 0; i < 64; i++) {
+    if (coef[i] > median) hash |= 1n << BigInt(63 - i);
+  }
+  return hash;
+}
+
+/**
+ * The 64-bit DCT perceptual hash of an image (path or encoded bytes).
+ * Throws, naming the file, if the image cannot be decoded.
+ *
+ * @example
+ * ```ts
+ * import sharp from "sharp";
+ * import { hashToHex, pHash } from "./phash.ts";
+ * const png = await sharp({
+ *   create: { width: 64, height: 64, channels: 3, background: "#808080" },
+ * }).png().toBuffer();
+ * console.log(hashToHex(await pHash(png)));
+ * ```
+ */
+export async function pHash(input: ImageInput): Promise<bigint> {
+  const { data } = await decodeGray(input, DCT_SIZE, DCT_SIZE);
+  return pHashFromPixels(data);
+}
+
+/**
+ * The 64-bit difference hash of an image: its 32×32 grayscale thumbnail (the
+ * one pHash uses, so both hashes cost a single decode) is area-resampled to
+ * 9×8, and each bit is set where a pixel is darker than its right-hand
+ * neighbour.
+ *
+ * @example
+ * ```ts
+ * import sharp from "sharp";
+ * import { dHash, hashToHex } from "./phash.ts";
+ * const png = await sharp({
+ *   create: { width: 64, height: 64, channels: 3, background: "#808080" },
+ * }).png().toBuffer();
+ * console.log(hashToHex(await dHash(png)));
+ * ```
+ */
+export async function dHash(input: ImageInput): Promise<bigint> {
+  const { data } = await decodeGray(input, DCT_SIZE, DCT_SIZE);
+  return dHashFromPixels(data);
+}
+
+/** Area-resamples a square n×n image to w×h (box filter with fractional edges). */
+function areaResample(
+  p: ArrayLike<number>,
+  n: number,
+  w: number,
+  h: number,
+): Float64Array {
+  const weights = (cells: number) => {
+    // For each output cell: [first pixel, weights...]
+    const out: { start: number; w: number[] }[] = [];
+    const step = n / cells;
+    for (let c = 0; c < cells; c++) {
+      const a = c * step;
+      const b = a + step;
+      const start = Math.floor(a);
+      const ws: number[] = [];
+      for (let i = start; i < Math.min(n, Math.ceil(b)); i++) {
+        ws.push((Math.min(b, i + 1) - Math.max(a, i)) / step);
+      }
+      out.push({ start, w: ws });
+    }
+    return out;
+  };
+  const wx = weights(w);
+  const wy = weights(h);
+  const out = new Float64Array(w * h);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      let s = 0;
+      const { start: y0, w: ys } = wy[y];
+      const { start: x0, w: xs } = wx[x];
+      for (let j = 0; j < ys.length; j++) {
+        const row = (y0 + j) * n;
+        for (let i = 0; i < xs.length; i++) {
+          s += ys[j] * xs[i] * p[row + x0 + i];
+        }
+      }
+      out[y * w + x] = s;
+    }
+  }
+  return out;
+}
+
+/**
+ * The dHash of a 32×32 grayscale thumbnail (row-major, 1024 values).
+ *
+ * @example
+ * ```ts
+ * import { dHashFromPixels } from "./phash.ts";
+ * const ramp = Array.from({ length: 1024 }, (_, i) => (i % 32) * 8);
+ * console.log(dHashFromPixels(ramp) === 0xffffffffffffffffn); // true
+ * ```
+ */
+export function dHashFromPixels(pixels: ArrayLike<number>): bigint {
+  if (pixels.length !== DCT_SIZE * DCT_SIZE) {
+    throw new Error(
+      `dHashFromPixels: expected ${
+        DCT_SIZE * DCT_SIZE
+      } pixels, got ${pixels.length}`,
+    );
+  }
+  const p = areaResample(pixels, DCT_SIZE, 9, 8);
+  let hash = 0n;
+  let bit = 63;
+  for (let y = 0; y < 8; y++) {
+    for (let x = 0; x < 8; x++, bit--) {
+      if (p[y * 9 + x] < p[y * 9 + x + 1]) hash |= 1n << BigInt(bit);
+    }
+  }
+  return hash;
+}
+
+async function decodeGray(
+  input: ImageInput,
+  width: number,
+  height: number,
+): Promise<{ data: Uint8Array }> {
+  try {
+    const { data, info } = await toSharp(input)
+      .greyscale()
+      .resize(width, height, { fit: "fill" })
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 1 || data.length !== width * height) {
+      throw new Error(`unexpected ${info.channels}-channel output`);
+    }
+    return { data };
+  } catch (err) {
+    const name = typeof input === "string" ? input : "<bytes>";
+    throw new Error(
+      `cannot decode image ${name}: ${(err as Error).message ?? err}`,
+    );
+  }
+}
+
+/**
+ * Both perceptual hashes of one image.
+ *
+ * @example
+ * ```ts
+ * import sharp from "sharp";
+ * import { imageHashes } from "./phash.ts";
+ * const png = await sharp({
+ *   create: { width: 40, height: 40, channels: 3, background: "#336699" },
+ * }).png().toBuffer();
+ * const { phash, dhash } = await imageHashes(png);
+ * console.log(phash, dhash);
+ * ```
+ */
+export async function imageHashes(
+  input: ImageInput,
+  options: { dhash?: boolean } = {},
+): Promise<ImageHashes> {
+  const { data } = await decodeGray(input, DCT_SIZE, DCT_SIZE);
+  const phash = pHashFromPixels(data);
+  if (options.dhash === false) return { phash };
+  return { phash, dhash: dHashFromPixels(data) };
+}
+
+/**
+ * Number of differing bits between two 64-bit hashes (bigint or hex).
+ *
+ * @example
+ * ```ts
+ * import { hammingDistance } from "./phash.ts";
+ * console.log(hammingDistance(0b1011n, 0b0001n)); // 2
+ * console.log(hammingDistance("00000000000000ff", "000000000000000f")); // 4
+ * ```
+ */
+export function hammingDistance(
+  a: bigint | string,
+  b: bigint | string,
+): number {
+  const x = BigInt.asUintN(
+    64,
+    (typeof a === "string" ? hashFromHex(a) : a) ^
+      (typeof b === "string" ? hashFromHex(b) : b),
+  );
+  return popcount32(Number(x & 0xffffffffn)) + popcount32(Number(x >> 32n));
+}
+
+/**
+ * A 64-bit hash as 16 lowercase hex characters (zero-padded).
+ *
+ * @example
+ * ```ts
+ * import { hashToHex } from "./phash.ts";
+ * console.log(hashToHex(255n)); // "00000000000000ff"
+ * ```
+ */
+export function hashToHex(hash: bigint): string {
+  return BigInt.asUintN(64, hash).toString(16).padStart(16, "0");
+}
+
+/**
+ * Parses a 16-character hex hash back into a bigint.
+ *
+ * @example
+ * ```ts
+ * import { hashFromHex } from "./phash.ts";
+ * console.log(hashFromHex("00000000000000ff")); // 255n
+ * ```
+ */
+export function hashFromHex(hex: string): bigint {
+  if (!/^[0-9a-fA-F]{16}$/.test(hex)) {
+    throw new Error(`not a 16-character hex hash: ${JSON.stringify(hex)}`);
+  }
+  return BigInt(`0x${hex}`);
+}
+
+/**
+ * SHA-256 of bytes, as lowercase hex.
+ *
+ * @example
+ * ```ts
+ * import { sha256Bytes } from "./phash.ts";
+ * console.log(sha256Bytes(new TextEncoder().encode("abc")).slice(0, 8)); // "ba7816bf"
+ * ```
+ */
+export function sha256Bytes(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+/**
+ * SHA-256 of a file's bytes, as lowercase hex, read as a stream. Throws,
+ * naming the file, if it cannot be read.
+ *
+ * @example
+ * ```ts
+ * import { sha256File } from "./phash.ts";
+ * const path = await Deno.makeTempFile();
+ * await Deno.writeTextFile(path, "abc");
+ * console.log(await sha256File(path)); // "ba7816bf..."
+ * await Deno.remove(path);
+ * ```
+ */
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch (err) {
+    throw new Error(`cannot read ${path}: ${(err as Error).message}`);
+  }
+  try {
+    for await (const chunk of file.readable) hash.update(chunk);
+  } catch (err) {
+    throw new Error(`cannot read ${path}: ${(err as Error).message}`);
+  }
+  return hash.digest("hex");
+}
+
+/** Hashes of one file from {@linkcode hashFiles}. */
+export interface FileHashes {
+  /** The file. */
+  path: string;
+  /** SHA-256 of its bytes (present whenever the file could be read). */
+  sha256: string;
+  /** DCT pHash; missing when the image could not be decoded. */
+  phash?: bigint;
+  /** Difference hash; missing when not asked for or not decodable. */
+  dhash?: bigint;
+}
+
+/** A file that could not be read or decoded. */
+export interface HashError {
+  /** The file. */
+  path: string;
+  /** What went wrong. */
+  error: string;
+}
+
+/** Options for {@linkcode hashFiles}. */
+export interface HashFilesOptions {
+  /** Files to hash. */
+  paths: readonly string[];
+  /** Images decoded at once; default 4 (sharp also uses its own threads). */
+  concurrency?: number;
+  /** Also compute the dHash; default true. */
+  dhash?: boolean;
+  /** Called after each file with (done, total). */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Result of {@linkcode hashFiles}. */
+export interface HashFilesResult {
+  /** One entry per readable file, in input order (decode failures included, without pHash). */
+  hashes: FileHashes[];
+  /** Files that could not be read or decoded, in input order. */
+  errors: HashError[];
+}
+
+/**
+ * Hashes many image files — SHA-256 of the bytes plus pHash (and dHash) of the
+ * decoded image — with at most `concurrency` files in flight. Each file is
+ * read once. A file that cannot be read is left out of `hashes`; one that
+ * reads but does not decode keeps its SHA-256 (byte copies of a broken file
+ * are still duplicates) but has no pHash. Both land in `errors`; neither
+ * stops the run.
+ *
+ * @example
+ * ```ts
+ * import { hashFiles, hashToHex } from "./phash.ts";
+ * const { hashes, errors } = await hashFiles({ paths: ["a.jpg", "b.jpg"] });
+ * for (const h of hashes) console.log(h.path, h.sha256, h.phash && hashToHex(h.phash));
+ * console.log(errors);
+ * ```
+ */
+export async function hashFiles(
+  options: HashFilesOptions,
+): Promise<HashFilesResult> {
+  const { paths, dhash = true, onProgress } = options;
+  const concurrency = Math.max(1, Math.floor(options.concurrency ?? 4));
+  const slots: (FileHashes | undefined)[] = new Array(paths.length);
+  const errs: (HashError | undefined)[] = new Array(paths.length);
+  let next = 0;
+  let done = 0;
+  const worker = async () => {
+    while (next < paths.length) {
+      const i = next++;
+      const path = paths[i];
+      let bytes: Uint8Array | undefined;
+      try {
+        bytes = await Deno.readFile(path);
+      } catch (err) {
+        errs[i] = { path, error: `cannot read: ${(err as Error).message}` };
+      }
+      if (bytes) {
+        const entry: FileHashes = { path, sha256: sha256Bytes(bytes) };
+        try {
+          const h = await imageHashes(bytes, { dhash });
+          entry.phash = h.phash;
+          if (h.dhash !== undefined) entry.dhash = h.dhash;
+        } catch (err) {
+          errs[i] = {
+            path,
+            error: (err as Error).message.replace(
+              "cannot decode image <bytes>",
+              "cannot decode image",
+            ),
+          };
+        }
+        slots[i] = entry;
+      }
+      done++;
+      onProgress?.(done, paths.length);
+    }
+  };
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, paths.length) }, worker),
+  );
+  return {
+    hashes: slots.filter((s): s is FileHashes => s !== undefined),
+    errors: errs.filter((e): e is HashError => e !== undefined),
+  };
+}
