@@ -11,9 +11,43 @@ import os
 import sys
 import time
 
+from queue import Empty
+
 import nbformat
+from jupyter_core.utils import ensure_async
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionComplete
 from nbconvert import HTMLExporter
+
+
+class LateOutputClient(NotebookClient):
+    """An nbclient that also keeps outputs arriving just after `idle`.
+
+    The Deno kernel (2.9) sometimes publishes a cell's `execute_result` after
+    its `status: idle` message. nbclient stops listening for a cell at `idle`,
+    so such a result would be lost (seen on about 1 cell in 40). After `idle`
+    this client keeps reading the cell's messages until none has come for
+    `late_output_grace` seconds.
+    """
+
+    late_output_grace = 0.25
+
+    async def _async_poll_output_msg(self, parent_msg_id, cell, cell_index):
+        await super()._async_poll_output_msg(parent_msg_id, cell, cell_index)
+        while True:
+            try:
+                msg = await ensure_async(
+                    self.kc.iopub_channel.get_msg(timeout=self.late_output_grace))
+            except Empty:
+                return
+            if msg["parent_header"].get("msg_id") != parent_msg_id:
+                continue
+            if msg["msg_type"] == "status":
+                continue
+            try:
+                self.process_message(msg, cell, cell_index)
+            except CellExecutionComplete:
+                pass
 
 
 def write_atomic(path, text):
@@ -56,7 +90,7 @@ def run_one(path, out_dir, kernel, timeout, plotly_js):
         print(f"  cell {cell_index + 1}/{len(nb.cells)}: {first_line(cell.source)}",
               file=sys.stderr, flush=True)
 
-    client = NotebookClient(
+    client = LateOutputClient(
         nb,
         kernel_name=kernel,
         timeout=timeout,

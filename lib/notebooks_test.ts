@@ -114,6 +114,31 @@ Deno.test("notebooks: a failing cell fails the run and is named", async () => {
   }
 });
 
+Deno.test("notebooks: no cell loses its result (the kernel can answer after idle)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const nb = join(dir, "many.ipynb");
+    const cells: [string, string][] = Array.from(
+      { length: 40 },
+      (_, i) => ["code", `"r${i}"`],
+    );
+    await Deno.writeTextFile(nb, notebook(cells));
+    const [result] = await runNotebooks({
+      notebooks: [nb],
+      outDir: join(dir, "out"),
+      progress: false,
+    });
+    const executed = JSON.parse(await Deno.readTextFile(result.executed));
+    const missing = executed.cells.flatMap((
+      c: { outputs: unknown[] },
+      i: number,
+    ) => c.outputs.length === 1 ? [] : [i + 1]);
+    assert.deepEqual(missing, [], "cells without their result");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("notebooks: a missing notebook is a clear error", async () => {
   await assert.rejects(
     runNotebooks({
