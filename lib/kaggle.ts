@@ -41,6 +41,7 @@ import { type FileEntry, Reader, ZipReader } from "@zip.js/zip.js";
 import cliProgress from "cli-progress";
 import { writeTextAtomic } from "./atomic.ts";
 import { projectPaths } from "./paths.ts";
+import { taskArgs } from "./cli.ts";
 
 /** The Kaggle dataset this project trains on. */
 export const DEFAULT_DATASET = "masoudnickparvar/brain-tumor-mri-dataset";
@@ -1336,5 +1337,5 @@ async function main(args: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
-  Deno.exit(await main(Deno.args));
+  Deno.exit(await main(taskArgs()));
 }

@@ -7,6 +7,7 @@
 import { join } from "node:path";
 import { projectPaths } from "./paths.ts";
 import { jupyterEnv } from "./python_env.ts";
+import { taskArgs } from "./cli.ts";
 
 /** Options for {@linkcode labCommand}. */
 export interface LabCommandOptions {
@@ -45,7 +46,7 @@ export function labCommand(
 }
 
 if (import.meta.main) {
-  const { command, args, env } = labCommand({ args: Deno.args });
+  const { command, args, env } = labCommand({ args: taskArgs() });
   const child = new Deno.Command(command, { args, env, stdin: "inherit" })
     .spawn();
   for (const signal of ["SIGINT", "SIGTERM"] as const) {

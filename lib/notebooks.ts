@@ -15,6 +15,7 @@ import { writeTextAtomic } from "./atomic.ts";
 import { projectPaths } from "./paths.ts";
 import { plotlyJsPath } from "./plot.ts";
 import { jupyterEnv, KERNEL_NAME } from "./python_env.ts";
+import { taskArgs } from "./cli.ts";
 
 /** The outcome of one notebook. */
 export interface NotebookResult {
@@ -220,7 +221,7 @@ export async function runReport(
 
 if (import.meta.main) {
   const { positionals } = parseArgs({
-    args: Deno.args,
+    args: taskArgs(),
     allowPositionals: true,
   });
   const notebooks = positionals.length ? positionals : seriesNotebooks();

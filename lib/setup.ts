@@ -30,6 +30,7 @@ import { projectPaths } from "./paths.ts";
 import { configuredIndexes } from "./pip_index.ts";
 import { run } from "./proc.ts";
 import { ensureVenv, installKernelspec, pinDeno } from "./python_env.ts";
+import { taskArgs } from "./cli.ts";
 
 /** Options for {@linkcode setup}. */
 export interface SetupOptions {
@@ -188,7 +189,7 @@ async function verifyTensorflow(
 
 if (import.meta.main) {
   const { values } = parseArgs({
-    args: Deno.args,
+    args: taskArgs(),
     options: {
       "force-libtensorflow": { type: "boolean", default: false },
       "skip-official-download": { type: "boolean", default: false },

@@ -37,6 +37,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { writeFileAtomic, writeTextAtomic } from "./atomic.ts";
 import { deriveSeed, type Rng, rng } from "./random.ts";
+import { taskArgs } from "./cli.ts";
 
 /** The four classes, in the Kaggle dataset's (alphabetical) order. */
 export const SYNTHETIC_CLASSES = [
@@ -1319,5 +1320,5 @@ async function main(args: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
-  Deno.exit(await main(Deno.args));
+  Deno.exit(await main(taskArgs()));
 }

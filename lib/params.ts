@@ -1,0 +1,68 @@
+/**
+ * Notebook and run parameters, read from environment variables so that
+ * headless runs (`deno task report`) can change them without editing cells.
+ *
+ * | variable              | default | what                                   |
+ * | --------------------- | ------- | -------------------------------------- |
+ * | `BRAIN_MRI_SEED`      | 42      | seed of every random choice            |
+ * | `BRAIN_MRI_IMAGE_SIZE`| 128     | side of the square input images        |
+ * | `BRAIN_MRI_VAL`       | 0.15    | validation fraction                    |
+ * | `BRAIN_MRI_TEST`      | 0.15    | test fraction (carved from Training)   |
+ *
+ * @module
+ */
+
+/** The parameters every notebook shares. */
+export interface RunParams {
+  /** Seed of every random choice. */
+  seed: number;
+  /** Side of the square input images. */
+  size: number;
+  /** Validation fraction. */
+  validation: number;
+  /** Test fraction (when carved from Training). */
+  test: number;
+}
+
+function numberFrom(
+  env: Record<string, string | undefined>,
+  name: string,
+  fallback: number,
+  check: (n: number) => boolean,
+): number {
+  const raw = env[name]?.trim();
+  if (!raw) return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || !check(value)) {
+    throw new Error(`${name}=${raw} is not a valid value`);
+  }
+  return value;
+}
+
+/**
+ * Reads the run parameters from the environment, with defaults; a malformed
+ * value is an error naming the variable.
+ *
+ * @example
+ * ```ts
+ * import { runParams } from "./params.ts";
+ * console.log(runParams({ env: { BRAIN_MRI_SEED: "7" } }).seed); // 7
+ * ```
+ */
+export function runParams(
+  options: { env?: Record<string, string | undefined> } = {},
+): RunParams {
+  const env = options.env ?? Deno.env.toObject();
+  const fraction = (n: number) => n >= 0 && n < 1;
+  return {
+    seed: numberFrom(env, "BRAIN_MRI_SEED", 42, Number.isInteger),
+    size: numberFrom(
+      env,
+      "BRAIN_MRI_IMAGE_SIZE",
+      128,
+      (n) => Number.isInteger(n) && n >= 16 && n <= 1024,
+    ),
+    validation: numberFrom(env, "BRAIN_MRI_VAL", 0.15, fraction),
+    test: numberFrom(env, "BRAIN_MRI_TEST", 0.15, fraction),
+  };
+}
