@@ -25,7 +25,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { join } from "node:path";
+import { discoverDataset } from "./dataset.ts";
 import { type Displayable, htmlTable, JUPYTER_DISPLAY } from "./display.ts";
 import {
   type FileHashes,
@@ -34,6 +34,7 @@ import {
   hashToHex,
 } from "./phash.ts";
 import { UnionFind } from "./split.ts";
+import { taskArgs } from "./cli.ts";
 
 /**
  * Default near-duplicate threshold: pHashes differing in at most 4 of 64
@@ -801,40 +802,6 @@ export function auditTables(report: AuditReport): Displayable[] {
 
 // ---------------------------------------------------------------- CLI
 
-const IMAGE_EXT = /\.(jpe?g|png)$/i;
-
-async function listDirs(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for await (const e of Deno.readDir(dir)) if (e.isDirectory) out.push(e.name);
-  return out.sort();
-}
-
-/**
- * Minimal discovery for the CLI: `<DIR>/{Training,Testing}/<class>/*` or
- * `<DIR>/<class>/*` (jpg, jpeg, png).
- * TODO(lead): replace with `discoverDataset` from ./dataset.ts when it lands.
- */
-async function discoverForAudit(dir: string): Promise<AuditFile[]> {
-  const top = await listDirs(dir);
-  const splitDirs = top.filter((d) => d === "Training" || d === "Testing");
-  const roots: [string, AuditFile["origin"]][] = splitDirs.length
-    ? splitDirs.map((d) => [join(dir, d), d])
-    : [[dir, "root"]];
-  const files: AuditFile[] = [];
-  for (const [root, origin] of roots) {
-    for (const label of await listDirs(root)) {
-      const names: string[] = [];
-      for await (const e of Deno.readDir(join(root, label))) {
-        if (e.isFile && IMAGE_EXT.test(e.name)) names.push(e.name);
-      }
-      for (const n of names.sort()) {
-        files.push({ path: join(root, label, n), label, origin });
-      }
-    }
-  }
-  return files;
-}
-
 const USAGE =
   `usage: deno run -A lib/audit.ts --data DIR [--json] [--threshold N] [--sweep N] [--concurrency N]
 
@@ -881,16 +848,10 @@ async function main(args: string[]): Promise<number> {
     const threshold = int("threshold", values.threshold, 64);
     const sweep = int("sweep", values.sweep, 64);
     const concurrency = int("concurrency", values.concurrency, 256);
-    let files: AuditFile[];
-    try {
-      files = await discoverForAudit(values.data);
-    } catch (err) {
-      throw new Error(
-        `cannot read dataset folder ${values.data}: ${(err as Error).message}`,
-      );
-    }
-    if (!files.length) {
-      throw new Error(`no images found under ${values.data}`);
+    const dataset = await discoverDataset(values.data);
+    const files: AuditFile[] = dataset.files;
+    for (const s of dataset.skipped) {
+      console.error(`skipped: ${s.path}: ${s.reason}`);
     }
     const t0 = performance.now();
     const report = await auditDuplicates({
@@ -947,5 +908,5 @@ async function main(args: string[]): Promise<number> {
 class UsageError extends Error {}
 
 if (import.meta.main) {
-  Deno.exit(await main(Deno.args));
+  Deno.exit(await main(taskArgs()));
 }

@@ -449,7 +449,7 @@ Deno.test("CLI: tables, --json, and a usage error on bad flags", async () => {
       cwd: PROJECT_ROOT,
     });
     assert.equal(missing.code, 1);
-    assert.match(missing.stderr, /cannot read dataset folder .*nope/);
+    assert.match(missing.stderr, /Dataset root not found: .*nope/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

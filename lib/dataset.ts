@@ -1,0 +1,503 @@
+/**
+ * Finding the images of a dataset on disk.
+ *
+ * Two layouts are understood:
+ *
+ * - **Kaggle** (`kaggle`): `<root>/Training/<class>/*` and, optionally,
+ *   `<root>/Testing/<class>/*` — the layout of the Kaggle "Brain Tumor MRI
+ *   Dataset". The classes are the folders of `Training`; a `Testing` class
+ *   that `Training` lacks is an error.
+ * - **Folders** (`folders`): `<root>/<class>/*`, one folder per class.
+ *
+ * Every file is sniffed by its first bytes, not trusted by its extension:
+ * JPEG and PNG files (any channel count, 8 or 16 bits) are kept; anything
+ * else (GIF, text, an empty file...) is listed in {@linkcode Dataset.skipped}
+ * with the reason. Hidden files and folders (`.name`) are ignored silently.
+ * Only the first 16 bytes of each file are read, so discovering the 5,712
+ * files of the Training split takes a fraction of a second.
+ *
+ * @module
+ */
+import { readdir, stat } from "node:fs/promises";
+import { extname, join, resolve } from "node:path";
+
+/** Where a file came from: the Kaggle `Training` or `Testing` split, or a bare class folder. */
+export type Origin = "Training" | "Testing" | "root";
+
+/** One usable image. */
+export interface ImageFile {
+  /** Absolute path. */
+  path: string;
+  /** Class label (the name of its class folder). */
+  label: string;
+  /** The split folder it came from (`root` for the folders layout). */
+  origin: Origin;
+}
+
+/** A file that was found but is not used, and why. */
+export interface SkippedFile {
+  /** Absolute path. */
+  path: string;
+  /** Why it is not used, e.g. `not a JPEG or PNG (GIF)` or `empty file`. */
+  reason: string;
+}
+
+/** What {@linkcode discoverDataset} found. */
+export interface Dataset {
+  /** Absolute dataset root. */
+  root: string;
+  /** Which layout the root has. */
+  layout: "kaggle" | "folders";
+  /** Class names, sorted. */
+  classes: string[];
+  /** Usable images, sorted by origin (Training, Testing, root), class, then path. */
+  files: ImageFile[];
+  /** Files found but not used, sorted by path. */
+  skipped: SkippedFile[];
+  /** Image counts per origin and class (every class listed, zeros included). */
+  counts: Partial<Record<Origin, Record<string, number>>>;
+}
+
+/** Options for {@linkcode discoverDataset}. */
+export interface DiscoverOptions {
+  /**
+   * Only files with one of these extensions (case-insensitive, with or
+   * without the dot) are considered; others are skipped with a reason. By
+   * default every non-hidden file is sniffed and kept if it is a JPEG or PNG,
+   * whatever its name.
+   */
+  extensions?: string[];
+}
+
+/** The image formats recognised by their first bytes. */
+export type SniffedFormat =
+  | "JPEG"
+  | "PNG"
+  | "GIF"
+  | "BMP"
+  | "WebP"
+  | "TIFF"
+  | "PDF"
+  | "text"
+  | "unknown";
+
+const SNIFF_BYTES = 16;
+const ORIGIN_ORDER: Record<Origin, number> = {
+  Training: 0,
+  Testing: 1,
+  root: 2,
+};
+
+/**
+ * Names the format of a file from its first bytes (16 are enough).
+ *
+ * @example
+ * ```ts
+ * import { sniffFormat } from "./dataset.ts";
+ * console.log(sniffFormat(new Uint8Array([0xff, 0xd8, 0xff, 0xe0]))); // "JPEG"
+ * console.log(sniffFormat(new TextEncoder().encode("GIF89a"))); // "GIF"
+ * ```
+ */
+export function sniffFormat(head: Uint8Array): SniffedFormat {
+  const starts = (...bytes: number[]) =>
+    head.length >= bytes.length && bytes.every((b, i) => head[i] === b);
+  const ascii = (offset: number, text: string) =>
+    head.length >= offset + text.length &&
+    [...text].every((c, i) => head[offset + i] === c.charCodeAt(0));
+  if (starts(0xff, 0xd8, 0xff)) return "JPEG";
+  if (starts(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a)) return "PNG";
+  if (ascii(0, "GIF87a") || ascii(0, "GIF89a")) return "GIF";
+  if (ascii(0, "BM")) return "BMP";
+  if (ascii(0, "RIFF") && ascii(8, "WEBP")) return "WebP";
+  if (starts(0x49, 0x49, 0x2a, 0x00) || starts(0x4d, 0x4d, 0x00, 0x2a)) {
+    return "TIFF";
+  }
+  if (ascii(0, "%PDF")) return "PDF";
+  if (
+    head.length > 0 &&
+    head.every((b) => b === 9 || b === 10 || b === 13 || (b >= 32 && b < 127))
+  ) {
+    return "text";
+  }
+  return "unknown";
+}
+
+/** Compares strings by UTF-16 code units: deterministic, locale-independent. */
+function byCodeUnit(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function isHidden(name: string): boolean {
+  return name.startsWith(".");
+}
+
+function errorCode(error: unknown): string | undefined {
+  return (error as { code?: string } | null)?.code;
+}
+
+/**
+ * Reads the first bytes of a file. Synchronous on purpose: for thousands of
+ * small reads, sync calls are about five times faster than async ones (no
+ * hop to a worker thread per call), ~10 µs a file.
+ */
+function readHead(path: string): Uint8Array {
+  const file = Deno.openSync(path, { read: true });
+  try {
+    const buffer = new Uint8Array(SNIFF_BYTES);
+    let filled = 0;
+    while (filled < SNIFF_BYTES) {
+      const n = file.readSync(buffer.subarray(filled));
+      if (n === null || n === 0) break;
+      filled += n;
+    }
+    return buffer.subarray(0, filled);
+  } finally {
+    file.close();
+  }
+}
+
+interface Entry {
+  name: string;
+  path: string;
+  kind: "file" | "dir" | "other";
+}
+
+/** Lists a folder's non-hidden entries, following symbolic links. */
+async function listFolder(dir: string): Promise<Entry[]> {
+  const dirents = await readdir(dir, { withFileTypes: true });
+  const entries: Entry[] = [];
+  for (const d of dirents) {
+    if (isHidden(d.name)) continue;
+    const path = join(dir, d.name);
+    let kind: Entry["kind"] = d.isFile()
+      ? "file"
+      : d.isDirectory()
+      ? "dir"
+      : "other";
+    if (d.isSymbolicLink()) {
+      const info = await stat(path).catch(() => undefined);
+      kind = info?.isFile() ? "file" : info?.isDirectory() ? "dir" : "other";
+    }
+    entries.push({ name: d.name, path, kind });
+  }
+  return entries.sort((a, b) => byCodeUnit(a.name, b.name));
+}
+
+async function requireFolder(path: string, what: string): Promise<void> {
+  let info;
+  try {
+    info = await stat(path);
+  } catch (error) {
+    if (errorCode(error) === "ENOENT") {
+      throw new Error(`${what} not found: ${path}`);
+    }
+    throw new Error(
+      `${what} cannot be read: ${path} (${(error as Error).message})`,
+    );
+  }
+  if (!info.isDirectory()) {
+    throw new Error(`${what} is not a folder: ${path}`);
+  }
+}
+
+function normaliseExtensions(extensions?: string[]): Set<string> | undefined {
+  if (!extensions) return undefined;
+  return new Set(
+    extensions.map((e) => (e.startsWith(".") ? e : `.${e}`).toLowerCase()),
+  );
+}
+
+interface ScanResult {
+  classes: string[];
+  files: ImageFile[];
+  skipped: SkippedFile[];
+}
+
+/** Scans one folder of class folders (`Training`, `Testing` or the root). */
+async function scanSplit(
+  dir: string,
+  origin: Origin,
+  extensions: Set<string> | undefined,
+): Promise<ScanResult> {
+  const entries = await listFolder(dir);
+  const classDirs = entries.filter((e) => e.kind === "dir");
+  const skipped: SkippedFile[] = entries
+    .filter((e) => e.kind !== "dir")
+    .map((e) => ({
+      path: e.path,
+      reason: e.kind === "file"
+        ? "file outside any class folder"
+        : "not a regular file or folder",
+    }));
+  if (classDirs.length === 0) {
+    throw new Error(
+      `No class folders in ${dir}: expected one sub-folder per class ` +
+        `(e.g. ${join(dir, "glioma")}/*.jpg)`,
+    );
+  }
+  const candidates: { path: string; label: string }[] = [];
+  const perClass = new Map<string, number>();
+  for (const classDir of classDirs) {
+    const inside = await listFolder(classDir.path);
+    perClass.set(classDir.name, 0);
+    for (const e of inside) {
+      if (e.kind === "dir") {
+        skipped.push({
+          path: e.path,
+          reason: "folder inside a class folder (not searched)",
+        });
+      } else if (e.kind === "other") {
+        skipped.push({ path: e.path, reason: "not a regular file" });
+      } else if (
+        extensions && !extensions.has(extname(e.name).toLowerCase())
+      ) {
+        skipped.push({
+          path: e.path,
+          reason: `extension "${extname(e.name)}" not in ${
+            [...extensions].join(", ")
+          }`,
+        });
+      } else {
+        candidates.push({ path: e.path, label: classDir.name });
+      }
+    }
+  }
+  const heads = candidates.map((c) => {
+    try {
+      return readHead(c.path);
+    } catch (error) {
+      return error as Error;
+    }
+  });
+  const files: ImageFile[] = [];
+  candidates.forEach((c, i) => {
+    const head = heads[i];
+    if (head instanceof Error) {
+      skipped.push({
+        path: c.path,
+        reason: `cannot be read: ${head.message}`,
+      });
+      return;
+    }
+    if (head.length === 0) {
+      skipped.push({ path: c.path, reason: "empty file" });
+      return;
+    }
+    const format = sniffFormat(head);
+    if (format === "JPEG" || format === "PNG") {
+      files.push({ path: c.path, label: c.label, origin });
+      perClass.set(c.label, (perClass.get(c.label) ?? 0) + 1);
+    } else {
+      skipped.push({
+        path: c.path,
+        reason: `not a JPEG or PNG (${
+          format === "unknown" ? "unrecognised content" : format
+        })`,
+      });
+    }
+  });
+  for (const classDir of classDirs) {
+    if ((perClass.get(classDir.name) ?? 0) === 0) {
+      throw new Error(
+        `Class folder ${classDir.path} has no JPEG or PNG images` +
+          (inside(skipped, classDir.path)
+            ? ` (${inside(skipped, classDir.path)} skipped)`
+            : " (it is empty)"),
+      );
+    }
+  }
+  return { classes: classDirs.map((d) => d.name), files, skipped };
+}
+
+function inside(skipped: SkippedFile[], dir: string): number {
+  return skipped.filter((s) => s.path.startsWith(dir + "/")).length;
+}
+
+function sortFiles(files: ImageFile[]): ImageFile[] {
+  return files.sort((a, b) =>
+    ORIGIN_ORDER[a.origin] - ORIGIN_ORDER[b.origin] ||
+    byCodeUnit(a.label, b.label) || byCodeUnit(a.path, b.path)
+  );
+}
+
+function countFiles(
+  files: ImageFile[],
+  origins: Origin[],
+  classes: string[],
+): Partial<Record<Origin, Record<string, number>>> {
+  const counts: Partial<Record<Origin, Record<string, number>>> = {};
+  for (const origin of origins) {
+    counts[origin] = Object.fromEntries(classes.map((c) => [c, 0]));
+  }
+  for (const f of files) counts[f.origin]![f.label] += 1;
+  return counts;
+}
+
+/**
+ * Finds every image of a dataset in the Kaggle layout
+ * (`<root>/Training/<class>/*`, `<root>/Testing/<class>/*`) or as bare class
+ * folders (`<root>/<class>/*`).
+ *
+ * Throws a clear error naming the path when the root is missing or not a
+ * folder, when there are no class folders, when a class folder holds no JPEG
+ * or PNG image, or when `Testing` has a class that `Training` lacks.
+ *
+ * @example Discover the Training split
+ * ```ts
+ * import { discoverDataset } from "./dataset.ts";
+ * const ds = await discoverDataset("/work/shared/data/brain-tumor-mri");
+ * console.log(ds.layout, ds.classes, ds.files.length, ds.skipped.length);
+ * ```
+ */
+export async function discoverDataset(
+  root: string,
+  options: DiscoverOptions = {},
+): Promise<Dataset> {
+  const absRoot = resolve(root);
+  await requireFolder(absRoot, "Dataset root");
+  const extensions = normaliseExtensions(options.extensions);
+  const top = await listFolder(absRoot);
+  const training = top.find((e) => e.name === "Training" && e.kind === "dir");
+  const testing = top.find((e) => e.name === "Testing" && e.kind === "dir");
+
+  if (!training) {
+    if (testing) {
+      throw new Error(
+        `${absRoot} has a Testing folder but no Training folder ` +
+          "(Kaggle layout needs Training/<class>/*)",
+      );
+    }
+    const scan = await scanSplit(absRoot, "root", extensions);
+    return {
+      root: absRoot,
+      layout: "folders",
+      classes: scan.classes,
+      files: sortFiles(scan.files),
+      skipped: scan.skipped.sort((a, b) => byCodeUnit(a.path, b.path)),
+      counts: countFiles(scan.files, ["root"], scan.classes),
+    };
+  }
+
+  const train = await scanSplit(training.path, "Training", extensions);
+  const files = [...train.files];
+  const skipped = [...train.skipped];
+  const origins: Origin[] = ["Training"];
+  if (testing) {
+    const test = await scanSplit(testing.path, "Testing", extensions);
+    const unknown = test.classes.filter((c) => !train.classes.includes(c));
+    if (unknown.length > 0) {
+      throw new Error(
+        `${testing.path} has class folder(s) ${unknown.join(", ")} that ` +
+          `${training.path} lacks (Training has ${train.classes.join(", ")})`,
+      );
+    }
+    files.push(...test.files);
+    skipped.push(...test.skipped);
+    origins.push("Testing");
+  }
+  for (const e of top) {
+    if (e === training || e === testing) continue;
+    skipped.push({
+      path: e.path,
+      reason: e.kind === "dir"
+        ? "folder beside Training/Testing (not searched)"
+        : "file outside any class folder",
+    });
+  }
+  return {
+    root: absRoot,
+    layout: "kaggle",
+    classes: train.classes,
+    files: sortFiles(files),
+    skipped: skipped.sort((a, b) => byCodeUnit(a.path, b.path)),
+    counts: countFiles(files, origins, train.classes),
+  };
+}
+
+/** One row of {@linkcode summarizeDataset}'s table. */
+export interface SummaryRow {
+  /** Split folder. */
+  origin: Origin;
+  /** Class label. */
+  class: string;
+  /** Number of images. */
+  count: number;
+}
+
+/**
+ * One row per (origin, class) with its image count, in the dataset's order —
+ * ready for `htmlTable({ rows })`.
+ *
+ * @example
+ * ```ts
+ * import { discoverDataset, summarizeDataset } from "./dataset.ts";
+ * const ds = await discoverDataset("/work/shared/data/brain-tumor-mri");
+ * console.table(summarizeDataset(ds));
+ * ```
+ */
+export function summarizeDataset(ds: Dataset): SummaryRow[] {
+  const rows: SummaryRow[] = [];
+  for (const origin of ["Training", "Testing", "root"] as const) {
+    const counts = ds.counts[origin];
+    if (!counts) continue;
+    for (const label of ds.classes) {
+      rows.push({ origin, class: label, count: counts[label] ?? 0 });
+    }
+  }
+  return rows;
+}
+
+/** Share of each class, for {@linkcode classBalance}. */
+export interface ClassShare {
+  /** Class label. */
+  class: string;
+  /** Number of images. */
+  count: number;
+  /** count / total, in [0, 1]. */
+  fraction: number;
+}
+
+/** How balanced the classes are. */
+export interface ClassBalance {
+  /** One entry per class, in class order. */
+  classes: ClassShare[];
+  /** Total number of images counted. */
+  total: number;
+  /** Largest class count over smallest (Infinity when a class has none). */
+  imbalanceRatio: number;
+}
+
+/**
+ * Class shares over the whole dataset, or over one origin.
+ *
+ * @example
+ * ```ts
+ * import { classBalance, discoverDataset } from "./dataset.ts";
+ * const ds = await discoverDataset("/work/shared/data/brain-tumor-mri");
+ * const balance = classBalance(ds, { origin: "Training" });
+ * console.log(balance.imbalanceRatio.toFixed(2));
+ * ```
+ */
+export function classBalance(
+  ds: Pick<Dataset, "classes" | "files">,
+  options: { origin?: Origin } = {},
+): ClassBalance {
+  const counts = new Map(ds.classes.map((c) => [c, 0]));
+  for (const f of ds.files) {
+    if (options.origin && f.origin !== options.origin) continue;
+    counts.set(f.label, (counts.get(f.label) ?? 0) + 1);
+  }
+  const total = [...counts.values()].reduce((a, b) => a + b, 0);
+  const values = [...counts.values()];
+  const min = Math.min(...values);
+  const max = Math.max(...values);
+  return {
+    classes: [...counts].map(([label, count]) => ({
+      class: label,
+      count,
+      fraction: total === 0 ? 0 : count / total,
+    })),
+    total,
+    imbalanceRatio: values.length === 0 ? 1 : min === 0 ? Infinity : max / min,
+  };
+}
