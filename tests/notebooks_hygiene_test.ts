@@ -3,14 +3,12 @@
  * project's Deno kernel, reads as a narrative (a title first, prose before
  * every code cell), and its code cells are `deno fmt`-clean.
  *
- * Cells are formatted one by one through `deno fmt -`: Deno 2.9.6's
- * `deno fmt --check` reports `.ipynb` files as unformatted even when
- * `deno fmt` leaves them byte-for-byte unchanged (the same class of bug as
- * denoland/deno#25840), so deno.json excludes `*.ipynb` from `deno fmt` and
- * this test does the check instead.
+ * Cells are checked one by one through `deno fmt -` (see
+ * lib/notebook_fmt.ts for why notebooks are not left to `deno fmt --check`).
  */
 import assert from "node:assert/strict";
 import { basename } from "node:path";
+import { formatCell } from "../lib/notebook_fmt.ts";
 import { seriesNotebooks } from "../lib/notebooks.ts";
 
 interface Cell {
@@ -58,22 +56,10 @@ for (const path of seriesNotebooks()) {
   Deno.test(`${name}: code cells are deno fmt-clean`, async () => {
     for (const [i, c] of cells.entries()) {
       if (c.cell_type !== "code") continue;
-      const source = text(c);
-      const child = new Deno.Command(Deno.execPath(), {
-        args: ["fmt", "--ext", "ts", "-"],
-        stdin: "piped",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-      const writer = child.stdin.getWriter();
-      await writer.write(new TextEncoder().encode(source));
-      await writer.close();
-      const out = await child.output();
-      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
       assert.equal(
-        new TextDecoder().decode(out.stdout).trimEnd(),
-        source.trimEnd(),
-        `cell ${i + 1} is not formatted (run its source through deno fmt)`,
+        await formatCell(text(c)),
+        text(c).trimEnd(),
+        `cell ${i + 1} is not formatted (deno task fmt:notebooks)`,
       );
     }
   });
