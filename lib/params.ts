@@ -8,6 +8,11 @@
  * | `BRAIN_MRI_IMAGE_SIZE`| 128     | side of the square input images        |
  * | `BRAIN_MRI_VAL`       | 0.15    | validation fraction                    |
  * | `BRAIN_MRI_TEST`      | 0.15    | test fraction (carved from Training)   |
+ * | `BRAIN_MRI_ARCH`      | seedCnn | architecture to train                  |
+ * | `BRAIN_MRI_EPOCHS`    | 10      | most epochs to train                   |
+ * | `BRAIN_MRI_BATCH`     | 32      | batch size                             |
+ * | `BRAIN_MRI_LR`        | 0.001   | Adam's initial learning rate           |
+ * | `BRAIN_MRI_RUN`       | `<arch>-<size>-notebook` | run folder name under models/ |
  *
  * @module
  */
@@ -64,5 +69,58 @@ export function runParams(
     ),
     validation: numberFrom(env, "BRAIN_MRI_VAL", 0.15, fraction),
     test: numberFrom(env, "BRAIN_MRI_TEST", 0.15, fraction),
+  };
+}
+
+/** Training parameters (notebook 03, `deno task report`). */
+export interface TrainParams {
+  /** Architecture. */
+  arch: "seedCnn" | "vgg" | "resnet";
+  /** Most epochs. */
+  epochs: number;
+  /** Batch size. */
+  batchSize: number;
+  /** Initial learning rate. */
+  learningRate: number;
+  /** Run folder name under `models/`. */
+  run: string;
+}
+
+/**
+ * Reads the training parameters from the environment, with defaults.
+ *
+ * @example
+ * ```ts
+ * import { trainParams } from "./params.ts";
+ * console.log(trainParams({ env: { BRAIN_MRI_EPOCHS: "3" } }).epochs); // 3
+ * ```
+ */
+export function trainParams(
+  options: { env?: Record<string, string | undefined> } = {},
+): TrainParams {
+  const env = options.env ?? Deno.env.toObject();
+  const arch = env.BRAIN_MRI_ARCH?.trim() || "seedCnn";
+  if (!["seedCnn", "vgg", "resnet"].includes(arch)) {
+    throw new Error(
+      `BRAIN_MRI_ARCH=${arch} is not one of seedCnn, vgg, resnet`,
+    );
+  }
+  const size = runParams(options).size;
+  return {
+    arch: arch as TrainParams["arch"],
+    epochs: numberFrom(
+      env,
+      "BRAIN_MRI_EPOCHS",
+      10,
+      (n) => Number.isInteger(n) && n >= 1,
+    ),
+    batchSize: numberFrom(
+      env,
+      "BRAIN_MRI_BATCH",
+      32,
+      (n) => Number.isInteger(n) && n >= 1,
+    ),
+    learningRate: numberFrom(env, "BRAIN_MRI_LR", 0.001, (n) => n > 0 && n < 1),
+    run: env.BRAIN_MRI_RUN?.trim() || `${arch}-${size}-notebook`,
   };
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { runParams } from "./params.ts";
+import { runParams, trainParams } from "./params.ts";
 
 Deno.test("params: defaults", () => {
   assert.deepEqual(runParams({ env: {} }), {
@@ -36,5 +36,40 @@ Deno.test("params: a malformed value names the variable", () => {
   assert.throws(
     () => runParams({ env: { BRAIN_MRI_VAL: "1.5" } }),
     /BRAIN_MRI_VAL=1\.5/,
+  );
+});
+
+Deno.test("params: training parameters", () => {
+  assert.deepEqual(trainParams({ env: {} }), {
+    arch: "seedCnn",
+    epochs: 10,
+    batchSize: 32,
+    learningRate: 0.001,
+    run: "seedCnn-128-notebook",
+  });
+  assert.deepEqual(
+    trainParams({
+      env: {
+        BRAIN_MRI_ARCH: "resnet",
+        BRAIN_MRI_EPOCHS: "3",
+        BRAIN_MRI_IMAGE_SIZE: "64",
+        BRAIN_MRI_LR: "0.01",
+      },
+    }),
+    {
+      arch: "resnet",
+      epochs: 3,
+      batchSize: 32,
+      learningRate: 0.01,
+      run: "resnet-64-notebook",
+    },
+  );
+  assert.throws(
+    () => trainParams({ env: { BRAIN_MRI_ARCH: "lenet" } }),
+    /BRAIN_MRI_ARCH=lenet/,
+  );
+  assert.throws(
+    () => trainParams({ env: { BRAIN_MRI_EPOCHS: "0" } }),
+    /BRAIN_MRI_EPOCHS=0/,
   );
 });
