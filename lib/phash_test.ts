@@ -14,36 +14,12 @@ import {
   sha256Bytes,
   sha256File,
 } from "./phash.ts";
+import { ellipseScanJpeg } from "../tests/fixtures.ts";
 import { rng } from "./random.ts";
 
-/** A grayscale "scan": low-amplitude noise plus a few bright ellipses. */
-async function syntheticScan(
-  seed: number,
-  size = 128,
-): Promise<Uint8Array> {
-  const r = rng(seed);
-  const px = new Uint8Array(size * size * 3);
-  const shapes = Array.from({ length: 5 }, () => ({
-    cx: r.uniform(0.15, 0.85) * size,
-    cy: r.uniform(0.15, 0.85) * size,
-    rx: r.uniform(0.06, 0.3) * size,
-    ry: r.uniform(0.06, 0.3) * size,
-    v: r.int(90, 230),
-  }));
-  for (let y = 0; y < size; y++) {
-    for (let x = 0; x < size; x++) {
-      let v = 20 + r.int(0, 25);
-      for (const s of shapes) {
-        if (((x - s.cx) / s.rx) ** 2 + ((y - s.cy) / s.ry) ** 2 <= 1) {
-          v = Math.max(v, s.v + r.int(-10, 10));
-        }
-      }
-      const o = (y * size + x) * 3;
-      px[o] = px[o + 1] = px[o + 2] = Math.min(255, v);
-    }
-  }
-  return await sharp(px, { raw: { width: size, height: size, channels: 3 } })
-    .jpeg({ quality: 92 }).toBuffer();
+/** A seeded JPEG "scan" (128 px unless told). */
+function syntheticScan(seed: number, size = 128): Promise<Uint8Array> {
+  return ellipseScanJpeg(seed, size);
 }
 
 function naiveBits(a: bigint, b: bigint): number {
