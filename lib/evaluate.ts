@@ -1,0 +1,455 @@
+/**
+ * Evaluating a saved model on a dataset: every metric of
+ * {@linkcode evaluationReport} on the full and on the de-duplicated set, with
+ * the images preprocessed exactly as the model's metadata says (never from
+ * flags).
+ *
+ * `deno task evaluate -- --model DIR --data DIR [--json]`:
+ * - a Kaggle root (with `Testing/`): evaluates `Testing/`;
+ * - a bare class-folder root: evaluates all of it;
+ * - `--split test|validation` with a root that the model was trained on:
+ *   re-derives that split exactly as training did (same seed and fractions)
+ *   and evaluates it.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import {
+  auditDuplicates,
+  type AuditFile,
+  dedupeKeep,
+  DEFAULT_NEAR_THRESHOLD,
+} from "./audit.ts";
+import { taskArgs } from "./cli.ts";
+import { prepareData } from "./data.ts";
+import { discoverDataset, type ImageFile } from "./dataset.ts";
+import { loadImages } from "./image_cache.ts";
+import { type EvaluationReport, evaluationReport } from "./metrics.ts";
+import { loadSavedModel, type ModelMetadata } from "./saved_model.ts";
+import { type LayersModel, type Tensor, tf } from "./tf.ts";
+
+/** Options for {@linkcode predictProbabilities}. */
+export interface PredictOptions {
+  /** Packed grayscale images, `count * size * size` bytes. */
+  pixels: Uint8Array;
+  /** Image side. */
+  size: number;
+  /** Pixel scale (default 1/255). */
+  scale?: number;
+  /** Images per batch (default 64). */
+  batchSize?: number;
+}
+
+/**
+ * Class probabilities for packed uint8 images, in batches, in inference mode.
+ * Returns `count * numClasses` values, row-major. Leaks no tensor.
+ *
+ * @example
+ * ```ts
+ * import { predictProbabilities } from "./evaluate.ts";
+ * import { seedCnn } from "./models.ts";
+ * const model = seedCnn({ inputSize: 32, channels: 1, numClasses: 4 });
+ * const probs = await predictProbabilities(model, { pixels: new Uint8Array(2 * 32 * 32), size: 32 });
+ * console.log(probs.length); // 8
+ * model.dispose();
+ * ```
+ */
+export async function predictProbabilities(
+  model: LayersModel,
+  options: PredictOptions,
+): Promise<Float32Array> {
+  const area = options.size * options.size;
+  const count = options.pixels.length / area;
+  if (!Number.isInteger(count)) {
+    throw new Error(
+      `predictProbabilities: ${options.pixels.length} bytes are not whole ` +
+        `${options.size}×${options.size} images`,
+    );
+  }
+  const batchSize = options.batchSize ?? 64;
+  const scale = options.scale ?? 1 / 255;
+  const numClasses = (model.outputs[0].shape.at(-1) ?? 0) as number;
+  const out = new Float32Array(count * numClasses);
+  for (let start = 0; start < count; start += batchSize) {
+    const end = Math.min(count, start + batchSize);
+    const probs = tf.tidy(() => {
+      const x = tf.tensor4d(
+        options.pixels.subarray(start * area, end * area),
+        [end - start, options.size, options.size, 1],
+        "float32",
+      ).mul(scale);
+      return model.predict(x) as Tensor;
+    });
+    out.set(await probs.data() as Float32Array, start * numClasses);
+    probs.dispose();
+  }
+  return out;
+}
+
+/** Options for {@linkcode reportFromProbabilities}. */
+export interface ReportFromProbabilitiesOptions {
+  /** `labels.length * classes.length` probabilities, row-major. */
+  probabilities: Float32Array;
+  /** True class index per image. */
+  labels: ArrayLike<number>;
+  /** Class names in index order. */
+  classes: string[];
+  /** Only these images (indices); default all. */
+  indices?: readonly number[];
+}
+
+/**
+ * {@linkcode evaluationReport} from packed probabilities, optionally on a
+ * subset of the images (e.g. the de-duplicated ones).
+ *
+ * @example
+ * ```ts
+ * import { reportFromProbabilities } from "./evaluate.ts";
+ * const r = reportFromProbabilities({
+ *   probabilities: new Float32Array([0.9, 0.1, 0.2, 0.8]),
+ *   labels: [0, 1],
+ *   classes: ["glioma", "notumor"],
+ * });
+ * console.log(r.accuracy); // 1
+ * ```
+ */
+export function reportFromProbabilities(
+  options: ReportFromProbabilitiesOptions,
+): EvaluationReport {
+  const k = options.classes.length;
+  const indices = options.indices ??
+    Array.from({ length: options.labels.length }, (_, i) => i);
+  return evaluationReport({
+    yTrue: indices.map((i) => options.labels[i]),
+    probs: indices.map((i) =>
+      Array.from(options.probabilities.subarray(i * k, (i + 1) * k))
+    ),
+    classes: options.classes,
+  });
+}
+
+/** The result of {@linkcode evaluateModel}. */
+export interface ModelEvaluation {
+  /** The model's metadata. */
+  metadata: ModelMetadata;
+  /** What was evaluated, in words. */
+  dataset: string;
+  /** Metrics on every evaluated image. */
+  full: EvaluationReport;
+  /** Metrics after removing exact and near duplicates within the set. */
+  deduplicated: EvaluationReport;
+  /** The evaluated files, in the order of `probabilities`. */
+  files: ImageFile[];
+  /** Class probabilities, `files.length * classes.length`, row-major. */
+  probabilities: Float32Array;
+  /** True class index per file. */
+  labels: Int32Array;
+  /** Files that could not be read (skipped). */
+  errors: { path: string; reason: string }[];
+}
+
+/** Options for {@linkcode evaluateModel}. */
+export interface EvaluateModelOptions {
+  /** The saved model's folder. */
+  modelDir: string;
+  /** Dataset root. */
+  data: string;
+  /**
+   * `auto` (default): `Testing/` of a Kaggle root, else everything.
+   * `test`/`validation`: that split of the root, re-derived as in training.
+   */
+  split?: "auto" | "test" | "validation";
+  /** For `split: test|validation`: fractions used in training (default 0.15 each). */
+  validation?: number;
+  /** See `validation`. */
+  test?: number;
+  /** Cache folder for decoded images. */
+  cacheDir?: string;
+}
+
+async function selectFiles(
+  options: EvaluateModelOptions,
+  metadata: ModelMetadata,
+): Promise<{
+  files: ImageFile[];
+  pixels: Uint8Array;
+  label: string;
+  loadErrors: { path: string; reason: string }[];
+}> {
+  const size = metadata.preprocessing.size;
+  if (options.split === "test" || options.split === "validation") {
+    const data = await prepareData({
+      source: options.data,
+      size,
+      seed: metadata.training.seed,
+      validation: options.validation,
+      test: options.test,
+      cacheDir: options.cacheDir,
+    });
+    checkClasses(data.classes, metadata, options.data);
+    const part = data[options.split];
+    return {
+      files: part.files,
+      pixels: part.pixels,
+      label:
+        `${options.split} split of ${options.data} (seed ${metadata.training.seed})`,
+      loadErrors: data.errors,
+    };
+  }
+  const dataset = await discoverDataset(options.data);
+  checkClasses(dataset.classes, metadata, options.data);
+  const kaggle = dataset.layout === "kaggle" &&
+    dataset.files.some((f) => f.origin === "Testing");
+  const files = kaggle
+    ? dataset.files.filter((f) => f.origin === "Testing")
+    : dataset.files;
+  const loaded = await loadImages(files, {
+    size,
+    fit: metadata.preprocessing.fit,
+    ...(options.cacheDir ? { cacheDir: `${options.cacheDir}/images` } : {}),
+  });
+  return {
+    files: loaded.ok.map((i) => files[i]),
+    pixels: loaded.pixels,
+    label: kaggle ? `${options.data} Testing/` : options.data,
+    loadErrors: loaded.errors,
+  };
+}
+
+function checkClasses(
+  classes: string[],
+  metadata: ModelMetadata,
+  root: string,
+): void {
+  const unknown = classes.filter((c) => !metadata.classes.includes(c));
+  if (unknown.length) {
+    throw new Error(
+      `${root}: classes ${unknown.join(", ")} are not known to the model ` +
+        `(it knows ${metadata.classes.join(", ")})`,
+    );
+  }
+}
+
+/**
+ * Loads a saved model and evaluates it on a dataset (see the module
+ * documentation for which images), on the full set and the de-duplicated one.
+ *
+ * @example
+ * ```ts
+ * import { evaluateModel } from "./evaluate.ts";
+ * const e = await evaluateModel({ modelDir: "models/seedcnn-128/model", data: "data" });
+ * console.log(e.full.accuracy, e.deduplicated.accuracy);
+ * ```
+ */
+export async function evaluateModel(
+  options: EvaluateModelOptions,
+): Promise<ModelEvaluation> {
+  const { model, metadata } = await loadSavedModel(options.modelDir);
+  try {
+    const chosen = await selectFiles(options, metadata);
+    if (chosen.files.length === 0) {
+      throw new Error(`${options.data}: no readable images to evaluate`);
+    }
+    const classIndex = new Map(metadata.classes.map((c, i) => [c, i]));
+    const labels = Int32Array.from(
+      chosen.files,
+      (f) => classIndex.get(f.label)!,
+    );
+    const probabilities = await predictProbabilities(model, {
+      pixels: chosen.pixels,
+      size: metadata.preprocessing.size,
+      scale: metadata.preprocessing.scale,
+    });
+    const classes = metadata.classes;
+    const full = reportFromProbabilities({ probabilities, labels, classes });
+    const audit = await auditDuplicates({
+      files: chosen.files as AuditFile[],
+      nearThreshold: DEFAULT_NEAR_THRESHOLD,
+    });
+    const kept = new Set(
+      dedupeKeep(chosen.files, audit, { near: true }).map((f) => f.path),
+    );
+    const deduplicated = reportFromProbabilities({
+      probabilities,
+      labels,
+      classes,
+      indices: chosen.files.flatMap((f, i) => kept.has(f.path) ? [i] : []),
+    });
+    return {
+      metadata,
+      dataset: chosen.label,
+      full,
+      deduplicated,
+      files: chosen.files,
+      probabilities,
+      labels,
+      errors: chosen.loadErrors,
+    };
+  } finally {
+    model.dispose();
+  }
+}
+
+const pct = (x: number | null | undefined) =>
+  x === null || x === undefined || Number.isNaN(x)
+    ? "n/a"
+    : `${(100 * x).toFixed(2)}%`;
+
+/**
+ * A readable plain-text report of an evaluation.
+ *
+ * @example
+ * ```ts
+ * import { evaluateModel, formatEvaluation } from "./evaluate.ts";
+ * console.log(formatEvaluation(await evaluateModel({ modelDir: "m", data: "d" })));
+ * ```
+ */
+export function formatEvaluation(e: ModelEvaluation): string {
+  const lines: string[] = [];
+  const r = e.full;
+  const d = e.deduplicated;
+  lines.push(`model: ${e.metadata.arch} (${e.metadata.classes.join(", ")})`);
+  lines.push(
+    `data:  ${e.dataset}: ${r.n} images (${d.n} after de-duplication)`,
+  );
+  lines.push("");
+  lines.push(
+    `accuracy        ${pct(r.accuracy)}  95% CI ${pct(r.accuracyCi.lower)}–${
+      pct(r.accuracyCi.upper)
+    }   de-duplicated ${pct(d.accuracy)}  (${pct(d.accuracyCi.lower)}–${
+      pct(d.accuracyCi.upper)
+    })`,
+  );
+  lines.push(`loss            ${r.loss.toFixed(4)}`);
+  lines.push(
+    `macro F1        ${r.macro.f1.toFixed(4)}   de-duplicated ${
+      d.macro.f1.toFixed(4)
+    }`,
+  );
+  lines.push(`Cohen's kappa   ${(r.cohenKappa ?? NaN).toFixed(4)}`);
+  lines.push(`macro AUC       ${(r.macro.auc ?? NaN).toFixed(4)}`);
+  if (r.calibration) {
+    lines.push(`ECE (15 bins)   ${(r.calibration.ece ?? NaN).toFixed(4)}`);
+  }
+  if (r.binary) {
+    const b = r.binary;
+    lines.push("");
+    lines.push(`tumour vs no tumour (negative class: ${b.negativeClass})`);
+    lines.push(
+      `  sensitivity ${pct(b.sensitivity)} (${pct(b.sensitivityCi.lower)}–${
+        pct(b.sensitivityCi.upper)
+      })   specificity ${pct(b.specificity)} (${pct(b.specificityCi.lower)}–${
+        pct(b.specificityCi.upper)
+      })   AUC ${(b.auc ?? NaN).toFixed(4)}`,
+    );
+  }
+  lines.push("");
+  lines.push("class        precision  recall    F1      support  AUC");
+  for (const c of r.perClass) {
+    lines.push(
+      `${c.class.padEnd(12)} ${pct(c.precision).padEnd(10)} ${
+        pct(c.recall).padEnd(9)
+      } ${c.f1.toFixed(3).padEnd(7)} ${String(c.support).padEnd(8)} ${
+        (c.auc ?? NaN).toFixed(3)
+      }`,
+    );
+  }
+  lines.push("");
+  lines.push("confusion matrix (rows: true, columns: predicted)");
+  lines.push(
+    `${"".padEnd(12)} ${
+      r.classes.map((c) => c.slice(0, 10).padEnd(10)).join(" ")
+    }`,
+  );
+  r.confusionMatrix.forEach((row, i) =>
+    lines.push(
+      `${r.classes[i].padEnd(12)} ${
+        row.map((v) => String(v).padEnd(10)).join(" ")
+      }`,
+    )
+  );
+  if (e.errors.length) {
+    lines.push("");
+    for (const err of e.errors) {
+      lines.push(`skipped ${err.path}: ${err.reason}`);
+    }
+  }
+  return lines.join("\n");
+}
+
+const USAGE =
+  `usage: deno task evaluate --model DIR --data DIR [--json] [--split auto|test|validation] [--val F] [--test F]
+
+  --model DIR   a saved model folder (model.json, weights.bin, metadata.json)
+  --data DIR    a Kaggle root (evaluates Testing/) or a bare class-folder root (evaluates all)
+  --split S     test|validation: re-derive that split of DIR exactly as training did
+  --val F, --test F   the fractions training used (default 0.15 each)
+  --json        one JSON object: { model, dataset, full, deduplicated } (keys: see README)`;
+
+async function main(args: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        model: { type: "string" },
+        data: { type: "string" },
+        json: { type: "boolean", default: false },
+        split: { type: "string", default: "auto" },
+        val: { type: "string" },
+        test: { type: "string" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+      strict: true,
+    }));
+  } catch (error) {
+    console.error(`error: ${(error as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (!values.model || !values.data) {
+    console.error(`error: --model and --data are required\n${USAGE}`);
+    return 2;
+  }
+  if (!["auto", "test", "validation"].includes(values.split)) {
+    console.error(`error: --split must be auto, test or validation\n${USAGE}`);
+    return 2;
+  }
+  try {
+    const e = await evaluateModel({
+      modelDir: values.model,
+      data: values.data,
+      split: values.split as EvaluateModelOptions["split"],
+      validation: values.val === undefined ? undefined : Number(values.val),
+      test: values.test === undefined ? undefined : Number(values.test),
+    });
+    if (values.json) {
+      console.log(JSON.stringify({
+        model: {
+          dir: values.model,
+          arch: e.metadata.arch,
+          classes: e.metadata.classes,
+          inputSize: e.metadata.inputSize,
+          datasetFingerprint: e.metadata.datasetFingerprint,
+        },
+        dataset: e.dataset,
+        full: e.full,
+        deduplicated: e.deduplicated,
+        skipped: e.errors,
+      }));
+    } else {
+      console.log(formatEvaluation(e));
+    }
+    return 0;
+  } catch (error) {
+    console.error(`error: ${(error as Error).message}`);
+    return 1;
+  }
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(taskArgs()));
+}

@@ -1,0 +1,413 @@
+/**
+ * `deno task train`: prepares the data, trains a model into a run folder with
+ * live progress, evaluates the best model on the held-out test split (full
+ * and de-duplicated) and prints a summary.
+ *
+ * ```sh
+ * deno task train -- --data DIR --arch seedCnn --size 128 --epochs 20 --out models/NAME \
+ *   [--batch-size 32] [--lr 0.001] [--seed 42] [--val 0.15] [--test 0.15] \
+ *   [--no-augment] [--class-weights balanced] [--patience 5] [--lr-patience 2] [--resume]
+ * ```
+ *
+ * An `--out` folder that already holds a run is refused unless `--resume` is
+ * given; then training continues from its last completed epoch (`--epochs`
+ * may be raised; other settings must match). Ctrl-C stops after the current
+ * batch; the last checkpoint stays, and `--resume` continues.
+ *
+ * @module
+ */
+import { existsSync, readdirSync } from "node:fs";
+import { relative, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { taskArgs } from "./cli.ts";
+import { hasCheckpoint, readCheckpointState } from "./checkpoint.ts";
+import { prepareData, resolveDataSource } from "./data.ts";
+import { type Architecture, ARCHITECTURES } from "./models.ts";
+import { projectPaths } from "./paths.ts";
+import { formatDuration, terminalProgress } from "./progress.ts";
+import { updateModelMetadata } from "./saved_model.ts";
+import {
+  evaluateSplit,
+  runPaths,
+  trainModel,
+  type TrainState,
+  updateRunManifest,
+} from "./train.ts";
+
+/** The usage text. */
+export const USAGE =
+  `usage: deno task train -- [--data DIR] [--arch seedCnn|vgg|resnet] [--size N]
+                          [--epochs N] [--out DIR] [options]
+
+  --data DIR            dataset root (Kaggle layout or class folders);
+                        default: BRAIN_MRI_DATA, data/, else the synthetic set
+  --arch NAME           seedCnn (default), vgg or resnet
+  --size N              image side in pixels (default 128)
+  --epochs N            epochs (default 20)
+  --out DIR             run folder (default models/<arch>-<size>)
+  --batch-size N        batch size (default 32)
+  --lr X                Adam's learning rate (default 0.001)
+  --seed N              seed of the split and of training (default 42)
+  --val X               validation fraction (default 0.15)
+  --test X              test fraction carved from Training (default 0.15)
+  --no-augment          train without augmentation
+  --class-weights W     "balanced", or weights "glioma=1.2,notumor=0.8"
+  --patience N          early-stopping patience in epochs (default 5; 0 = off)
+  --lr-patience N       epochs without improvement before halving the
+                        learning rate (default 2; 0 = off)
+  --resume              continue the run in --out from its checkpoint
+  --help                this text`;
+
+/** A mistake in the command line. */
+export class UsageError extends Error {}
+
+/** Parsed command line. */
+export interface TrainCliOptions {
+  /** Dataset root, or undefined for the resolved default. */
+  data?: string;
+  /** Architecture. */
+  arch: Architecture;
+  /** Image side. */
+  size: number;
+  /** Epochs. */
+  epochs: number;
+  /** Run folder, absolute. */
+  out: string;
+  /** Batch size. */
+  batchSize: number;
+  /** Learning rate. */
+  lr: number;
+  /** Seed. */
+  seed: number;
+  /** Validation fraction. */
+  val: number;
+  /** Test fraction. */
+  test: number;
+  /** Augmentation on. */
+  augment: boolean;
+  /** Class weights spec. */
+  classWeights?: "balanced" | Record<string, number>;
+  /** Early-stopping patience (0 = off). */
+  patience: number;
+  /** Reduce-on-plateau patience (0 = off). */
+  lrPatience: number;
+  /** Resume. */
+  resume: boolean;
+  /** Print usage and stop. */
+  help: boolean;
+}
+
+function int(
+  value: string | undefined,
+  flag: string,
+  fallback: number,
+  min = 1,
+) {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) {
+    throw new UsageError(
+      `--${flag} must be an integer >= ${min} (got "${value}")`,
+    );
+  }
+  return n;
+}
+
+function fraction(value: string | undefined, flag: string, fallback: number) {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0 || n >= 1) {
+    throw new UsageError(
+      `--${flag} must be a number in [0, 1) (got "${value}")`,
+    );
+  }
+  return n;
+}
+
+/**
+ * Parses the command line (a leading `--` is dropped).
+ *
+ * @example
+ * ```ts
+ * import { parseTrainArgs } from "./train_cli.ts";
+ * const o = parseTrainArgs(["--", "--arch", "vgg", "--epochs", "3", "--out", "/tmp/run"]);
+ * console.log(o.arch, o.epochs, o.out); // vgg 3 /tmp/run
+ * ```
+ */
+export function parseTrainArgs(args: readonly string[]): TrainCliOptions {
+  const { values, positionals } = parseArgs({
+    args: taskArgs(args),
+    options: {
+      data: { type: "string" },
+      arch: { type: "string" },
+      size: { type: "string" },
+      epochs: { type: "string" },
+      out: { type: "string" },
+      "batch-size": { type: "string" },
+      lr: { type: "string" },
+      seed: { type: "string" },
+      val: { type: "string" },
+      test: { type: "string" },
+      "no-augment": { type: "boolean" },
+      "class-weights": { type: "string" },
+      patience: { type: "string" },
+      "lr-patience": { type: "string" },
+      resume: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+    allowPositionals: true,
+  });
+  if (positionals.length) {
+    throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  }
+  const arch = (values.arch ?? "seedCnn") as Architecture;
+  if (!(arch in ARCHITECTURES)) {
+    throw new UsageError(
+      `--arch must be one of ${
+        Object.keys(ARCHITECTURES).join(", ")
+      } (got "${arch}")`,
+    );
+  }
+  const size = int(values.size, "size", 128);
+  const lr = values.lr === undefined ? 1e-3 : Number(values.lr);
+  if (!(lr > 0 && Number.isFinite(lr))) {
+    throw new UsageError(`--lr must be a positive number (got "${values.lr}")`);
+  }
+  const seed = values.seed === undefined ? 42 : Number(values.seed);
+  if (!Number.isSafeInteger(seed)) {
+    throw new UsageError(`--seed must be an integer (got "${values.seed}")`);
+  }
+  let classWeights: TrainCliOptions["classWeights"];
+  const cw = values["class-weights"];
+  if (cw !== undefined) {
+    if (cw === "balanced") classWeights = "balanced";
+    else {
+      classWeights = {};
+      for (const part of cw.split(",")) {
+        const [name, w] = part.split("=");
+        const weight = Number(w);
+        if (!name || !(weight > 0)) {
+          throw new UsageError(
+            `--class-weights must be "balanced" or "class=weight,..." (got "${cw}")`,
+          );
+        }
+        classWeights[name.trim()] = weight;
+      }
+    }
+  }
+  const val = fraction(values.val, "val", 0.15);
+  const test = fraction(values.test, "test", 0.15);
+  if (val + test >= 1) {
+    throw new UsageError("--val plus --test must be below 1");
+  }
+  return {
+    ...(values.data !== undefined ? { data: resolve(values.data) } : {}),
+    arch,
+    size,
+    epochs: int(values.epochs, "epochs", 20),
+    out: resolve(values.out ?? `${projectPaths().models}/${arch}-${size}`),
+    batchSize: int(values["batch-size"], "batch-size", 32),
+    lr,
+    seed,
+    val,
+    test,
+    augment: !values["no-augment"],
+    ...(classWeights ? { classWeights } : {}),
+    patience: int(values.patience, "patience", 5, 0),
+    lrPatience: int(values["lr-patience"], "lr-patience", 2, 0),
+    resume: values.resume ?? false,
+    help: values.help ?? false,
+  };
+}
+
+function pct(x: number): string {
+  return Number.isFinite(x) ? `${(100 * x).toFixed(2)} %` : "–";
+}
+
+function shown(path: string): string {
+  const rel = relative(Deno.cwd(), path);
+  return rel && !rel.startsWith("..") ? rel : path;
+}
+
+/**
+ * Runs the command. Returns the exit code (0 ok, 1 failure, 2 usage,
+ * 130 interrupted).
+ *
+ * @example
+ * ```ts ignore
+ * import { main } from "./train_cli.ts";
+ * Deno.exit(await main(["--size", "64", "--epochs", "2", "--out", "/tmp/run"]));
+ * ```
+ */
+export async function main(
+  args: readonly string[] = Deno.args,
+): Promise<number> {
+  const wall0 = performance.now();
+  let o: TrainCliOptions;
+  try {
+    o = parseTrainArgs(args);
+  } catch (error) {
+    console.error(`train: ${(error as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (o.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const paths = runPaths(o.out);
+  if (await hasCheckpoint(paths.checkpoint)) {
+    const state = await readCheckpointState<TrainState>(paths.checkpoint);
+    if (!o.resume) {
+      console.error(
+        `train: ${shown(paths.root)} already holds a training run ` +
+          `(${state.config.arch} ${state.config.inputSize}px, checkpoint after ` +
+          `epoch ${state.epochsCompleted} of ${state.config.epochs}). ` +
+          "Pass --resume to continue it, or choose another --out.",
+      );
+      return 1;
+    }
+  } else if (
+    existsSync(paths.root) && readdirSync(paths.root).length > 0
+  ) {
+    console.error(
+      `train: ${shown(paths.root)} exists and holds no checkpoint to resume; ` +
+        "choose another --out or remove it.",
+    );
+    return 1;
+  } else if (o.resume) {
+    console.log(
+      `nothing to resume in ${shown(paths.root)}: starting a new run`,
+    );
+  }
+
+  const source = o.data ?? await resolveDataSource();
+  const data = await prepareData({
+    source,
+    size: o.size,
+    seed: o.seed,
+    validation: o.val,
+    test: o.test,
+    log: (m) => console.log(m),
+  });
+  if (data.source.synthetic) console.log(`data: ${data.source.reason}`);
+  for (const e of data.errors) console.warn(`skipped ${e.path}: ${e.reason}`);
+  console.log(
+    `data: ${data.source.root} — ${data.classes.length} classes, ` +
+      `train ${data.train.labels.length}, validation ${data.validation.labels.length}, ` +
+      `test ${data.test.labels.length} (${data.testDeduplicated.labels.length} after de-duplication)`,
+  );
+
+  const controller = new AbortController();
+  const onInterrupt = () => {
+    if (controller.signal.aborted) Deno.exit(130);
+    console.error(
+      "\ninterrupted: stopping after this batch (Ctrl-C again to quit now); " +
+        "continue later with --resume",
+    );
+    controller.abort();
+  };
+  Deno.addSignalListener("SIGINT", onInterrupt);
+  let result;
+  try {
+    result = await trainModel({
+      train: data.train,
+      validation: data.validation,
+      classes: data.classes,
+      size: o.size,
+      arch: o.arch,
+      epochs: o.epochs,
+      batchSize: o.batchSize,
+      learningRate: o.lr,
+      seed: o.seed,
+      augment: o.augment,
+      ...(o.classWeights ? { classWeights: o.classWeights } : {}),
+      earlyStopping: o.patience > 0 ? { patience: o.patience } : false,
+      reduceLrOnPlateau: o.lrPatience > 0 ? { patience: o.lrPatience } : false,
+      runDir: paths.root,
+      resume: o.resume,
+      datasetFingerprint: data.fingerprint,
+      manifestExtra: {
+        source: { root: data.source.root, synthetic: data.source.synthetic },
+        split: {
+          seed: o.seed,
+          validation: o.val,
+          test: o.test,
+          testImages: data.test.labels.length,
+          testDeduplicatedImages: data.testDeduplicated.labels.length,
+        },
+      },
+      callbacks: terminalProgress(),
+      signal: controller.signal,
+    });
+  } finally {
+    Deno.removeSignalListener("SIGINT", onInterrupt);
+  }
+  try {
+    const test = await evaluateSplit(result.model, data.test, { size: o.size });
+    const dedup = await evaluateSplit(result.model, data.testDeduplicated, {
+      size: o.size,
+    });
+    const testMetrics = {
+      test_acc: test.acc,
+      test_loss: test.loss,
+      test_images: test.count,
+      test_dedup_acc: dedup.acc,
+      test_dedup_loss: dedup.loss,
+      test_dedup_images: dedup.count,
+    };
+    const finite = Object.fromEntries(
+      Object.entries(testMetrics).filter(([, v]) => Number.isFinite(v)),
+    );
+    if (existsSync(paths.model)) {
+      await updateModelMetadata(paths.model, { metrics: finite });
+    }
+    const wall = (performance.now() - wall0) / 1000;
+    const history = result.history;
+    const trainSeconds = history.reduce((s, r) => s + r.trainSeconds, 0);
+    const images = history.reduce(
+      (s, r) => s + r.imagesPerSecond * r.trainSeconds,
+      0,
+    );
+    const msPerImage = images ? (1000 * trainSeconds) / images : NaN;
+    await updateRunManifest(paths.root, {
+      test: finite,
+      cli: { wallSeconds: wall, args: taskArgs(args) },
+    });
+    const best = result.best;
+    console.log(
+      [
+        "",
+        `run:            ${
+          shown(paths.root)
+        } (${result.stopReason}, ${history.length} epochs` +
+        (result.resumedFrom
+          ? `, resumed after epoch ${result.resumedFrom}`
+          : "") +
+        ")",
+        `best epoch:     ${best?.epoch ?? "–"} (val_loss ${
+          best?.val_loss?.toFixed(4) ?? "–"
+        }, val acc ${pct(best?.val_acc ?? NaN)})`,
+        `test accuracy:  ${pct(test.acc)} on ${test.count} images; ` +
+        `${pct(dedup.acc)} on ${dedup.count} de-duplicated`,
+        `wall time:      ${formatDuration(wall)} (training ${
+          formatDuration(result.seconds)
+        })`,
+        `speed:          ${msPerImage.toFixed(2)} ms/image/epoch`,
+        `model:          ${shown(paths.model)}`,
+      ].join("\n"),
+    );
+    return result.stopReason === "aborted" ? 130 : 0;
+  } finally {
+    result.model.dispose();
+  }
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (error) {
+    console.error(`train: ${(error as Error).message}`);
+    Deno.exit(1);
+  }
+}

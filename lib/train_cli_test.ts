@@ -1,0 +1,159 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { projectPaths } from "./paths.ts";
+import { run } from "./proc.ts";
+import { loadSavedModel } from "./saved_model.ts";
+import { generateSyntheticDataset } from "./synthetic.ts";
+import { readRunManifest } from "./train.ts";
+import { parseTrainArgs, UsageError } from "./train_cli.ts";
+
+const CLI = join(projectPaths().root, "lib", "train_cli.ts");
+
+Deno.test("parseTrainArgs: defaults, a leading --, and clear errors", () => {
+  const o = parseTrainArgs([
+    "--",
+    "--out",
+    "/tmp/x",
+    "--class-weights",
+    "balanced",
+  ]);
+  assert.equal(o.arch, "seedCnn");
+  assert.equal(o.size, 128);
+  assert.equal(o.batchSize, 32);
+  assert.equal(o.lr, 1e-3);
+  assert.equal(o.seed, 42);
+  assert.equal(o.val, 0.15);
+  assert.equal(o.test, 0.15);
+  assert.equal(o.augment, true);
+  assert.equal(o.classWeights, "balanced");
+  assert.equal(o.out, "/tmp/x");
+  assert.equal(o.resume, false);
+  const p = parseTrainArgs([
+    "--arch",
+    "resnet",
+    "--no-augment",
+    "--class-weights",
+    "glioma=2,notumor=0.5",
+    "--patience",
+    "0",
+    "--resume",
+  ]);
+  assert.equal(p.arch, "resnet");
+  assert.equal(p.augment, false);
+  assert.deepEqual(p.classWeights, { glioma: 2, notumor: 0.5 });
+  assert.equal(p.patience, 0);
+  assert.equal(p.resume, true);
+  assert.match(p.out, /models\/resnet-128$/);
+  assert.throws(() => parseTrainArgs(["--arch", "lenet"]), UsageError);
+  assert.throws(
+    () => parseTrainArgs(["--epochs", "0"]),
+    /--epochs must be an integer >= 1/,
+  );
+  assert.throws(
+    () => parseTrainArgs(["--val", "0.6", "--test", "0.5"]),
+    /below 1/,
+  );
+  assert.throws(
+    () => parseTrainArgs(["--class-weights", "x"]),
+    /--class-weights must be/,
+  );
+  assert.throws(
+    () => parseTrainArgs(["--lr=-1"]),
+    /--lr must be a positive number/,
+  );
+  assert.throws(
+    () => parseTrainArgs(["--lr", "0"]),
+    /--lr must be a positive number/,
+  );
+  assert.throws(() => parseTrainArgs(["--bogus"]), /Unknown option '--bogus'/);
+});
+
+Deno.test("deno task train: end to end on a tiny synthetic dataset, refuses to overwrite, resumes", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "train_cli_test_" });
+  try {
+    await generateSyntheticDataset({
+      outDir: join(dir, "data"),
+      seed: 3,
+      trainPerClass: 6,
+      testPerClass: 2,
+    });
+    const out = join(dir, "runs", "tiny");
+    const cli = (...args: string[]) =>
+      run(Deno.execPath(), {
+        args: ["run", "-A", CLI, "--", "--data", join(dir, "data"), ...args],
+        cwd: projectPaths().root,
+        env: { BRAIN_MRI_CACHE: join(dir, "cache"), NO_COLOR: "1" },
+        timeoutMs: 5 * 60_000,
+      });
+    const common = ["--size", "32", "--out", out, "--batch-size", "8"];
+
+    const first = await cli(...common, "--epochs", "2");
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /^epoch 1\/2 {2}loss /m);
+    assert.match(
+      first.stdout,
+      /^best epoch: +\d \(val_loss \d\.\d{4}, val acc [\d.]+ %\)$/m,
+    );
+    assert.match(
+      first.stdout,
+      /^test accuracy: +[\d.]+ % on 8 images; [\d.]+ % on \d+ de-duplicated$/m,
+    );
+    assert.match(first.stdout, /^wall time: /m);
+    assert.match(first.stdout, /^speed: +\d+\.\d\d ms\/image\/epoch$/m);
+    const loaded = await loadSavedModel(join(out, "model"));
+    assert.equal(loaded.metadata.inputSize, 32);
+    assert.deepEqual(loaded.metadata.classes, [
+      "glioma",
+      "meningioma",
+      "notumor",
+      "pituitary",
+    ]);
+    assert.equal(typeof loaded.metadata.metrics.test_acc, "number");
+    assert.equal(loaded.metadata.metrics.test_images, 8);
+    loaded.model.dispose();
+    const manifest = await readRunManifest(out);
+    assert.equal(manifest.status, "completed");
+    assert.equal(
+      (manifest.extra.test as { test_images: number }).test_images,
+      8,
+    );
+    assert.equal(manifest.config.batchSize, 8);
+
+    const again = await cli(...common, "--epochs", "2");
+    assert.equal(again.code, 1);
+    assert.match(
+      again.stderr,
+      /already holds a training run \(seedCnn 32px, checkpoint after epoch 2 of 2\)\. Pass --resume to continue it, or choose another --out\./,
+    );
+    assert.equal(again.stderr.includes("    at "), false, "no stack trace");
+
+    const resumed = await cli(...common, "--epochs", "3", "--resume");
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.match(resumed.stdout, /resuming .* after epoch 2/);
+    assert.match(
+      resumed.stdout,
+      /\(completed, 3 epochs, resumed after epoch 2\)/,
+    );
+
+    const changed = await cli(
+      ...common,
+      "--epochs",
+      "4",
+      "--resume",
+      "--lr",
+      "0.01",
+    );
+    assert.equal(changed.code, 1);
+    assert.match(
+      changed.stderr,
+      /the settings differ \(learningRate: 0.001 in the run, 0.01 now\)/,
+    );
+
+    const bad = await cli("--size", "many");
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--size must be an integer >= 1 \(got "many"\)/);
+    assert.match(bad.stderr, /usage: deno task train/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
