@@ -6,6 +6,7 @@ import {
   expectedCalibrationError,
   maximumCalibrationError,
 } from "./calibration.ts";
+import { TEN_PREDICTIONS } from "../tests/fixtures.ts";
 
 function close(actual: number, expected: number, tol = 1e-12) {
   assert.ok(
@@ -17,19 +18,7 @@ function close(actual: number, expected: number, tol = 1e-12) {
 // Ten predictions (the same fixture as metrics_test.ts). Top-label
 // confidence and correctness:
 //   .7 ✓  .5 ✓  .6 ✗  .6 ✗  .4 ✗  .8 ✓  .9 ✓  .4 ✓  .7 ✓  .4 ✓
-const Y = [0, 0, 0, 1, 1, 2, 2, 2, 3, 3];
-const P = [
-  [0.7, 0.1, 0.1, 0.1],
-  [0.5, 0.2, 0.2, 0.1],
-  [0.2, 0.1, 0.6, 0.1],
-  [0.6, 0.3, 0.05, 0.05],
-  [0.1, 0.3, 0.2, 0.4],
-  [0.1, 0.1, 0.8, 0.0],
-  [0.05, 0.05, 0.9, 0.0],
-  [0.3, 0.1, 0.4, 0.2],
-  [0.1, 0.1, 0.1, 0.7],
-  [0.2, 0.1, 0.3, 0.4],
-];
+const { probs: P, yTrue: Y } = TEN_PREDICTIONS;
 
 Deno.test("calibration: hand-computed ECE and MCE with 10 bins", () => {
   // Bins with data (upper edges inclusive):

@@ -14,6 +14,7 @@ import {
   rocFigure,
   selectMisclassified,
 } from "./eval_plots.ts";
+import { TEN_PREDICTIONS } from "../tests/fixtures.ts";
 
 type Spec = {
   data: Record<string, unknown>[];
@@ -31,20 +32,7 @@ function specOf(d: { [JUPYTER_DISPLAY](): Record<string, unknown> }): Spec {
 }
 
 // The fixture of metrics_test.ts: 7 of 10 right, meningioma never predicted.
-const CLASSES = ["glioma", "meningioma", "notumor", "pituitary"];
-const Y = [0, 0, 0, 1, 1, 2, 2, 2, 3, 3];
-const P = [
-  [0.7, 0.1, 0.1, 0.1],
-  [0.5, 0.2, 0.2, 0.1],
-  [0.2, 0.1, 0.6, 0.1],
-  [0.6, 0.3, 0.05, 0.05],
-  [0.1, 0.3, 0.2, 0.4],
-  [0.1, 0.1, 0.8, 0.0],
-  [0.05, 0.05, 0.9, 0.0],
-  [0.3, 0.1, 0.4, 0.2],
-  [0.1, 0.1, 0.1, 0.7],
-  [0.2, 0.1, 0.3, 0.4],
-];
+const { classes: CLASSES, probs: P, yTrue: Y } = TEN_PREDICTIONS;
 const REPORT = evaluationReport({ yTrue: Y, probs: P, classes: CLASSES });
 
 Deno.test("eval_plots: confusion matrix heatmap, counts annotated, rows normalised", () => {

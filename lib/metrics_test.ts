@@ -13,6 +13,7 @@ import {
   perClassMetrics,
   wilsonInterval,
 } from "./metrics.ts";
+import { TEN_PREDICTIONS } from "../tests/fixtures.ts";
 
 function close(
   actual: number | null | undefined,
@@ -29,20 +30,7 @@ function close(
 //   [0, 0, 2, 0, 3, 2, 2, 2, 3, 3]; 7 of 10 right.
 // Meningioma (1) is never predicted: its precision is 0 by convention.
 // Reference values from scikit-learn 1.9.1 / statsmodels 0.15.0 (see each test).
-const CLASSES = ["glioma", "meningioma", "notumor", "pituitary"];
-const Y = [0, 0, 0, 1, 1, 2, 2, 2, 3, 3];
-const P = [
-  [0.7, 0.1, 0.1, 0.1],
-  [0.5, 0.2, 0.2, 0.1],
-  [0.2, 0.1, 0.6, 0.1],
-  [0.6, 0.3, 0.05, 0.05],
-  [0.1, 0.3, 0.2, 0.4],
-  [0.1, 0.1, 0.8, 0.0],
-  [0.05, 0.05, 0.9, 0.0],
-  [0.3, 0.1, 0.4, 0.2],
-  [0.1, 0.1, 0.1, 0.7],
-  [0.2, 0.1, 0.3, 0.4],
-];
+const { classes: CLASSES, probs: P, yTrue: Y } = TEN_PREDICTIONS;
 const CM = [[2, 0, 1, 0], [1, 0, 0, 1], [0, 0, 3, 0], [0, 0, 0, 2]];
 
 Deno.test("metrics: accuracy and confusion matrix from rows, flat arrays and labels", () => {

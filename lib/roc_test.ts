@@ -9,6 +9,7 @@ import {
   rocCurve,
   trapezoid,
 } from "./roc.ts";
+import { TEN_PREDICTIONS } from "../tests/fixtures.ts";
 
 function close(actual: number, expected: number, tol = 1e-12) {
   assert.ok(
@@ -96,20 +97,7 @@ Deno.test("roc: trapezoid", () => {
 });
 
 // Ten predictions over four classes; meningioma is never predicted.
-const CLASSES = ["glioma", "meningioma", "notumor", "pituitary"];
-const Y = [0, 0, 0, 1, 1, 2, 2, 2, 3, 3];
-const P = [
-  [0.7, 0.1, 0.1, 0.1],
-  [0.5, 0.2, 0.2, 0.1],
-  [0.2, 0.1, 0.6, 0.1],
-  [0.6, 0.3, 0.05, 0.05],
-  [0.1, 0.3, 0.2, 0.4],
-  [0.1, 0.1, 0.8, 0.0],
-  [0.05, 0.05, 0.9, 0.0],
-  [0.3, 0.1, 0.4, 0.2],
-  [0.1, 0.1, 0.1, 0.7],
-  [0.2, 0.1, 0.3, 0.4],
-];
+const { classes: CLASSES, probs: P, yTrue: Y } = TEN_PREDICTIONS;
 
 Deno.test("roc: one-vs-rest AUCs and their macro mean (values from scikit-learn)", () => {
   const roc = oneVsRestRoc({ yTrue: Y, probs: P, classes: CLASSES });

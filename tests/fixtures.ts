@@ -47,3 +47,36 @@ export async function ellipseScanJpeg(
       .jpeg({ quality: 92 }).toBuffer(),
   );
 }
+
+/**
+ * Ten predictions over four classes, shared by the metrics, ROC, calibration
+ * and evaluation-plot tests. Predicted classes (argmax):
+ * `[0, 0, 2, 0, 3, 2, 2, 2, 3, 3]`, 7 of 10 right; meningioma (1) is never
+ * predicted. Each test file states the values it derives from them.
+ *
+ * @example
+ * ```ts
+ * import { TEN_PREDICTIONS } from "./fixtures.ts";
+ * console.log(TEN_PREDICTIONS.yTrue.length); // 10
+ * ```
+ */
+export const TEN_PREDICTIONS: {
+  readonly classes: string[];
+  readonly yTrue: number[];
+  readonly probs: number[][];
+} = {
+  classes: ["glioma", "meningioma", "notumor", "pituitary"],
+  yTrue: [0, 0, 0, 1, 1, 2, 2, 2, 3, 3],
+  probs: [
+    [0.7, 0.1, 0.1, 0.1],
+    [0.5, 0.2, 0.2, 0.1],
+    [0.2, 0.1, 0.6, 0.1],
+    [0.6, 0.3, 0.05, 0.05],
+    [0.1, 0.3, 0.2, 0.4],
+    [0.1, 0.1, 0.8, 0.0],
+    [0.05, 0.05, 0.9, 0.0],
+    [0.3, 0.1, 0.4, 0.2],
+    [0.1, 0.1, 0.1, 0.7],
+    [0.2, 0.1, 0.3, 0.4],
+  ],
+};
