@@ -26,6 +26,9 @@ export const PROJECT_ROOT: string = resolve(
   "..",
 );
 
+/** The run folder name of the model shipped in `models/`. */
+export const SHIPPED_MODEL = "seedcnn-128";
+
 /** Where every project path points, after environment overrides. */
 export interface ProjectPaths {
   /** The project root. */
@@ -38,6 +41,11 @@ export interface ProjectPaths {
   reports: string;
   /** Caches and downloads: `BRAIN_MRI_CACHE`, else `<root>/.cache`. */
   cache: string;
+  /**
+   * The model `predict`, `serve` and `evaluate` use when none is given:
+   * `BRAIN_MRI_MODEL`, else the shipped `<root>/models/<SHIPPED_MODEL>`.
+   */
+  defaultModel: string;
   /** The notebooks folder. */
   notebooks: string;
   /** Project-local tools (the pinned `deno` binary). */
@@ -105,6 +113,11 @@ export function projectPaths(options: ProjectPathsOptions = {}): ProjectPaths {
       root,
       readEnv(env, "BRAIN_MRI_CACHE"),
       join(root, ".cache"),
+    ),
+    defaultModel: override(
+      root,
+      readEnv(env, "BRAIN_MRI_MODEL"),
+      join(root, "models", SHIPPED_MODEL),
     ),
     notebooks: join(root, "notebooks"),
     tools: join(root, ".tools"),

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { PROJECT_ROOT, projectPaths } from "./paths.ts";
+import { PROJECT_ROOT, projectPaths, SHIPPED_MODEL } from "./paths.ts";
 
 Deno.test("PROJECT_ROOT is the folder holding deno.json", () => {
   assert.deepEqual(existsSync(join(PROJECT_ROOT, "deno.json")), true);
@@ -18,6 +18,12 @@ Deno.test("projectPaths: defaults sit under the root", () => {
   assert.deepEqual(p.notebooks, "/proj/notebooks");
   assert.deepEqual(p.python, "/proj/.venv/bin/python");
   assert.deepEqual(p.jupyterData, "/proj/.venv/share/jupyter");
+  assert.deepEqual(p.defaultModel, `/proj/models/${SHIPPED_MODEL}`);
+});
+
+Deno.test("projectPaths: BRAIN_MRI_MODEL picks the default model", () => {
+  const p = projectPaths({ root: "/proj", env: { BRAIN_MRI_MODEL: "m/x" } });
+  assert.deepEqual(p.defaultModel, "/proj/m/x");
 });
 
 Deno.test("projectPaths: environment overrides, absolute and relative", () => {

@@ -26,9 +26,10 @@
  * The resampling after the decode is plain TypeScript (box filter, then
  * bilinear): TensorFlow's ops cost more in dispatch than they compute here.
  *
- * Batches of 1,024 files or more are spread over this thread plus one Web
- * Worker per further core (each worker loads TensorFlow and sharp once, ~0.3 s);
- * smaller ones run in this thread. The pixels are the same either way.
+ * Batches of 1,024 files or more are spread over one Web Worker per core
+ * (each loads TensorFlow and sharp once, ~0.3 s, while this thread already
+ * decodes; once a worker is ready this thread only hands out work). Smaller
+ * batches run in this thread. The pixels are the same either way.
  * Corrupt or truncated files are reported with the reason and skipped; one
  * bad file never stops a run.
  *
@@ -73,9 +74,9 @@ export interface PreprocessOptions {
   /** sharp calls in flight at once in each thread (default 4). */
   concurrency?: number;
   /**
-   * Threads that decode: this one plus `workers - 1` Web Workers (0 or 1:
-   * this thread only). Default: one per core when there are at least 1,024
-   * files, else 1.
+   * Web Workers that decode (0 or 1: this thread only; this thread also
+   * decodes until the first worker has loaded). Default: one per core when
+   * there are at least 1,024 files, else none.
    */
   workers?: number;
   /** Called after each file (in this thread) or each chunk (workers). */
@@ -531,10 +532,10 @@ interface WorkerReply {
 }
 
 /**
- * Runs jobs chunk by chunk on `count` workers and on this thread (which starts
- * at once, while the workers load TensorFlow), and puts the outcomes in input
- * order. A worker that fails (cannot start, or dies) is dropped and its
- * chunks are done here instead, so the run still completes.
+ * Runs jobs chunk by chunk on `count` workers, and on this thread until the
+ * first worker is ready, and puts the outcomes in input order. A worker that
+ * fails (cannot start, or dies) is dropped and its chunks go to the other
+ * workers, or to this thread when none is left, so the run still completes.
  */
 async function runPool(
   jobs: DecodeJob[],
@@ -554,6 +555,7 @@ async function runPool(
   const retry: number[] = [];
   let nextChunk = 0;
   let finished = 0;
+  const ready = new Set<Worker>();
   let mainRunning = false;
   try {
     await new Promise<void>((resolve, reject) => {
@@ -568,15 +570,23 @@ async function runPool(
         finished++;
         if (finished === chunks.length) resolve();
       };
+      // This thread decodes only while no worker is ready (they spend ~0.3 s
+      // loading TensorFlow) or after every worker has failed, and gives the
+      // event loop a turn after each chunk: decoding is synchronous, so
+      // without that turn the workers' "ready" messages would wait until
+      // this thread had done the whole batch alone.
       const mainLoop = async () => {
         if (mainRunning) return;
         mainRunning = true;
         try {
-          for (let id = take(); id !== undefined; id = take()) {
+          while (ready.size === 0) {
+            const id = take();
+            if (id === undefined) break;
             const [start, end] = chunks[id];
             const done = await runLocal(jobs.slice(start, end), s, concurrency);
             done.forEach((o, j) => (out[start + j] = o));
             completed(end - start);
+            await new Promise((next) => setTimeout(next, 0));
           }
         } finally {
           mainRunning = false;
@@ -585,9 +595,13 @@ async function runPool(
       const startMain = () => mainLoop().catch((error) => reject(error));
       const drop = (w: Worker) => {
         if (!workers.delete(w)) return;
+        ready.delete(w);
         w.terminate();
         retry.push(...(pending.get(w) ?? []));
         pending.delete(w);
+        // The surviving workers take the dropped chunks; with none left,
+        // this thread does.
+        for (const other of ready) if (retry.length > 0) feed(other);
         startMain();
       };
       const feed = (w: Worker) => {
@@ -618,6 +632,7 @@ async function runPool(
         w.onmessage = (event: MessageEvent<WorkerReply>) => {
           const reply = event.data;
           if (reply.type === "ready") {
+            ready.add(w);
             // Two chunks in flight, so a worker never waits for this thread.
             feed(w);
             return feed(w);
@@ -681,7 +696,7 @@ export async function preprocessJobs(
   if (threads <= 1 || jobs.length <= WORKER_CHUNK) {
     return await runLocal(jobs, s, concurrency, onDone);
   }
-  return await runPool(jobs, s, threads - 1, concurrency, onDone);
+  return await runPool(jobs, s, threads, concurrency, onDone);
 }
 
 /**

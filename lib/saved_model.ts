@@ -598,7 +598,7 @@ async function readJson(path: string, dir: string, what: string) {
  * ```
  */
 export async function readModelMetadata(dir: string): Promise<ModelMetadata> {
-  const abs = resolve(dir);
+  const abs = resolveModelDir(dir);
   await recoverDirAtomic(abs);
   if (!existsSync(abs) || !statSync(abs).isDirectory()) {
     throw new SavedModelError(abs, "no such folder");
@@ -607,6 +607,27 @@ export async function readModelMetadata(dir: string): Promise<ModelMetadata> {
     await readJson(join(abs, MODEL_FILES.metadata), abs, "metadata.json"),
     abs,
   );
+}
+
+/**
+ * The saved-model folder a path names: the folder itself when it holds
+ * `metadata.json`, else its `model/` subfolder when that does (so a training
+ * run folder such as `models/seedcnn-128` works where `models/seedcnn-128/model`
+ * is meant). Returns an absolute path; does not check that anything exists.
+ *
+ * @example
+ * ```ts
+ * import { resolveModelDir } from "./saved_model.ts";
+ * console.log(resolveModelDir("/nowhere/model")); // "/nowhere/model"
+ * ```
+ */
+export function resolveModelDir(dir: string): string {
+  const abs = resolve(dir);
+  if (
+    !existsSync(join(abs, MODEL_FILES.metadata)) &&
+    existsSync(join(abs, "model", MODEL_FILES.metadata))
+  ) return join(abs, "model");
+  return abs;
 }
 
 /** A loaded model and its metadata. */
@@ -633,7 +654,7 @@ export interface LoadedModel {
  * ```
  */
 export async function loadSavedModel(dir: string): Promise<LoadedModel> {
-  const abs = resolve(dir);
+  const abs = resolveModelDir(dir);
   const metadata = await readModelMetadata(abs);
   const json = await readJson(
     join(abs, MODEL_FILES.modelJson),

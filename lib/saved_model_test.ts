@@ -11,6 +11,7 @@ import {
   type ModelMetadata,
   readModelMetadata,
   recoverDirAtomic,
+  resolveModelDir,
   SavedModelError,
   saveModel,
   updateModelMetadata,
@@ -89,6 +90,12 @@ Deno.test("saveModel → loadSavedModel gives identical predictions and metadata
     assert.deepEqual(predict(loaded.model, x), before);
     assert.deepEqual(loaded.metadata, metadata);
     // the files are the standard tfjs format: tfjs-node's own loader reads them
+    // a run folder (holding model/) resolves to its model
+    const viaRun = await loadSavedModel(dir);
+    assert.deepEqual(predict(viaRun.model, x), before);
+    viaRun.model.dispose();
+    assert.equal(resolveModelDir(dir), join(dir, "model"));
+    assert.equal(resolveModelDir(join(dir, "model")), join(dir, "model"));
     const viaTfjs = await tf.loadLayersModel(
       `file://${join(dir, "model", MODEL_FILES.modelJson)}`,
     );
