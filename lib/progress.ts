@@ -127,7 +127,8 @@ export function epochLine(
     `lr ${lrText(record.lr)}  ${record.seconds.toFixed(1)} s  ` +
     `${record.imagesPerSecond.toFixed(0)} img/s` +
     (extra.improved ? "  *best*" : "") +
-    (extra.stopReason === "early-stopping" ? "  (early stopping)" : "");
+    (extra.stopReason === "early-stopping" ? "  (early stopping)" : "") +
+    (extra.stopReason === "time-budget" ? "  (time budget reached)" : "");
 }
 
 /**

@@ -96,7 +96,11 @@ export interface EpochRecord {
 }
 
 /** Why training stopped. */
-export type StopReason = "completed" | "early-stopping" | "aborted";
+export type StopReason =
+  | "completed"
+  | "early-stopping"
+  | "time-budget"
+  | "aborted";
 
 /** Early stopping on the monitored loss. */
 export interface EarlyStoppingOptions {
@@ -146,6 +150,10 @@ export interface RunConfig {
   earlyStopping: Required<EarlyStoppingOptions> | false;
   /** Reduce-on-plateau, or false when off. */
   reduceLrOnPlateau: Required<ReduceLrOnPlateauOptions> | false;
+  /** Cosine learning-rate decay over `epochs`, or false when off. */
+  cosineDecay: Required<CosineDecayOptions> | false;
+  /** Training time budget in seconds, or null for none. */
+  maxSeconds: number | null;
   /** Restore the best weights at the end. */
   restoreBestWeights: boolean;
   /** Validation batch size. */
@@ -279,6 +287,19 @@ export interface TrainOptions {
   earlyStopping?: EarlyStoppingOptions | false;
   /** Reduce-on-plateau (default patience 2, factor 0.5, min 1e-5), or false. */
   reduceLrOnPlateau?: ReduceLrOnPlateauOptions | false;
+  /**
+   * Cosine decay of the learning rate from `learningRate` at the first epoch
+   * to `minLr` after the last (`epochs`), set at the start of every epoch;
+   * `true` for the defaults. Default off. Replaces reduce-on-plateau, which
+   * is then off unless given explicitly (giving both is an error).
+   */
+  cosineDecay?: CosineDecayOptions | boolean;
+  /**
+   * Training time budget in seconds (epochs, validation and checkpoints):
+   * the run stops (reason `time-budget`) after the epoch past which one more
+   * epoch of the same length would exceed it. Default none.
+   */
+  maxSeconds?: number;
   /** Put the best epoch's weights back into the model at the end (default true). */
   restoreBestWeights?: boolean;
   /** Batch size of validation (default 64). */
@@ -355,6 +376,35 @@ export interface TrainState {
   startedAt: string;
   /** Each resume: epochs done at the time and when. */
   resumes: { epochsCompleted: number; at: string }[];
+}
+
+/** Options of the cosine learning-rate decay. */
+export interface CosineDecayOptions {
+  /** Learning rate reached after the last epoch (default 1e-5). */
+  minLr?: number;
+}
+
+/**
+ * The learning rate of a cosine decay at the start of epoch `epoch`
+ * (0-based) of `epochs`: `minLr + (lr - minLr) · (1 + cos(π · epoch / epochs)) / 2`.
+ *
+ * @example
+ * ```ts
+ * import { cosineLearningRate } from "./train.ts";
+ * console.log(cosineLearningRate({ learningRate: 1e-3, minLr: 0, epoch: 5, epochs: 10 })); // 0.0005
+ * ```
+ */
+export function cosineLearningRate(
+  options: {
+    learningRate: number;
+    minLr: number;
+    epoch: number;
+    epochs: number;
+  },
+): number {
+  const { learningRate, minLr, epoch, epochs } = options;
+  const t = Math.min(1, Math.max(0, epoch / epochs));
+  return minLr + (learningRate - minLr) * 0.5 * (1 + Math.cos(Math.PI * t));
 }
 
 /** `manifest.json` of a run folder. */
@@ -559,7 +609,15 @@ function resolveConfig(options: TrainOptions): RunConfig {
   }
   const augment = options.augment ?? true;
   const es = options.earlyStopping ?? {};
-  const rp = options.reduceLrOnPlateau ?? {};
+  const cosine = options.cosineDecay ?? false;
+  if (cosine !== false && options.reduceLrOnPlateau) {
+    fail("cosineDecay and reduceLrOnPlateau cannot both be on");
+  }
+  const rp = options.reduceLrOnPlateau ?? (cosine === false ? {} : false);
+  const maxSeconds = options.maxSeconds ?? null;
+  if (maxSeconds !== null && !(maxSeconds > 0)) {
+    fail(`maxSeconds must be > 0 (got ${maxSeconds})`);
+  }
   const config: RunConfig = {
     arch: options.model
       ? (options.arch ?? options.model.name)
@@ -592,6 +650,10 @@ function resolveConfig(options: TrainOptions): RunConfig {
       minLr: rp.minLr ?? 1e-5,
       minDelta: rp.minDelta ?? 0,
     },
+    cosineDecay: cosine === false ? false : {
+      minLr: (cosine === true ? undefined : cosine.minLr) ?? 1e-5,
+    },
+    maxSeconds,
     restoreBestWeights: options.restoreBestWeights ?? true,
     evalBatchSize: positiveInteger(
       "evalBatchSize",
@@ -613,9 +675,11 @@ function resolveConfig(options: TrainOptions): RunConfig {
 /** Differences between a saved run's settings and new ones (epochs may differ). */
 function configDifferences(saved: RunConfig, now: RunConfig): string[] {
   const out: string[] = [];
+  // Settings added after version 1 of the run format: absent means off.
+  const added: Partial<RunConfig> = { cosineDecay: false, maxSeconds: null };
   for (const key of Object.keys(now) as (keyof RunConfig)[]) {
     if (key === "epochs") continue;
-    const a = JSON.stringify(saved[key]);
+    const a = JSON.stringify(key in saved ? saved[key] : added[key]);
     const b = JSON.stringify(now[key]);
     if (a !== b) out.push(`${key}: ${a} in the run, ${b} now`);
   }
@@ -1148,6 +1212,15 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
       epoch < config.epochs && state.stopReason === null;
       epoch++
     ) {
+      if (config.cosineDecay) {
+        state.learningRate = cosineLearningRate({
+          learningRate: config.learningRate,
+          minLr: config.cosineDecay.minLr,
+          epoch,
+          epochs: config.epochs,
+        });
+        setLearningRate(optimizer, state.learningRate);
+      }
       await call("onEpochBegin", epoch, config.epochs);
       const t0 = performance.now();
       const order = new Uint32Array(
@@ -1291,6 +1364,12 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
         }
       }
       if (!stopReason && epoch + 1 >= config.epochs) stopReason = "completed";
+      if (!stopReason && config.maxSeconds !== null) {
+        const spent = (performance.now() - t0) / 1000;
+        if (state.seconds + 2 * spent > config.maxSeconds) {
+          stopReason = "time-budget";
+        }
+      }
       state.stopReason = stopReason ?? null;
 
       if (paths) {

@@ -55,6 +55,14 @@ export const USAGE =
   --patience N          early-stopping patience in epochs (default 5; 0 = off)
   --lr-patience N       epochs without improvement before halving the
                         learning rate (default 2; 0 = off)
+  --cosine              cosine learning-rate decay over --epochs instead
+                        of halving on plateaus
+  --max-minutes M       training time budget: stop after the epoch past
+                        which one more would exceed it
+  --model-options JSON  extra options for the architecture, e.g.
+                        '{"filters":[32,64,128,256]}'
+  --no-test             do not evaluate the test split (for experiments:
+                        select on validation, test only the final choice)
   --resume              continue the run in --out from its checkpoint
   --help                this text`;
 
@@ -91,6 +99,14 @@ export interface TrainCliOptions {
   patience: number;
   /** Reduce-on-plateau patience (0 = off). */
   lrPatience: number;
+  /** Cosine learning-rate decay instead of reduce-on-plateau. */
+  cosine: boolean;
+  /** Training time budget in minutes, if any. */
+  maxMinutes?: number;
+  /** Extra options for the architecture's factory. */
+  modelOptions: Record<string, unknown>;
+  /** Evaluate the held-out test split at the end (off for experiments). */
+  evalTest: boolean;
   /** Resume. */
   resume: boolean;
   /** Print usage and stop. */
@@ -152,6 +168,10 @@ export function parseTrainArgs(args: readonly string[]): TrainCliOptions {
       "class-weights": { type: "string" },
       patience: { type: "string" },
       "lr-patience": { type: "string" },
+      cosine: { type: "boolean" },
+      "max-minutes": { type: "string" },
+      "model-options": { type: "string" },
+      "no-test": { type: "boolean" },
       resume: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -196,6 +216,37 @@ export function parseTrainArgs(args: readonly string[]): TrainCliOptions {
       }
     }
   }
+  let modelOptions: unknown = {};
+  if (values["model-options"] !== undefined) {
+    try {
+      modelOptions = JSON.parse(values["model-options"]);
+    } catch {
+      modelOptions = null;
+    }
+    if (
+      typeof modelOptions !== "object" || modelOptions === null ||
+      Array.isArray(modelOptions)
+    ) {
+      throw new UsageError(
+        `--model-options must be a JSON object (got "${
+          values["model-options"]
+        }")`,
+      );
+    }
+  }
+  const maxMinutes = values["max-minutes"] === undefined
+    ? undefined
+    : Number(values["max-minutes"]);
+  if (maxMinutes !== undefined && !(maxMinutes > 0)) {
+    throw new UsageError(
+      `--max-minutes must be a positive number (got "${
+        values["max-minutes"]
+      }")`,
+    );
+  }
+  if (values.cosine && values["lr-patience"] !== undefined) {
+    throw new UsageError("--cosine and --lr-patience cannot be combined");
+  }
   const val = fraction(values.val, "val", 0.15);
   const test = fraction(values.test, "test", 0.15);
   if (val + test >= 1) {
@@ -215,7 +266,13 @@ export function parseTrainArgs(args: readonly string[]): TrainCliOptions {
     augment: !values["no-augment"],
     ...(classWeights ? { classWeights } : {}),
     patience: int(values.patience, "patience", 5, 0),
-    lrPatience: int(values["lr-patience"], "lr-patience", 2, 0),
+    lrPatience: values.cosine
+      ? 0
+      : int(values["lr-patience"], "lr-patience", 2, 0),
+    cosine: values.cosine ?? false,
+    ...(maxMinutes !== undefined ? { maxMinutes } : {}),
+    modelOptions: modelOptions as Record<string, unknown>,
+    evalTest: !values["no-test"],
     resume: values.resume ?? false,
     help: values.help ?? false,
   };
@@ -316,6 +373,7 @@ export async function main(
       classes: data.classes,
       size: o.size,
       arch: o.arch,
+      modelOptions: o.modelOptions,
       epochs: o.epochs,
       batchSize: o.batchSize,
       learningRate: o.lr,
@@ -324,6 +382,8 @@ export async function main(
       ...(o.classWeights ? { classWeights: o.classWeights } : {}),
       earlyStopping: o.patience > 0 ? { patience: o.patience } : false,
       reduceLrOnPlateau: o.lrPatience > 0 ? { patience: o.lrPatience } : false,
+      cosineDecay: o.cosine,
+      ...(o.maxMinutes !== undefined ? { maxSeconds: o.maxMinutes * 60 } : {}),
       runDir: paths.root,
       resume: o.resume,
       datasetFingerprint: data.fingerprint,
@@ -344,23 +404,31 @@ export async function main(
     Deno.removeSignalListener("SIGINT", onInterrupt);
   }
   try {
-    const test = await evaluateSplit(result.model, data.test, { size: o.size });
-    const dedup = await evaluateSplit(result.model, data.testDeduplicated, {
-      size: o.size,
-    });
-    const testMetrics = {
-      test_acc: test.acc,
-      test_loss: test.loss,
-      test_images: test.count,
-      test_dedup_acc: dedup.acc,
-      test_dedup_loss: dedup.loss,
-      test_dedup_images: dedup.count,
-    };
-    const finite = Object.fromEntries(
-      Object.entries(testMetrics).filter(([, v]) => Number.isFinite(v)),
-    );
-    if (existsSync(paths.model)) {
-      await updateModelMetadata(paths.model, { metrics: finite });
+    let testLine = "not evaluated (--no-test)";
+    let finite: Record<string, number> | null = null;
+    if (o.evalTest) {
+      const test = await evaluateSplit(result.model, data.test, {
+        size: o.size,
+      });
+      const dedup = await evaluateSplit(result.model, data.testDeduplicated, {
+        size: o.size,
+      });
+      const testMetrics = {
+        test_acc: test.acc,
+        test_loss: test.loss,
+        test_images: test.count,
+        test_dedup_acc: dedup.acc,
+        test_dedup_loss: dedup.loss,
+        test_dedup_images: dedup.count,
+      };
+      finite = Object.fromEntries(
+        Object.entries(testMetrics).filter(([, v]) => Number.isFinite(v)),
+      );
+      if (existsSync(paths.model)) {
+        await updateModelMetadata(paths.model, { metrics: finite });
+      }
+      testLine = `${pct(test.acc)} on ${test.count} images; ` +
+        `${pct(dedup.acc)} on ${dedup.count} de-duplicated`;
     }
     const wall = (performance.now() - wall0) / 1000;
     const history = result.history;
@@ -372,6 +440,7 @@ export async function main(
     const msPerImage = images ? (1000 * trainSeconds) / images : NaN;
     await updateRunManifest(paths.root, {
       test: finite,
+      testEvaluated: o.evalTest,
       cli: { wallSeconds: wall, args: taskArgs(args) },
     });
     const best = result.best;
@@ -388,8 +457,7 @@ export async function main(
         `best epoch:     ${best?.epoch ?? "–"} (val_loss ${
           best?.val_loss?.toFixed(4) ?? "–"
         }, val acc ${pct(best?.val_acc ?? NaN)})`,
-        `test accuracy:  ${pct(test.acc)} on ${test.count} images; ` +
-        `${pct(dedup.acc)} on ${dedup.count} de-duplicated`,
+        `test accuracy:  ${testLine}`,
         `wall time:      ${formatDuration(wall)} (training ${
           formatDuration(result.seconds)
         })`,

@@ -66,6 +66,39 @@ Deno.test("parseTrainArgs: defaults, a leading --, and clear errors", () => {
     /--lr must be a positive number/,
   );
   assert.throws(() => parseTrainArgs(["--bogus"]), /Unknown option '--bogus'/);
+  assert.equal(o.cosine, false);
+  assert.equal(o.maxMinutes, undefined);
+  assert.deepEqual(o.modelOptions, {});
+  assert.equal(o.evalTest, true);
+  const q = parseTrainArgs([
+    "--cosine",
+    "--max-minutes",
+    "55",
+    "--model-options",
+    '{"filters":[32,64,128,256]}',
+    "--no-test",
+  ]);
+  assert.equal(q.cosine, true);
+  assert.equal(q.lrPatience, 0);
+  assert.equal(q.maxMinutes, 55);
+  assert.deepEqual(q.modelOptions, { filters: [32, 64, 128, 256] });
+  assert.equal(q.evalTest, false);
+  assert.throws(
+    () => parseTrainArgs(["--model-options", "[1]"]),
+    /--model-options must be a JSON object/,
+  );
+  assert.throws(
+    () => parseTrainArgs(["--model-options", "{oops"]),
+    /--model-options must be a JSON object/,
+  );
+  assert.throws(
+    () => parseTrainArgs(["--max-minutes", "0"]),
+    /--max-minutes must be a positive number/,
+  );
+  assert.throws(
+    () => parseTrainArgs(["--cosine", "--lr-patience", "3"]),
+    /cannot be combined/,
+  );
 });
 
 Deno.test("deno task train: end to end on a tiny synthetic dataset, refuses to overwrite, resumes", async () => {

@@ -8,6 +8,7 @@ import { loadSavedModel } from "./saved_model.ts";
 import { type LayersModel, type Tensor, tf } from "./tf.ts";
 import {
   batchTensor,
+  cosineLearningRate,
   type EpochRecord,
   evaluateSplit,
   readRunManifest,
@@ -202,6 +203,48 @@ Deno.test("early stopping fires and reduce-on-plateau lowers the learning rate",
     result.history.map((r: EpochRecord) => r.lr),
     [lr, lr, lr / 2, lr / 4],
   );
+});
+
+Deno.test("cosine decay sets each epoch's learning rate; a time budget stops the run", async () => {
+  assert.equal(
+    cosineLearningRate({ learningRate: 1e-3, minLr: 0, epoch: 0, epochs: 4 }),
+    1e-3,
+  );
+  assert.ok(
+    Math.abs(
+      cosineLearningRate({
+        learningRate: 1e-3,
+        minLr: 1e-5,
+        epoch: 2,
+        epochs: 4,
+      }) -
+        (1e-5 + (1e-3 - 1e-5) / 2),
+    ) < 1e-12,
+  );
+  const cosine = await trainModel(base({
+    epochs: 4,
+    learningRate: 1e-3,
+    augment: false,
+    earlyStopping: false,
+    cosineDecay: { minLr: 0 },
+  }));
+  cosine.model.dispose();
+  assert.equal(cosine.config.reduceLrOnPlateau, false);
+  const expected = [0, 1, 2, 3].map((epoch) =>
+    cosineLearningRate({ learningRate: 1e-3, minLr: 0, epoch, epochs: 4 })
+  );
+  cosine.history.forEach((r: EpochRecord, i: number) =>
+    assert.ok(Math.abs(r.lr - expected[i]) < 1e-12, `epoch ${i + 1}: ${r.lr}`)
+  );
+  await assert.rejects(
+    trainModel(base({ cosineDecay: true, reduceLrOnPlateau: { patience: 2 } })),
+    /cosineDecay and reduceLrOnPlateau cannot both be on/,
+  );
+  // Any real epoch is longer than half a millisecond: one epoch, then stop.
+  const budget = await trainModel(base({ epochs: 5, maxSeconds: 0.001 }));
+  budget.model.dispose();
+  assert.equal(budget.stopReason, "time-budget");
+  assert.equal(budget.history.length, 1);
 });
 
 Deno.test("class weights change the loss; balanced weights follow n / (k · n_c)", async () => {
