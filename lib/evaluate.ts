@@ -159,7 +159,10 @@ export interface EvaluateModelOptions {
    * `test`/`validation`: that split of the root, re-derived as in training.
    */
   split?: "auto" | "test" | "validation";
-  /** For `split: test|validation`: fractions used in training (default 0.15 each). */
+  /**
+   * For `split: test|validation`: the fractions used in training (default:
+   * the model's `training.split`, else 0.15 each).
+   */
   validation?: number;
   /** See `validation`. */
   test?: number;
@@ -182,8 +185,8 @@ async function selectFiles(
       source: options.data,
       size,
       seed: metadata.training.seed,
-      validation: options.validation,
-      test: options.test,
+      validation: options.validation ?? metadata.training.split?.validation,
+      test: options.test ?? metadata.training.split?.test,
       cacheDir: options.cacheDir,
     });
     checkClasses(data.classes, metadata, options.data);

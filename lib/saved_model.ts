@@ -91,6 +91,11 @@ export interface TrainingSummary {
   validationImages?: number;
   /** Wall-clock seconds of training. */
   seconds?: number;
+  /**
+   * Fractions of the dataset's Training images carved out as validation and
+   * test (with `seed`), so evaluation can re-derive the same splits.
+   */
+  split?: { validation: number; test: number };
 }
 
 /** Everything a consumer (evaluate, predict, serve) needs to use a model. */

@@ -25,7 +25,7 @@ import { prepareData, resolveDataSource } from "./data.ts";
 import { type Architecture, ARCHITECTURES } from "./models.ts";
 import { projectPaths } from "./paths.ts";
 import { formatDuration, terminalProgress } from "./progress.ts";
-import { updateModelMetadata } from "./saved_model.ts";
+import { readModelMetadata, updateModelMetadata } from "./saved_model.ts";
 import {
   evaluateSplit,
   runPaths,
@@ -424,11 +424,18 @@ export async function main(
       finite = Object.fromEntries(
         Object.entries(testMetrics).filter(([, v]) => Number.isFinite(v)),
       );
-      if (existsSync(paths.model)) {
-        await updateModelMetadata(paths.model, { metrics: finite });
-      }
       testLine = `${pct(test.acc)} on ${test.count} images; ` +
         `${pct(dedup.acc)} on ${dedup.count} de-duplicated`;
+    }
+    if (existsSync(paths.model)) {
+      const meta = await readModelMetadata(paths.model);
+      await updateModelMetadata(paths.model, {
+        training: {
+          ...meta.training,
+          split: { validation: o.val, test: o.test },
+        },
+        ...(finite ? { metrics: finite } : {}),
+      });
     }
     const wall = (performance.now() - wall0) / 1000;
     const history = result.history;

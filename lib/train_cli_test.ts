@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { projectPaths } from "./paths.ts";
 import { run } from "./proc.ts";
-import { loadSavedModel } from "./saved_model.ts";
+import { loadSavedModel, readModelMetadata } from "./saved_model.ts";
 import { generateSyntheticDataset } from "./synthetic.ts";
 import { readRunManifest } from "./train.ts";
 import { parseTrainArgs, UsageError } from "./train_cli.ts";
@@ -143,6 +143,10 @@ Deno.test("deno task train: end to end on a tiny synthetic dataset, refuses to o
     ]);
     assert.equal(typeof loaded.metadata.metrics.test_acc, "number");
     assert.equal(loaded.metadata.metrics.test_images, 8);
+    assert.deepEqual(loaded.metadata.training.split, {
+      validation: 0.15,
+      test: 0.15,
+    });
     loaded.model.dispose();
     const manifest = await readRunManifest(out);
     assert.equal(manifest.status, "completed");
@@ -181,6 +185,31 @@ Deno.test("deno task train: end to end on a tiny synthetic dataset, refuses to o
       changed.stderr,
       /the settings differ \(learningRate: 0.001 in the run, 0.01 now\)/,
     );
+
+    const experiment = await cli(
+      "--size",
+      "32",
+      "--batch-size",
+      "8",
+      "--epochs",
+      "2",
+      "--out",
+      join(dir, "runs", "experiment"),
+      "--cosine",
+      "--test",
+      "0.2",
+      "--no-test",
+    );
+    assert.equal(experiment.code, 0, experiment.stderr);
+    assert.match(
+      experiment.stdout,
+      /^test accuracy: +not evaluated \(--no-test\)$/m,
+    );
+    const untested = await readModelMetadata(
+      join(dir, "runs", "experiment", "model"),
+    );
+    assert.equal(untested.metrics.test_acc, undefined);
+    assert.deepEqual(untested.training.split, { validation: 0.15, test: 0.2 });
 
     const bad = await cli("--size", "many");
     assert.equal(bad.code, 2);
