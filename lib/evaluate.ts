@@ -25,6 +25,7 @@ import { prepareData } from "./data.ts";
 import { discoverDataset, type ImageFile } from "./dataset.ts";
 import { loadImages } from "./image_cache.ts";
 import { type EvaluationReport, evaluationReport } from "./metrics.ts";
+import { projectPaths, SHIPPED_MODEL } from "./paths.ts";
 import { loadSavedModel, type ModelMetadata } from "./saved_model.ts";
 import { type LayersModel, type Tensor, tf } from "./tf.ts";
 
@@ -381,12 +382,15 @@ export function formatEvaluation(e: ModelEvaluation): string {
 }
 
 const USAGE =
-  `usage: deno task evaluate --model DIR --data DIR [--json] [--split auto|test|validation] [--val F] [--test F]
+  `usage: deno task evaluate [--model DIR] --data DIR [--json] [--split auto|test|validation] [--val F] [--test F]
 
   --model DIR   a saved model folder (model.json, weights.bin, metadata.json)
+                or a run folder holding one in model/; default: BRAIN_MRI_MODEL,
+                else the shipped model (models/${SHIPPED_MODEL})
   --data DIR    a Kaggle root (evaluates Testing/) or a bare class-folder root (evaluates all)
   --split S     test|validation: re-derive that split of DIR exactly as training did
-  --val F, --test F   the fractions training used (default 0.15 each)
+  --val F, --test F   the fractions training used (default: the model's
+                      metadata, else 0.15 each)
   --json        one JSON object: { model, dataset, full, deduplicated } (keys: see README)`;
 
 async function main(args: string[]): Promise<number> {
@@ -413,8 +417,8 @@ async function main(args: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  if (!values.model || !values.data) {
-    console.error(`error: --model and --data are required\n${USAGE}`);
+  if (!values.data) {
+    console.error(`error: --data is required\n${USAGE}`);
     return 2;
   }
   if (!["auto", "test", "validation"].includes(values.split)) {
@@ -423,7 +427,7 @@ async function main(args: string[]): Promise<number> {
   }
   try {
     const e = await evaluateModel({
-      modelDir: values.model,
+      modelDir: values.model ?? projectPaths().defaultModel,
       data: values.data,
       split: values.split as EvaluateModelOptions["split"],
       validation: values.val === undefined ? undefined : Number(values.val),
@@ -432,7 +436,7 @@ async function main(args: string[]): Promise<number> {
     if (values.json) {
       console.log(JSON.stringify({
         model: {
-          dir: values.model,
+          dir: values.model ?? projectPaths().defaultModel,
           arch: e.metadata.arch,
           classes: e.metadata.classes,
           inputSize: e.metadata.inputSize,

@@ -156,16 +156,26 @@ Deno.test("evaluate: the CLI's --json has the documented keys", async () => {
     }
     assert.deepEqual(out.model.classes, CLASSES);
     const usage = await run(Deno.execPath(), {
+      args: ["run", "-A", join(PROJECT_ROOT, "lib", "evaluate.ts")],
+    });
+    assert.equal(usage.code, 2);
+    assert.match(usage.stderr, /--data is required/);
+    // Without --model: BRAIN_MRI_MODEL, else the shipped model.
+    const byDefault = await run(Deno.execPath(), {
       args: [
         "run",
         "-A",
         join(PROJECT_ROOT, "lib", "evaluate.ts"),
         "--data",
         data,
+        "--json",
       ],
+      env: { BRAIN_MRI_CACHE: join(dir, "cache"), BRAIN_MRI_MODEL: modelDir },
     });
-    assert.equal(usage.code, 2);
-    assert.match(usage.stderr, /--model and --data are required/);
+    assert.equal(byDefault.code, 0, byDefault.stderr);
+    const again = JSON.parse(byDefault.stdout);
+    assert.equal(again.model.dir, modelDir);
+    assert.deepEqual(again.full.accuracy, out.full.accuracy);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
