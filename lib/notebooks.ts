@@ -16,6 +16,7 @@ import { projectPaths } from "./paths.ts";
 import { plotlyJsPath } from "./plot.ts";
 import { jupyterEnv, KERNEL_NAME } from "./python_env.ts";
 import { taskArgs } from "./cli.ts";
+import { trainParams } from "./params.ts";
 
 /** The outcome of one notebook. */
 export interface NotebookResult {
@@ -155,8 +156,88 @@ export function seriesNotebooks(dir = projectPaths().notebooks): string[] {
     .map((f) => join(dir, f));
 }
 
+/** What a report's run produced, for `summary.json` and the index page. */
+export interface ReportSummary {
+  /** When the report was made (ISO 8601). */
+  createdAt: string;
+  /** Every notebook that ran: name, status, seconds. */
+  notebooks: { name: string; ok: boolean; seconds: number }[];
+  /** Total notebook wall time in seconds. */
+  seconds: number;
+  /** The training run's folder (`BRAIN_MRI_MODELS`/`BRAIN_MRI_RUN`). */
+  runDir: string;
+  /** The trained model's metadata fields that matter, when it exists. */
+  model: null | {
+    arch: string;
+    inputSize: number;
+    seed: number;
+    epochs: number;
+    bestEpoch: number;
+    datasetFingerprint: string;
+    metrics: Record<string, number>;
+    versions: Record<string, string>;
+  };
+  /** Where the data came from (from the run's manifest), when known. */
+  data: null | { source: unknown; synthetic: unknown };
+}
+
 /**
- * An index page linking every notebook's HTML report with its status and time.
+ * Reads what a report's notebooks produced: the training run in `runDir`
+ * (model metadata and manifest, read as JSON so that TensorFlow is not
+ * loaded here) and the notebooks' results.
+ *
+ * @example
+ * ```ts
+ * import { reportSummary } from "./notebooks.ts";
+ * const s = await reportSummary({ results: [], runDir: "/nowhere" });
+ * console.log(s.model); // null
+ * ```
+ */
+export async function reportSummary(
+  options: { results: NotebookResult[]; runDir: string },
+): Promise<ReportSummary> {
+  const readJson = async (path: string) => {
+    try {
+      return JSON.parse(await Deno.readTextFile(path));
+    } catch {
+      return null;
+    }
+  };
+  const meta = await readJson(join(options.runDir, "model", "metadata.json"));
+  const manifest = await readJson(join(options.runDir, "manifest.json"));
+  const extra = manifest?.extra ?? {};
+  return {
+    createdAt: new Date().toISOString(),
+    notebooks: options.results.map((r) => ({
+      name: basename(r.notebook),
+      ok: r.ok,
+      seconds: Math.round(r.seconds * 10) / 10,
+    })),
+    seconds: Math.round(
+      options.results.reduce((sum, r) => sum + r.seconds, 0) * 10,
+    ) / 10,
+    runDir: options.runDir,
+    model: meta
+      ? {
+        arch: meta.arch,
+        inputSize: meta.inputSize,
+        seed: meta.training?.seed,
+        epochs: meta.training?.epochs,
+        bestEpoch: meta.training?.bestEpoch,
+        datasetFingerprint: meta.datasetFingerprint,
+        metrics: meta.metrics ?? {},
+        versions: meta.versions ?? {},
+      }
+      : null,
+    data: "source" in extra
+      ? { source: extra.source, synthetic: extra.synthetic }
+      : null,
+  };
+}
+
+/**
+ * An index page linking every notebook's HTML report with its status and
+ * time, and, given a summary, the data, the model and its metrics.
  *
  * @example
  * ```ts
@@ -164,7 +245,11 @@ export function seriesNotebooks(dir = projectPaths().notebooks): string[] {
  * console.log(reportIndex([], "example run"));
  * ```
  */
-export function reportIndex(results: NotebookResult[], title: string): string {
+export function reportIndex(
+  results: NotebookResult[],
+  title: string,
+  summary?: ReportSummary,
+): string {
   const esc = (s: string) =>
     s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
   const rows = results.map((r) =>
@@ -178,17 +263,52 @@ export function reportIndex(results: NotebookResult[], title: string): string {
         : ""
     }</td></tr>`
   ).join("\n");
+  const m = summary?.model;
+  const facts: [string, string][] = summary
+    ? [
+      [
+        "data",
+        summary.data
+          ? `${summary.data.source}${
+            summary.data.synthetic ? " (SYNTHETIC default dataset)" : ""
+          }`
+          : "unknown",
+      ],
+      ["run folder", summary.runDir],
+      ...(m
+        ? [
+          ["model", `${m.arch} ${m.inputSize}×${m.inputSize}, seed ${m.seed}`],
+          ["epochs", `${m.epochs} (best ${m.bestEpoch})`],
+          ["dataset fingerprint", m.datasetFingerprint],
+          ...Object.entries(m.metrics).map(([k, v]): [string, string] => [
+            k,
+            Number.isInteger(v) ? String(v) : v.toFixed(4),
+          ]),
+        ] as [string, string][]
+        : [["model", "none trained"]] as [string, string][]),
+      ["notebook time", `${summary.seconds.toFixed(1)} s`],
+    ]
+    : [];
+  const factRows = facts.map(([k, v]) =>
+    `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`
+  ).join("\n");
   return `<!doctype html><html><head><meta charset="utf-8"><title>${
     esc(title)
   }</title><style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 12px;text-align:left}</style></head><body><h1>${
     esc(title)
-  }</h1><table><tr><th>notebook</th><th>status</th><th>time</th><th>error</th></tr>\n${rows}\n</table></body></html>\n`;
+  }</h1><table><tr><th>notebook</th><th>status</th><th>time</th><th>error</th></tr>\n${rows}\n</table>${
+    factRows
+      ? `<h2>Summary</h2><table>\n${factRows}\n</table><p>Also in <a href="summary.json">summary.json</a>.</p>`
+      : ""
+  }</body></html>\n`;
 }
 
 /**
  * Runs notebooks into a new `reports/<timestamp>/` folder and writes its index
- * page (also when a notebook fails, before rethrowing). Returns the folder and
- * the results.
+ * page and `summary.json` (also when a notebook fails, before rethrowing).
+ * Unless `BRAIN_MRI_MODELS` is set, the notebooks train into the report's own
+ * `models/` folder, so every report trains afresh and holds its model.
+ * Returns the folder, the results and the summary.
  *
  * @example
  * ```ts
@@ -199,21 +319,39 @@ export function reportIndex(results: NotebookResult[], title: string): string {
  */
 export async function runReport(
   options: Omit<RunNotebooksOptions, "outDir"> & { reportsDir?: string },
-): Promise<{ dir: string; results: NotebookResult[] }> {
+): Promise<
+  { dir: string; results: NotebookResult[]; summary: ReportSummary }
+> {
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
   const dir = join(options.reportsDir ?? projectPaths().reports, stamp);
+  const env = { ...Deno.env.toObject(), ...options.env };
+  const modelsDir = env.BRAIN_MRI_MODELS?.trim()
+    ? projectPaths({ env }).models
+    : join(dir, "models");
+  const runDir = join(modelsDir, trainParams({ env }).run);
   let results: NotebookResult[] = [];
+  let summary: ReportSummary | undefined;
   try {
-    results = await runNotebooks({ ...options, outDir: dir });
-    return { dir, results };
+    results = await runNotebooks({
+      ...options,
+      env: { ...options.env, BRAIN_MRI_MODELS: modelsDir },
+      outDir: dir,
+    });
+    summary = await reportSummary({ results, runDir });
+    return { dir, results, summary };
   } catch (error) {
     if (error instanceof NotebookError) results = error.results;
     throw error;
   } finally {
     if (results.length) {
+      summary ??= await reportSummary({ results, runDir });
+      await writeTextAtomic(
+        join(dir, "summary.json"),
+        JSON.stringify(summary, null, 2) + "\n",
+      );
       await writeTextAtomic(
         join(dir, "index.html"),
-        reportIndex(results, `brain-mri-cnn report ${stamp}`),
+        reportIndex(results, `brain-mri-cnn report ${stamp}`, summary),
       );
     }
   }
@@ -226,9 +364,13 @@ if (import.meta.main) {
   });
   const notebooks = positionals.length ? positionals : seriesNotebooks();
   try {
-    const { dir, results } = await runReport({ notebooks });
+    const { dir, results, summary } = await runReport({ notebooks });
     for (const r of results) {
       console.log(`ok  ${basename(r.notebook)}  ${r.seconds.toFixed(1)} s`);
+    }
+    const metrics = summary.model?.metrics ?? {};
+    for (const key of ["val_acc", "test_acc", "test_dedup_acc"]) {
+      if (key in metrics) console.log(`${key}: ${metrics[key].toFixed(4)}`);
     }
     console.log(`report: ${join(dir, "index.html")}`);
   } catch (error) {

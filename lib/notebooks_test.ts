@@ -4,6 +4,7 @@ import { join } from "node:path";
 import {
   NotebookError,
   reportIndex,
+  reportSummary,
   runNotebooks,
   runReport,
   seriesNotebooks,
@@ -109,6 +110,22 @@ Deno.test("notebooks: a failing cell fails the run and is named", async () => {
       join(dir, "reports", stamp, "index.html"),
     );
     assert.match(index, /FAILED/);
+    assert.match(index, /<th>model<\/th><td>none trained<\/td>/);
+    const summary = JSON.parse(
+      await Deno.readTextFile(join(dir, "reports", stamp, "summary.json")),
+    );
+    assert.deepEqual(
+      summary.notebooks.map((
+        n: { name: string; ok: boolean },
+      ) => [n.name, n.ok]),
+      [["a_good.ipynb", true], ["b_bad.ipynb", false]],
+    );
+    assert.equal(summary.model, null);
+    assert.equal(
+      summary.runDir.startsWith(join(dir, "reports", stamp, "models")),
+      true,
+      "a report trains into its own models/ folder",
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -155,6 +172,37 @@ Deno.test("notebooks: the series is notebooks/*.ipynb in name order", () => {
   assert.ok(series.length >= 1);
   assert.ok(series[0].endsWith("00_setup_check.ipynb"));
   assert.deepEqual([...series].sort(), series);
+});
+
+Deno.test("notebooks: reportSummary reads the trained run's metadata and manifest", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.mkdir(join(dir, "model"));
+    await Deno.writeTextFile(
+      join(dir, "model", "metadata.json"),
+      JSON.stringify({
+        arch: "seedCnn",
+        inputSize: 64,
+        training: { seed: 42, epochs: 3, bestEpoch: 2 },
+        datasetFingerprint: "abc",
+        metrics: { val_acc: 0.5, test_acc: 0.625 },
+        versions: { deno: "2.9.6" },
+      }),
+    );
+    await Deno.writeTextFile(
+      join(dir, "manifest.json"),
+      JSON.stringify({ extra: { source: "/data/x", synthetic: true } }),
+    );
+    const summary = await reportSummary({ results: [], runDir: dir });
+    assert.equal(summary.model?.metrics.test_acc, 0.625);
+    assert.equal(summary.model?.bestEpoch, 2);
+    assert.deepEqual(summary.data, { source: "/data/x", synthetic: true });
+    const html = reportIndex([], "t", summary);
+    assert.match(html, /<th>test_acc<\/th><td>0\.6250<\/td>/);
+    assert.match(html, /\/data\/x \(SYNTHETIC default dataset\)/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("notebooks: reportIndex lists each notebook with its status", () => {
