@@ -5,6 +5,9 @@
  */
 import sharp from "sharp";
 import { rng } from "../lib/random.ts";
+// Types only: saveTinyModel imports TensorFlow lazily, so the fixtures of
+// tests that do not need it stay light.
+import type { ModelMetadata } from "../lib/saved_model.ts";
 
 /**
  * A JPEG "scan": low-amplitude noise plus a few bright ellipses, seeded, so
@@ -80,3 +83,93 @@ export const TEN_PREDICTIONS: {
     [0.2, 0.1, 0.3, 0.4],
   ],
 };
+
+/**
+ * The same seeded scan as {@linkcode ellipseScanJpeg}, as a PNG (three
+ * channels, 8 bits), for tests that need both formats.
+ *
+ * @example
+ * ```ts
+ * import { ellipseScanPng } from "./fixtures.ts";
+ * const png = await ellipseScanPng(1, 64);
+ * console.log(png[1] === 0x50); // true ("P" of the signature)
+ * ```
+ */
+export async function ellipseScanPng(
+  seed: number,
+  size = 128,
+): Promise<Uint8Array> {
+  const jpeg = await ellipseScanJpeg(seed, size);
+  return new Uint8Array(await sharp(jpeg).png().toBuffer());
+}
+
+/** The four classes of the Kaggle dataset, in label order. */
+export const MRI_CLASSES: readonly string[] = [
+  "glioma",
+  "meningioma",
+  "notumor",
+  "pituitary",
+];
+
+/**
+ * Saves a tiny, untrained (seeded) seedCnn with valid metadata into `dir`
+ * with `saveModel`, for tests of what consumes saved models (predict, serve).
+ * Returns the metadata written. Leaves no tensor behind. Loads TensorFlow
+ * on first use (not when this module is imported).
+ *
+ * @example
+ * ```ts ignore
+ * import { saveTinyModel } from "./fixtures.ts";
+ * const dir = await Deno.makeTempDir();
+ * const metadata = await saveTinyModel(`${dir}/model`, { size: 32 });
+ * console.log(metadata.inputSize); // 32
+ * ```
+ */
+export async function saveTinyModel(
+  dir: string,
+  options: { size?: number; seed?: number; run?: string } = {},
+): Promise<ModelMetadata> {
+  const { buildModel } = await import("../lib/models.ts");
+  const {
+    defaultPreprocessing,
+    MODEL_FORMAT,
+    MODEL_FORMAT_VERSION,
+    saveModel,
+  } = await import("../lib/saved_model.ts");
+  const size = options.size ?? 32;
+  const seed = options.seed ?? 7;
+  const model = buildModel("seedCnn", {
+    inputSize: size,
+    channels: 1,
+    numClasses: MRI_CLASSES.length,
+    seed,
+  });
+  const metadata: ModelMetadata = {
+    format: MODEL_FORMAT,
+    formatVersion: MODEL_FORMAT_VERSION,
+    classes: [...MRI_CLASSES],
+    inputSize: size,
+    channels: 1,
+    preprocessing: defaultPreprocessing(size),
+    arch: "seedCnn",
+    training: {
+      run: options.run ?? "tiny-test",
+      epochs: 0,
+      bestEpoch: 0,
+      batchSize: 8,
+      learningRate: 1e-3,
+      seed,
+      augmentation: false,
+      classWeights: null,
+    },
+    datasetFingerprint: "test",
+    metrics: {},
+    createdAt: new Date(0).toISOString(),
+  };
+  try {
+    await saveModel({ model, dir, metadata });
+  } finally {
+    model.dispose();
+  }
+  return metadata;
+}
