@@ -26,7 +26,9 @@ import { discoverDataset, type ImageFile } from "./dataset.ts";
 import { loadImages } from "./image_cache.ts";
 import { type EvaluationReport, evaluationReport } from "./metrics.ts";
 import { projectPaths, SHIPPED_MODEL } from "./paths.ts";
-import { loadSavedModel, type ModelMetadata } from "./saved_model.ts";
+import { loadSavedModel, type ModelMetadata, type Tta } from "./saved_model.ts";
+
+export type { Tta };
 import { type LayersModel, type Tensor, tf } from "./tf.ts";
 
 /** Options for {@linkcode predictProbabilities}. */
@@ -39,6 +41,12 @@ export interface PredictOptions {
   scale?: number;
   /** Images per batch (default 64). */
   batchSize?: number;
+  /**
+   * Test-time augmentation: `"hflip"` averages the probabilities of each
+   * image and its left-right mirror (the mirror is one of the training
+   * augmentations). Default `"none"`.
+   */
+  tta?: Tta;
 }
 
 /**
@@ -69,6 +77,11 @@ export async function predictProbabilities(
   }
   const batchSize = options.batchSize ?? 64;
   const scale = options.scale ?? 1 / 255;
+  if (options.tta !== undefined && !["none", "hflip"].includes(options.tta)) {
+    throw new Error(
+      `predictProbabilities: tta must be "none" or "hflip" (got "${options.tta}")`,
+    );
+  }
   const numClasses = (model.outputs[0].shape.at(-1) ?? 0) as number;
   const out = new Float32Array(count * numClasses);
   for (let start = 0; start < count; start += batchSize) {
@@ -79,7 +92,10 @@ export async function predictProbabilities(
         [end - start, options.size, options.size, 1],
         "float32",
       ).mul(scale);
-      return model.predict(x) as Tensor;
+      const p = model.predict(x) as Tensor;
+      if (options.tta !== "hflip") return p;
+      const mirrored = model.predict(tf.reverse(x, 2)) as Tensor;
+      return p.add(mirrored).div(2);
     });
     out.set(await probs.data() as Float32Array, start * numClasses);
     probs.dispose();
@@ -169,6 +185,8 @@ export interface EvaluateModelOptions {
   test?: number;
   /** Cache folder for decoded images. */
   cacheDir?: string;
+  /** Test-time augmentation (default: the model's `inference.tta`, else none). */
+  tta?: Tta;
 }
 
 async function selectFiles(
@@ -263,6 +281,7 @@ export async function evaluateModel(
       pixels: chosen.pixels,
       size: metadata.preprocessing.size,
       scale: metadata.preprocessing.scale,
+      tta: options.tta ?? metadata.inference?.tta,
     });
     const classes = metadata.classes;
     const full = reportFromProbabilities({ probabilities, labels, classes });
@@ -391,6 +410,7 @@ const USAGE =
   --split S     test|validation: re-derive that split of DIR exactly as training did
   --val F, --test F   the fractions training used (default: the model's
                       metadata, else 0.15 each)
+  --tta T       none|hflip: test-time augmentation (default: the model's own)
   --json        one JSON object: { model, dataset, full, deduplicated } (keys: see README)`;
 
 async function main(args: string[]): Promise<number> {
@@ -405,6 +425,7 @@ async function main(args: string[]): Promise<number> {
         split: { type: "string", default: "auto" },
         val: { type: "string" },
         test: { type: "string" },
+        tta: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
       strict: true,
@@ -421,6 +442,10 @@ async function main(args: string[]): Promise<number> {
     console.error(`error: --data is required\n${USAGE}`);
     return 2;
   }
+  if (values.tta !== undefined && !["none", "hflip"].includes(values.tta)) {
+    console.error(`error: --tta must be none or hflip\n${USAGE}`);
+    return 2;
+  }
   if (!["auto", "test", "validation"].includes(values.split)) {
     console.error(`error: --split must be auto, test or validation\n${USAGE}`);
     return 2;
@@ -432,6 +457,7 @@ async function main(args: string[]): Promise<number> {
       split: values.split as EvaluateModelOptions["split"],
       validation: values.val === undefined ? undefined : Number(values.val),
       test: values.test === undefined ? undefined : Number(values.test),
+      ...(values.tta ? { tta: values.tta as Tta } : {}),
     });
     if (values.json) {
       console.log(JSON.stringify({
@@ -441,6 +467,7 @@ async function main(args: string[]): Promise<number> {
           classes: e.metadata.classes,
           inputSize: e.metadata.inputSize,
           datasetFingerprint: e.metadata.datasetFingerprint,
+          tta: values.tta ?? e.metadata.inference?.tta ?? "none",
         },
         dataset: e.dataset,
         full: e.full,

@@ -119,7 +119,11 @@ export function modelCard(options: ModelCardOptions): string {
     `${m.classes.length} classes: ${m.classes.join(", ")}. Input: the image`,
     `converted to grey, resized to ${m.inputSize}×${m.inputSize} (stretched,`,
     "aspect ratio not kept), scaled to [0, 1]. Output: one probability per",
-    "class, summing to 1.",
+    "class, summing to 1" +
+    (m.inference?.tta === "hflip"
+      ? ", averaged over the image and its left-right mirror (test-time " +
+        "augmentation, chosen on the validation split)."
+      : "."),
     "",
     "## Intended use",
     "",

@@ -492,6 +492,7 @@ export async function predictFiles(
         size,
         scale: metadata.preprocessing.scale,
         batchSize,
+        tta: metadata.inference?.tta,
       });
       const made: FilePrediction[] = packed.ok.map((i, j) => ({
         file: chunk[i],

@@ -98,6 +98,12 @@ export interface TrainingSummary {
   split?: { validation: number; test: number };
 }
 
+/**
+ * Test-time augmentation: `"hflip"` averages the probabilities of an image
+ * and its left-right mirror; `"none"` predicts the image alone.
+ */
+export type Tta = "none" | "hflip";
+
 /** Everything a consumer (evaluate, predict, serve) needs to use a model. */
 export interface ModelMetadata {
   /** Always {@linkcode MODEL_FORMAT}. */
@@ -124,6 +130,11 @@ export interface ModelMetadata {
   createdAt: string;
   /** Library versions at training time. */
   versions?: Record<string, string>;
+  /**
+   * How predictions are made (absent: `{ tta: "none" }`); chosen on the
+   * validation split after training (`deno task select-tta`).
+   */
+  inference?: { tta: Tta };
 }
 
 /**
@@ -266,6 +277,13 @@ export function validateMetadata(value: unknown, dir: string): ModelMetadata {
   }
   if (!isRecord(value.training)) {
     problems.push("training (the run summary) is missing");
+  }
+  if (
+    value.inference !== undefined &&
+    !(isRecord(value.inference) &&
+      ["none", "hflip"].includes(value.inference.tta as string))
+  ) {
+    problems.push('inference.tta must be "none" or "hflip"');
   }
   if (typeof value.datasetFingerprint !== "string") {
     problems.push("datasetFingerprint must be a string");

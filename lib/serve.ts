@@ -249,6 +249,7 @@ export function createPredictHandler(
       size: metadata.preprocessing.size,
       scale: metadata.preprocessing.scale,
       batchSize: 1,
+      tta: metadata.inference?.tta,
     });
     return { ...toPrediction(probs, metadata.classes), model: name };
   };

@@ -1,0 +1,131 @@
+/**
+ * Chooses a model's test-time augmentation on its validation split — never
+ * on the test split — and records the choice in its metadata, so that
+ * `evaluate`, `predict` and `serve` all predict the same way.
+ *
+ * The rule, fixed in advance: `hflip` (average of the image and its mirror)
+ * is kept when it lowers the validation cross-entropy; otherwise `none`.
+ *
+ * ```sh
+ * deno task select-tta -- [--model DIR] --data DIR [--dry-run]
+ * ```
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { taskArgs } from "./cli.ts";
+import { evaluateModel } from "./evaluate.ts";
+import { projectPaths } from "./paths.ts";
+import {
+  readModelMetadata,
+  resolveModelDir,
+  type Tta,
+  updateModelMetadata,
+} from "./saved_model.ts";
+
+/** Validation metrics of one test-time augmentation mode. */
+export interface TtaScore {
+  /** Accuracy on the validation split. */
+  accuracy: number;
+  /** Mean cross-entropy on the validation split. */
+  loss: number;
+  /** Validation images. */
+  images: number;
+}
+
+/** What {@linkcode selectTta} decided. */
+export interface TtaChoice {
+  /** The chosen mode. */
+  tta: Tta;
+  /** The mode the model had before. */
+  previous: Tta;
+  /** Each mode's validation metrics. */
+  validation: Record<Tta, TtaScore>;
+  /** Whether the metadata was updated. */
+  written: boolean;
+}
+
+/** Options for {@linkcode selectTta}. */
+export interface SelectTtaOptions {
+  /** Saved model or run folder (default: the shipped model). */
+  model?: string;
+  /** The dataset the model was trained on (its split is re-derived). */
+  data: string;
+  /** Record the choice in the model's metadata (default true). */
+  write?: boolean;
+  /** Cache folder for decoded images. */
+  cacheDir?: string;
+}
+
+/**
+ * Evaluates the model's validation split with and without the mirror and
+ * keeps the mode with the lower validation loss.
+ *
+ * @example
+ * ```ts ignore
+ * import { selectTta } from "./select_tta.ts";
+ * const choice = await selectTta({ model: "models/seedcnn-128", data: "/data/Training" });
+ * console.log(choice.tta, choice.validation);
+ * ```
+ */
+export async function selectTta(options: SelectTtaOptions): Promise<TtaChoice> {
+  const dir = resolveModelDir(options.model ?? projectPaths().defaultModel);
+  const previous = (await readModelMetadata(dir)).inference?.tta ?? "none";
+  const score = async (tta: Tta): Promise<TtaScore> => {
+    const e = await evaluateModel({
+      modelDir: dir,
+      data: options.data,
+      split: "validation",
+      tta,
+      ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}),
+    });
+    return { accuracy: e.full.accuracy, loss: e.full.loss, images: e.full.n };
+  };
+  const validation = { none: await score("none"), hflip: await score("hflip") };
+  const tta: Tta = validation.hflip.loss < validation.none.loss
+    ? "hflip"
+    : "none";
+  const write = options.write ?? true;
+  if (write) await updateModelMetadata(dir, { inference: { tta } });
+  return { tta, previous, validation, written: write };
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: taskArgs(),
+    options: {
+      model: { type: "string" },
+      data: { type: "string" },
+      "dry-run": { type: "boolean", default: false },
+    },
+    strict: true,
+  });
+  if (!values.data) {
+    console.error(
+      "usage: deno task select-tta -- [--model DIR] --data DIR [--dry-run]",
+    );
+    Deno.exit(2);
+  }
+  try {
+    const c = await selectTta({
+      ...(values.model ? { model: values.model } : {}),
+      data: values.data,
+      write: !values["dry-run"],
+    });
+    for (const [mode, s] of Object.entries(c.validation)) {
+      console.log(
+        `${mode.padEnd(5)}  validation accuracy ${
+          (100 * s.accuracy).toFixed(2)
+        }%  loss ${s.loss.toFixed(4)}  (${s.images} images)`,
+      );
+    }
+    console.log(
+      `chosen: ${c.tta} (was ${c.previous})${
+        c.written ? "; recorded in metadata.json" : " (dry run)"
+      }`,
+    );
+  } catch (error) {
+    console.error(`select-tta: ${(error as Error).message}`);
+    Deno.exit(1);
+  }
+}

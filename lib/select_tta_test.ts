@@ -1,0 +1,98 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { saveTinyModel } from "../tests/fixtures.ts";
+import { evaluateModel, predictProbabilities } from "./evaluate.ts";
+import { readModelMetadata, validateMetadata } from "./saved_model.ts";
+import { selectTta } from "./select_tta.ts";
+import { generateSyntheticDataset } from "./synthetic.ts";
+import { seedCnn } from "./models.ts";
+import { tf } from "./tf.ts";
+
+Deno.test("predictProbabilities: hflip averages each image with its mirror", async () => {
+  const start = tf.memory().numTensors;
+  const model = seedCnn({ inputSize: 24, channels: 1, numClasses: 4, seed: 2 });
+  const size = 24;
+  const pixels = new Uint8Array(3 * size * size).map((_, i) => (i * 53) % 256);
+  const mirrored = new Uint8Array(pixels.length);
+  for (let n = 0; n < 3; n++) {
+    for (let y = 0; y < size; y++) {
+      for (let x = 0; x < size; x++) {
+        mirrored[(n * size + y) * size + x] =
+          pixels[(n * size + y) * size + (size - 1 - x)];
+      }
+    }
+  }
+  const plain = await predictProbabilities(model, { pixels, size });
+  const flipped = await predictProbabilities(model, {
+    pixels: mirrored,
+    size,
+  });
+  const tta = await predictProbabilities(model, { pixels, size, tta: "hflip" });
+  tta.forEach((p, i) =>
+    assert.ok(Math.abs(p - (plain[i] + flipped[i]) / 2) < 1e-6, `value ${i}`)
+  );
+  assert.notDeepEqual(Array.from(tta), Array.from(plain));
+  await assert.rejects(
+    // deno-lint-ignore no-explicit-any
+    predictProbabilities(model, { pixels, size, tta: "vflip" as any }),
+    /tta must be "none" or "hflip"/,
+  );
+  model.dispose();
+  assert.equal(tf.memory().numTensors, start);
+});
+
+Deno.test("selectTta: keeps the mode with the lower validation loss and records it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "select_tta_test_" });
+  try {
+    const data = join(dir, "ds");
+    await generateSyntheticDataset({
+      outDir: data,
+      seed: 4,
+      trainPerClass: 10,
+      testPerClass: 1,
+    });
+    const model = join(dir, "model");
+    await saveTinyModel(model, { seed: 9 });
+    const cacheDir = join(dir, "cache");
+    const dry = await selectTta({ model, data, write: false, cacheDir });
+    assert.equal(dry.written, false);
+    assert.equal((await readModelMetadata(model)).inference, undefined);
+    const choice = await selectTta({ model, data, cacheDir });
+    const expected = choice.validation.hflip.loss < choice.validation.none.loss
+      ? "hflip"
+      : "none";
+    assert.equal(choice.tta, expected);
+    assert.deepEqual(choice.validation, dry.validation);
+    assert.notEqual(choice.validation.hflip.loss, choice.validation.none.loss);
+    assert.deepEqual((await readModelMetadata(model)).inference, {
+      tta: expected,
+    });
+    // evaluate now predicts that way by default
+    const e = await evaluateModel({
+      modelDir: model,
+      data,
+      split: "validation",
+      cacheDir,
+    });
+    assert.equal(e.full.loss, choice.validation[expected].loss);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("validateMetadata: an unknown inference.tta is refused", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "select_tta_test_" });
+  try {
+    const metadata = await saveTinyModel(join(dir, "m"));
+    assert.throws(
+      () =>
+        validateMetadata(
+          { ...metadata, inference: { tta: "rotate" } },
+          join(dir, "m"),
+        ),
+      /inference\.tta must be "none" or "hflip"/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
