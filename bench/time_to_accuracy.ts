@@ -1,0 +1,1149 @@
+/**
+ * Time to accuracy: wall time for the project (tfjs-node, `trainModel` of
+ * lib/train.ts) to reach given VALIDATION accuracies, against Keras
+ * (TensorFlow 2.21, bench/time_to_accuracy_keras.py), with the same network,
+ * input size, data and machine.
+ *
+ * What runs, in order (each step in its own child process of this one, never
+ * two at the same time):
+ *
+ * 1. Data: `prepareData({ source: --data, size: 128, seed: 42, validation:
+ *    0.15, test: 0.2 })`, the duplicate-aware split of the project's issue-7
+ *    experiments. Only train and validation are used (never test). They are
+ *    written once, as raw uint8 pixels (N×128×128) and int32 labels plus a
+ *    `header.json`, to `.cache/bench/time_to_accuracy/<fingerprint>-.../`, and
+ *    both sides read those same bytes. `--limit N` keeps N training images
+ *    (stratified: evenly spaced within each class); validation stays whole.
+ * 2. Ours, export: builds `resnet({ filters: [32, 64, 128, 256] })` (seed
+ *    `--seed`) and writes its initial weights and its softmax outputs on the
+ *    first 16 validation images.
+ * 3. Keras, check: builds the same network layer by layer (same names), prints
+ *    both parameter counts, loads our weights into it and compares the
+ *    outputs; a different parameter count, a weight that does not map, or
+ *    outputs more than 1e-4 apart stop the benchmark before any training.
+ * 4. The two trainings, one after the other (`--order`): Adam, learning rate
+ *    1e-3 with cosine decay per epoch over `--epochs` to 1e-5 (lib/train.ts'
+ *    `cosineLearningRate`), batch 32, sparse categorical cross-entropy,
+ *    augmentation, reshuffled every epoch, seeded; validation after every
+ *    epoch (batches of 64). Ours is `trainModel` itself (no run folder, no
+ *    early stopping, `maxSeconds` = the budget); the Keras side starts from
+ *    our initial weights (`--init shared`, the default) or from Keras' own
+ *    seeded Glorot initialisation (`--init keras`). Each side stops after the
+ *    epoch past which one more epoch would exceed `--minutes` (lib/train.ts'
+ *    rule), or when `--epochs` are done (or, with `--stop-when-reached`, once
+ *    every target is reached). After each epoch both record the epoch, the
+ *    wall seconds since training began (process start, imports, data loading
+ *    and model building excluded; validation included), validation accuracy
+ *    and loss.
+ *
+ * Augmentation. lib/augment.ts' defaults are a left–right flip (p 0.5),
+ * rotation ±10°, zoom ±10%, shift ±8% of width/height, contrast ±10% about the
+ * image mean and brightness ±10% (multiplicative), per image. The Keras side
+ * uses `RandomFlip("horizontal")`, `RandomRotation(10/360)`, `RandomZoom(0.1)`,
+ * `RandomTranslation(0.08, 0.08)` (all bilinear, constant 0 fill, as ours) and
+ * `RandomContrast((0.1, 0.1), value_range=(0, 1))` (a tuple: Keras 3.15's
+ * `RandomContrast(0.1)` draws its factor from [1.0, 1.1], never lowering the
+ * contrast). Differences:
+ *
+ * - ours composes flip, rotation, zoom and shift into one affine matrix and
+ *   resamples once; Keras resamples three times (rotation, zoom,
+ *   translation), which blurs a little more and can cut corners a rotation
+ *   alone would keep;
+ * - zoom: ours draws the scale factor s from U(0.9, 1.1) (content × s), Keras
+ *   draws the sampling factor z from U(0.9, 1.1) (content × 1/z): the same
+ *   range, a slightly different distribution;
+ * - brightness: Keras' `RandomBrightness` ADDS a delta (it would turn the
+ *   black background grey); no Keras layer scales, so by default the Keras
+ *   side multiplies by U(0.9, 1.1) per image with a 4-line `tf.random`
+ *   function (`--keras-brightness additive` uses `RandomBrightness(0.1)`);
+ * - clipping: Keras' `RandomContrast` clips to [0, 1] before brightness, ours
+ *   clips once at the end;
+ * - random streams: ours draws every image's parameters from `(seed, epoch,
+ *   batch, index)`; Keras from its seeded layer generators, in a sequential
+ *   `tf.data` map that is prefetched, so Keras augments the next batch while
+ *   it trains on this one (ours augments in the training loop).
+ *
+ * Other differences: tfjs' Adam puts ε inside the bias correction (Keras
+ * outside; negligible); dropout masks and shuffling come from each side's own
+ * seeded generators, so the two runs do not see the same batches.
+ *
+ * Output: per side, the time (and epoch) at which validation accuracy first
+ * reached each target (or "not reached in M min, best X% at epoch E"), the
+ * training ms per image per epoch (median of the epochs after the first,
+ * validation excluded), seconds per epoch (validation included), the best
+ * validation accuracy, and the ratio ours/Keras for each target both reached.
+ * `--json FILE` writes everything, per-epoch curves included.
+ *
+ * Usage:
+ *
+ * ```sh
+ * deno run -A bench/time_to_accuracy.ts [--data DIR] [--epochs 48] \
+ *   [--minutes 30] [--targets 0.94,0.97] [--limit N] [--json FILE]
+ * ```
+ *
+ * The first run installs `tensorflow-cpu==2.21.0` into `.cache/bench-venv`
+ * from the local wheel index (idempotent).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { existsSync, readdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { writeFileAtomic, writeTextAtomic } from "../lib/atomic.ts";
+import { taskArgs } from "../lib/cli.ts";
+import { prepareData } from "../lib/data.ts";
+import { projectPaths } from "../lib/paths.ts";
+import { run } from "../lib/proc.ts";
+import type { ResnetOptions } from "../lib/models.ts";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const SELF = join(HERE, "time_to_accuracy.ts");
+const PEER = join(HERE, "time_to_accuracy_keras.py");
+const TF_WHEEL = "tensorflow-cpu==2.21.0";
+const INDEX_ARGS = [
+  "--index-url",
+  "file:///opt/pypi/simple",
+  "--extra-index-url",
+  "file:///opt/pypi-more/simple",
+];
+
+/** The split of the issue-7 experiments. */
+const SPLIT = { size: 128, seed: 42, validation: 0.15, test: 0.2 } as const;
+/** The network: the project's resnet factory with these options. */
+const FILTERS = [32, 64, 128, 256];
+const BATCH = 32;
+const EVAL_BATCH = 64;
+const LEARNING_RATE = 1e-3;
+const MIN_LR = 1e-5;
+/** Validation images whose softmax outputs both sides must agree on. */
+const REFERENCE_IMAGES = 16;
+const DATA_FORMAT = "brain-mri-cnn/time-to-accuracy-data";
+
+const USAGE = `usage: deno run -A bench/time_to_accuracy.ts [options]
+
+  --data DIR            dataset (default /work/shared/data/brain-tumor-mri/Training)
+  --epochs N            epochs, the length of the cosine decay (default 48)
+  --minutes M           time budget per side (default 30)
+  --targets LIST        validation accuracies, comma-separated (default 0.94,0.97)
+  --limit N             train on N training images (stratified), for quick checks
+  --seed S              seed of initialisation, shuffling, augmentation and
+                        dropout (default 42; the split always uses 42)
+  --order LIST          which sides, in which order (default ours,keras)
+  --init shared|keras   Keras starts from our initial weights (default) or
+                        from its own seeded Glorot initialisation
+  --keras-brightness multiplicative|additive
+                        Keras brightness as ours (default) or RandomBrightness
+  --stop-when-reached   stop a side once it has reached every target
+  --json FILE           write everything (per-epoch curves too) to FILE
+  --help                this text`;
+
+class UsageError extends Error {}
+
+// ---------------------------------------------------------------------------
+// Shared types and helpers
+// ---------------------------------------------------------------------------
+
+/** One epoch as both sides record it. */
+interface EpochPoint {
+  epoch: number;
+  /** Wall seconds since training began, at the end of this epoch. */
+  elapsed: number;
+  /** Wall seconds of this epoch (training + validation). */
+  seconds: number;
+  /** Wall seconds of this epoch's training batches. */
+  trainSeconds: number;
+  loss: number | null;
+  acc: number | null;
+  val_loss: number | null;
+  val_acc: number | null;
+  lr: number;
+}
+
+/** What a training child reports. */
+interface SideReport {
+  impl: "ours" | "keras";
+  params: number;
+  versions: Record<string, string>;
+  trainImages: number;
+  validationImages: number;
+  epochs: EpochPoint[];
+  stopReason: string;
+  seconds: number;
+  /** One-minute load average when the side started. */
+  load?: number;
+  [key: string]: unknown;
+}
+
+/** The data files' header. */
+interface DataHeader {
+  format: string;
+  version: 1;
+  /** "uint8 N×size×size" */
+  pixelsType: string;
+  /** "int32le N" */
+  labelsType: string;
+  source: string;
+  size: number;
+  splitSeed: number;
+  validationFraction: number;
+  testFraction: number;
+  fingerprint: string;
+  classes: string[];
+  limit: number | null;
+  train: DataPart;
+  validation: DataPart;
+}
+
+interface DataPart {
+  count: number;
+  /** File of `count·size·size` uint8 pixels (row-major, one channel). */
+  pixels: string;
+  /** File of `count` little-endian int32 labels (indices into `classes`). */
+  labels: string;
+  counts: Record<string, number>;
+}
+
+interface Split {
+  pixels: Uint8Array;
+  labels: Int32Array;
+}
+
+interface BenchOptions {
+  epochs: number;
+  minutes: number;
+  targets: number[];
+  seed: number;
+  stopWhenReached: boolean;
+}
+
+function positiveInt(
+  value: string | undefined,
+  flag: string,
+  fallback: number,
+): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new UsageError(
+      `--${flag} must be a positive integer (got "${value}")`,
+    );
+  }
+  return n;
+}
+
+function parseTargets(value: string): number[] {
+  const targets = value.split(",").map((s) => s.trim()).filter(Boolean).map(
+    Number,
+  );
+  if (!targets.length || targets.some((t) => !(t > 0 && t <= 1))) {
+    throw new UsageError(
+      `--targets must be accuracies in (0, 1], comma-separated (got "${value}")`,
+    );
+  }
+  return [...new Set(targets)].sort((a, b) => a - b);
+}
+
+/** Whether `acc` (possibly a float32 from Keras) is at least `target`, by image count. */
+function reached(acc: number | null, n: number, target: number): boolean {
+  return acc !== null && Math.round(acc * n) >= Math.ceil(target * n - 1e-6);
+}
+
+function loadAverage(): number {
+  return Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+function bytesOf(labels: Int32Array): Uint8Array {
+  // Little-endian on every machine this runs on (x86-64, arm64).
+  return new Uint8Array(labels.buffer, labels.byteOffset, labels.byteLength);
+}
+
+// ---------------------------------------------------------------------------
+// Data
+// ---------------------------------------------------------------------------
+
+/**
+ * `n` of the split's images, stratified: per class its share (largest
+ * remainder), evenly spaced within the class, in the split's order.
+ */
+function stratified(split: Split, n: number, classes: number): number[] {
+  const total = split.labels.length;
+  if (n >= total) return Array.from({ length: total }, (_, i) => i);
+  const byClass: number[][] = Array.from({ length: classes }, () => []);
+  split.labels.forEach((l, i) => byClass[l].push(i));
+  const exact = byClass.map((ix) => (ix.length * n) / total);
+  const quota = exact.map(Math.floor);
+  let rest = n - quota.reduce((s, q) => s + q, 0);
+  const byRemainder = exact.map((e, c) => [e - Math.floor(e), c])
+    .sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+  for (const [, c] of byRemainder) {
+    if (rest-- <= 0) break;
+    quota[c]++;
+  }
+  const out: number[] = [];
+  byClass.forEach((ix, c) => {
+    for (let k = 0; k < quota[c]; k++) {
+      out.push(ix[Math.floor(((k + 0.5) * ix.length) / quota[c])]);
+    }
+  });
+  return out.sort((a, b) => a - b);
+}
+
+function subset(split: Split, indices: number[], area: number): Split {
+  const pixels = new Uint8Array(indices.length * area);
+  const labels = new Int32Array(indices.length);
+  indices.forEach((i, k) => {
+    pixels.set(split.pixels.subarray(i * area, (i + 1) * area), k * area);
+    labels[k] = split.labels[i];
+  });
+  return { pixels, labels };
+}
+
+function countsOf(labels: Int32Array, classes: string[]) {
+  const counts: Record<string, number> = Object.fromEntries(
+    classes.map((c) => [c, 0]),
+  );
+  for (const l of labels) counts[classes[l]]++;
+  return counts;
+}
+
+/**
+ * Runs prepareData and writes train and validation (limited to `limit`
+ * training images) once; returns the folder and its header.
+ */
+async function writeData(
+  source: string,
+  limit: number | undefined,
+): Promise<{ dir: string; header: DataHeader }> {
+  const log = (m: string) => console.error(`data: ${m}`);
+  const data = await prepareData({ source, ...SPLIT, log });
+  for (const e of data.errors) console.error(`skipped ${e.path}: ${e.reason}`);
+  if (data.source.synthetic) log(`${data.source.reason}`);
+  const area = SPLIT.size * SPLIT.size;
+  const train = limit === undefined ? data.train : subset(
+    data.train,
+    stratified(data.train, limit, data.classes.length),
+    area,
+  );
+  const validation = data.validation;
+  const key =
+    `${data.fingerprint.slice(0, 12)}-${SPLIT.size}px-split${SPLIT.seed}` +
+    `-v${SPLIT.validation}-t${SPLIT.test}-${
+      limit === undefined ? "all" : `n${limit}`
+    }`;
+  const dir = join(projectPaths().cache, "bench", "time_to_accuracy", key);
+  const part = (name: string, split: Split): DataPart => ({
+    count: split.labels.length,
+    pixels: `${name}_pixels.bin`,
+    labels: `${name}_labels.bin`,
+    counts: countsOf(split.labels, data.classes),
+  });
+  const header: DataHeader = {
+    format: DATA_FORMAT,
+    version: 1,
+    pixelsType: "uint8 N×size×size",
+    labelsType: "int32le N",
+    source: data.source.root,
+    size: SPLIT.size,
+    splitSeed: SPLIT.seed,
+    validationFraction: SPLIT.validation,
+    testFraction: SPLIT.test,
+    fingerprint: data.fingerprint,
+    classes: data.classes,
+    limit: limit ?? null,
+    train: part("train", train),
+    validation: part("validation", validation),
+  };
+  const headerPath = join(dir, "header.json");
+  const sizeOk = (p: DataPart) =>
+    existsSync(join(dir, p.pixels)) &&
+    Deno.statSync(join(dir, p.pixels)).size === p.count * area &&
+    existsSync(join(dir, p.labels)) &&
+    Deno.statSync(join(dir, p.labels)).size === p.count * 4;
+  let fresh = true;
+  if (existsSync(headerPath)) {
+    const old = JSON.parse(await Deno.readTextFile(headerPath));
+    fresh = JSON.stringify({ ...old, source: "" }) !==
+        JSON.stringify({ ...header, source: "" }) ||
+      !sizeOk(header.train) || !sizeOk(header.validation);
+  }
+  if (fresh) {
+    for (
+      const [p, split] of [[header.train, train], [
+        header.validation,
+        validation,
+      ]] as const
+    ) {
+      await writeFileAtomic(join(dir, p.pixels), split.pixels);
+      await writeFileAtomic(join(dir, p.labels), bytesOf(split.labels));
+    }
+    // Last: a header means the files before it are complete.
+    await writeTextAtomic(headerPath, JSON.stringify(header, null, 2) + "\n");
+    log(`wrote ${dir}`);
+  } else {
+    log(`reusing ${dir}`);
+  }
+  return { dir, header };
+}
+
+async function readData(
+  dir: string,
+): Promise<{ header: DataHeader; train: Split; validation: Split }> {
+  const header = JSON.parse(
+    await Deno.readTextFile(join(dir, "header.json")),
+  ) as DataHeader;
+  if (header.format !== DATA_FORMAT) {
+    throw new Error(`${dir}/header.json: not a ${DATA_FORMAT} header`);
+  }
+  const area = header.size * header.size;
+  const load = async (p: DataPart): Promise<Split> => {
+    const pixels = await Deno.readFile(join(dir, p.pixels));
+    const raw = await Deno.readFile(join(dir, p.labels));
+    if (pixels.length !== p.count * area || raw.length !== p.count * 4) {
+      throw new Error(
+        `${dir}: ${p.pixels} or ${p.labels} is not ${p.count} images long`,
+      );
+    }
+    const labels = new Int32Array(raw.buffer, raw.byteOffset, p.count);
+    return { pixels, labels };
+  };
+  return {
+    header,
+    train: await load(header.train),
+    validation: await load(header.validation),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Keras environment (as bench/train.ts)
+// ---------------------------------------------------------------------------
+
+function venvPython(): string {
+  return join(projectPaths().cache, "bench-venv", "bin", "python");
+}
+
+function hasTensorflow(venv: string): boolean {
+  const lib = join(venv, "lib");
+  if (!existsSync(lib)) return false;
+  return readdirSync(lib).some((py) => {
+    const site = join(lib, py, "site-packages");
+    return existsSync(site) &&
+      readdirSync(site).some((d) =>
+        d.startsWith("tensorflow_cpu-2.21.0") && d.endsWith(".dist-info")
+      );
+  });
+}
+
+/** Creates `.cache/bench-venv` and installs TensorFlow into it if needed. */
+async function ensureKeras(): Promise<string> {
+  const python = venvPython();
+  const venv = dirname(dirname(python));
+  if (existsSync(python) && hasTensorflow(venv)) return python;
+  if (!existsSync(python)) {
+    console.error(`creating ${venv}`);
+    const made = await run("python3", {
+      args: ["-m", "venv", venv],
+      timeoutMs: 5 * 60_000,
+    });
+    if (made.code !== 0) {
+      throw new Error(`python3 -m venv ${venv} failed: ${made.stderr.trim()}`);
+    }
+  }
+  console.error(`installing ${TF_WHEEL} into ${venv} (a few minutes)`);
+  const pip = await run(python, {
+    args: [
+      "-m",
+      "pip",
+      "install",
+      "--disable-pip-version-check",
+      "-q",
+      ...INDEX_ARGS,
+      TF_WHEEL,
+    ],
+    timeoutMs: 30 * 60_000,
+  });
+  if (pip.code !== 0 || !hasTensorflow(venv)) {
+    const tail = (pip.stderr || pip.stdout).trim().split("\n").slice(-5);
+    throw new Error(`pip install ${TF_WHEEL} failed: ${tail.join(" | ")}`);
+  }
+  return python;
+}
+
+// ---------------------------------------------------------------------------
+// Workers: our side, in child processes
+// ---------------------------------------------------------------------------
+
+/** Our initial weights and reference outputs, for the Keras side. */
+async function exportWorker(
+  dir: string,
+  out: string,
+  seed: number,
+): Promise<void> {
+  const { tf } = await import("../lib/tf.ts");
+  const { resnet } = await import("../lib/models.ts");
+  const { batchTensor } = await import("../lib/train.ts");
+  const { header, validation } = await readData(dir);
+  const options: ResnetOptions = {
+    inputSize: header.size,
+    channels: 1,
+    numClasses: header.classes.length,
+    seed,
+    filters: FILTERS,
+  };
+  const model = resnet(options);
+  // What the factory chose for the options we leave at their defaults.
+  const config = (name: string) =>
+    model.getLayer(name).getConfig() as Record<string, unknown>;
+  const arch = {
+    filters: FILTERS,
+    stemFilters: config("stem_conv").filters as number,
+    blocksPerStage:
+      model.layers.filter((l) => /^stage1_block\d+_add$/.test(l.name)).length,
+    dropout: config("dropout").rate as number,
+  };
+  const layers: {
+    name: string;
+    weights: {
+      name: string;
+      shape: number[];
+      offset: number;
+      length: number;
+    }[];
+  }[] = [];
+  const chunks: Float32Array[] = [];
+  let offset = 0;
+  for (const layer of model.layers) {
+    if (!layer.weights.length) continue;
+    const entry = {
+      name: layer.name,
+      weights: [] as typeof layers[0]["weights"],
+    };
+    for (const w of layer.weights) {
+      const values = w.read().dataSync() as Float32Array;
+      entry.weights.push({
+        name: w.originalName.split("/").pop()!,
+        shape: w.shape as number[],
+        offset,
+        length: values.length,
+      });
+      chunks.push(values);
+      offset += values.byteLength;
+    }
+    layers.push(entry);
+  }
+  const blob = new Uint8Array(offset);
+  let at = 0;
+  for (const c of chunks) {
+    blob.set(new Uint8Array(c.buffer, c.byteOffset, c.byteLength), at);
+    at += c.byteLength;
+  }
+  const count = Math.min(REFERENCE_IMAGES, validation.labels.length);
+  const x = batchTensor(
+    validation.pixels,
+    Array.from({ length: count }, (_, i) => i),
+    header.size,
+  );
+  const probs = model.predict(x) as import("../lib/tf.ts").Tensor;
+  const reference = { count, probs: Array.from(await probs.data()) };
+  tf.dispose([x, probs]);
+  const params = model.countParams();
+  model.dispose();
+  await writeFileAtomic(out.replace(/\.json$/, ".bin"), blob);
+  await writeTextAtomic(
+    out,
+    JSON.stringify({ arch, params, seed, layers, reference }),
+  );
+}
+
+/** Our training: lib/train.ts' trainModel, timed per epoch. */
+async function oursWorker(
+  dir: string,
+  out: string,
+  bench: BenchOptions,
+): Promise<void> {
+  const { trainModel } = await import("../lib/train.ts");
+  const { versions } = await import("../lib/versions.ts");
+  const { header, train, validation } = await readData(dir);
+  const nVal = validation.labels.length;
+  const epochs: EpochPoint[] = [];
+  const controller = new AbortController();
+  let t0 = 0;
+  let targetsReached = false;
+  const result = await trainModel({
+    train,
+    validation,
+    classes: header.classes,
+    size: header.size,
+    arch: "resnet",
+    modelOptions: { filters: FILTERS },
+    epochs: bench.epochs,
+    batchSize: BATCH,
+    learningRate: LEARNING_RATE,
+    seed: bench.seed,
+    augment: true,
+    earlyStopping: false,
+    cosineDecay: { minLr: MIN_LR },
+    maxSeconds: bench.minutes * 60,
+    restoreBestWeights: false,
+    evalBatchSize: EVAL_BATCH,
+    signal: controller.signal,
+    callbacks: {
+      onTrainBegin() {
+        t0 = performance.now();
+      },
+      onEpochEnd({ record }) {
+        const point: EpochPoint = {
+          epoch: record.epoch,
+          elapsed: (performance.now() - t0) / 1000,
+          seconds: record.seconds,
+          trainSeconds: record.trainSeconds,
+          loss: record.loss,
+          acc: record.acc,
+          val_loss: record.val_loss,
+          val_acc: record.val_acc,
+          lr: record.lr,
+        };
+        epochs.push(point);
+        console.error(
+          `ours  epoch ${String(point.epoch).padStart(3)}/${bench.epochs}  ` +
+            `t ${point.elapsed.toFixed(1).padStart(8)} s  val_acc ${
+              point.val_acc?.toFixed(4)
+            }  val_loss ${point.val_loss?.toFixed(4)}  loss ${
+              point.loss?.toFixed(4)
+            }  lr ${point.lr.toExponential(2)}`,
+        );
+        if (
+          bench.stopWhenReached &&
+          bench.targets.every((t) =>
+            epochs.some((e) => reached(e.val_acc, nVal, t))
+          )
+        ) {
+          targetsReached = true;
+          controller.abort();
+        }
+      },
+    },
+  });
+  const params = result.model.countParams();
+  result.model.dispose();
+  const report: SideReport = {
+    impl: "ours",
+    params,
+    versions: versions(),
+    trainImages: train.labels.length,
+    validationImages: nVal,
+    epochs,
+    stopReason: targetsReached && result.stopReason === "aborted"
+      ? "targets-reached"
+      : result.stopReason,
+    seconds: epochs.at(-1)?.elapsed ?? 0,
+  };
+  await writeTextAtomic(out, JSON.stringify(report));
+}
+
+// ---------------------------------------------------------------------------
+// Children
+// ---------------------------------------------------------------------------
+
+async function readReport<T>(path: string, what: string): Promise<T> {
+  try {
+    return JSON.parse(await Deno.readTextFile(path)) as T;
+  } catch (error) {
+    throw new Error(
+      `${what} left no readable report at ${path}: ${(error as Error).message}`,
+    );
+  }
+}
+
+function childTimeout(bench: BenchOptions): number {
+  // The budget, one overlong last epoch, and start-up.
+  return (bench.minutes * 60 * 2 + 20 * 60) * 1000;
+}
+
+async function runOurs(
+  mode: "export" | "ours",
+  dir: string,
+  out: string,
+  bench: BenchOptions,
+): Promise<void> {
+  const result = await run(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      SELF,
+      "--worker",
+      mode,
+      "--data-dir",
+      dir,
+      "--out",
+      out,
+      "--epochs",
+      String(bench.epochs),
+      "--minutes",
+      String(bench.minutes),
+      "--targets",
+      bench.targets.join(","),
+      "--seed",
+      String(bench.seed),
+      ...(bench.stopWhenReached ? ["--stop-when-reached"] : []),
+    ],
+    cwd: projectPaths().root,
+    inherit: true,
+    timeoutMs: mode === "export" ? 10 * 60_000 : childTimeout(bench),
+  });
+  if (result.code !== 0) {
+    throw new Error(`ours (${mode}) failed (exit ${result.code})`);
+  }
+}
+
+async function runKeras(
+  python: string,
+  dir: string,
+  weights: string,
+  out: string,
+  bench: BenchOptions,
+  extra: { checkOnly: boolean; init: string; brightness: string },
+): Promise<void> {
+  const result = await run(python, {
+    args: [
+      PEER,
+      "--data",
+      dir,
+      "--weights",
+      weights,
+      "--out",
+      out,
+      "--epochs",
+      String(bench.epochs),
+      "--minutes",
+      String(bench.minutes),
+      "--targets",
+      bench.targets.join(","),
+      "--seed",
+      String(bench.seed),
+      "--batch",
+      String(BATCH),
+      "--eval-batch",
+      String(EVAL_BATCH),
+      "--lr",
+      String(LEARNING_RATE),
+      "--min-lr",
+      String(MIN_LR),
+      "--init",
+      extra.init,
+      "--brightness",
+      extra.brightness,
+      ...(extra.checkOnly ? ["--check-only"] : []),
+      ...(bench.stopWhenReached ? ["--stop-when-reached"] : []),
+    ],
+    env: { TF_CPP_MIN_LOG_LEVEL: "2", PYTHONUNBUFFERED: "1" },
+    inherit: true,
+    timeoutMs: extra.checkOnly ? 10 * 60_000 : childTimeout(bench),
+  });
+  if (result.code !== 0) {
+    let reason = "";
+    try {
+      const report = JSON.parse(await Deno.readTextFile(out));
+      if (report.error) reason = `: ${report.error}`;
+    } catch {
+      // no report: the child's stderr (shown above) says why
+    }
+    throw new Error(
+      `keras (${
+        extra.checkOnly ? "network check" : "training"
+      }) failed (exit ${result.code})${reason}`,
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Summary
+// ---------------------------------------------------------------------------
+
+interface TargetResult {
+  target: number;
+  epoch: number | null;
+  seconds: number | null;
+}
+
+interface SideSummary {
+  targets: TargetResult[];
+  best: { val_acc: number; epoch: number } | null;
+  epochs: number;
+  stopReason: string;
+  seconds: number;
+  msPerImagePerEpoch: number;
+  secondsPerEpoch: number;
+}
+
+function summarise(report: SideReport, targets: number[]): SideSummary {
+  const n = report.validationImages;
+  const e = report.epochs;
+  let best: SideSummary["best"] = null;
+  for (const p of e) {
+    if (p.val_acc !== null && (best === null || p.val_acc > best.val_acc)) {
+      best = { val_acc: p.val_acc, epoch: p.epoch };
+    }
+  }
+  const timed = e.length > 1 ? e.slice(1) : e;
+  return {
+    targets: targets.map((target) => {
+      const first = e.find((p) => reached(p.val_acc, n, target));
+      return {
+        target,
+        epoch: first?.epoch ?? null,
+        seconds: first?.elapsed ?? null,
+      };
+    }),
+    best,
+    epochs: e.length,
+    stopReason: report.stopReason,
+    seconds: report.seconds,
+    msPerImagePerEpoch: timed.length
+      ? median(timed.map((p) => (1000 * p.trainSeconds) / report.trainImages))
+      : NaN,
+    secondsPerEpoch: timed.length ? median(timed.map((p) => p.seconds)) : NaN,
+  };
+}
+
+function pct(x: number): string {
+  return `${(100 * x).toFixed(1)}%`;
+}
+
+function fmt(x: number, digits = 1): string {
+  return Number.isFinite(x) ? x.toFixed(digits) : "–";
+}
+
+function printTable(
+  sides: { name: string; summary: SideSummary }[],
+  bench: BenchOptions,
+): void {
+  const both = sides.length === 2 ? sides : undefined;
+  const ratio = (a: number | null, b: number | null) =>
+    a !== null && b !== null && b > 0 ? (a / b).toFixed(2) : "–";
+  const rows: string[][] = [];
+  bench.targets.forEach((target, i) => {
+    rows.push([
+      `val acc ≥ ${pct(target)}`,
+      ...sides.map(({ summary: s }) => {
+        const t = s.targets[i];
+        if (t.seconds !== null) {
+          return `${fmt(t.seconds)} s (epoch ${t.epoch})`;
+        }
+        const where = s.stopReason === "time-budget"
+          ? `${bench.minutes} min`
+          : `${s.epochs} epochs (${fmt(s.seconds / 60)} min)`;
+        return `not reached in ${where}, best ${
+          s.best ? `${pct(s.best.val_acc)} at epoch ${s.best.epoch}` : "–"
+        }`;
+      }),
+      ...(both
+        ? [
+          ratio(
+            both[0].summary.targets[i].seconds,
+            both[1].summary.targets[i].seconds,
+          ),
+        ]
+        : []),
+    ]);
+  });
+  rows.push([
+    "best val acc",
+    ...sides.map(({ summary: s }) =>
+      s.best ? `${pct(s.best.val_acc)} (epoch ${s.best.epoch})` : "–"
+    ),
+    ...(both ? [""] : []),
+  ]);
+  rows.push([
+    "epochs run",
+    ...sides.map(({ summary: s }) =>
+      `${s.epochs} in ${fmt(s.seconds)} s (${s.stopReason})`
+    ),
+    ...(both ? [""] : []),
+  ]);
+  rows.push([
+    "train ms/img/epoch",
+    ...sides.map(({ summary: s }) => fmt(s.msPerImagePerEpoch, 2)),
+    ...(both
+      ? [
+        ratio(
+          both[0].summary.msPerImagePerEpoch,
+          both[1].summary.msPerImagePerEpoch,
+        ),
+      ]
+      : []),
+  ]);
+  rows.push([
+    "s/epoch incl. validation",
+    ...sides.map(({ summary: s }) => fmt(s.secondsPerEpoch, 1)),
+    ...(both
+      ? [
+        ratio(both[0].summary.secondsPerEpoch, both[1].summary.secondsPerEpoch),
+      ]
+      : []),
+  ]);
+  const header = [
+    "",
+    ...sides.map((s) => s.name),
+    ...(both ? ["ours/keras"] : []),
+  ];
+  const widths = header.map((h, i) =>
+    Math.max(h.length, ...rows.map((r) => r[i].length))
+  );
+  const line = (cells: string[]) =>
+    cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
+  console.log(line(header));
+  console.log(widths.map((w) => "-".repeat(w)).join("  "));
+  for (const r of rows) console.log(line(r));
+}
+
+// ---------------------------------------------------------------------------
+// Main
+// ---------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: taskArgs(),
+    options: {
+      data: { type: "string" },
+      epochs: { type: "string" },
+      minutes: { type: "string" },
+      targets: { type: "string" },
+      limit: { type: "string" },
+      seed: { type: "string" },
+      order: { type: "string" },
+      init: { type: "string" },
+      "keras-brightness": { type: "string" },
+      "stop-when-reached": { type: "boolean" },
+      json: { type: "string" },
+      help: { type: "boolean" },
+      // internal: the child processes
+      worker: { type: "string" },
+      "data-dir": { type: "string" },
+      out: { type: "string" },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  const minutes = values.minutes === undefined ? 30 : Number(values.minutes);
+  if (!(minutes > 0)) {
+    throw new UsageError(
+      `--minutes must be a positive number (got "${values.minutes}")`,
+    );
+  }
+  const seed = values.seed === undefined ? 42 : Number(values.seed);
+  if (!Number.isSafeInteger(seed) || seed < 0) {
+    throw new UsageError(
+      `--seed must be a non-negative integer (got "${values.seed}")`,
+    );
+  }
+  const bench: BenchOptions = {
+    epochs: positiveInt(values.epochs, "epochs", 48),
+    minutes,
+    targets: parseTargets(values.targets ?? "0.94,0.97"),
+    seed,
+    stopWhenReached: values["stop-when-reached"] ?? false,
+  };
+
+  if (values.worker !== undefined) {
+    if (!values["data-dir"] || !values.out) {
+      throw new UsageError("--worker needs --data-dir and --out");
+    }
+    if (values.worker === "export") {
+      await exportWorker(values["data-dir"], values.out, bench.seed);
+    } else if (values.worker === "ours") {
+      await oursWorker(values["data-dir"], values.out, bench);
+    } else {
+      throw new UsageError(`unknown worker "${values.worker}"`);
+    }
+    return;
+  }
+
+  const order = (values.order ?? "ours,keras").split(",").map((s) => s.trim())
+    .filter(Boolean);
+  if (
+    !order.length || order.some((s) => s !== "ours" && s !== "keras") ||
+    new Set(order).size !== order.length
+  ) {
+    throw new UsageError(
+      `--order must list ours and/or keras once each (got "${values.order}")`,
+    );
+  }
+  const init = values.init ?? "shared";
+  if (init !== "shared" && init !== "keras") {
+    throw new UsageError(`--init must be shared or keras (got "${init}")`);
+  }
+  const brightness = values["keras-brightness"] ?? "multiplicative";
+  if (brightness !== "multiplicative" && brightness !== "additive") {
+    throw new UsageError(
+      `--keras-brightness must be multiplicative or additive (got "${brightness}")`,
+    );
+  }
+  const limit = values.limit === undefined
+    ? undefined
+    : positiveInt(values.limit, "limit", 0);
+  const source = values.data ?? "/work/shared/data/brain-tumor-mri/Training";
+  if (!existsSync(source)) {
+    throw new UsageError(`--data ${source}: no such folder`);
+  }
+
+  const { dir, header } = await writeData(source, limit);
+  const python = await ensureKeras();
+  const work = await Deno.makeTempDir({ dir, prefix: "run-" });
+  try {
+    console.error(
+      `resnet [${FILTERS}] at ${header.size}×${header.size}×1, ${header.classes.length} ` +
+        `classes; train ${header.train.count}${
+          limit === undefined ? "" : ` (--limit ${limit})`
+        }, validation ${header.validation.count} (split seed ${header.splitSeed}, ` +
+        `val ${header.validationFraction}, test ${header.testFraction}, test unused); ` +
+        `batch ${BATCH}, Adam ${LEARNING_RATE} → ${MIN_LR} cosine over ${bench.epochs} ` +
+        `epochs, budget ${bench.minutes} min per side, seed ${bench.seed}; ` +
+        `${navigator.hardwareConcurrency} CPUs, load ${fmt(loadAverage(), 2)}`,
+    );
+    const weights = join(work, "init.json");
+    await runOurs("export", dir, weights, bench);
+    const check = join(work, "keras-check.json");
+    await runKeras(python, dir, weights, check, bench, {
+      checkOnly: true,
+      init,
+      brightness,
+    });
+    const exported = await readReport<{ params: number }>(
+      weights,
+      "ours (export)",
+    );
+    const checked = await readReport<
+      { params: number; referenceMaxAbsDiff: number }
+    >(
+      check,
+      "keras (check)",
+    );
+    console.log(
+      `parameters: ours ${exported.params.toLocaleString("en")}, keras ${
+        checked.params.toLocaleString("en")
+      }; same weights → softmax max |diff| ${
+        checked.referenceMaxAbsDiff.toExponential(1)
+      } on ${REFERENCE_IMAGES} validation images`,
+    );
+    if (exported.params !== checked.params) {
+      throw new Error(
+        `the parameter counts differ (ours ${exported.params}, keras ${checked.params})`,
+      );
+    }
+
+    const reports: Record<string, SideReport> = {};
+    for (const side of order) {
+      const out = join(work, `${side}.json`);
+      const load = loadAverage();
+      console.error(`\n== ${side}: training (load ${fmt(load, 2)}) ==`);
+      if (side === "ours") await runOurs("ours", dir, out, bench);
+      else {
+        await runKeras(python, dir, weights, out, bench, {
+          checkOnly: false,
+          init,
+          brightness,
+        });
+      }
+      reports[side] = { ...await readReport<SideReport>(out, side), load };
+    }
+    for (const r of Object.values(reports)) {
+      if (r.params !== exported.params) {
+        throw new Error(
+          `${r.impl} trained ${r.params} parameters, the exported model has ${exported.params}`,
+        );
+      }
+    }
+
+    const sides = ["ours", "keras"].filter((s) => reports[s]).map((s) => ({
+      name: s === "ours"
+        ? `ours (tfjs-node ${reports[s].versions["tfjs-node"]}, libtensorflow ${
+          reports[s].versions.libtensorflow
+        })`
+        : `keras (TF ${reports[s].versions.tensorflow}, Keras ${
+          reports[s].versions.keras
+        })`,
+      side: s,
+      summary: summarise(reports[s], bench.targets),
+    }));
+    console.log(
+      `\ntime to validation accuracy (${header.validation.count} validation images; ` +
+        `wall time from the start of training, validation included)\n`,
+    );
+    printTable(sides, bench);
+    console.log(
+      `\nload at start: ${
+        sides.map((s) => `${s.side} ${fmt(reports[s.side].load ?? NaN, 2)}`)
+          .join(", ")
+      } (${navigator.hardwareConcurrency} CPUs)`,
+    );
+
+    if (values.json) {
+      await writeTextAtomic(
+        values.json,
+        JSON.stringify(
+          {
+            benchmark: "time_to_accuracy",
+            at: new Date().toISOString(),
+            options: {
+              ...bench,
+              limit: limit ?? null,
+              order,
+              init,
+              kerasBrightness: brightness,
+              data: source,
+            },
+            model: {
+              arch: "resnet",
+              filters: FILTERS,
+              params: exported.params,
+            },
+            training: {
+              batch: BATCH,
+              evalBatch: EVAL_BATCH,
+              learningRate: LEARNING_RATE,
+              minLr: MIN_LR,
+            },
+            data: { dir, ...header },
+            check: checked,
+            summary: Object.fromEntries(sides.map((s) => [s.side, s.summary])),
+            reports,
+          },
+          null,
+          2,
+        ) + "\n",
+      );
+      console.log(`wrote ${values.json}`);
+    }
+  } finally {
+    await Deno.remove(work, { recursive: true }).catch(() => {});
+  }
+}
+
+if (import.meta.main) {
+  try {
+    await main();
+  } catch (error) {
+    if (
+      error instanceof UsageError || (error instanceof TypeError &&
+        (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS"))
+    ) {
+      console.error(
+        `bench/time_to_accuracy.ts: ${(error as Error).message}\n\n${USAGE}`,
+      );
+      Deno.exit(2);
+    }
+    console.error(`bench/time_to_accuracy.ts: ${(error as Error).message}`);
+    Deno.exit(1);
+  }
+}
