@@ -9,7 +9,10 @@
  *    download where it works, else the tensorflow-cpu wheel and a source
  *    build);
  * 5. checks that TensorFlow loads with the `tensorflow` backend;
- * 6. registers the Deno Jupyter kernel inside `.venv/`.
+ * 6. registers the Deno Jupyter kernel inside `.venv/`;
+ * 7. with `--browser` (what `deno task test` passes): makes sure a headless
+ *    Chromium is there for the browser tests, installing Debian's `chromium`
+ *    package when it is not (see `browser.ts`).
  *
  * Each step checks before it acts, so a second run is a fast no-op, and each
  * writes atomically, so an interrupted run can simply be run again.
@@ -20,6 +23,7 @@ import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { writeTextAtomic } from "./atomic.ts";
+import { ensureChromium } from "./browser.ts";
 import {
   bindingStatus,
   provisionLibtensorflow,
@@ -40,6 +44,8 @@ export interface SetupOptions {
   forceLibtensorflow?: boolean;
   /** Skip tfjs-node's own download and use the wheel directly. */
   skipOfficialDownload?: boolean;
+  /** Also make sure Chromium is there for the browser tests. */
+  browser?: boolean;
   /** Progress messages; default prints to stderr. */
   log?: (message: string) => void;
 }
@@ -141,6 +147,15 @@ export async function setup(options: SetupOptions = {}): Promise<SetupReport> {
     return `kernelspec '${"deno"}' in ${dir}`;
   });
 
+  if (options.browser) {
+    await step("chromium", async () => {
+      const { chromium, installed } = await ensureChromium({ log });
+      return `${installed ? "installed" : "present"}: ${chromium.executable}${
+        chromium.version ? ` (${chromium.version})` : ""
+      }`;
+    });
+  }
+
   return { steps, totalMs: performance.now() - started };
 }
 
@@ -193,12 +208,14 @@ if (import.meta.main) {
     options: {
       "force-libtensorflow": { type: "boolean", default: false },
       "skip-official-download": { type: "boolean", default: false },
+      browser: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
   });
   if (values.help) {
     console.log(
-      "deno task setup [--force-libtensorflow] [--skip-official-download]",
+      "deno task setup [--force-libtensorflow] [--skip-official-download] " +
+        "[--browser]",
     );
     Deno.exit(0);
   }
@@ -206,6 +223,7 @@ if (import.meta.main) {
     const report = await setup({
       forceLibtensorflow: values["force-libtensorflow"],
       skipOfficialDownload: values["skip-official-download"],
+      browser: values.browser,
     });
     console.error(`[setup] done in ${(report.totalMs / 1000).toFixed(1)} s`);
   } catch (error) {

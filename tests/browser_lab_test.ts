@@ -1,0 +1,274 @@
+/**
+ * JupyterLab, in a real browser: `deno task lab`'s server (lib/lab.ts) on
+ * loopback with the project's Deno kernel, a notebook that shows a bar chart
+ * from lib/plot.ts, "Run All Cells" from JupyterLab's Run menu in headless
+ * Chromium, and the chart must appear drawn by the Plotly MIME renderer
+ * (jupyterlab-plotly, which set-up installs into `.venv/`) from the figure's
+ * `application/vnd.plotly.v1+json` data, one bar per data point.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { type ChromiumSession, launchChromium } from "../lib/browser.ts";
+import { labCommand } from "../lib/lab.ts";
+import { PROJECT_ROOT } from "../lib/paths.ts";
+
+const CLASSES = ["glioma", "meningioma", "notumor", "pituitary"];
+const COUNTS = [1321, 1339, 1595, 1457];
+
+/**
+ * Page errors JupyterLab itself throws with the Deno kernel: its debugger
+ * sidebar asks for a debugging session the kernel never started.
+ */
+const KNOWN_LAB_ERRORS = [/^No active debugger session$/];
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/** What the executed notebook shows, read in the page. */
+interface OutputState {
+  prompts: string[];
+  errors: string[];
+  plotly: {
+    classes: string[];
+    svgs: number;
+    bars: number[];
+    fallbackDivs: number;
+    title: string;
+  }[];
+}
+
+// Runs in the page (as a string: the tests are type-checked without the DOM).
+const READ_OUTPUTS = `(() => ({
+  prompts: [...document.querySelectorAll(".jp-CodeCell .jp-InputPrompt")]
+    .map((p) => p.textContent.trim()),
+  errors: [...document.querySelectorAll(
+    ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
+  )].map((e) => e.textContent.slice(0, 300)),
+  plotly: [...document.querySelectorAll(".jp-OutputArea-output")]
+    .filter((o) => o.querySelector("svg.main-svg"))
+    .map((o) => ({
+      classes: [...o.classList],
+      svgs: o.querySelectorAll("svg.main-svg").length,
+      bars: [...o.querySelectorAll(".trace.bars .point path")]
+        .map((p) => p.getBBox().height),
+      fallbackDivs: o.querySelectorAll(".brain-mri-plot").length,
+      title: o.querySelector(".gtitle")?.textContent ?? "",
+    })),
+}))()`;
+
+Deno.test("browser lab: Run All Cells in JupyterLab draws a lib/plot.ts chart with the Plotly renderer", async () => {
+  const root = await Deno.makeTempDir({ prefix: "brain-mri-lab-root-" });
+  const state = await Deno.makeTempDir({ prefix: "brain-mri-lab-state-" });
+  await Deno.writeTextFile(
+    join(root, "chart.ipynb"),
+    JSON.stringify({
+      cells: [
+        { cell_type: "markdown", id: "m0", metadata: {}, source: "# Chart" },
+        {
+          cell_type: "code",
+          id: "c1",
+          metadata: {},
+          execution_count: null,
+          outputs: [],
+          source: 'import { barChart } from "@brain/plot.ts";',
+        },
+        {
+          cell_type: "code",
+          id: "c2",
+          metadata: {},
+          execution_count: null,
+          outputs: [],
+          source: `barChart({ x: ${JSON.stringify(CLASSES)}, y: ${
+            JSON.stringify(COUNTS)
+          }, title: "Images per class" })`,
+        },
+      ],
+      metadata: {
+        kernelspec: {
+          name: "deno",
+          display_name: "Deno",
+          language: "typescript",
+        },
+      },
+      nbformat: 4,
+      nbformat_minor: 5,
+    }),
+  );
+  // A fresh JupyterLab user state, with the news and update checks off (they
+  // would ask the network and put a toast over the page).
+  const settings = join(state, "settings");
+  await Deno.mkdir(join(settings, "@jupyterlab", "apputils-extension"), {
+    recursive: true,
+  });
+  await Deno.writeTextFile(
+    join(
+      settings,
+      "@jupyterlab",
+      "apputils-extension",
+      "notification.jupyterlab-settings",
+    ),
+    JSON.stringify({ fetchNews: "false", checkForUpdates: false }),
+  );
+
+  const port = freePort();
+  const token = crypto.randomUUID();
+  const lab = labCommand({
+    args: [
+      "--no-browser",
+      "--ServerApp.ip=127.0.0.1",
+      `--ServerApp.port=${port}`,
+      `--IdentityProvider.token=${token}`,
+    ],
+  });
+  // The same server as `deno task lab`, rooted in the temporary folder.
+  const projectRootArg = `--ServerApp.root_dir=${PROJECT_ROOT}`;
+  assert.ok(lab.args.includes(projectRootArg));
+  const args = lab.args.map((a) =>
+    a === projectRootArg ? `--ServerApp.root_dir=${root}` : a
+  );
+  const server = new Deno.Command(lab.command, {
+    args,
+    env: {
+      ...lab.env,
+      JUPYTERLAB_SETTINGS_DIR: settings,
+      JUPYTERLAB_WORKSPACES_DIR: join(state, "workspaces"),
+      JUPYTER_RUNTIME_DIR: join(state, "runtime"),
+    },
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let serverLog = "";
+  const logDone = server.stderr.pipeThrough(new TextDecoderStream())
+    .pipeTo(
+      new WritableStream({
+        write: (chunk) => {
+          serverLog = (serverLog + chunk).slice(-20_000);
+        },
+      }),
+    ).catch(() => {});
+  let exited = false;
+  const status = server.status.then((s) => {
+    exited = true;
+    return s;
+  });
+  const logTail = () => serverLog.trim().split("\n").slice(-15).join("\n");
+  const base = `http://127.0.0.1:${port}`;
+  const headers = { Authorization: `token ${token}` };
+  let browser: ChromiumSession | undefined;
+  try {
+    let up = false;
+    for (let i = 0; i < 720 && !up && !exited; i++) {
+      try {
+        const res = await fetch(`${base}/api/status`, { headers });
+        await res.body?.cancel();
+        up = res.ok;
+      } catch {
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+    assert.ok(up, `JupyterLab did not come up:\n${logTail()}`);
+
+    browser = await launchChromium();
+    const { page } = browser;
+    page.setDefaultTimeout(180_000);
+    const pageErrors: string[] = [];
+    page.on("pageerror", (e) => pageErrors.push(e.message));
+    try {
+      await page.goto(`${base}/lab/tree/chart.ipynb?token=${token}`);
+      // The notebook is open on the project's kernel, and the kernel is up.
+      await page.getByText("Deno (brain-mri-cnn) | Idle").waitFor();
+      await page.getByRole("menuitem", { name: "Run", exact: true }).click();
+      await page.getByRole("menuitem", { name: "Run All Cells", exact: true })
+        .click();
+      // Until both cells have run (or one failed), then until the chart is
+      // drawn (the renderer loads its plotly.js on first use).
+      await page.waitForFunction(
+        `[...document.querySelectorAll(".jp-CodeCell .jp-InputPrompt")]
+           .every((p) => /^\\[\\d+\\]:$/.test(p.textContent.trim())) ||
+         document.querySelector(
+           ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")`,
+        undefined,
+        { timeout: 300_000 },
+      );
+      await page.waitForSelector(".jp-OutputArea-output svg.main-svg", {
+        timeout: 60_000,
+      }).catch(() => {}); // what is there is checked below
+      const shown = await page.evaluate(READ_OUTPUTS) as OutputState;
+
+      assert.deepEqual(shown.errors, [], "no cell failed");
+      assert.deepEqual(shown.prompts, ["[1]:", "[2]:"], "both cells ran");
+      assert.equal(shown.plotly.length, 1, "one chart");
+      const [chart] = shown.plotly;
+      // Drawn by jupyterlab-plotly from the Plotly JSON, not by the
+      // figure's text/html fallback.
+      assert.ok(
+        chart.classes.includes("jp-RenderedPlotly"),
+        `rendered by jupyterlab-plotly: ${chart.classes}`,
+      );
+      assert.equal(chart.fallbackDivs, 0, "the HTML fallback is not used");
+      assert.ok(chart.svgs >= 1);
+      assert.equal(chart.title, "Images per class");
+      assert.equal(chart.bars.length, COUNTS.length, "one bar per class");
+      const tallest = Math.max(...chart.bars);
+      const top = Math.max(...COUNTS);
+      for (const [i, height] of chart.bars.entries()) {
+        assert.ok(
+          Math.abs(height / tallest - COUNTS[i] / top) < 0.02,
+          `bar ${CLASSES[i]}: height ${height} of ${tallest}`,
+        );
+      }
+      const unexpected = pageErrors.filter((m) =>
+        !KNOWN_LAB_ERRORS.some((known) => known.test(m))
+      );
+      assert.deepEqual(unexpected, [], "no unexpected errors in the page");
+    } catch (error) {
+      // Keep a picture of the page for whoever reads the failure.
+      const shot = await Deno.makeTempFile({
+        prefix: "browser_lab_failure-",
+        suffix: ".png",
+      });
+      await page.screenshot({ path: shot }).catch(() => {});
+      console.error(`screenshot of the failing page: ${shot}`);
+      console.error(`JupyterLab's log ends:\n${logTail()}`);
+      throw error;
+    }
+  } finally {
+    await browser?.close();
+    // Shut the kernels down through the server, then the server itself.
+    if (!exited) {
+      try {
+        const res = await fetch(`${base}/api/kernels`, { headers });
+        const kernels: { id: string }[] = res.ok ? await res.json() : [];
+        if (!res.ok) await res.body?.cancel();
+        for (const { id } of kernels) {
+          const done = await fetch(`${base}/api/kernels/${id}`, {
+            method: "DELETE",
+            headers,
+          });
+          await done.body?.cancel();
+        }
+      } catch {
+        // the server is going away anyway
+      }
+      server.kill("SIGTERM");
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stopped = await Promise.race([
+      status,
+      new Promise<null>((r) => timer = setTimeout(() => r(null), 60_000)),
+    ]);
+    clearTimeout(timer);
+    if (!stopped) {
+      server.kill("SIGKILL");
+      await status;
+    }
+    await logDone;
+    await Deno.remove(root, { recursive: true }).catch(() => {});
+    await Deno.remove(state, { recursive: true }).catch(() => {});
+  }
+});

@@ -1,0 +1,176 @@
+/**
+ * The exported HTML report, in a real browser: a notebook that displays two
+ * Plotly figures through lib/plot.ts is run by the project's headless runner
+ * (lib/notebooks.ts, nbrun.py, the Deno kernel) and its HTML page is opened in
+ * headless Chromium, which must draw both figures from the one copy of
+ * plotly.js the runner embeds in the page.
+ */
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { launchChromium } from "../lib/browser.ts";
+import { runNotebooks } from "../lib/notebooks.ts";
+import { plotlyJsPath } from "../lib/plot.ts";
+
+const CLASSES = ["glioma", "meningioma", "notumor", "pituitary"];
+const COUNTS = [1321, 1339, 1595, 1457];
+const LOSS = [1.2, 0.8, 0.55, 0.47, 0.44];
+
+function notebook(cells: [string, string][]): string {
+  return JSON.stringify({
+    cells: cells.map(([type, source], i) => ({
+      cell_type: type,
+      id: `c${i}`,
+      metadata: {},
+      source,
+      ...(type === "code" ? { execution_count: null, outputs: [] } : {}),
+    })),
+    metadata: {
+      kernelspec: {
+        name: "deno",
+        display_name: "Deno",
+        language: "typescript",
+      },
+    },
+    nbformat: 4,
+    nbformat_minor: 5,
+  });
+}
+
+/** What the page shows, read in the browser. */
+interface PageState {
+  plotlyVersion: string | null;
+  plotlyScripts: number;
+  plots: {
+    id: string;
+    plotly: boolean;
+    svgs: number;
+    text: string;
+    bars: number[];
+    lines: number;
+    markers: number;
+  }[];
+}
+
+// Runs in the page (as a string: the tests are type-checked without the DOM).
+const READ_PAGE = (banner: string) =>
+  `(() => {
+  const plots = [...document.querySelectorAll(".brain-mri-plot")].map((el) => ({
+    id: el.id,
+    plotly: el.classList.contains("js-plotly-plot"),
+    svgs: el.querySelectorAll("svg.main-svg").length,
+    text: el.textContent.slice(0, 200),
+    bars: [...el.querySelectorAll(".trace.bars .point path")]
+      .map((p) => p.getBBox().height),
+    lines: [...el.querySelectorAll(".scatterlayer .trace path.js-line")]
+      .filter((p) => (p.getAttribute("d") || "").length > 0).length,
+    markers: el.querySelectorAll(".scatterlayer .trace .points path.point").length,
+  }));
+  const plotlyScripts = [...document.scripts].filter((s) =>
+    /plotly/i.test(s.src) || s.text.includes(${JSON.stringify(banner)})
+  ).length;
+  return {
+    plotlyVersion: window.Plotly ? window.Plotly.version : null,
+    plotlyScripts,
+    plots,
+  };
+})()`;
+
+Deno.test("browser report: the exported HTML draws every Plotly figure from one embedded plotly.js", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "brain-mri-browser-report-" });
+  let browser: Awaited<ReturnType<typeof launchChromium>> | undefined;
+  try {
+    const nb = join(dir, "figures.ipynb");
+    await Deno.writeTextFile(
+      nb,
+      notebook([
+        ["markdown", "# Two figures"],
+        ["code", 'import { barChart, figure } from "@brain/plot.ts";'],
+        [
+          "code",
+          `barChart({ x: ${JSON.stringify(CLASSES)}, y: ${
+            JSON.stringify(COUNTS)
+          }, title: "Images per class" })`,
+        ],
+        [
+          "code",
+          `figure({ data: [{ type: "scatter", mode: "lines+markers", x: [1, 2, 3, 4, 5], y: ${
+            JSON.stringify(LOSS)
+          }, name: "loss" }], layout: { title: { text: "Loss" } } })`,
+        ],
+      ]),
+    );
+    const [result] = await runNotebooks({
+      notebooks: [nb],
+      outDir: join(dir, "out"),
+      progress: false,
+      cellTimeout: 600,
+    });
+    assert.equal(result.ok, true);
+
+    // The banner plotly.js starts with, e.g. "plotly.js v4.1.1".
+    const bundle = readFileSync(plotlyJsPath(), "utf8");
+    const banner = bundle.slice(0, 200).match(/plotly\.js v[\d.]+/)?.[0];
+    assert.ok(banner, "plotly.js starts with its version banner");
+    const version = JSON.parse(
+      readFileSync(join(plotlyJsPath(), "..", "package.json"), "utf8"),
+    ).version;
+    const html = await Deno.readTextFile(result.html);
+    assert.equal(
+      html.split(banner).length - 1,
+      1,
+      `the page holds plotly.js (${banner}) exactly once`,
+    );
+
+    browser = await launchChromium();
+    const { page } = browser;
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    await page.goto(pathToFileURL(result.html).href, {
+      waitUntil: "load",
+      timeout: 120_000,
+    });
+    // Each figure either draws, or (without plotly.js) gives up after about
+    // ten seconds and says so in its div.
+    await page.waitForFunction(
+      `[...document.querySelectorAll(".brain-mri-plot")].length === 2 &&
+       [...document.querySelectorAll(".brain-mri-plot")].every((el) =>
+         el.querySelector("svg.main-svg") || /not loaded/.test(el.textContent))`,
+      undefined,
+      { timeout: 120_000 },
+    );
+    const state = await page.evaluate(READ_PAGE(banner)) as PageState;
+
+    assert.deepEqual(errors, [], "no errors in the page");
+    assert.equal(state.plotlyScripts, 1, "one plotly.js script in the page");
+    assert.equal(state.plotlyVersion, version, "window.Plotly is the bundle");
+    assert.ok(
+      !browser.blocked.some((url) => /plotly/i.test(url)),
+      `plotly.js is not fetched from the network: ${browser.blocked}`,
+    );
+    assert.equal(state.plots.length, 2, "two figures in the page");
+    assert.notEqual(state.plots[0].id, state.plots[1].id);
+    for (const plot of state.plots) {
+      assert.ok(plot.plotly, `${plot.id} is a Plotly plot: ${plot.text}`);
+      assert.ok(plot.svgs >= 1, `${plot.id} has a rendered svg.main-svg`);
+    }
+    const [bars, line] = state.plots;
+    assert.equal(bars.bars.length, COUNTS.length, "one bar per class");
+    // The bars are drawn to scale: heights in proportion to the counts.
+    const tallest = Math.max(...bars.bars);
+    const top = Math.max(...COUNTS);
+    for (const [i, height] of bars.bars.entries()) {
+      assert.ok(
+        Math.abs(height / tallest - COUNTS[i] / top) < 0.02,
+        `bar ${CLASSES[i]}: height ${height} of ${tallest}`,
+      );
+    }
+    assert.equal(line.bars.length, 0);
+    assert.equal(line.lines, 1, "the line chart draws its line");
+    assert.equal(line.markers, LOSS.length, "and one marker per point");
+  } finally {
+    await browser?.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
