@@ -30,8 +30,8 @@
  * cached, not a cold disk). Timings start after imports (Deno and Python) and
  * include worker / process-pool start-up.
  *
- * The Python side runs from `.cache/bench-venv`, created here with
- * `python3 -m venv` and `pip install pillow numpy` (local index) if missing.
+ * The Python side runs from `.cache/bench-venv`, created with Pillow and
+ * NumPy from the project's pip index (bench/peer_env.ts) if missing.
  *
  * @module
  */
@@ -41,8 +41,8 @@ import { join, resolve } from "node:path";
 import { discoverDataset } from "../lib/dataset.ts";
 import { loadImages } from "../lib/image_cache.ts";
 import { preprocessFiles } from "../lib/preprocess.ts";
-import { projectPaths } from "../lib/paths.ts";
-import { run, runOk } from "../lib/proc.ts";
+import { runOk } from "../lib/proc.ts";
+import { ensurePeerEnv } from "./peer_env.ts";
 
 const USAGE = `Usage: deno run -A bench/preprocess.ts [options]
   --data DIR     folder of class folders (default /work/shared/data/brain-tumor-mri/Training)
@@ -66,13 +66,6 @@ const USAGE = `Usage: deno run -A bench/preprocess.ts [options]
   ].join(",")
 }
   --help         this text`;
-
-const PIP_INDEX = [
-  "--index-url",
-  "file:///opt/pypi/simple",
-  "--extra-index-url",
-  "file:///opt/pypi-more/simple",
-];
 
 class UsageError extends Error {}
 
@@ -130,28 +123,6 @@ function parseFlags(args: string[]): Flags {
     procs: int("procs", values.procs, 1)!,
     only: values.only?.split(",").map((s) => s.trim()).filter(Boolean),
   };
-}
-
-/** Makes `.cache/bench-venv` with Pillow and NumPy if it is not there yet. */
-async function ensureVenv(): Promise<string> {
-  const venv = join(projectPaths().cache, "bench-venv");
-  const python = join(venv, "bin", "python");
-  if (!existsSync(python)) {
-    console.error(`creating ${venv}`);
-    await runOk("python3", { args: ["-m", "venv", venv], timeoutMs: 300_000 });
-  }
-  const probe = await run(python, {
-    args: ["-c", "import PIL, numpy"],
-    timeoutMs: 60_000,
-  });
-  if (probe.code !== 0) {
-    console.error("installing pillow and numpy into the bench venv");
-    await runOk(python, {
-      args: ["-m", "pip", "install", "-q", ...PIP_INDEX, "pillow", "numpy"],
-      timeoutMs: 600_000,
-    });
-  }
-  return python;
 }
 
 function evenlySpaced<T>(items: T[], limit?: number): T[] {
@@ -221,7 +192,7 @@ async function main(): Promise<void> {
   const variants = all.filter((v) => wanted.includes(v));
 
   const python = variants.some((v) => v.startsWith("pil"))
-    ? await ensureVenv()
+    ? await ensurePeerEnv({ packages: ["pillow", "numpy"] })
     : "";
   const tmp = await Deno.makeTempDir({ prefix: "bench-preprocess-" });
   const listFile = join(tmp, "files.txt");

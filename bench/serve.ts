@@ -21,12 +21,11 @@
  *
  * Scans: `--data DIR`, else the project's data source (`BRAIN_MRI_DATA`,
  * `data/`, or the synthetic default, generated on first use). The Python side
- * installs itself into `.cache/bench-venv` from the local pip index
- * (`tensorflow-cpu==2.21.0`, pillow, numpy) when missing.
+ * installs itself into `.cache/bench-venv` from the project's pip index
+ * (`tensorflow-cpu==2.21.0`, pillow, numpy; bench/peer_env.ts) when missing.
  *
  * @module
  */
-import { existsSync } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -34,16 +33,10 @@ import { parseArgs } from "node:util";
 import { writeTextAtomic } from "../lib/atomic.ts";
 import { resolveDataSource } from "../lib/data.ts";
 import { projectPaths } from "../lib/paths.ts";
-import { run, runOk } from "../lib/proc.ts";
+import { ensurePeerEnv } from "./peer_env.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const TF_WHEEL = "tensorflow-cpu==2.21.0";
-const INDEX_ARGS = [
-  "--index-url",
-  "file:///opt/pypi/simple",
-  "--extra-index-url",
-  "file:///opt/pypi-more/simple",
-];
 
 const USAGE = `usage: deno run -A bench/serve.ts [options]
 
@@ -157,51 +150,6 @@ function evenlySpaced<T>(items: T[], count: number): T[] {
     { length: count },
     (_, i) => items[Math.floor((i * items.length) / count)],
   );
-}
-
-// ---------------------------------------------------------------------------
-// The Python side
-
-function venvPython(): string {
-  return join(projectPaths().cache, "bench-venv", "bin", "python");
-}
-
-/** Creates `.cache/bench-venv` with TensorFlow, Pillow and NumPy if needed. */
-async function ensurePeerEnv(): Promise<string> {
-  const python = venvPython();
-  const venv = dirname(dirname(python));
-  if (!existsSync(python)) {
-    console.error(`creating ${venv}`);
-    await runOk("python3", { args: ["-m", "venv", venv], timeoutMs: 300_000 });
-  }
-  const probe = await run(python, {
-    args: [
-      "-c",
-      "import tensorflow, PIL, numpy; assert tensorflow.__version__ == '2.21.0'",
-    ],
-    env: { TF_CPP_MIN_LOG_LEVEL: "3" },
-    timeoutMs: 300_000,
-  });
-  if (probe.code !== 0) {
-    console.error(
-      `installing ${TF_WHEEL}, pillow and numpy into ${venv} (a few minutes)`,
-    );
-    await runOk(python, {
-      args: [
-        "-m",
-        "pip",
-        "install",
-        "--disable-pip-version-check",
-        "-q",
-        ...INDEX_ARGS,
-        TF_WHEEL,
-        "pillow",
-        "numpy",
-      ],
-      timeoutMs: 30 * 60_000,
-    });
-  }
-  return python;
 }
 
 // ---------------------------------------------------------------------------
@@ -459,7 +407,9 @@ async function main(): Promise<number> {
     `${scans.length} JPEG scans (of ${all.length}), mean ${fmt(kb)} KB`,
   );
 
-  const python = flags.peer ? await ensurePeerEnv() : "";
+  const python = flags.peer
+    ? await ensurePeerEnv({ packages: [TF_WHEEL, "pillow", "numpy"] })
+    : "";
   const servers: Server[] = [];
   try {
     const starting = [

@@ -2,11 +2,12 @@
 
 A small threaded HTTP/1.1 server (http.server.ThreadingHTTPServer, keep-alive)
 around the seed CNN built in Keras (TensorFlow 2.21), layer for layer as
-lib/models.ts and bench/train_keras.py build it, with seeded random weights
-(speed does not depend on the values). Preprocessing with PIL: open, (with
---draft, the default: im.draft("L", (size, size)), libjpeg's DCT-scaled luma
-decode, the same mechanism as our TensorFlow JPEG path), convert("L"),
-resize((size, size), BILINEAR), / 255.
+lib/models.ts builds it (bench/keras_seed_cnn.py, shared with
+bench/train_keras.py), with seeded random weights (speed does not depend on
+the values). Preprocessing with PIL: open, (with --draft, the default:
+im.draft("L", (size, size)), libjpeg's DCT-scaled luma decode, the same
+mechanism as our TensorFlow JPEG path), convert("L"), resize((size, size),
+BILINEAR), / 255.
 
 Routes, as lib/serve.ts:
   POST /predict  raw image body (image/jpeg, image/png,
@@ -41,6 +42,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from keras_seed_cnn import seed_cnn  # noqa: E402
+
 CLASSES = ["glioma", "meningioma", "notumor", "pituitary"]
 RAW_TYPES = ("image/jpeg", "image/png", "application/octet-stream", "")
 
@@ -50,25 +53,6 @@ class HttpError(Exception):
         super().__init__(message)
         self.status = status
         self.headers = headers or {}
-
-
-def build_model(keras, size, channels, classes):
-    """The seed CNN (see bench/train_keras.py)."""
-    from keras import layers
-
-    return keras.Sequential([
-        keras.Input((size, size, channels)),
-        layers.Conv2D(32, 3, activation="relu"),
-        layers.MaxPooling2D(2),
-        layers.Conv2D(64, 3, activation="relu"),
-        layers.MaxPooling2D(2),
-        layers.Conv2D(128, 3, activation="relu"),
-        layers.MaxPooling2D(2),
-        layers.Flatten(),
-        layers.Dense(128, activation="relu"),
-        layers.Dropout(0.5),
-        layers.Dense(classes, activation="softmax"),
-    ])
 
 
 def sniff(head):
@@ -99,7 +83,7 @@ def main():
     keras.utils.set_random_seed(args.seed)
     classes = CLASSES[: args.classes] if args.classes <= len(CLASSES) else [
         f"class{i}" for i in range(args.classes)]
-    model = build_model(keras, args.size, 1, len(classes))
+    model = seed_cnn(keras, args.size, 1, len(classes))
     size = args.size
     draft = not args.no_draft
     name = "keras-seedCnn"

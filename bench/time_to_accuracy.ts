@@ -82,12 +82,12 @@
  * ```
  *
  * The first run installs `tensorflow-cpu==2.21.0` into `.cache/bench-venv`
- * from the local wheel index (idempotent).
+ * from the project's pip index (bench/peer_env.ts; idempotent).
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { writeFileAtomic, writeTextAtomic } from "../lib/atomic.ts";
@@ -96,17 +96,12 @@ import { prepareData } from "../lib/data.ts";
 import { projectPaths } from "../lib/paths.ts";
 import { run } from "../lib/proc.ts";
 import type { ResnetOptions } from "../lib/models.ts";
+import { ensurePeerEnv } from "./peer_env.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const SELF = join(HERE, "time_to_accuracy.ts");
 const PEER = join(HERE, "time_to_accuracy_keras.py");
 const TF_WHEEL = "tensorflow-cpu==2.21.0";
-const INDEX_ARGS = [
-  "--index-url",
-  "file:///opt/pypi/simple",
-  "--extra-index-url",
-  "file:///opt/pypi-more/simple",
-];
 
 /** The split of the issue-7 experiments. */
 const SPLIT = { size: 128, seed: 42, validation: 0.15, test: 0.2 } as const;
@@ -418,61 +413,6 @@ async function readData(
     train: await load(header.train),
     validation: await load(header.validation),
   };
-}
-
-// ---------------------------------------------------------------------------
-// Keras environment (as bench/train.ts)
-// ---------------------------------------------------------------------------
-
-function venvPython(): string {
-  return join(projectPaths().cache, "bench-venv", "bin", "python");
-}
-
-function hasTensorflow(venv: string): boolean {
-  const lib = join(venv, "lib");
-  if (!existsSync(lib)) return false;
-  return readdirSync(lib).some((py) => {
-    const site = join(lib, py, "site-packages");
-    return existsSync(site) &&
-      readdirSync(site).some((d) =>
-        d.startsWith("tensorflow_cpu-2.21.0") && d.endsWith(".dist-info")
-      );
-  });
-}
-
-/** Creates `.cache/bench-venv` and installs TensorFlow into it if needed. */
-async function ensureKeras(): Promise<string> {
-  const python = venvPython();
-  const venv = dirname(dirname(python));
-  if (existsSync(python) && hasTensorflow(venv)) return python;
-  if (!existsSync(python)) {
-    console.error(`creating ${venv}`);
-    const made = await run("python3", {
-      args: ["-m", "venv", venv],
-      timeoutMs: 5 * 60_000,
-    });
-    if (made.code !== 0) {
-      throw new Error(`python3 -m venv ${venv} failed: ${made.stderr.trim()}`);
-    }
-  }
-  console.error(`installing ${TF_WHEEL} into ${venv} (a few minutes)`);
-  const pip = await run(python, {
-    args: [
-      "-m",
-      "pip",
-      "install",
-      "--disable-pip-version-check",
-      "-q",
-      ...INDEX_ARGS,
-      TF_WHEEL,
-    ],
-    timeoutMs: 30 * 60_000,
-  });
-  if (pip.code !== 0 || !hasTensorflow(venv)) {
-    const tail = (pip.stderr || pip.stdout).trim().split("\n").slice(-5);
-    throw new Error(`pip install ${TF_WHEEL} failed: ${tail.join(" | ")}`);
-  }
-  return python;
 }
 
 // ---------------------------------------------------------------------------
@@ -998,7 +938,7 @@ async function main(): Promise<void> {
   }
 
   const { dir, header } = await writeData(source, limit);
-  const python = await ensureKeras();
+  const python = await ensurePeerEnv({ packages: [TF_WHEEL] });
   const work = await Deno.makeTempDir({ dir, prefix: "run-" });
   try {
     console.error(

@@ -43,28 +43,23 @@
  * ```
  *
  * The first run installs `tensorflow-cpu==2.21.0` into `.cache/bench-venv`
- * from the local wheel index (idempotent).
+ * from the project's pip index (bench/peer_env.ts; idempotent).
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { projectPaths } from "../lib/paths.ts";
 import { rng } from "../lib/random.ts";
 import { run } from "../lib/proc.ts";
 import { writeFileAtomic } from "../lib/atomic.ts";
+import { ensurePeerEnv } from "./peer_env.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4";
 const TF_WHEEL = "tensorflow-cpu==2.21.0";
-const INDEX_ARGS = [
-  "--index-url",
-  "file:///opt/pypi/simple",
-  "--extra-index-url",
-  "file:///opt/pypi-more/simple",
-];
 
 interface OursConfig {
   env: Record<string, string>;
@@ -260,61 +255,6 @@ async function writeData(shape: Shape): Promise<void> {
   // Little-endian on every machine this runs on (x86-64, arm64).
   await writeFileAtomic(files.x, new Uint8Array(x.buffer));
   await writeFileAtomic(files.y, new Uint8Array(y.buffer));
-}
-
-// ---------------------------------------------------------------------------
-// Keras environment
-// ---------------------------------------------------------------------------
-
-function venvPython(): string {
-  return join(projectPaths().cache, "bench-venv", "bin", "python");
-}
-
-function hasTensorflow(venv: string): boolean {
-  const lib = join(venv, "lib");
-  if (!existsSync(lib)) return false;
-  return readdirSync(lib).some((py) => {
-    const site = join(lib, py, "site-packages");
-    return existsSync(site) &&
-      readdirSync(site).some((d) =>
-        d.startsWith("tensorflow_cpu-2.21.0") && d.endsWith(".dist-info")
-      );
-  });
-}
-
-/** Creates `.cache/bench-venv` and installs TensorFlow into it if needed. */
-async function ensureKeras(): Promise<string> {
-  const python = venvPython();
-  const venv = dirname(dirname(python));
-  if (existsSync(python) && hasTensorflow(venv)) return python;
-  if (!existsSync(python)) {
-    console.error(`creating ${venv}`);
-    const made = await run("python3", {
-      args: ["-m", "venv", venv],
-      timeoutMs: 5 * 60_000,
-    });
-    if (made.code !== 0) {
-      throw new Error(`python3 -m venv ${venv} failed: ${made.stderr.trim()}`);
-    }
-  }
-  console.error(`installing ${TF_WHEEL} into ${venv} (a few minutes)`);
-  const pip = await run(python, {
-    args: [
-      "-m",
-      "pip",
-      "install",
-      "--disable-pip-version-check",
-      "-q",
-      ...INDEX_ARGS,
-      TF_WHEEL,
-    ],
-    timeoutMs: 30 * 60_000,
-  });
-  if (pip.code !== 0 || !hasTensorflow(venv)) {
-    const tail = (pip.stderr || pip.stdout).trim().split("\n").slice(-5);
-    throw new Error(`pip install ${TF_WHEEL} failed: ${tail.join(" | ")}`);
-  }
-  return python;
 }
 
 // ---------------------------------------------------------------------------
@@ -664,7 +604,9 @@ async function main(): Promise<void> {
   }
 
   await writeData(shape);
-  const python = keras.length ? await ensureKeras() : "";
+  const python = keras.length
+    ? await ensurePeerEnv({ packages: [TF_WHEEL] })
+    : "";
   console.log(
     `seed CNN ${shape.size}×${shape.size}×${shape.channels}, ${shape.classes} ` +
       `classes, batch ${shape.batch}, ${shape.n} images × ${shape.epochs} ` +

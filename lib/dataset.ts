@@ -122,8 +122,38 @@ export function sniffFormat(head: Uint8Array): SniffedFormat {
   return "unknown";
 }
 
-/** Compares strings by UTF-16 code units: deterministic, locale-independent. */
-function byCodeUnit(a: string, b: string): number {
+/**
+ * Why bytes that start with `head` are not a usable image, or `undefined`
+ * when they are a JPEG or PNG (sniffed by {@linkcode sniffFormat}): the
+ * reason `discoverDataset` gives for a file it skips.
+ *
+ * @example
+ * ```ts
+ * import { imageFormatProblem } from "./dataset.ts";
+ * console.log(imageFormatProblem(new TextEncoder().encode("hello"))); // "not a JPEG or PNG (text)"
+ * console.log(imageFormatProblem(new Uint8Array([0xff, 0xd8, 0xff, 0xe0]))); // undefined
+ * ```
+ */
+export function imageFormatProblem(head: Uint8Array): string | undefined {
+  if (head.length === 0) return "empty file";
+  const format = sniffFormat(head.subarray(0, SNIFF_BYTES));
+  if (format === "JPEG" || format === "PNG") return undefined;
+  return `not a JPEG or PNG (${
+    format === "unknown" ? "unrecognised content" : format
+  })`;
+}
+
+/**
+ * Compares strings by UTF-16 code units: deterministic, locale-independent
+ * (the order of every listing here).
+ *
+ * @example
+ * ```ts
+ * import { byCodeUnit } from "./dataset.ts";
+ * console.log(["b", "a", "B", "ä"].sort(byCodeUnit)); // ["B", "a", "b", "ä"]
+ * ```
+ */
+export function byCodeUnit(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
@@ -136,11 +166,19 @@ function errorCode(error: unknown): string | undefined {
 }
 
 /**
- * Reads the first bytes of a file. Synchronous on purpose: for thousands of
- * small reads, sync calls are about five times faster than async ones (no
- * hop to a worker thread per call), ~10 µs a file.
+ * Reads the first 16 bytes of a file (fewer if it is shorter), enough for
+ * {@linkcode sniffFormat}. Synchronous on purpose: for thousands of small
+ * reads, sync calls are about five times faster than async ones (no hop to a
+ * worker thread per call), ~10 µs a file. Throws what `Deno.openSync` throws
+ * for a missing or unreadable file.
+ *
+ * @example
+ * ```ts ignore
+ * import { readHead, sniffFormat } from "./dataset.ts";
+ * console.log(sniffFormat(readHead("scan.jpg"))); // "JPEG"
+ * ```
  */
-function readHead(path: string): Uint8Array {
+export function readHead(path: string): Uint8Array {
   const file = Deno.openSync(path, { read: true });
   try {
     const buffer = new Uint8Array(SNIFF_BYTES);
@@ -279,21 +317,12 @@ async function scanSplit(
       });
       return;
     }
-    if (head.length === 0) {
-      skipped.push({ path: c.path, reason: "empty file" });
-      return;
-    }
-    const format = sniffFormat(head);
-    if (format === "JPEG" || format === "PNG") {
+    const problem = imageFormatProblem(head);
+    if (problem) {
+      skipped.push({ path: c.path, reason: problem });
+    } else {
       files.push({ path: c.path, label: c.label, origin });
       perClass.set(c.label, (perClass.get(c.label) ?? 0) + 1);
-    } else {
-      skipped.push({
-        path: c.path,
-        reason: `not a JPEG or PNG (${
-          format === "unknown" ? "unrecognised content" : format
-        })`,
-      });
     }
   });
   for (const classDir of classDirs) {

@@ -9,27 +9,7 @@ import {
   runReport,
   seriesNotebooks,
 } from "./notebooks.ts";
-
-function notebook(cells: [string, string][]): string {
-  return JSON.stringify({
-    cells: cells.map(([type, source], i) => ({
-      cell_type: type,
-      id: `c${i}`,
-      metadata: {},
-      source,
-      ...(type === "code" ? { execution_count: null, outputs: [] } : {}),
-    })),
-    metadata: {
-      kernelspec: {
-        name: "deno",
-        display_name: "Deno",
-        language: "typescript",
-      },
-    },
-    nbformat: 4,
-    nbformat_minor: 5,
-  });
-}
+import { type NotebookCell, notebookJson } from "../tests/fixtures.ts";
 
 Deno.test("notebooks: a good notebook runs in the Deno kernel and is exported", async () => {
   const dir = await Deno.makeTempDir();
@@ -37,7 +17,7 @@ Deno.test("notebooks: a good notebook runs in the Deno kernel and is exported", 
     const nb = join(dir, "good.ipynb");
     await Deno.writeTextFile(
       nb,
-      notebook([
+      notebookJson([
         ["markdown", "# Good"],
         ["code", 'import { backendName } from "@brain/tf.ts";\nbackendName()'],
         ["code", "Deno.env.get('NB_PARAM')"],
@@ -76,17 +56,17 @@ Deno.test("notebooks: a failing cell fails the run and is named", async () => {
     const good = join(dir, "a_good.ipynb");
     const bad = join(dir, "b_bad.ipynb");
     const never = join(dir, "c_never.ipynb");
-    await Deno.writeTextFile(good, notebook([["code", "1 + 1"]]));
+    await Deno.writeTextFile(good, notebookJson([["code", "1 + 1"]]));
     await Deno.writeTextFile(
       bad,
-      notebook([
+      notebookJson([
         ["markdown", "# Bad"],
         ["code", "const x = 1;"],
         ["code", 'throw new Error("boom in cell three");'],
         ["code", "2"],
       ]),
     );
-    await Deno.writeTextFile(never, notebook([["code", "3"]]));
+    await Deno.writeTextFile(never, notebookJson([["code", "3"]]));
     const error = await runReport({
       notebooks: [good, bad, never],
       reportsDir: join(dir, "reports"),
@@ -135,11 +115,11 @@ Deno.test("notebooks: no cell loses its result (the kernel can answer after idle
   const dir = await Deno.makeTempDir();
   try {
     const nb = join(dir, "many.ipynb");
-    const cells: [string, string][] = Array.from(
+    const cells: NotebookCell[] = Array.from(
       { length: 40 },
       (_, i) => ["code", `"r${i}"`],
     );
-    await Deno.writeTextFile(nb, notebook(cells));
+    await Deno.writeTextFile(nb, notebookJson(cells));
     const [result] = await runNotebooks({
       notebooks: [nb],
       outDir: join(dir, "out"),

@@ -44,7 +44,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { writeFileAtomic } from "./atomic.ts";
 import { taskArgs } from "./cli.ts";
-import { sniffFormat } from "./dataset.ts";
+import { byCodeUnit, imageFormatProblem, readHead } from "./dataset.ts";
 import { predictProbabilities } from "./evaluate.ts";
 import { gradCam, overlayHeatmap } from "./gradcam.ts";
 import { encodePng } from "./image_grid.ts";
@@ -141,7 +141,6 @@ export interface PredictFilesResult {
 
 /** Files decoded and predicted per step (bounds memory on big folders). */
 const CHUNK = 64;
-const SNIFF_BYTES = 16;
 
 /**
  * The preprocessing settings a model's metadata prescribes, in the form
@@ -219,25 +218,9 @@ function describeModel(
   };
 }
 
-/**
- * Why bytes that start with `head` are not a usable image, or `undefined`
- * when they are a JPEG or PNG (sniffed, as `discoverDataset` does).
- *
- * @example
- * ```ts
- * import { imageFormatProblem } from "./predict.ts";
- * console.log(imageFormatProblem(new TextEncoder().encode("hello"))); // "not a JPEG or PNG (text)"
- * console.log(imageFormatProblem(new Uint8Array([0xff, 0xd8, 0xff, 0xe0]))); // undefined
- * ```
- */
-export function imageFormatProblem(head: Uint8Array): string | undefined {
-  if (head.length === 0) return "empty file";
-  const format = sniffFormat(head.subarray(0, SNIFF_BYTES));
-  if (format === "JPEG" || format === "PNG") return undefined;
-  return `not a JPEG or PNG (${
-    format === "unknown" ? "unrecognised content" : format
-  })`;
-}
+// Why bytes are not a usable image (lib/dataset.ts, the reasons
+// `discoverDataset` gives), re-exported for predict's and serve's callers.
+export { imageFormatProblem };
 
 /**
  * Turns one row of class probabilities into a prediction (argmax; the
@@ -272,26 +255,6 @@ function errorText(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).split("\n")[
     0
   ];
-}
-
-function byCodeUnit(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function readHead(path: string): Uint8Array {
-  const file = Deno.openSync(path, { read: true });
-  try {
-    const buffer = new Uint8Array(SNIFF_BYTES);
-    let filled = 0;
-    while (filled < SNIFF_BYTES) {
-      const n = file.readSync(buffer.subarray(filled));
-      if (n === null || n === 0) break;
-      filled += n;
-    }
-    return buffer.subarray(0, filled);
-  } finally {
-    file.close();
-  }
 }
 
 /** What {@linkcode collectInputs} found. */

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { type ChromiumSession, launchChromium } from "../lib/browser.ts";
 import { labCommand } from "../lib/lab.ts";
 import { PROJECT_ROOT } from "../lib/paths.ts";
+import { notebookJson } from "./fixtures.ts";
 
 const CLASSES = ["glioma", "meningioma", "notumor", "pituitary"];
 const COUNTS = [1321, 1339, 1595, 1457];
@@ -65,38 +66,16 @@ Deno.test("browser lab: Run All Cells in JupyterLab draws a lib/plot.ts chart wi
   const state = await Deno.makeTempDir({ prefix: "brain-mri-lab-state-" });
   await Deno.writeTextFile(
     join(root, "chart.ipynb"),
-    JSON.stringify({
-      cells: [
-        { cell_type: "markdown", id: "m0", metadata: {}, source: "# Chart" },
-        {
-          cell_type: "code",
-          id: "c1",
-          metadata: {},
-          execution_count: null,
-          outputs: [],
-          source: 'import { barChart } from "@brain/plot.ts";',
-        },
-        {
-          cell_type: "code",
-          id: "c2",
-          metadata: {},
-          execution_count: null,
-          outputs: [],
-          source: `barChart({ x: ${JSON.stringify(CLASSES)}, y: ${
-            JSON.stringify(COUNTS)
-          }, title: "Images per class" })`,
-        },
+    notebookJson([
+      ["markdown", "# Chart"],
+      ["code", 'import { barChart } from "@brain/plot.ts";'],
+      [
+        "code",
+        `barChart({ x: ${JSON.stringify(CLASSES)}, y: ${
+          JSON.stringify(COUNTS)
+        }, title: "Images per class" })`,
       ],
-      metadata: {
-        kernelspec: {
-          name: "deno",
-          display_name: "Deno",
-          language: "typescript",
-        },
-      },
-      nbformat: 4,
-      nbformat_minor: 5,
-    }),
+    ]),
   );
   // A fresh JupyterLab user state, with the news and update checks off (they
   // would ask the network and put a toast over the page).

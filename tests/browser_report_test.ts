@@ -12,31 +12,11 @@ import { pathToFileURL } from "node:url";
 import { launchChromium } from "../lib/browser.ts";
 import { runNotebooks } from "../lib/notebooks.ts";
 import { plotlyJsPath } from "../lib/plot.ts";
+import { notebookJson } from "./fixtures.ts";
 
 const CLASSES = ["glioma", "meningioma", "notumor", "pituitary"];
 const COUNTS = [1321, 1339, 1595, 1457];
 const LOSS = [1.2, 0.8, 0.55, 0.47, 0.44];
-
-function notebook(cells: [string, string][]): string {
-  return JSON.stringify({
-    cells: cells.map(([type, source], i) => ({
-      cell_type: type,
-      id: `c${i}`,
-      metadata: {},
-      source,
-      ...(type === "code" ? { execution_count: null, outputs: [] } : {}),
-    })),
-    metadata: {
-      kernelspec: {
-        name: "deno",
-        display_name: "Deno",
-        language: "typescript",
-      },
-    },
-    nbformat: 4,
-    nbformat_minor: 5,
-  });
-}
 
 /** What the page shows, read in the browser. */
 interface PageState {
@@ -84,7 +64,7 @@ Deno.test("browser report: the exported HTML draws every Plotly figure from one 
     const nb = join(dir, "figures.ipynb");
     await Deno.writeTextFile(
       nb,
-      notebook([
+      notebookJson([
         ["markdown", "# Two figures"],
         ["code", 'import { barChart, figure } from "@brain/plot.ts";'],
         [

@@ -103,6 +103,42 @@ export async function ellipseScanPng(
   return new Uint8Array(await sharp(jpeg).png().toBuffer());
 }
 
+/** One notebook cell for {@linkcode notebookJson}: its type and source. */
+export type NotebookCell = [type: "code" | "markdown", source: string];
+
+/**
+ * A notebook (nbformat 4.5) for the project's Deno kernel, as the JSON text
+ * of an `.ipynb` file: the cells in order, ids `c0`, `c1`, ..., code cells
+ * not yet run (no outputs).
+ *
+ * @example
+ * ```ts
+ * import { notebookJson } from "./fixtures.ts";
+ * const text = notebookJson([["markdown", "# Title"], ["code", "1 + 1"]]);
+ * console.log(JSON.parse(text).cells[1].cell_type); // "code"
+ * ```
+ */
+export function notebookJson(cells: readonly NotebookCell[]): string {
+  return JSON.stringify({
+    cells: cells.map(([type, source], i) => ({
+      cell_type: type,
+      id: `c${i}`,
+      metadata: {},
+      source,
+      ...(type === "code" ? { execution_count: null, outputs: [] } : {}),
+    })),
+    metadata: {
+      kernelspec: {
+        name: "deno",
+        display_name: "Deno",
+        language: "typescript",
+      },
+    },
+    nbformat: 4,
+    nbformat_minor: 5,
+  });
+}
+
 /** The four classes of the Kaggle dataset, in label order. */
 export const MRI_CLASSES: readonly string[] = [
   "glioma",
