@@ -34,6 +34,8 @@ export interface ModelCardOptions {
   deduplicated: EvaluationReport;
   /** The command that reproduces the numbers. */
   command: string;
+  /** The training run's `config` from its `manifest.json`, when known. */
+  runConfig?: Record<string, unknown>;
 }
 
 const pct = (x: number | null | undefined, digits = 1) =>
@@ -75,6 +77,34 @@ function topConfusions(r: EvaluationReport, limit = 4) {
     })
   );
   return out.sort((a, b) => b.count - a.count).slice(0, limit);
+}
+
+function runConfigLine(c: Record<string, unknown>): string {
+  const parts: string[] = [];
+  const opts = c.modelOptions as Record<string, unknown> | undefined;
+  if (opts && Object.keys(opts).length) {
+    parts.push(`architecture options ${JSON.stringify(opts)}`);
+  }
+  const cosine = c.cosineDecay as { minLr: number } | false | undefined;
+  const plateau = c.reduceLrOnPlateau as
+    | { patience: number; factor: number }
+    | false
+    | undefined;
+  if (cosine) {
+    parts.push(
+      `cosine learning-rate decay to ${cosine.minLr} over ${c.epochs} epochs`,
+    );
+  } else if (plateau) {
+    parts.push(
+      `learning rate ×${plateau.factor} after ${plateau.patience} epochs without improvement`,
+    );
+  }
+  const es = c.earlyStopping as { patience: number } | false | undefined;
+  parts.push(es ? `early stopping after ${es.patience}` : "no early stopping");
+  if (typeof c.maxSeconds === "number") {
+    parts.push(`training time budget ${(c.maxSeconds / 60).toFixed(0)} min`);
+  }
+  return `- Schedule: ${parts.join("; ")}.`;
 }
 
 /**
@@ -167,6 +197,7 @@ export function modelCard(options: ModelCardOptions): string {
     `${t.epochs} epochs (weights of epoch ${t.bestEpoch}, the best on validation loss; ` +
     `stopped: ${t.stopReason ?? "n/a"})` +
     (t.seconds ? `, ${(t.seconds / 60).toFixed(1)} min on 2 CPU cores.` : "."),
+    ...(options.runConfig ? [runConfigLine(options.runConfig)] : []),
     `- Augmentation: ${aug}. Class weights: ${
       t.classWeights ? JSON.stringify(t.classWeights) : "none"
     }.`,
@@ -291,6 +322,14 @@ export async function writeModelCard(
   const split = options.split ?? "test";
   const e = await evaluateModel({ modelDir, data, split });
   const name = basename(runDir);
+  let runConfig: Record<string, unknown> | undefined;
+  try {
+    runConfig = JSON.parse(
+      await Deno.readTextFile(join(runDir, "manifest.json")),
+    ).config;
+  } catch {
+    runConfig = undefined;
+  }
   const out = options.out ?? join(runDir, "README.md");
   await writeTextAtomic(
     out,
@@ -300,6 +339,7 @@ export async function writeModelCard(
       dataset: e.dataset.replace(data, "<data>"),
       full: e.full,
       deduplicated: e.deduplicated,
+      ...(runConfig ? { runConfig } : {}),
       command: `deno task evaluate -- --model models/${name} --data <data>` +
         (split === "auto" ? "" : ` --split ${split}`),
     }),

@@ -58,7 +58,19 @@ Deno.test("modelCard: metrics with intervals, per-class rows, confusions, uses a
     full,
     deduplicated: full,
     command: "deno task evaluate -- --model models/tiny --data <data>",
+    runConfig: {
+      epochs: 48,
+      modelOptions: { filters: [8, 16] },
+      cosineDecay: { minLr: 1e-5 },
+      reduceLrOnPlateau: false,
+      earlyStopping: false,
+      maxSeconds: 3600,
+    },
   });
+  assert.match(
+    card,
+    /- Schedule: architecture options \{"filters":\[8,16\]\}; cosine learning-rate decay to 0\.00001 over 48 epochs; no early stopping; training time budget 60 min\./,
+  );
   assert.match(card, /^# tiny: brain MRI tumour classifier \(seedCnn, 32×32/);
   assert.match(card, /\| accuracy \| 75\.00% \(\d+\.\d%–\d+\.\d%\) \|/);
   assert.match(card, /validation 20%, test 25%/);

@@ -7,7 +7,7 @@
  *
  * - **Model**: `--model DIR` (a saved-model folder or a run folder holding
  *   `model/`), default `projectPaths().defaultModel` (the shipped
- *   `models/seedcnn-128`, or `BRAIN_MRI_MODEL`).
+ *   `models/<SHIPPED_MODEL>`, or `BRAIN_MRI_MODEL`).
  * - **Preprocessing** comes from the model's `metadata.json`, never from
  *   flags, through the same functions training and `evaluate` use
  *   (`preprocessJobs` with the metadata's size and fit, then
