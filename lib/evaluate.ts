@@ -259,7 +259,7 @@ function checkClasses(
  * @example
  * ```ts
  * import { evaluateModel } from "./evaluate.ts";
- * const e = await evaluateModel({ modelDir: "models/seedcnn-128/model", data: "data" });
+ * const e = await evaluateModel({ modelDir: "models/resnet-128-e1/model", data: "data" });
  * console.log(e.full.accuracy, e.deduplicated.accuracy);
  * ```
  */

@@ -114,8 +114,8 @@ function runConfigLine(c: Record<string, unknown>): string {
  * ```ts ignore
  * import { evaluateModel } from "./evaluate.ts";
  * import { modelCard } from "./model_card.ts";
- * const e = await evaluateModel({ modelDir: "models/seedcnn-128", data: "data/Training", split: "test" });
- * console.log(modelCard({ name: "seedcnn-128", ...e, command: "deno task evaluate ..." }));
+ * const e = await evaluateModel({ modelDir: "models/resnet-128-e1", data: "data/Training", split: "test" });
+ * console.log(modelCard({ name: "resnet-128-e1", ...e, command: "deno task evaluate ..." }));
  * ```
  */
 export function modelCard(options: ModelCardOptions): string {
@@ -308,7 +308,7 @@ export interface WriteModelCardOptions {
  * @example
  * ```ts ignore
  * import { writeModelCard } from "./model_card.ts";
- * console.log(await writeModelCard({ model: "models/seedcnn-128", data: "/data/brain/Training" }));
+ * console.log(await writeModelCard({ model: "models/resnet-128-e1", data: "/data/brain/Training" }));
  * ```
  */
 export async function writeModelCard(

@@ -188,8 +188,8 @@ export function modelName(dir: string, metadata: ModelMetadata): string {
  * ```ts ignore
  * import { modelInfo } from "./predict.ts";
  * import { loadSavedModel } from "./saved_model.ts";
- * const { metadata } = await loadSavedModel("models/seedcnn-128");
- * console.log(modelInfo("models/seedcnn-128", metadata).classes);
+ * const { metadata } = await loadSavedModel("models/resnet-128-e1");
+ * console.log(modelInfo("models/resnet-128-e1", metadata).classes);
  * ```
  */
 export function modelInfo(

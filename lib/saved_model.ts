@@ -616,7 +616,7 @@ async function readJson(path: string, dir: string, what: string) {
  * @example
  * ```ts ignore
  * import { readModelMetadata } from "./saved_model.ts";
- * const metadata = await readModelMetadata("models/seedcnn-128/model");
+ * const metadata = await readModelMetadata("models/resnet-128-e1/model");
  * console.log(metadata.classes, metadata.inputSize);
  * ```
  */
@@ -635,7 +635,7 @@ export async function readModelMetadata(dir: string): Promise<ModelMetadata> {
 /**
  * The saved-model folder a path names: the folder itself when it holds
  * `metadata.json`, else its `model/` subfolder when that does (so a training
- * run folder such as `models/seedcnn-128` works where `models/seedcnn-128/model`
+ * run folder such as `models/resnet-128-e1` works where `models/resnet-128-e1/model`
  * is meant). Returns an absolute path; does not check that anything exists.
  *
  * @example
@@ -671,7 +671,7 @@ export interface LoadedModel {
  * ```ts ignore
  * import { loadSavedModel } from "./saved_model.ts";
  * import { tf } from "./tf.ts";
- * const { model, metadata } = await loadSavedModel("models/seedcnn-128/model");
+ * const { model, metadata } = await loadSavedModel("models/resnet-128-e1/model");
  * const x = tf.zeros([1, metadata.inputSize, metadata.inputSize, metadata.channels]);
  * const probs = model.predict(x);
  * ```
@@ -770,7 +770,7 @@ export async function loadSavedModel(dir: string): Promise<LoadedModel> {
  * @example
  * ```ts ignore
  * import { updateModelMetadata } from "./saved_model.ts";
- * await updateModelMetadata("models/seedcnn-128/model", { metrics: { test_acc: 0.95 } });
+ * await updateModelMetadata("models/resnet-128-e1/model", { metrics: { test_acc: 0.95 } });
  * ```
  */
 export async function updateModelMetadata(

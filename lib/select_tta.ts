@@ -64,7 +64,7 @@ export interface SelectTtaOptions {
  * @example
  * ```ts ignore
  * import { selectTta } from "./select_tta.ts";
- * const choice = await selectTta({ model: "models/seedcnn-128", data: "/data/Training" });
+ * const choice = await selectTta({ model: "models/resnet-128-e1", data: "/data/Training" });
  * console.log(choice.tta, choice.validation);
  * ```
  */

@@ -211,7 +211,7 @@ export interface PredictResponse {
  * ```ts ignore
  * import { createPredictHandler } from "./serve.ts";
  * import { loadSavedModel } from "./saved_model.ts";
- * const { model, metadata } = await loadSavedModel("models/seedcnn-128");
+ * const { model, metadata } = await loadSavedModel("models/resnet-128-e1");
  * const server = Deno.serve({ port: 0 }, createPredictHandler({ model, metadata }));
  * ```
  */

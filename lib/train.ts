@@ -1440,7 +1440,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
  * @example
  * ```ts ignore
  * import { readRunManifest } from "./train.ts";
- * const manifest = await readRunManifest("models/seedcnn-128");
+ * const manifest = await readRunManifest("models/resnet-128-e1");
  * console.log(manifest.metrics.best);
  * ```
  */
@@ -1459,7 +1459,7 @@ export async function readRunManifest(runDir: string): Promise<RunManifest> {
  * @example
  * ```ts ignore
  * import { updateRunManifest } from "./train.ts";
- * await updateRunManifest("models/seedcnn-128", { test: { acc: 0.95 } });
+ * await updateRunManifest("models/resnet-128-e1", { test: { acc: 0.95 } });
  * ```
  */
 export async function updateRunManifest(
