@@ -1,7 +1,8 @@
 /**
- * HTTP serving benchmark: `lib/serve.ts` (the project's server, the default
- * model) against a Keras/TensorFlow 2.21 peer (`bench/serve_peer.py`: the
- * same seed CNN, random weights, PIL preprocessing, the same HTTP API), on
+ * HTTP serving benchmark: `lib/serve.ts` (the project's server, serving the
+ * shipped seed CNN `models/seedcnn-128-r2` with test-time augmentation off)
+ * against a Keras/TensorFlow 2.21 peer (`bench/serve_peer.py`: the same seed
+ * CNN architecture, random weights, PIL preprocessing, the same HTTP API), on
  * loopback.
  *
  * Both servers run at once as child processes of this one (so background
@@ -35,6 +36,9 @@ import { resolveDataSource } from "../lib/data.ts";
 import { projectPaths } from "../lib/paths.ts";
 import { ensurePeerEnv } from "./peer_env.ts";
 
+/** Our model for the comparison: the same architecture as the peer's. */
+const SAME_AS_PEER = "seedcnn-128-r2";
+
 const HERE = dirname(fileURLToPath(import.meta.url));
 const TF_WHEEL = "tensorflow-cpu==2.21.0";
 
@@ -46,7 +50,8 @@ const USAGE = `usage: deno run -A bench/serve.ts [options]
   --requests N       a fixed number of requests instead of a duration
   --concurrency L    comma-separated client counts (default 1,4,8)
   --warmup N         untimed requests before each measurement (default 20)
-  --model DIR        our model (default: the shipped one)
+  --model DIR        our model (default: models/seedcnn-128-r2, the seed CNN
+                     the peer also runs; test-time augmentation off on both)
   --no-peer          only our server
   --json FILE        also write the results to FILE
   --help             this text`;
@@ -422,7 +427,11 @@ async function main(): Promise<number> {
           join(projectPaths().root, "lib", "serve.ts"),
           "--port",
           "0",
-          ...(flags.model ? ["--model", flags.model] : []),
+          "--model",
+          flags.model ?? join(projectPaths().root, "models", SAME_AS_PEER),
+          // The peer predicts each image once: so do we.
+          "--tta",
+          "none",
         ],
         / on (http:\/\/[^ ]+\/)/,
       ),

@@ -46,7 +46,7 @@ import {
   toPrediction,
 } from "./predict.ts";
 import { preprocessJobs } from "./preprocess.ts";
-import { loadSavedModel, type ModelMetadata } from "./saved_model.ts";
+import { loadSavedModel, type ModelMetadata, type Tta } from "./saved_model.ts";
 import type { LayersModel } from "./tf.ts";
 
 /** Default body limit: 10 MiB. */
@@ -71,6 +71,8 @@ export interface PredictHandlerOptions {
   maxBytes?: number;
   /** Where the one-line request log goes (default stderr); `false`: nowhere. */
   log?: ((line: string) => void) | false;
+  /** Test-time augmentation (default: the model's `inference.tta`). */
+  tta?: Tta;
 }
 
 /** An HTTP error answer. */
@@ -249,7 +251,7 @@ export function createPredictHandler(
       size: metadata.preprocessing.size,
       scale: metadata.preprocessing.scale,
       batchSize: 1,
-      tta: metadata.inference?.tta,
+      tta: options.tta ?? metadata.inference?.tta,
     });
     return { ...toPrediction(probs, metadata.classes), model: name };
   };
@@ -330,6 +332,8 @@ export interface StartServerOptions {
   maxBytes?: number;
   /** Request log (default stderr); `false`: none. */
   log?: ((line: string) => void) | false;
+  /** Test-time augmentation (default: the model's `inference.tta`). */
+  tta?: Tta;
 }
 
 /** A running server. */
@@ -373,6 +377,7 @@ export async function startServer(
       metadata,
       name,
       maxBytes: options.maxBytes,
+      ...(options.tta ? { tta: options.tta } : {}),
       log: options.log,
     });
     server = Deno.serve({
@@ -406,6 +411,7 @@ const USAGE =
   --port N        port (default 8000; 0 picks a free one)
   --hostname H    interface (default 127.0.0.1)
   --max-bytes N   largest request body (default ${DEFAULT_MAX_BYTES})
+  --tta T         none|hflip: test-time augmentation (default: the model's own)
 
 POST /predict (image body or multipart field "file"), GET /health, GET /model.`;
 
@@ -419,6 +425,7 @@ async function main(args: string[]): Promise<number> {
         port: { type: "string", default: "8000" },
         hostname: { type: "string", default: "127.0.0.1" },
         "max-bytes": { type: "string" },
+        tta: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
       strict: true,
@@ -449,9 +456,14 @@ async function main(args: string[]): Promise<number> {
     );
     return 2;
   }
+  if (values.tta !== undefined && !["none", "hflip"].includes(values.tta)) {
+    console.error(`error: --tta must be none or hflip\n${USAGE}`);
+    return 2;
+  }
   let running: RunningServer;
   try {
     running = await startServer({
+      ...(values.tta ? { tta: values.tta as Tta } : {}),
       modelDir: values.model,
       port,
       hostname: values.hostname,

@@ -406,3 +406,38 @@ Deno.test("serve CLI: serves on a free port, answers, stops gracefully on SIGTER
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("serve: the model's test-time augmentation, or an override, is what /predict uses", async () => {
+  const root = await Deno.makeTempDir({ prefix: "serve_test_" });
+  try {
+    const modelDir = join(root, "model");
+    await saveTinyModel(modelDir, { size: SIZE, seed: 4 });
+    const loaded = await loadSavedModel(modelDir);
+    const jpeg = await ellipseScanJpeg(3, 64);
+    const ask = async (tta?: "none" | "hflip") => {
+      const handler = createPredictHandler({
+        model: loaded.model,
+        metadata: { ...loaded.metadata, inference: { tta: "hflip" } },
+        log: false,
+        ...(tta ? { tta } : {}),
+      });
+      const response = await handler(
+        new Request("http://x/predict", {
+          method: "POST",
+          headers: { "content-type": "image/jpeg" },
+          body: jpeg as Uint8Array<ArrayBuffer>,
+        }),
+      );
+      assert.equal(response.status, 200);
+      return ((await response.json()) as PredictResponse).probabilities;
+    };
+    const byMetadata = await ask();
+    const forcedHflip = await ask("hflip");
+    const forcedNone = await ask("none");
+    assert.deepEqual(byMetadata, forcedHflip);
+    assert.notDeepEqual(forcedNone, forcedHflip);
+    loaded.model.dispose();
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
