@@ -309,6 +309,33 @@ function convBn(
 }
 
 /**
+ * The classifier head of the functional models: global average pooling,
+ * dropout, and a seeded softmax layer named `predictions`.
+ */
+function poolingHead(
+  x: SymbolicTensor,
+  options: {
+    seed: number;
+    numClasses: number;
+    dropout: number;
+    names: { gap: string; dropout: string };
+  },
+): SymbolicTensor {
+  const { seed, numClasses, dropout, names } = options;
+  const pooled = tf.layers.globalAveragePooling2d({ name: names.gap }).apply(
+    x,
+  ) as SymbolicTensor;
+  const dropped = tf.layers.dropout({ name: names.dropout, rate: dropout })
+    .apply(pooled) as SymbolicTensor;
+  return tf.layers.dense({
+    name: "predictions",
+    units: numClasses,
+    activation: "softmax",
+    ...init(seed, "predictions"),
+  }).apply(dropped) as SymbolicTensor;
+}
+
+/**
  * A small ResNet: a 5×5 stride-2 stem conv with batch norm and a 2×2 max
  * pool, then stages of basic residual blocks (two 3×3 conv + batch norm, a
  * 1×1 projection shortcut whenever the shape changes), global average
@@ -367,18 +394,12 @@ export function resnet(options: ResnetOptions): LayersModel {
       width = f;
     }
   });
-  x = tf.layers.globalAveragePooling2d({ name: "gap" }).apply(
-    x,
-  ) as SymbolicTensor;
-  x = tf.layers.dropout({ name: "dropout", rate: dropout }).apply(
-    x,
-  ) as SymbolicTensor;
-  const output = tf.layers.dense({
-    name: "predictions",
-    units: numClasses,
-    activation: "softmax",
-    ...init(seed, "predictions"),
-  }).apply(x) as SymbolicTensor;
+  const output = poolingHead(x, {
+    seed,
+    numClasses,
+    dropout,
+    names: { gap: "gap", dropout: "dropout" },
+  });
   return tf.model({ name: "resnet", inputs: input, outputs: output });
 }
 
@@ -586,18 +607,12 @@ export async function transfer(options: TransferOptions): Promise<LayersModel> {
     }
   }
   x = featureModel.apply(x) as SymbolicTensor;
-  x = tf.layers.globalAveragePooling2d({ name: "head_gap" }).apply(
-    x,
-  ) as SymbolicTensor;
-  x = tf.layers.dropout({ name: "head_dropout", rate: dropout }).apply(
-    x,
-  ) as SymbolicTensor;
-  const output = tf.layers.dense({
-    name: "predictions",
-    units: numClasses,
-    activation: "softmax",
-    ...init(seed, "predictions"),
-  }).apply(x) as SymbolicTensor;
+  const output = poolingHead(x, {
+    seed,
+    numClasses,
+    dropout,
+    names: { gap: "head_gap", dropout: "head_dropout" },
+  });
   const model = tf.model({ name: "transfer", inputs: input, outputs: output });
   if (options.freeze ?? true) freezeBase(model);
   return model;
