@@ -26,7 +26,12 @@ import { discoverDataset, type ImageFile } from "./dataset.ts";
 import { loadImages } from "./image_cache.ts";
 import { type EvaluationReport, evaluationReport } from "./metrics.ts";
 import { projectPaths, SHIPPED_MODEL } from "./paths.ts";
-import { loadSavedModel, type ModelMetadata, type Tta } from "./saved_model.ts";
+import {
+  isTta,
+  loadSavedModel,
+  type ModelMetadata,
+  type Tta,
+} from "./saved_model.ts";
 
 export type { Tta };
 import { type LayersModel, type Tensor, tf } from "./tf.ts";
@@ -77,7 +82,7 @@ export async function predictProbabilities(
   }
   const batchSize = options.batchSize ?? 64;
   const scale = options.scale ?? 1 / 255;
-  if (options.tta !== undefined && !["none", "hflip"].includes(options.tta)) {
+  if (options.tta !== undefined && !isTta(options.tta)) {
     throw new Error(
       `predictProbabilities: tta must be "none" or "hflip" (got "${options.tta}")`,
     );
@@ -442,7 +447,7 @@ async function main(args: string[]): Promise<number> {
     console.error(`error: --data is required\n${USAGE}`);
     return 2;
   }
-  if (values.tta !== undefined && !["none", "hflip"].includes(values.tta)) {
+  if (values.tta !== undefined && !isTta(values.tta)) {
     console.error(`error: --tta must be none or hflip\n${USAGE}`);
     return 2;
   }
@@ -457,7 +462,7 @@ async function main(args: string[]): Promise<number> {
       split: values.split as EvaluateModelOptions["split"],
       validation: values.val === undefined ? undefined : Number(values.val),
       test: values.test === undefined ? undefined : Number(values.test),
-      ...(values.tta ? { tta: values.tta as Tta } : {}),
+      ...(values.tta ? { tta: values.tta } : {}),
     });
     if (values.json) {
       console.log(JSON.stringify({

@@ -104,6 +104,19 @@ export interface TrainingSummary {
  */
 export type Tta = "none" | "hflip";
 
+/**
+ * Whether a value is a {@linkcode Tta} mode.
+ *
+ * @example
+ * ```ts
+ * import { isTta } from "./saved_model.ts";
+ * console.log(isTta("hflip"), isTta("vflip")); // true false
+ * ```
+ */
+export function isTta(value: unknown): value is Tta {
+  return value === "none" || value === "hflip";
+}
+
 /** Everything a consumer (evaluate, predict, serve) needs to use a model. */
 export interface ModelMetadata {
   /** Always {@linkcode MODEL_FORMAT}. */
@@ -281,7 +294,7 @@ export function validateMetadata(value: unknown, dir: string): ModelMetadata {
   if (
     value.inference !== undefined &&
     !(isRecord(value.inference) &&
-      ["none", "hflip"].includes(value.inference.tta as string))
+      isTta(value.inference.tta))
   ) {
     problems.push('inference.tta must be "none" or "hflip"');
   }

@@ -46,7 +46,12 @@ import {
   toPrediction,
 } from "./predict.ts";
 import { preprocessJobs } from "./preprocess.ts";
-import { loadSavedModel, type ModelMetadata, type Tta } from "./saved_model.ts";
+import {
+  isTta,
+  loadSavedModel,
+  type ModelMetadata,
+  type Tta,
+} from "./saved_model.ts";
 import type { LayersModel } from "./tf.ts";
 
 /** Default body limit: 10 MiB. */
@@ -456,14 +461,14 @@ async function main(args: string[]): Promise<number> {
     );
     return 2;
   }
-  if (values.tta !== undefined && !["none", "hflip"].includes(values.tta)) {
+  if (values.tta !== undefined && !isTta(values.tta)) {
     console.error(`error: --tta must be none or hflip\n${USAGE}`);
     return 2;
   }
   let running: RunningServer;
   try {
     running = await startServer({
-      ...(values.tta ? { tta: values.tta as Tta } : {}),
+      ...(values.tta ? { tta: values.tta } : {}),
       modelDir: values.model,
       port,
       hostname: values.hostname,
