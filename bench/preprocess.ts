@@ -43,6 +43,7 @@ import { loadImages } from "../lib/image_cache.ts";
 import { preprocessFiles } from "../lib/preprocess.ts";
 import { runOk } from "../lib/proc.ts";
 import { ensurePeerEnv } from "./peer_env.ts";
+import { evenlySpaced, UsageError } from "./bench_util.ts";
 
 const USAGE = `Usage: deno run -A bench/preprocess.ts [options]
   --data DIR     folder of class folders (default /work/shared/data/brain-tumor-mri/Training)
@@ -66,8 +67,6 @@ const USAGE = `Usage: deno run -A bench/preprocess.ts [options]
   ].join(",")
 }
   --help         this text`;
-
-class UsageError extends Error {}
 
 interface Flags {
   data: string;
@@ -123,14 +122,6 @@ function parseFlags(args: string[]): Flags {
     procs: int("procs", values.procs, 1)!,
     only: values.only?.split(",").map((s) => s.trim()).filter(Boolean),
   };
-}
-
-function evenlySpaced<T>(items: T[], limit?: number): T[] {
-  if (limit === undefined || limit >= items.length) return items;
-  return Array.from(
-    { length: limit },
-    (_, i) => items[Math.floor((i * items.length) / limit)],
-  );
 }
 
 interface Sample {

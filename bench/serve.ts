@@ -35,6 +35,7 @@ import { writeTextAtomic } from "../lib/atomic.ts";
 import { resolveDataSource } from "../lib/data.ts";
 import { projectPaths } from "../lib/paths.ts";
 import { ensurePeerEnv } from "./peer_env.ts";
+import { evenlySpaced, loadAverage, UsageError } from "./bench_util.ts";
 
 /** Our model for the comparison: the same architecture as the peer's. */
 const SAME_AS_PEER = "seedcnn-128-r2";
@@ -55,8 +56,6 @@ const USAGE = `usage: deno run -A bench/serve.ts [options]
   --no-peer          only our server
   --json FILE        also write the results to FILE
   --help             this text`;
-
-class UsageError extends Error {}
 
 interface Flags {
   data?: string;
@@ -147,14 +146,6 @@ async function jpegFiles(root: string): Promise<string[]> {
   };
   await walk(root);
   return out;
-}
-
-function evenlySpaced<T>(items: T[], count: number): T[] {
-  if (count >= items.length) return items;
-  return Array.from(
-    { length: count },
-    (_, i) => items[Math.floor((i * items.length) / count)],
-  );
 }
 
 // ---------------------------------------------------------------------------
@@ -272,10 +263,6 @@ function cpuMs(pid: number): number {
   const text = Deno.readTextFileSync(`/proc/${pid}/stat`);
   const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) * 10;
-}
-
-function loadAverage(): number {
-  return Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
 }
 
 // ---------------------------------------------------------------------------

@@ -97,6 +97,7 @@ import { projectPaths } from "../lib/paths.ts";
 import { run } from "../lib/proc.ts";
 import type { ResnetOptions } from "../lib/models.ts";
 import { ensurePeerEnv } from "./peer_env.ts";
+import { loadAverage, median, positiveInt, UsageError } from "./bench_util.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const SELF = join(HERE, "time_to_accuracy.ts");
@@ -132,8 +133,6 @@ const USAGE = `usage: deno run -A bench/time_to_accuracy.ts [options]
   --stop-when-reached   stop a side once it has reached every target
   --json FILE           write everything (per-epoch curves too) to FILE
   --help                this text`;
-
-class UsageError extends Error {}
 
 // ---------------------------------------------------------------------------
 // Shared types and helpers
@@ -212,21 +211,6 @@ interface BenchOptions {
   stopWhenReached: boolean;
 }
 
-function positiveInt(
-  value: string | undefined,
-  flag: string,
-  fallback: number,
-): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) {
-    throw new UsageError(
-      `--${flag} must be a positive integer (got "${value}")`,
-    );
-  }
-  return n;
-}
-
 function parseTargets(value: string): number[] {
   const targets = value.split(",").map((s) => s.trim()).filter(Boolean).map(
     Number,
@@ -242,16 +226,6 @@ function parseTargets(value: string): number[] {
 /** Whether `acc` (possibly a float32 from Keras) is at least `target`, by image count. */
 function reached(acc: number | null, n: number, target: number): boolean {
   return acc !== null && Math.round(acc * n) >= Math.ceil(target * n - 1e-6);
-}
-
-function loadAverage(): number {
-  return Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
-}
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
 function bytesOf(labels: Int32Array): Uint8Array {

@@ -56,6 +56,7 @@ import { rng } from "../lib/random.ts";
 import { run } from "../lib/proc.ts";
 import { writeFileAtomic } from "../lib/atomic.ts";
 import { ensurePeerEnv } from "./peer_env.ts";
+import { loadAverage, median, positiveInt, UsageError } from "./bench_util.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4";
@@ -160,23 +161,6 @@ const USAGE = `usage: deno run -A bench/train.ts [options]
   --json FILE    also write every run's report to FILE
   --help         this text`;
 
-class UsageError extends Error {}
-
-function positiveInt(
-  value: string | undefined,
-  flag: string,
-  fallback: number,
-) {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) {
-    throw new UsageError(
-      `--${flag} must be a positive integer (got "${value}")`,
-    );
-  }
-  return n;
-}
-
 function pickConfigs<T>(
   value: string | undefined,
   fallback: string,
@@ -214,16 +198,6 @@ function cpuMs(): number {
   const stat = Deno.readTextFileSync("/proc/self/stat");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) * 10;
-}
-
-function loadAverage(): number {
-  return Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
-}
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
 function dataFiles(shape: Shape) {
