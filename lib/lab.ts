@@ -13,13 +13,16 @@ import { taskArgs } from "./cli.ts";
 export interface LabCommandOptions {
   /** Extra JupyterLab arguments. */
   args?: string[];
+  /** The folder JupyterLab serves (default: the project root). */
+  root?: string;
 }
 
 /**
  * The command that starts JupyterLab on the project: the venv's `jupyter lab`
  * with the project root as the server root, and the environment that makes
  * the project's `deno` kernelspec the one found (plus `--allow-root` when run
- * as root).
+ * as root). `root` serves another folder with the same kernel (tests use a
+ * temporary one).
  *
  * @example
  * ```ts
@@ -36,7 +39,7 @@ export function labCommand(
     command: join(paths.venv, "bin", "jupyter"),
     args: [
       "lab",
-      `--ServerApp.root_dir=${paths.root}`,
+      `--ServerApp.root_dir=${options.root ?? paths.root}`,
       // Containers and CI run as root; JupyterLab refuses that without this.
       ...(Deno.uid() === 0 ? ["--allow-root"] : []),
       ...(options.args ?? []),

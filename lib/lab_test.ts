@@ -61,6 +61,16 @@ function freePort(): number {
   return port;
 }
 
+Deno.test("labCommand serves the project root unless told another folder", () => {
+  const project = labCommand({ args: ["--no-browser"] });
+  assert.ok(project.args.includes(`--ServerApp.root_dir=${PROJECT_ROOT}`));
+  assert.equal(project.args.at(-1), "--no-browser");
+  const other = labCommand({ root: "/tmp/elsewhere" });
+  assert.ok(other.args.includes("--ServerApp.root_dir=/tmp/elsewhere"));
+  assert.ok(!other.args.includes(`--ServerApp.root_dir=${PROJECT_ROOT}`));
+  assert.equal(other.command, project.command);
+});
+
 Deno.test("lab: JupyterLab starts on the project and runs code in the Deno kernel", async () => {
   const port = freePort();
   const token = crypto.randomUUID();
@@ -114,7 +124,18 @@ Deno.test("lab: JupyterLab starts on the project and runs code in the Deno kerne
     assert.equal(res.status, 200);
     assert.match(await res.text(), /JupyterLab/);
   } finally {
+    // JupyterLab can hang on SIGTERM while a kernel is still starting: give
+    // it a minute, then SIGKILL, so the test never waits forever.
     child.kill("SIGTERM");
-    await child.status;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stopped = await Promise.race([
+      child.status,
+      new Promise<null>((r) => timer = setTimeout(() => r(null), 60_000)),
+    ]);
+    clearTimeout(timer);
+    if (!stopped) {
+      child.kill("SIGKILL");
+      await child.status;
+    }
   }
 });

@@ -10,7 +10,6 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type ChromiumSession, launchChromium } from "../lib/browser.ts";
 import { labCommand } from "../lib/lab.ts";
-import { PROJECT_ROOT } from "../lib/paths.ts";
 import { notebookJson } from "./fixtures.ts";
 
 const CLASSES = ["glioma", "meningioma", "notumor", "pituitary"];
@@ -95,7 +94,9 @@ Deno.test("browser lab: Run All Cells in JupyterLab draws a lib/plot.ts chart wi
 
   const port = freePort();
   const token = crypto.randomUUID();
+  // The same server as `deno task lab`, rooted in the temporary folder.
   const lab = labCommand({
+    root,
     args: [
       "--no-browser",
       "--ServerApp.ip=127.0.0.1",
@@ -103,14 +104,9 @@ Deno.test("browser lab: Run All Cells in JupyterLab draws a lib/plot.ts chart wi
       `--IdentityProvider.token=${token}`,
     ],
   });
-  // The same server as `deno task lab`, rooted in the temporary folder.
-  const projectRootArg = `--ServerApp.root_dir=${PROJECT_ROOT}`;
-  assert.ok(lab.args.includes(projectRootArg));
-  const args = lab.args.map((a) =>
-    a === projectRootArg ? `--ServerApp.root_dir=${root}` : a
-  );
+  assert.ok(lab.args.includes(`--ServerApp.root_dir=${root}`));
   const server = new Deno.Command(lab.command, {
-    args,
+    args: lab.args,
     env: {
       ...lab.env,
       JUPYTERLAB_SETTINGS_DIR: settings,
