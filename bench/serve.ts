@@ -1,6 +1,8 @@
 /**
  * HTTP serving benchmark: `lib/serve.ts` (the project's server, serving the
- * shipped seed CNN `models/seedcnn-128-r2` with test-time augmentation off)
+ * shipped seed CNN `models/seedcnn-128-r2` with test-time augmentation off,
+ * once per `--workers` setting: by default with one inference worker per
+ * core, and with the model in the server's own thread)
  * against a Keras/TensorFlow 2.21 peer (`bench/serve_peer.py`: the same seed
  * CNN architecture, random weights, PIL preprocessing, the same HTTP API), on
  * loopback.
@@ -17,7 +19,7 @@
  * ```sh
  * deno run -A bench/serve.ts [--data DIR] [--files 64] [--duration 10] \
  *   [--requests N] [--concurrency 1,4,8] [--warmup 20] [--model DIR] \
- *   [--no-peer] [--json FILE]
+ *   [--workers 2,0] [--no-peer] [--json FILE]
  * ```
  *
  * Scans: `--data DIR`, else the project's data source (`BRAIN_MRI_DATA`,
@@ -53,6 +55,8 @@ const USAGE = `usage: deno run -A bench/serve.ts [options]
   --warmup N         untimed requests before each measurement (default 20)
   --model DIR        our model (default: models/seedcnn-128-r2, the seed CNN
                      the peer also runs; test-time augmentation off on both)
+  --workers L        our server's --workers settings, one server each
+                     (default: ${navigator.hardwareConcurrency},0 — a worker per core, and none)
   --no-peer          only our server
   --json FILE        also write the results to FILE
   --help             this text`;
@@ -65,6 +69,7 @@ interface Flags {
   concurrency: number[];
   warmup: number;
   model?: string;
+  workers: number[];
   peer: boolean;
   json?: string;
 }
@@ -91,6 +96,7 @@ function parseFlags(args: string[]): Flags | undefined {
       concurrency: { type: "string" },
       warmup: { type: "string" },
       model: { type: "string" },
+      workers: { type: "string" },
       "no-peer": { type: "boolean", default: false },
       json: { type: "string" },
       help: { type: "boolean", default: false },
@@ -106,7 +112,18 @@ function parseFlags(args: string[]): Flags | undefined {
       `--concurrency must be positive integers (got "${values.concurrency}")`,
     );
   }
+  const workers = (values.workers ?? `${navigator.hardwareConcurrency},0`)
+    .split(",").map((s) => Number(s.trim()));
+  if (
+    workers.some((w) => !Number.isInteger(w) || w < 0) ||
+    new Set(workers).size !== workers.length
+  ) {
+    throw new UsageError(
+      `--workers must be distinct non-negative integers (got "${values.workers}")`,
+    );
+  }
   return {
+    workers,
     data: values.data,
     files: Math.round(positive(values.files, "files", 64)),
     duration: positive(values.duration, "duration", 10),
@@ -150,6 +167,11 @@ async function jpegFiles(root: string): Promise<string[]> {
 
 // ---------------------------------------------------------------------------
 // Servers
+
+/** Our server's label for a `--workers` setting. */
+function ourLabel(workers: number): string {
+  return workers === 0 ? "ours/thread" : `ours/${workers}w`;
+}
 
 interface Server {
   label: string;
@@ -405,22 +427,26 @@ async function main(): Promise<number> {
   const servers: Server[] = [];
   try {
     const starting = [
-      startServer(
-        "ours",
-        Deno.execPath(),
-        [
-          "run",
-          "-A",
-          join(projectPaths().root, "lib", "serve.ts"),
-          "--port",
-          "0",
-          "--model",
-          flags.model ?? join(projectPaths().root, "models", SAME_AS_PEER),
-          // The peer predicts each image once: so do we.
-          "--tta",
-          "none",
-        ],
-        / on (http:\/\/[^ ]+\/)/,
+      ...flags.workers.map((workers) =>
+        startServer(
+          ourLabel(workers),
+          Deno.execPath(),
+          [
+            "run",
+            "-A",
+            join(projectPaths().root, "lib", "serve.ts"),
+            "--port",
+            "0",
+            "--model",
+            flags.model ?? join(projectPaths().root, "models", SAME_AS_PEER),
+            // The peer predicts each image once: so do we.
+            "--tta",
+            "none",
+            "--workers",
+            String(workers),
+          ],
+          / on (http:\/\/[^ ]+\/)/,
+        )
       ),
       ...(flags.peer
         ? [startServer(
@@ -517,16 +543,20 @@ async function main(): Promise<number> {
         "p99",
         "CPU/req",
       ]];
+      ratioRows[0].splice(1, 0, "ours");
       for (const c of flags.concurrency) {
-        const o = results.ours[c];
-        const q = results.keras[c];
-        ratioRows.push([
-          String(c),
-          fmt(o.rps / q.rps, 2),
-          fmt(o.p50 / q.p50, 2),
-          fmt(o.p99 / q.p99, 2),
-          fmt(o.cpuMsPerRequest / q.cpuMsPerRequest, 2),
-        ]);
+        for (const w of flags.workers) {
+          const o = results[ourLabel(w)][c];
+          const q = results.keras[c];
+          ratioRows.push([
+            String(c),
+            ourLabel(w),
+            fmt(o.rps / q.rps, 2),
+            fmt(o.p50 / q.p50, 2),
+            fmt(o.p99 / q.p99, 2),
+            fmt(o.cpuMsPerRequest / q.cpuMsPerRequest, 2),
+          ]);
+        }
       }
       console.log(table(ratioRows));
     }

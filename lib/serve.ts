@@ -2,7 +2,7 @@
  * Serving a saved model over HTTP (`Deno.serve`).
  *
  * `deno task serve -- [--model DIR] [--port 8000] [--hostname 127.0.0.1]
- * [--max-bytes N]`
+ * [--max-bytes N] [--workers N] [--tta none|hflip]`
  *
  * | route           | what                                                                       |
  * | --------------- | -------------------------------------------------------------------------- |
@@ -16,7 +16,10 @@
  * The image is recognised by its content (JPEG or PNG), preprocessed exactly
  * as in training from the model's metadata and predicted alone (batch of
  * one), through the same functions as `deno task predict`, so the
- * probabilities are identical to its output for the same file.
+ * probabilities are identical to its output for the same file. Requests are
+ * classified by a pool of `--workers` Web Workers, each with its own copy of
+ * the model (lib/inference_pool.ts; default one per core), so concurrent
+ * requests use every core; `--workers 0` classifies in the server's thread.
  *
  * Errors are JSON `{error: "..."}`:
  *
@@ -37,19 +40,19 @@
  */
 import { parseArgs } from "node:util";
 import { taskArgs } from "./cli.ts";
-import { predictProbabilities } from "./evaluate.ts";
-import { projectPaths } from "./paths.ts";
 import {
-  imageFormatProblem,
-  modelName,
-  modelSettings,
-  toPrediction,
-} from "./predict.ts";
-import { preprocessJobs } from "./preprocess.ts";
+  type ImageClassifier,
+  localClassifier,
+  startInferencePool,
+  UndecodableImageError,
+} from "./inference_pool.ts";
+import { projectPaths } from "./paths.ts";
+import { imageFormatProblem, modelName, toPrediction } from "./predict.ts";
 import {
   isTta,
   loadSavedModel,
   type ModelMetadata,
+  resolveModelDir,
   type Tta,
 } from "./saved_model.ts";
 import type { LayersModel } from "./tf.ts";
@@ -66,8 +69,13 @@ export const RAW_IMAGE_TYPES: readonly string[] = [
 
 /** Options for {@linkcode createPredictHandler}. */
 export interface PredictHandlerOptions {
-  /** The network. */
-  model: LayersModel;
+  /**
+   * The network, run in this thread; or give `classifier` instead (e.g. a
+   * worker pool from lib/inference_pool.ts).
+   */
+  model?: LayersModel;
+  /** What classifies the images, when `model` is not given. */
+  classifier?: ImageClassifier;
   /** Its metadata (drives preprocessing; served at `/model`). */
   metadata: ModelMetadata;
   /** The name reported in responses (default the training run's, else the arch). */
@@ -76,7 +84,10 @@ export interface PredictHandlerOptions {
   maxBytes?: number;
   /** Where the one-line request log goes (default stderr); `false`: nowhere. */
   log?: ((line: string) => void) | false;
-  /** Test-time augmentation (default: the model's `inference.tta`). */
+  /**
+   * Test-time augmentation (default: the model's `inference.tta`); with
+   * `model` only (a `classifier` has its own).
+   */
   tta?: Tta;
 }
 
@@ -225,7 +236,15 @@ export interface PredictResponse {
 export function createPredictHandler(
   options: PredictHandlerOptions,
 ): (req: Request) => Promise<Response> {
-  const { model, metadata } = options;
+  const { metadata } = options;
+  if ((options.model === undefined) === (options.classifier === undefined)) {
+    throw new Error("give createPredictHandler a model or a classifier");
+  }
+  const classifier = options.classifier ?? localClassifier({
+    model: options.model!,
+    metadata,
+    ...(options.tta ? { tta: options.tta } : {}),
+  });
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) {
     throw new Error(`maxBytes must be a positive integer (got ${maxBytes})`);
@@ -234,7 +253,6 @@ export function createPredictHandler(
   const log = options.log === false
     ? undefined
     : options.log ?? ((line: string) => console.error(line));
-  const settings = modelSettings(metadata);
   const started = performance.now();
   let requests = 0;
 
@@ -244,20 +262,18 @@ export function createPredictHandler(
     }
     const problem = imageFormatProblem(bytes.subarray(0, 16));
     if (problem) throw new HttpError(415, `body is ${problem}`);
-    const [outcome] = await preprocessJobs([{ bytes }], settings);
-    if (!outcome.pixels) {
-      throw new HttpError(
-        400,
-        `corrupt or undecodable image: ${outcome.error ?? "unknown error"}`,
-      );
+    let probs: Float32Array;
+    try {
+      probs = await classifier.classify(bytes);
+    } catch (error) {
+      if (error instanceof UndecodableImageError) {
+        throw new HttpError(
+          400,
+          `corrupt or undecodable image: ${error.message}`,
+        );
+      }
+      throw error;
     }
-    const probs = await predictProbabilities(model, {
-      pixels: outcome.pixels,
-      size: metadata.preprocessing.size,
-      scale: metadata.preprocessing.scale,
-      batchSize: 1,
-      tta: options.tta ?? metadata.inference?.tta,
-    });
     return { ...toPrediction(probs, metadata.classes), model: name };
   };
 
@@ -283,6 +299,7 @@ export function createPredictHandler(
           arch: metadata.arch,
           classes: metadata.classes,
           inputSize: metadata.inputSize,
+          workers: classifier.workers,
           uptimeSeconds: (performance.now() - started) / 1000,
           requests,
         });
@@ -339,6 +356,24 @@ export interface StartServerOptions {
   log?: ((line: string) => void) | false;
   /** Test-time augmentation (default: the model's `inference.tta`). */
   tta?: Tta;
+  /**
+   * Inference workers, each with its own copy of the model (default
+   * {@linkcode defaultWorkers}); 0 runs the model in this thread.
+   */
+  workers?: number;
+}
+
+/**
+ * The default number of inference workers: one per core (at least 1).
+ *
+ * @example
+ * ```ts
+ * import { defaultWorkers } from "./serve.ts";
+ * console.log(defaultWorkers() >= 1); // true
+ * ```
+ */
+export function defaultWorkers(): number {
+  return Math.max(1, navigator.hardwareConcurrency ?? 1);
 }
 
 /** A running server. */
@@ -351,9 +386,11 @@ export interface RunningServer {
   metadata: ModelMetadata;
   /** The model's name, as responses report it. */
   name: string;
+  /** Inference workers (0: the model runs in the server's thread). */
+  workers: number;
   /**
    * Stops accepting connections, waits for requests in flight, disposes the
-   * model.
+   * model (or stops the workers).
    */
   shutdown(): Promise<void>;
 }
@@ -373,16 +410,39 @@ export async function startServer(
   options: StartServerOptions = {},
 ): Promise<RunningServer> {
   const dir = options.modelDir ?? projectPaths().defaultModel;
-  const { model, metadata } = await loadSavedModel(dir);
+  const workers = options.workers ?? defaultWorkers();
+  if (!Number.isSafeInteger(workers) || workers < 0) {
+    throw new Error(
+      `workers must be a non-negative integer (got ${options.workers})`,
+    );
+  }
+  const tta = options.tta ? { tta: options.tta } : {};
+  let classifier: ImageClassifier;
+  let free: () => void | Promise<void>;
+  if (workers === 0) {
+    const { model, metadata } = await loadSavedModel(dir);
+    classifier = localClassifier({ model, metadata, ...tta });
+    free = () => {
+      model.dispose();
+    };
+  } else {
+    const pool = await startInferencePool({
+      modelDir: resolveModelDir(dir),
+      workers,
+      ...tta,
+    });
+    classifier = pool;
+    free = () => pool.close();
+  }
+  const { metadata } = classifier;
   const name = modelName(dir, metadata);
   let server: Deno.HttpServer<Deno.NetAddr>;
   try {
     const handler = createPredictHandler({
-      model,
+      classifier,
       metadata,
       name,
       maxBytes: options.maxBytes,
-      ...(options.tta ? { tta: options.tta } : {}),
       log: options.log,
     });
     server = Deno.serve({
@@ -391,7 +451,7 @@ export async function startServer(
       onListen: () => {},
     }, handler);
   } catch (error) {
-    model.dispose();
+    await free();
     throw error;
   }
   const { hostname, port } = server.addr;
@@ -402,9 +462,11 @@ export async function startServer(
     url: `http://${host}:${port}/`,
     metadata,
     name,
+    workers,
     shutdown: () =>
-      stopped ??= server.shutdown().then(() => {
-        model.dispose();
+      stopped ??= server.shutdown().then(async () => {
+        await classifier.close();
+        await free();
       }),
   };
 }
@@ -417,6 +479,8 @@ const USAGE =
   --hostname H    interface (default 127.0.0.1)
   --max-bytes N   largest request body (default ${DEFAULT_MAX_BYTES})
   --tta T         none|hflip: test-time augmentation (default: the model's own)
+  --workers N     inference workers, each with a copy of the model (default
+                  one per core: ${defaultWorkers()}); 0: in the server's thread
 
 POST /predict (image body or multipart field "file"), GET /health, GET /model.`;
 
@@ -431,6 +495,7 @@ async function main(args: string[]): Promise<number> {
         hostname: { type: "string", default: "127.0.0.1" },
         "max-bytes": { type: "string" },
         tta: { type: "string" },
+        workers: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
       strict: true,
@@ -465,9 +530,19 @@ async function main(args: string[]): Promise<number> {
     console.error(`error: --tta must be none or hflip\n${USAGE}`);
     return 2;
   }
+  const workers = values.workers === undefined
+    ? defaultWorkers()
+    : Number(values.workers);
+  if (!/^\d+$/.test(values.workers ?? "0") || workers > 64) {
+    console.error(
+      `error: --workers must be an integer from 0 to 64 (got "${values.workers}")\n${USAGE}`,
+    );
+    return 2;
+  }
   let running: RunningServer;
   try {
     running = await startServer({
+      workers,
       ...(values.tta ? { tta: values.tta } : {}),
       modelDir: values.model,
       port,
@@ -482,7 +557,13 @@ async function main(args: string[]): Promise<number> {
   console.error(
     `serving ${running.name} (${m.arch}, ${m.inputSize}×${m.inputSize}, ` +
       `classes ${m.classes.join(", ")}) on ${running.url} ` +
-      `(max body ${maxBytes} bytes); Ctrl-C stops`,
+      `(${
+        running.workers === 0
+          ? "in this thread"
+          : `${running.workers} inference worker${
+            running.workers === 1 ? "" : "s"
+          }`
+      }, max body ${maxBytes} bytes); Ctrl-C stops`,
   );
   let signals = 0;
   const stop = (signal: string) => {

@@ -9,7 +9,11 @@ import {
 import { projectPaths } from "./paths.ts";
 import { predictFiles } from "./predict.ts";
 import { loadSavedModel, type ModelMetadata } from "./saved_model.ts";
-import { createPredictHandler, type PredictResponse } from "./serve.ts";
+import {
+  createPredictHandler,
+  type PredictResponse,
+  startServer,
+} from "./serve.ts";
 import { tf } from "./tf.ts";
 
 const SIZE = 32;
@@ -349,14 +353,24 @@ Deno.test("serve CLI: serves on a free port, answers, stops gracefully on SIGTER
   try {
     await saveTinyModel(join(root, "m"), { size: SIZE, run: "cli-run" });
     const script = join(projectPaths().root, "lib", "serve.ts");
-    const usage = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", script, "--port", "http"],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.equal(usage.code, 2);
-    assert.match(new TextDecoder().decode(usage.stderr), /--port must be/);
+    for (
+      const [flags, message] of [
+        [["--port", "http"], /--port must be/],
+        [
+          ["--workers", "two"],
+          /--workers must be an integer from 0 to 64 \(got "two"\)/,
+        ],
+      ] as const
+    ) {
+      const usage = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", script, ...flags],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(usage.code, 2, flags.join(" "));
+      assert.match(new TextDecoder().decode(usage.stderr), message);
+    }
 
     const child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", script, "--model", join(root, "m"), "--port", "0"],
@@ -378,8 +392,15 @@ Deno.test("serve CLI: serves on a free port, answers, stops gracefully on SIGTER
         url = value.match(/ on (http:\/\/127\.0\.0\.1:\d+\/)/)?.[1] ?? "";
       }
       assert.ok(url, `no listening line in: ${seen.join("\n")}`);
+      // The default: one inference worker per core.
+      assert.match(
+        seen.at(-1)!,
+        new RegExp(`${navigator.hardwareConcurrency} inference workers?,`),
+      );
       const health = await fetch(`${url}health`);
-      assert.equal((await health.json()).model, "cli-run");
+      const h = await health.json();
+      assert.equal(h.model, "cli-run");
+      assert.equal(h.workers, navigator.hardwareConcurrency);
       const scan = await ellipseScanJpeg(3, 64);
       const res = await fetch(`${url}predict`, {
         method: "POST",
@@ -437,6 +458,68 @@ Deno.test("serve: the model's test-time augmentation, or an override, is what /p
     assert.deepEqual(byMetadata, forcedHflip);
     assert.notDeepEqual(forcedNone, forcedHflip);
     loaded.model.dispose();
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("serve: startServer with inference workers or in its own thread answers like predict", async () => {
+  const root = await Deno.makeTempDir({ prefix: "serve_test_" });
+  try {
+    const modelDir = join(root, "m");
+    await saveTinyModel(modelDir, { size: SIZE, run: "pooled" });
+    const scans = await Promise.all(
+      [5, 6, 7].map((s) => ellipseScanJpeg(s, 64)),
+    );
+    const files = scans.map((_, i) => join(root, `s${i}.jpg`));
+    await Promise.all(files.map((f, i) => Deno.writeFile(f, scans[i])));
+    const want = await predictFiles({ inputs: files, model: modelDir });
+    for (const workers of [2, 0]) {
+      const running = await startServer({
+        modelDir,
+        port: 0,
+        workers,
+        log: false,
+      });
+      try {
+        assert.equal(running.workers, workers);
+        const h = await (await fetch(`${running.url}health`)).json();
+        assert.equal(h.workers, Math.max(1, workers));
+        const answers = await Promise.all(
+          [...scans, ...scans].map((scan) =>
+            post(`${running.url}predict`, scan, {
+              "content-type": "image/jpeg",
+            })
+          ),
+        );
+        answers.forEach((a, i) => {
+          assert.equal(a.status, 200);
+          assert.equal(a.json.model, "pooled");
+          assert.deepEqual(
+            a.json.probabilities,
+            want.predictions[i % scans.length].probabilities,
+          );
+        });
+        const corrupt = await post(
+          `${running.url}predict`,
+          scans[0].slice(0, 300),
+          {
+            "content-type": "image/jpeg",
+          },
+        );
+        assert.equal(corrupt.status, 400);
+        assert.match(
+          String(corrupt.json.error),
+          /corrupt or undecodable image/,
+        );
+      } finally {
+        await running.shutdown();
+      }
+    }
+    await assert.rejects(
+      startServer({ modelDir, port: 0, workers: -1, log: false }),
+      /workers must be a non-negative integer/,
+    );
   } finally {
     await Deno.remove(root, { recursive: true });
   }
