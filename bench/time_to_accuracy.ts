@@ -25,8 +25,12 @@
  *    1e-3 with cosine decay per epoch over `--epochs` to 1e-5 (lib/train.ts'
  *    `cosineLearningRate`), batch 32, sparse categorical cross-entropy,
  *    augmentation, reshuffled every epoch, seeded; validation after every
- *    epoch (batches of 64). Ours is `trainModel` itself (no run folder, no
- *    early stopping, `maxSeconds` = the budget); the Keras side starts from
+ *    epoch (batches of 64). Ours is `trainModel` itself (no early stopping,
+ *    `maxSeconds` = the budget; no run folder unless `--save RUN_DIR`, which
+ *    keeps the run as `deno task train` would: a checkpoint after every epoch,
+ *    included in the timings, and the best validation epoch's model with its
+ *    metadata at the end, so the run can be evaluated and shipped like any
+ *    other); the Keras side starts from
  *    our initial weights (`--init shared`, the default) or from Keras' own
  *    seeded Glorot initialisation (`--init keras`). Each side stops after the
  *    epoch past which one more epoch would exceed `--minutes` (lib/train.ts'
@@ -88,7 +92,7 @@
  */
 import { parseArgs } from "node:util";
 import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { writeFileAtomic, writeTextAtomic } from "../lib/atomic.ts";
 import { taskArgs } from "../lib/cli.ts";
@@ -131,6 +135,9 @@ const USAGE = `usage: deno run -A bench/time_to_accuracy.ts [options]
   --keras-brightness multiplicative|additive
                         Keras brightness as ours (default) or RandomBrightness
   --stop-when-reached   stop a side once it has reached every target
+  --save RUN_DIR        keep our side's run as a project run folder (model
+                        with metadata, history, manifest; best validation
+                        epoch restored), like \`deno task train\` would write it
   --json FILE           write everything (per-epoch curves too) to FILE
   --help                this text`;
 
@@ -209,6 +216,8 @@ interface BenchOptions {
   targets: number[];
   seed: number;
   stopWhenReached: boolean;
+  /** Our side's run folder (`--save`), or none. */
+  save?: string;
 }
 
 function parseTargets(value: string): number[] {
@@ -483,6 +492,9 @@ async function oursWorker(
 ): Promise<void> {
   const { trainModel } = await import("../lib/train.ts");
   const { versions } = await import("../lib/versions.ts");
+  const { readModelMetadata, updateModelMetadata } = await import(
+    "../lib/saved_model.ts"
+  );
   const { header, train, validation } = await readData(dir);
   const nVal = validation.labels.length;
   const epochs: EpochPoint[] = [];
@@ -504,8 +516,22 @@ async function oursWorker(
     earlyStopping: false,
     cosineDecay: { minLr: MIN_LR },
     maxSeconds: bench.minutes * 60,
-    restoreBestWeights: false,
+    // Saved runs keep their best validation epoch, as `deno task train` does.
+    restoreBestWeights: bench.save !== undefined,
     evalBatchSize: EVAL_BATCH,
+    ...(bench.save === undefined ? {} : {
+      runDir: bench.save,
+      datasetFingerprint: header.fingerprint,
+      manifestExtra: {
+        source: { root: header.source, synthetic: false },
+        split: {
+          seed: header.splitSeed,
+          validation: header.validationFraction,
+          test: header.testFraction,
+        },
+        trainedBy: "bench/time_to_accuracy.ts",
+      },
+    }),
     signal: controller.signal,
     callbacks: {
       onTrainBegin() {
@@ -546,6 +572,19 @@ async function oursWorker(
   });
   const params = result.model.countParams();
   result.model.dispose();
+  if (bench.save !== undefined) {
+    const model = join(bench.save, "model");
+    const meta = await readModelMetadata(model);
+    await updateModelMetadata(model, {
+      training: {
+        ...meta.training,
+        split: {
+          validation: header.validationFraction,
+          test: header.testFraction,
+        },
+      },
+    });
+  }
   const report: SideReport = {
     impl: "ours",
     params,
@@ -606,6 +645,7 @@ async function runOurs(
       "--seed",
       String(bench.seed),
       ...(bench.stopWhenReached ? ["--stop-when-reached"] : []),
+      ...(bench.save === undefined ? [] : ["--save", bench.save]),
     ],
     cwd: projectPaths().root,
     inherit: true,
@@ -835,6 +875,7 @@ async function main(): Promise<void> {
       init: { type: "string" },
       "keras-brightness": { type: "string" },
       "stop-when-reached": { type: "boolean" },
+      save: { type: "string" },
       json: { type: "string" },
       help: { type: "boolean" },
       // internal: the child processes
@@ -867,6 +908,7 @@ async function main(): Promise<void> {
     targets: parseTargets(values.targets ?? "0.94,0.97"),
     seed,
     stopWhenReached: values["stop-when-reached"] ?? false,
+    ...(values.save === undefined ? {} : { save: resolve(values.save) }),
   };
 
   if (values.worker !== undefined) {
