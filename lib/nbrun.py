@@ -8,6 +8,7 @@ It stops at the first failing notebook: the series builds on itself.
 import argparse
 import json
 import os
+import re
 import sys
 import time
 
@@ -65,6 +66,23 @@ def first_line(source):
 
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
+
+# lib/report_template/offline: JupyterLab's export page without the scripts
+# it would fetch from cdnjs (require.js always, MathJax unless needed).
+TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "report_template")
+MATH = re.compile(r"\$\$|\\\(|\\\[|\\begin\{|(?<![\\$])\$[^\s$][^$\n]*\$")
+
+
+def needs_mathjax(nb):
+    """True if a Markdown cell holds TeX math ($...$, $$...$$, \\( \\), \\[ \\])."""
+    return any(c.cell_type == "markdown" and MATH.search(c.source) for c in nb.cells)
+
+
+def to_html(nb):
+    """The notebook as one self-contained HTML page (see TEMPLATES)."""
+    exporter = HTMLExporter(template_name="offline", extra_template_basedirs=[TEMPLATES])
+    html, _ = exporter.from_notebook_node(nb, resources={"needs_mathjax": needs_mathjax(nb)})
+    return html
 
 
 def embed_plotly(html, nb, plotly_js):
@@ -127,8 +145,7 @@ def run_one(path, out_dir, kernel, timeout, plotly_js):
     os.makedirs(out_dir, exist_ok=True)
     executed = os.path.join(out_dir, name + ".ipynb")
     write_atomic(executed, nbformat.writes(nb))
-    html, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
-    html = embed_plotly(html, nb, plotly_js)
+    html = embed_plotly(to_html(nb), nb, plotly_js)
     html_path = os.path.join(out_dir, name + ".html")
     write_atomic(html_path, html)
     return {

@@ -23,8 +23,16 @@ Deno.test("notebooks: a good notebook runs in the Deno kernel and is exported", 
         ["code", "Deno.env.get('NB_PARAM')"],
       ]),
     );
-    const [result] = await runNotebooks({
-      notebooks: [nb],
+    const math = join(dir, "math.ipynb");
+    await Deno.writeTextFile(
+      math,
+      notebookJson([
+        ["markdown", "The loss is $L = -\\log p_y$."],
+        ["code", "1 + 1"],
+      ]),
+    );
+    const [result, mathResult] = await runNotebooks({
+      notebooks: [nb, math],
       outDir: join(dir, "out"),
       env: { NB_PARAM: "from-env" },
       progress: false,
@@ -45,6 +53,12 @@ Deno.test("notebooks: a good notebook runs in the Deno kernel and is exported", 
     );
     const html = await Deno.readTextFile(result.html);
     assert.match(html, /<html/);
+    // Readable offline: nothing loaded from a CDN (require.js is dropped,
+    // MathJax only comes with math).
+    assert.doesNotMatch(html, /require(\.min)?\.js/);
+    assert.doesNotMatch(html, /mathjax/i);
+    assert.equal(mathResult.ok, true);
+    assert.match(await Deno.readTextFile(mathResult.html), /mathjax/i);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
