@@ -14,7 +14,7 @@
  * (or `--requests` requests), the two servers taking turns (the order flips
  * with each C). Reported per C and server: requests/s, p50/p90/p99 latency,
  * the server's CPU time per request (from `/proc`, less sensitive to other
- * load), and the ratios.
+ * load), its peak resident memory, and the ratios.
  *
  * ```sh
  * deno run -A bench/serve.ts [--data DIR] [--files 64] [--duration 10] \
@@ -287,6 +287,14 @@ function cpuMs(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
+/** Resident memory of a process now and at its peak, in MB (Linux `/proc`). */
+function memoryMb(pid: number): { rss: number; peak: number } {
+  const text = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const kb = (key: string) =>
+    Number(text.match(new RegExp(`^${key}:\\s+(\\d+) kB`, "m"))?.[1] ?? NaN);
+  return { rss: kb("VmRSS") / 1024, peak: kb("VmHWM") / 1024 };
+}
+
 // ---------------------------------------------------------------------------
 // Load
 
@@ -300,6 +308,8 @@ interface LoadResult {
   p99: number;
   mean: number;
   cpuMsPerRequest: number;
+  /** The server's peak resident memory so far (MB). */
+  peakRssMb: number;
   load: number;
   firstFailure?: string;
 }
@@ -368,6 +378,7 @@ async function load(
     p99: percentile(latencies, 0.99),
     mean: latencies.reduce((a, b) => a + b, 0) / Math.max(1, n),
     cpuMsPerRequest: cpu / Math.max(1, n + failures),
+    peakRssMb: memoryMb(server.child.pid).peak,
     load: loadBefore,
     firstFailure,
   };
@@ -510,6 +521,7 @@ async function main(): Promise<number> {
       "p90 ms",
       "p99 ms",
       "CPU ms/req",
+      "peak RSS MB",
       "requests",
       "failed",
       "load",
@@ -525,6 +537,7 @@ async function main(): Promise<number> {
           fmt(r.p90),
           fmt(r.p99),
           fmt(r.cpuMsPerRequest, 2),
+          fmt(r.peakRssMb, 0),
           String(r.requests),
           String(r.failures),
           fmt(r.load, 2),
