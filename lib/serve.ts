@@ -7,7 +7,7 @@
  * | route           | what                                                                       |
  * | --------------- | -------------------------------------------------------------------------- |
  * | `POST /predict` | an image → `200 {class, confidence, probabilities: {class: p}, model}`      |
- * | `GET /health`   | `200 {status: "ok", model, arch, classes, inputSize, uptimeSeconds, requests}` |
+ * | `GET /health`   | `200 {status: "ok", model, arch, classes, inputSize, workers, uptimeSeconds, requests}` |
  * | `GET /model`    | the model's `metadata.json`                                                 |
  *
  * `POST /predict` takes the image as the raw body (`Content-Type`
