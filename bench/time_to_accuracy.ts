@@ -911,6 +911,14 @@ async function main(): Promise<void> {
     ...(values.save === undefined ? {} : { save: resolve(values.save) }),
   };
 
+  if (bench.save !== undefined && bench.seed !== SPLIT.seed) {
+    // A saved model records one seed, which `evaluate --split test` also
+    // uses to re-derive the split: it must be the split's.
+    throw new UsageError(
+      `--save needs --seed ${SPLIT.seed} (the split's seed; got ${bench.seed})`,
+    );
+  }
+
   if (values.worker !== undefined) {
     if (!values["data-dir"] || !values.out) {
       throw new UsageError("--worker needs --data-dir and --out");
