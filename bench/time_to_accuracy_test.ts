@@ -1,20 +1,15 @@
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { run } from "../lib/proc.ts";
 
 const SCRIPT = join(
   dirname(fileURLToPath(import.meta.url)),
   "time_to_accuracy.ts",
 );
 
-async function usage(...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", SCRIPT, ...args],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+function usage(...args: string[]) {
+  return run(Deno.execPath(), { args: ["run", "-A", SCRIPT, ...args] });
 }
 
 Deno.test("time_to_accuracy: usage errors exit 2 before any data or training", async () => {

@@ -10,6 +10,7 @@ import {
 } from "../tests/fixtures.ts";
 import { predictProbabilities } from "./evaluate.ts";
 import { projectPaths } from "./paths.ts";
+import { run } from "./proc.ts";
 import {
   collectInputs,
   type FilePrediction,
@@ -334,8 +335,8 @@ Deno.test("formatting: aligned lines with every class, skipped files named", () 
 // ---------------------------------------------------------------------------
 // The command line, as a user runs it
 
-async function cli(args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
+function cli(args: string[]) {
+  return run(Deno.execPath(), {
     args: [
       "run",
       "-A",
@@ -343,16 +344,7 @@ async function cli(args: string[]) {
       ...args,
     ],
     cwd: projectPaths().root,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: decoder.decode(out.stdout),
-    stderr: decoder.decode(out.stderr),
-  };
+  });
 }
 
 Deno.test("CLI: a mixed folder and files print every good prediction, name the bad ones on stderr, exit 1", async () => {

@@ -8,6 +8,7 @@ import {
 } from "../tests/fixtures.ts";
 import { projectPaths } from "./paths.ts";
 import { predictFiles } from "./predict.ts";
+import { run } from "./proc.ts";
 import { loadSavedModel, type ModelMetadata } from "./saved_model.ts";
 import {
   createPredictHandler,
@@ -362,14 +363,11 @@ Deno.test("serve CLI: serves on a free port, answers, stops gracefully on SIGTER
         ],
       ] as const
     ) {
-      const usage = await new Deno.Command(Deno.execPath(), {
+      const usage = await run(Deno.execPath(), {
         args: ["run", "-A", script, ...flags],
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
+      });
       assert.equal(usage.code, 2, flags.join(" "));
-      assert.match(new TextDecoder().decode(usage.stderr), message);
+      assert.match(usage.stderr, message);
     }
 
     const child = new Deno.Command(Deno.execPath(), {
