@@ -492,9 +492,6 @@ async function oursWorker(
 ): Promise<void> {
   const { trainModel } = await import("../lib/train.ts");
   const { versions } = await import("../lib/versions.ts");
-  const { readModelMetadata, updateModelMetadata } = await import(
-    "../lib/saved_model.ts"
-  );
   const { header, train, validation } = await readData(dir);
   const nVal = validation.labels.length;
   const epochs: EpochPoint[] = [];
@@ -522,6 +519,10 @@ async function oursWorker(
     ...(bench.save === undefined ? {} : {
       runDir: bench.save,
       datasetFingerprint: header.fingerprint,
+      split: {
+        validation: header.validationFraction,
+        test: header.testFraction,
+      },
       manifestExtra: {
         source: { root: header.source, synthetic: false },
         split: {
@@ -572,19 +573,6 @@ async function oursWorker(
   });
   const params = result.model.countParams();
   result.model.dispose();
-  if (bench.save !== undefined) {
-    const model = join(bench.save, "model");
-    const meta = await readModelMetadata(model);
-    await updateModelMetadata(model, {
-      training: {
-        ...meta.training,
-        split: {
-          validation: header.validationFraction,
-          test: header.testFraction,
-        },
-      },
-    });
-  }
   const report: SideReport = {
     impl: "ours",
     params,

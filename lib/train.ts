@@ -315,6 +315,12 @@ export interface TrainOptions {
   datasetFingerprint?: string;
   /** Anything else to record in the manifest (data source, split sizes...). */
   manifestExtra?: Record<string, unknown>;
+  /**
+   * The validation and test fractions the data was split with, recorded in
+   * the saved model's metadata (`training.split`) so that evaluation can
+   * re-derive the same splits (with `seed`).
+   */
+  split?: { validation: number; test: number };
   /** Progress hooks. */
   callbacks?: TrainCallbacks | TrainCallbacks[];
   /** Stops after the current batch when aborted (the last checkpoint stays). */
@@ -1161,6 +1167,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
         trainImages: nTrain,
         validationImages: nVal,
         seconds: state.seconds,
+        ...(options.split ? { split: { ...options.split } } : {}),
       };
       const metrics: Record<string, number> = {};
       if (bestRecord) {

@@ -25,7 +25,7 @@ import { prepareData, resolveDataSource } from "./data.ts";
 import { type Architecture, ARCHITECTURES } from "./models.ts";
 import { projectPaths } from "./paths.ts";
 import { formatDuration, terminalProgress } from "./progress.ts";
-import { readModelMetadata, updateModelMetadata } from "./saved_model.ts";
+import { updateModelMetadata } from "./saved_model.ts";
 import {
   evaluateSplit,
   runPaths,
@@ -387,6 +387,7 @@ export async function main(
       runDir: paths.root,
       resume: o.resume,
       datasetFingerprint: data.fingerprint,
+      split: { validation: o.val, test: o.test },
       manifestExtra: {
         source: { root: data.source.root, synthetic: data.source.synthetic },
         split: {
@@ -427,15 +428,8 @@ export async function main(
       testLine = `${pct(test.acc)} on ${test.count} images; ` +
         `${pct(dedup.acc)} on ${dedup.count} de-duplicated`;
     }
-    if (existsSync(paths.model)) {
-      const meta = await readModelMetadata(paths.model);
-      await updateModelMetadata(paths.model, {
-        training: {
-          ...meta.training,
-          split: { validation: o.val, test: o.test },
-        },
-        ...(finite ? { metrics: finite } : {}),
-      });
+    if (finite && existsSync(paths.model)) {
+      await updateModelMetadata(paths.model, { metrics: finite });
     }
     const wall = (performance.now() - wall0) / 1000;
     const history = result.history;
