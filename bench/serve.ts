@@ -287,12 +287,10 @@ function cpuMs(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
-/** Resident memory of a process now and at its peak, in MB (Linux `/proc`). */
-function memoryMb(pid: number): { rss: number; peak: number } {
+/** Peak resident memory of a process so far, in MB (Linux `/proc`). */
+function peakRssMb(pid: number): number {
   const text = Deno.readTextFileSync(`/proc/${pid}/status`);
-  const kb = (key: string) =>
-    Number(text.match(new RegExp(`^${key}:\\s+(\\d+) kB`, "m"))?.[1] ?? NaN);
-  return { rss: kb("VmRSS") / 1024, peak: kb("VmHWM") / 1024 };
+  return Number(text.match(/^VmHWM:\s+(\d+) kB/m)?.[1] ?? NaN) / 1024;
 }
 
 // ---------------------------------------------------------------------------
@@ -378,7 +376,7 @@ async function load(
     p99: percentile(latencies, 0.99),
     mean: latencies.reduce((a, b) => a + b, 0) / Math.max(1, n),
     cpuMsPerRequest: cpu / Math.max(1, n + failures),
-    peakRssMb: memoryMb(server.child.pid).peak,
+    peakRssMb: peakRssMb(server.child.pid),
     load: loadBefore,
     firstFailure,
   };

@@ -52,7 +52,6 @@ import {
   isTta,
   loadSavedModel,
   type ModelMetadata,
-  resolveModelDir,
   type Tta,
 } from "./saved_model.ts";
 import type { LayersModel } from "./tf.ts";
@@ -418,22 +417,19 @@ export async function startServer(
   }
   const tta = options.tta ? { tta: options.tta } : {};
   let classifier: ImageClassifier;
-  let free: () => void | Promise<void>;
+  // The in-thread model is ours to dispose; a pool frees its own on close.
+  let dispose = () => {};
   if (workers === 0) {
     const { model, metadata } = await loadSavedModel(dir);
     classifier = localClassifier({ model, metadata, ...tta });
-    free = () => {
-      model.dispose();
-    };
+    dispose = () => model.dispose();
   } else {
-    const pool = await startInferencePool({
-      modelDir: resolveModelDir(dir),
-      workers,
-      ...tta,
-    });
-    classifier = pool;
-    free = () => pool.close();
+    classifier = await startInferencePool({ modelDir: dir, workers, ...tta });
   }
+  const stop = async () => {
+    await classifier.close();
+    dispose();
+  };
   const { metadata } = classifier;
   const name = modelName(dir, metadata);
   let server: Deno.HttpServer<Deno.NetAddr>;
@@ -451,7 +447,7 @@ export async function startServer(
       onListen: () => {},
     }, handler);
   } catch (error) {
-    await free();
+    await stop();
     throw error;
   }
   const { hostname, port } = server.addr;
@@ -463,11 +459,7 @@ export async function startServer(
     metadata,
     name,
     workers,
-    shutdown: () =>
-      stopped ??= server.shutdown().then(async () => {
-        await classifier.close();
-        await free();
-      }),
+    shutdown: () => stopped ??= server.shutdown().then(stop),
   };
 }
 
