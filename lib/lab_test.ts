@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { labCommand } from "./lab.ts";
 import { PROJECT_ROOT } from "./paths.ts";
+import { stopProcess } from "./proc.ts";
 
 /** Sends one execute_request and resolves with the text/plain result. */
 function executeOverWebsocket(url: string, code: string): Promise<string> {
@@ -124,18 +125,8 @@ Deno.test("lab: JupyterLab starts on the project and runs code in the Deno kerne
     assert.equal(res.status, 200);
     assert.match(await res.text(), /JupyterLab/);
   } finally {
-    // JupyterLab can hang on SIGTERM while a kernel is still starting: give
-    // it a minute, then SIGKILL, so the test never waits forever.
-    child.kill("SIGTERM");
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const stopped = await Promise.race([
-      child.status,
-      new Promise<null>((r) => timer = setTimeout(() => r(null), 60_000)),
-    ]);
-    clearTimeout(timer);
-    if (!stopped) {
-      child.kill("SIGKILL");
-      await child.status;
-    }
+    // JupyterLab can hang on SIGTERM while a kernel is still starting:
+    // SIGKILL after a minute, so the test never waits forever.
+    await stopProcess(child);
   }
 });

@@ -125,6 +125,50 @@ export async function runOk(
   return result;
 }
 
+/** Options for {@linkcode stopProcess}. */
+export interface StopProcessOptions {
+  /** How long SIGTERM may take before SIGKILL (default 60,000 ms). */
+  graceMs?: number;
+}
+
+/**
+ * Stops a spawned process: SIGTERM, then SIGKILL if it has not exited after
+ * `graceMs`, so a caller never waits forever on a process that hangs on
+ * SIGTERM. Resolves with its exit status (also when it had already exited).
+ *
+ * @example
+ * ```ts
+ * import { stopProcess } from "./proc.ts";
+ * const child = new Deno.Command("sleep", { args: ["30"] }).spawn();
+ * const status = await stopProcess(child, { graceMs: 5_000 });
+ * console.log(status.signal); // "SIGTERM"
+ * ```
+ */
+export async function stopProcess(
+  child: Deno.ChildProcess,
+  options: StopProcessOptions = {},
+): Promise<Deno.CommandStatus> {
+  const kill = (signal: Deno.Signal) => {
+    try {
+      child.kill(signal);
+    } catch {
+      // it has exited already
+    }
+  };
+  kill("SIGTERM");
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const stopped = await Promise.race([
+    child.status,
+    new Promise<null>((r) =>
+      timer = setTimeout(() => r(null), options.graceMs ?? 60_000)
+    ),
+  ]);
+  clearTimeout(timer);
+  if (stopped) return stopped;
+  kill("SIGKILL");
+  return await child.status;
+}
+
 function describe(command: string, args: string[] = []): string {
   const shown = [command, ...args].join(" ");
   return `\`${shown.length > 160 ? shown.slice(0, 157) + "..." : shown}\``;

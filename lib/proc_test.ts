@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { CommandError, run, runOk } from "./proc.ts";
+import { CommandError, run, runOk, stopProcess } from "./proc.ts";
 
 Deno.test("proc: captures output and exit code", async () => {
   const r = await run("sh", { args: ["-c", "echo out; echo err >&2; exit 3"] });
@@ -34,4 +34,26 @@ Deno.test("proc: env, clearEnv and timeout", async () => {
     run("sleep", { args: ["5"], timeoutMs: 200 }),
     /did not finish within 200 ms/,
   );
+});
+
+Deno.test("proc: stopProcess sends SIGTERM, and SIGKILL to a process that ignores it", async () => {
+  const polite = new Deno.Command("sleep", { args: ["30"] }).spawn();
+  assert.equal(
+    (await stopProcess(polite, { graceMs: 10_000 })).signal,
+    "SIGTERM",
+  );
+  // Already exited: the status again, no error.
+  assert.equal((await stopProcess(polite)).signal, "SIGTERM");
+  const stubborn = new Deno.Command("sh", {
+    // An ignored signal stays ignored across exec.
+    args: ["-c", 'trap "" TERM; echo ready; exec sleep 30'],
+    stdout: "piped",
+  }).spawn();
+  // Wait until the trap is set before signalling.
+  const reader = stubborn.stdout.getReader();
+  await reader.read();
+  reader.releaseLock();
+  await stubborn.stdout.cancel();
+  const status = await stopProcess(stubborn, { graceMs: 300 });
+  assert.equal(status.signal, "SIGKILL");
 });

@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type ChromiumSession, launchChromium } from "../lib/browser.ts";
 import { labCommand } from "../lib/lab.ts";
+import { stopProcess } from "../lib/proc.ts";
 import { notebookJson } from "./fixtures.ts";
 
 const CLASSES = ["glioma", "meningioma", "notumor", "pituitary"];
@@ -230,18 +231,9 @@ Deno.test("browser lab: Run All Cells in JupyterLab draws a lib/plot.ts chart wi
       } catch {
         // the server is going away anyway
       }
-      server.kill("SIGTERM");
+      await stopProcess(server);
     }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const stopped = await Promise.race([
-      status,
-      new Promise<null>((r) => timer = setTimeout(() => r(null), 60_000)),
-    ]);
-    clearTimeout(timer);
-    if (!stopped) {
-      server.kill("SIGKILL");
-      await status;
-    }
+    await status;
     await logDone;
     await Deno.remove(root, { recursive: true }).catch(() => {});
     await Deno.remove(state, { recursive: true }).catch(() => {});
