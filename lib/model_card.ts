@@ -85,18 +85,31 @@ function runConfigLine(c: Record<string, unknown>): string {
   if (opts && Object.keys(opts).length) {
     parts.push(`architecture options ${JSON.stringify(opts)}`);
   }
-  const cosine = c.cosineDecay as { minLr: number } | false | undefined;
+  const cosine = c.cosineDecay as
+    | { minLr: number; over?: "epochs" | "time" }
+    | false
+    | undefined;
   const plateau = c.reduceLrOnPlateau as
     | { patience: number; factor: number }
     | false
     | undefined;
   if (cosine) {
     parts.push(
-      `cosine learning-rate decay to ${cosine.minLr} over ${c.epochs} epochs`,
+      cosine.over === "time" && typeof c.maxSeconds === "number"
+        ? `cosine learning-rate decay to ${cosine.minLr} over the ${
+          (c.maxSeconds / 60).toFixed(0)
+        }-min time budget (at most ${c.epochs} epochs)`
+        : `cosine learning-rate decay to ${cosine.minLr} over ${c.epochs} epochs`,
     );
   } else if (plateau) {
     parts.push(
       `learning rate ×${plateau.factor} after ${plateau.patience} epochs without improvement`,
+    );
+  }
+  const ema = c.ema as { decay: number } | false | undefined;
+  if (ema) {
+    parts.push(
+      `moving average of the weights (decay ${ema.decay}) validated and saved`,
     );
   }
   const es = c.earlyStopping as { patience: number } | false | undefined;

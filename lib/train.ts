@@ -122,6 +122,17 @@ export interface ReduceLrOnPlateauOptions {
   minDelta?: number;
 }
 
+/** An exponential moving average of the weights (Polyak averaging). */
+export interface EmaOptions {
+  /**
+   * Weight of the old average at each batch (default 0.998: an average
+   * over roughly the last 500 batches). Early on it is
+   * `min(decay, (1 + n) / (10 + n))` after `n` batches, as in TensorFlow's
+   * `ExponentialMovingAverage` with `num_updates`.
+   */
+  decay?: number;
+}
+
 /** The settings of a run, as recorded in its manifest and checkpoint. */
 export interface RunConfig {
   /** Architecture name. */
@@ -154,6 +165,8 @@ export interface RunConfig {
   cosineDecay: Required<CosineDecayOptions> | false;
   /** Training time budget in seconds, or null for none. */
   maxSeconds: number | null;
+  /** Moving average of the weights, or false when off. */
+  ema: Required<EmaOptions> | false;
   /** Restore the best weights at the end. */
   restoreBestWeights: boolean;
   /** Validation batch size. */
@@ -300,6 +313,14 @@ export interface TrainOptions {
    * epoch of the same length would exceed it. Default none.
    */
   maxSeconds?: number;
+  /**
+   * Keep an exponential moving average of all the weights (batch-norm
+   * statistics included), updated after every batch; validation, the best
+   * epoch, the saved model and the returned model use the average, the
+   * training loss and accuracy the live weights. `true` for the defaults.
+   * Default off.
+   */
+  ema?: EmaOptions | boolean;
   /** Put the best epoch's weights back into the model at the end (default true). */
   restoreBestWeights?: boolean;
   /** Batch size of validation (default 64). */
@@ -376,6 +397,8 @@ export interface TrainState {
   plateau: { best: number | null; wait: number };
   /** Set once the run has stopped. */
   stopReason: StopReason | null;
+  /** Batches averaged into the weights' moving average (with `ema`). */
+  emaUpdates?: number;
   /** Training wall-clock seconds so far. */
   seconds: number;
   /** When the run started. */
@@ -388,11 +411,21 @@ export interface TrainState {
 export interface CosineDecayOptions {
   /** Learning rate reached after the last epoch (default 1e-5). */
   minLr?: number;
+  /**
+   * What the decay runs over: `"epochs"` (the default; `epochs` long) or
+   * `"time"`: the training time budget (`maxSeconds`, required), so that the
+   * rate reaches `minLr` when the budget runs out however fast the machine
+   * is. With `"time"` each epoch's rate follows from the seconds spent before
+   * it (recorded in the history), so it depends on the machine's speed.
+   */
+  over?: "epochs" | "time";
 }
 
 /**
  * The learning rate of a cosine decay at the start of epoch `epoch`
  * (0-based) of `epochs`: `minLr + (lr - minLr) · (1 + cos(π · epoch / epochs)) / 2`.
+ * Any unit works: for a decay over a time budget, `epoch` is the seconds
+ * spent and `epochs` the budget's seconds (past the end it stays at `minLr`).
  *
  * @example
  * ```ts
@@ -471,6 +504,7 @@ export const RUN_FILES = {
 } as const;
 
 const BEST_WEIGHTS_FILE = "best.bin";
+const EMA_WEIGHTS_FILE = "ema.bin";
 
 /**
  * The paths inside a run folder.
@@ -658,14 +692,34 @@ function resolveConfig(options: TrainOptions): RunConfig {
     },
     cosineDecay: cosine === false ? false : {
       minLr: (cosine === true ? undefined : cosine.minLr) ?? 1e-5,
+      over: (cosine === true ? undefined : cosine.over) ?? "epochs",
     },
     maxSeconds,
+    ema: !options.ema ? false : {
+      decay: (options.ema === true ? undefined : options.ema.decay) ?? 0.998,
+    },
     restoreBestWeights: options.restoreBestWeights ?? true,
     evalBatchSize: positiveInteger(
       "evalBatchSize",
       options.evalBatchSize ?? 64,
     ),
   };
+  if (config.ema && !(config.ema.decay > 0 && config.ema.decay < 1)) {
+    fail(`ema.decay must be in (0, 1) (got ${config.ema.decay})`);
+  }
+  if (
+    config.cosineDecay &&
+    !(["epochs", "time"] as unknown[]).includes(config.cosineDecay.over)
+  ) {
+    fail(
+      `cosineDecay.over must be "epochs" or "time" (got ${
+        JSON.stringify(config.cosineDecay.over)
+      })`,
+    );
+  }
+  if (config.cosineDecay && config.cosineDecay.over === "time" && !maxSeconds) {
+    fail('cosineDecay over "time" needs a time budget (maxSeconds)');
+  }
   if (
     config.reduceLrOnPlateau &&
     !(config.reduceLrOnPlateau.factor > 0 &&
@@ -678,15 +732,40 @@ function resolveConfig(options: TrainOptions): RunConfig {
   return config;
 }
 
+/** A copy of `value` with every object's keys in sorted order (for comparing JSON). */
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value && typeof value === "object") {
+    return Object.fromEntries(
+      Object.keys(value).sort().map((k) => [
+        k,
+        sortKeys((value as Record<string, unknown>)[k]),
+      ]),
+    );
+  }
+  return value;
+}
+
 /** Differences between a saved run's settings and new ones (epochs may differ). */
 function configDifferences(saved: RunConfig, now: RunConfig): string[] {
   const out: string[] = [];
   // Settings added after version 1 of the run format: absent means off.
-  const added: Partial<RunConfig> = { cosineDecay: false, maxSeconds: null };
+  const added: Partial<RunConfig> = {
+    cosineDecay: false,
+    maxSeconds: null,
+    ema: false,
+  };
+  // Cosine decays of runs before `over` existed ran over epochs.
+  const upgrade = (key: keyof RunConfig, value: unknown) =>
+    key === "cosineDecay" && value
+      ? { over: "epochs", ...(value as CosineDecayOptions) }
+      : value;
   for (const key of Object.keys(now) as (keyof RunConfig)[]) {
     if (key === "epochs") continue;
-    const a = JSON.stringify(key in saved ? saved[key] : added[key]);
-    const b = JSON.stringify(now[key]);
+    const a = JSON.stringify(
+      sortKeys(upgrade(key, key in saved ? saved[key] : added[key])),
+    );
+    const b = JSON.stringify(sortKeys(now[key]));
     if (a !== b) out.push(`${key}: ${a} in the run, ${b} now`);
   }
   return out;
@@ -863,7 +942,11 @@ function setLearningRate(optimizer: Optimizer, lr: number): void {
 }
 
 function weightSnapshot(model: LayersModel): Uint8Array {
-  const values = model.getWeights();
+  return tensorsSnapshot(model.getWeights());
+}
+
+/** The values of `tensors`, float32, one after the other. */
+function tensorsSnapshot(values: readonly Tensor[]): Uint8Array {
   const total = values.reduce((s, t) => s + t.size, 0);
   const out = new Float32Array(total);
   let offset = 0;
@@ -875,17 +958,27 @@ function weightSnapshot(model: LayersModel): Uint8Array {
 }
 
 function restoreSnapshot(model: LayersModel, bytes: Uint8Array): void {
+  const tensors = snapshotTensors(bytes, model.weights);
+  model.setWeights(tensors);
+  tf.dispose(tensors);
+}
+
+/** New tensors, shaped like `like`, holding a {@linkcode tensorsSnapshot}. */
+function snapshotTensors(
+  bytes: Uint8Array,
+  like: readonly { shape: readonly (number | null)[]; dtype: string }[],
+): Tensor[] {
   const floats = new Float32Array(
     bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength),
   );
-  const weights = model.weights;
+  const weights = like;
   const total = weights.reduce(
     (s, w) => s + (w.shape as number[]).reduce((a, b) => a * b, 1),
     0,
   );
   if (total !== floats.length) {
     throw new Error(
-      `best-weights snapshot holds ${floats.length} values, the model ${total}`,
+      `weights snapshot holds ${floats.length} values, the model ${total}`,
     );
   }
   let offset = 0;
@@ -894,13 +987,12 @@ function restoreSnapshot(model: LayersModel, bytes: Uint8Array): void {
     const t = tf.tensor(
       floats.subarray(offset, offset + n),
       w.shape as number[],
-      w.dtype,
+      w.dtype as "float32",
     );
     offset += n;
     return t;
   });
-  model.setWeights(tensors);
-  tf.dispose(tensors);
+  return tensors;
 }
 
 // ---------------------------------------------------------------------------
@@ -1033,6 +1125,8 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
     ...config.modelOptions,
   });
   const optimizer = tf.train.adam(config.learningRate, 0.9, 0.999, 1e-7);
+  /** The moving average of `model.weights`, with `ema`. */
+  let shadows: Variable[] | undefined;
   try {
     model.compile({
       optimizer,
@@ -1046,6 +1140,8 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
     if (ownModel) model.dispose();
     else optimizer.dispose();
     throw error;
+  } finally {
+    if (shadows) tf.dispose(shadows);
   }
 
   async function run(): Promise<TrainResult> {
@@ -1111,6 +1207,33 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
     );
     const versionInfo = versions();
     const params = model.countParams();
+    const liveWeights = model.weights.map((w) =>
+      (w as unknown as { read(): Variable }).read()
+    );
+    if (config.ema) {
+      const savedEma = saved && paths
+        ? await readCheckpointFile(paths.checkpoint, EMA_WEIGHTS_FILE)
+        : undefined;
+      if (saved && !savedEma) {
+        throw new Error(
+          `cannot resume ${paths!.root}: its checkpoint has no ` +
+            `${EMA_WEIGHTS_FILE} (the weights' moving average)`,
+        );
+      }
+      const initial = snapshotTensors(
+        savedEma ?? tensorsSnapshot(liveWeights),
+        liveWeights,
+      );
+      shadows = initial.map((t) => tf.variable(t, false));
+      tf.dispose(initial);
+    }
+    /** Puts the moving average into the model; returns the live weights. */
+    const swapInAverage = () => {
+      if (!shadows) return undefined;
+      const live = weightSnapshot(model);
+      restoreSnapshot(model, tensorsSnapshot(shadows));
+      return live;
+    };
 
     const manifest = (status: RunManifest["status"]): RunManifest => ({
       format: "brain-mri-cnn/run",
@@ -1220,11 +1343,12 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
       epoch++
     ) {
       if (config.cosineDecay) {
+        const byTime = config.cosineDecay.over === "time";
         state.learningRate = cosineLearningRate({
           learningRate: config.learningRate,
           minLr: config.cosineDecay.minLr,
-          epoch,
-          epochs: config.epochs,
+          epoch: byTime ? state.seconds : epoch,
+          epochs: byTime ? config.maxSeconds! : config.epochs,
         });
         setLearningRate(optimizer, state.learningRate);
       }
@@ -1285,6 +1409,16 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
         ]);
         tf.dispose([x, y, lossT, correct!]);
         if (w) w.dispose();
+        if (shadows && config.ema) {
+          const updates = state.emaUpdates ?? 0;
+          const d = Math.min(config.ema.decay, (1 + updates) / (10 + updates));
+          tf.tidy(() => {
+            shadows!.forEach((v, i) =>
+              v.assign(tf.add(tf.mul(v, d), tf.mul(liveWeights[i], 1 - d)))
+            );
+          });
+          state.emaUpdates = updates + 1;
+        }
         lossSum += lossV[0] * n;
         correctSum += correctV[0];
         seen += n;
@@ -1309,6 +1443,8 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
       }
       if (aborted) break;
       const trainSeconds = (performance.now() - t0) / 1000;
+      // Validation, the best snapshot and the saved model use the average.
+      const live = swapInAverage();
       const val = nVal
         ? await evaluateSplit(model, validation, {
           size,
@@ -1383,6 +1519,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
         if (improved) {
           await saveModel({ model, dir: paths.model, metadata: metadata() });
         }
+        if (live) restoreSnapshot(model, live);
         record.seconds = (performance.now() - t0) / 1000;
         state.seconds += record.seconds;
         await saveCheckpoint({
@@ -1390,10 +1527,16 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
           model,
           optimizer,
           state,
-          extraFiles: best ? { [BEST_WEIGHTS_FILE]: best } : {},
+          extraFiles: {
+            ...(best ? { [BEST_WEIGHTS_FILE]: best } : {}),
+            ...(shadows
+              ? { [EMA_WEIGHTS_FILE]: tensorsSnapshot(shadows) }
+              : {}),
+          },
         });
         await writeRunFiles("running");
       } else {
+        if (live) restoreSnapshot(model, live);
         record.seconds = (performance.now() - t0) / 1000;
         state.seconds += record.seconds;
       }
@@ -1412,6 +1555,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
       ? "aborted"
       : state.stopReason ?? "completed";
     if (config.restoreBestWeights && best) restoreSnapshot(model, best);
+    else if (shadows) restoreSnapshot(model, tensorsSnapshot(shadows));
     if (paths) {
       const finalState = { ...state, stopReason };
       Object.assign(state, finalState);

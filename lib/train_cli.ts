@@ -57,6 +57,12 @@ export const USAGE =
                         learning rate (default 2; 0 = off)
   --cosine              cosine learning-rate decay over --epochs instead
                         of halving on plateaus
+  --cosine-over UNIT    "epochs" (default) or "time": the cosine decay runs
+                        over the --max-minutes budget instead, reaching its
+                        floor as the budget runs out (implies --cosine)
+  --ema DECAY           validate, select and save an exponential moving
+                        average of the weights (e.g. 0.998), updated after
+                        every batch
   --max-minutes M       training time budget: stop after the epoch past
                         which one more would exceed it
   --model-options JSON  extra options for the architecture, e.g.
@@ -101,8 +107,12 @@ export interface TrainCliOptions {
   lrPatience: number;
   /** Cosine learning-rate decay instead of reduce-on-plateau. */
   cosine: boolean;
+  /** What the cosine decay runs over: epochs or the time budget. */
+  cosineOver: "epochs" | "time";
   /** Training time budget in minutes, if any. */
   maxMinutes?: number;
+  /** Decay of the weights' moving average, if one is kept. */
+  ema?: number;
   /** Extra options for the architecture's factory. */
   modelOptions: Record<string, unknown>;
   /** Evaluate the held-out test split at the end (off for experiments). */
@@ -169,6 +179,8 @@ export function parseTrainArgs(args: readonly string[]): TrainCliOptions {
       patience: { type: "string" },
       "lr-patience": { type: "string" },
       cosine: { type: "boolean" },
+      "cosine-over": { type: "string" },
+      ema: { type: "string" },
       "max-minutes": { type: "string" },
       "model-options": { type: "string" },
       "no-test": { type: "boolean" },
@@ -244,7 +256,24 @@ export function parseTrainArgs(args: readonly string[]): TrainCliOptions {
       }")`,
     );
   }
-  if (values.cosine && values["lr-patience"] !== undefined) {
+  const ema = values.ema === undefined ? undefined : Number(values.ema);
+  if (ema !== undefined && !(ema > 0 && ema < 1)) {
+    throw new UsageError(
+      `--ema must be a decay in (0, 1) (got "${values.ema}")`,
+    );
+  }
+  const cosineOver = values["cosine-over"] ?? "epochs";
+  if (cosineOver !== "epochs" && cosineOver !== "time") {
+    throw new UsageError(
+      `--cosine-over must be "epochs" or "time" (got "${cosineOver}")`,
+    );
+  }
+  if (cosineOver === "time" && maxMinutes === undefined) {
+    throw new UsageError("--cosine-over time needs --max-minutes");
+  }
+  const cosine = (values.cosine ?? false) ||
+    values["cosine-over"] !== undefined;
+  if (cosine && values["lr-patience"] !== undefined) {
     throw new UsageError("--cosine and --lr-patience cannot be combined");
   }
   const val = fraction(values.val, "val", 0.15);
@@ -266,11 +295,11 @@ export function parseTrainArgs(args: readonly string[]): TrainCliOptions {
     augment: !values["no-augment"],
     ...(classWeights ? { classWeights } : {}),
     patience: int(values.patience, "patience", 5, 0),
-    lrPatience: values.cosine
-      ? 0
-      : int(values["lr-patience"], "lr-patience", 2, 0),
-    cosine: values.cosine ?? false,
+    lrPatience: cosine ? 0 : int(values["lr-patience"], "lr-patience", 2, 0),
+    cosine,
+    cosineOver,
     ...(maxMinutes !== undefined ? { maxMinutes } : {}),
+    ...(ema !== undefined ? { ema } : {}),
     modelOptions: modelOptions as Record<string, unknown>,
     evalTest: !values["no-test"],
     resume: values.resume ?? false,
@@ -382,7 +411,8 @@ export async function main(
       ...(o.classWeights ? { classWeights: o.classWeights } : {}),
       earlyStopping: o.patience > 0 ? { patience: o.patience } : false,
       reduceLrOnPlateau: o.lrPatience > 0 ? { patience: o.lrPatience } : false,
-      cosineDecay: o.cosine,
+      cosineDecay: o.cosine ? { over: o.cosineOver } : false,
+      ...(o.ema !== undefined ? { ema: { decay: o.ema } } : {}),
       ...(o.maxMinutes !== undefined ? { maxSeconds: o.maxMinutes * 60 } : {}),
       runDir: paths.root,
       resume: o.resume,

@@ -99,6 +99,25 @@ Deno.test("parseTrainArgs: defaults, a leading --, and clear errors", () => {
     () => parseTrainArgs(["--cosine", "--lr-patience", "3"]),
     /cannot be combined/,
   );
+  assert.equal(q.cosineOver, "epochs");
+  const t = parseTrainArgs(["--cosine-over", "time", "--max-minutes", "60"]);
+  assert.equal(t.cosine, true);
+  assert.equal(t.cosineOver, "time");
+  assert.equal(t.lrPatience, 0);
+  assert.equal(t.ema, undefined);
+  assert.equal(parseTrainArgs(["--ema", "0.998"]).ema, 0.998);
+  assert.throws(
+    () => parseTrainArgs(["--ema", "1"]),
+    /--ema must be a decay in \(0, 1\) \(got "1"\)/,
+  );
+  assert.throws(
+    () => parseTrainArgs(["--cosine-over", "time"]),
+    /--cosine-over time needs --max-minutes/,
+  );
+  assert.throws(
+    () => parseTrainArgs(["--cosine-over", "steps", "--max-minutes", "1"]),
+    /--cosine-over must be "epochs" or "time" \(got "steps"\)/,
+  );
 });
 
 Deno.test("deno task train: end to end on a tiny synthetic dataset, refuses to overwrite, resumes", async () => {

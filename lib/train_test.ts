@@ -247,6 +247,213 @@ Deno.test("cosine decay sets each epoch's learning rate; a time budget stops the
   assert.equal(budget.history.length, 1);
 });
 
+Deno.test("cosine decay over a time budget: each epoch's rate follows the seconds spent before it", async () => {
+  const maxSeconds = 600;
+  const result = await trainModel(base({
+    epochs: 3,
+    learningRate: 1e-3,
+    augment: false,
+    earlyStopping: false,
+    cosineDecay: { minLr: 1e-5, over: "time" },
+    maxSeconds,
+  }));
+  result.model.dispose();
+  assert.deepEqual(result.config.cosineDecay, { minLr: 1e-5, over: "time" });
+  assert.equal(result.history.length, 3);
+  let spent = 0;
+  for (const r of result.history) {
+    const expected = cosineLearningRate({
+      learningRate: 1e-3,
+      minLr: 1e-5,
+      epoch: spent,
+      epochs: maxSeconds,
+    });
+    assert.ok(Math.abs(r.lr - expected) < 1e-15, `epoch ${r.epoch}: ${r.lr}`);
+    spent += r.seconds;
+  }
+  // Real epochs take time: the rate has left its start, unlike an epoch
+  // decay over 3 epochs it is not a third of the way down.
+  assert.equal(result.history[0].lr, 1e-3);
+  assert.ok(result.history[2].lr < 1e-3 && result.history[2].lr > 9e-4);
+  // Past the budget the decay stays at its floor.
+  assert.equal(
+    cosineLearningRate({
+      learningRate: 1e-3,
+      minLr: 1e-5,
+      epoch: 2 * maxSeconds,
+      epochs: maxSeconds,
+    }),
+    1e-5,
+  );
+  await assert.rejects(
+    trainModel(base({ cosineDecay: { over: "time" } })),
+    /cosineDecay over "time" needs a time budget \(maxSeconds\)/,
+  );
+  await assert.rejects(
+    trainModel(base({
+      cosineDecay: { over: "steps" as "time" },
+      maxSeconds: 60,
+    })),
+    /cosineDecay.over must be "epochs" or "time" \(got "steps"\)/,
+  );
+});
+
+Deno.test("a run saved before cosineDecay.over existed resumes as a decay over epochs", async () => {
+  await withTemp(async (dir) => {
+    const runDir = join(dir, "run");
+    const first = await trainModel(base({
+      epochs: 1,
+      runDir,
+      earlyStopping: false,
+      cosineDecay: { minLr: 0 },
+    }));
+    first.model.dispose();
+    // Rewrite the checkpoint's config as the older version wrote it.
+    const file = join(runPaths(runDir).checkpoint, "state.json");
+    const saved = JSON.parse(await Deno.readTextFile(file));
+    assert.deepEqual(saved.state.config.cosineDecay, {
+      minLr: 0,
+      over: "epochs",
+    });
+    saved.state.config.cosineDecay = { minLr: 0 };
+    await Deno.writeTextFile(file, JSON.stringify(saved));
+    const resumed = await trainModel(base({
+      epochs: 2,
+      runDir,
+      resume: true,
+      earlyStopping: false,
+      cosineDecay: { minLr: 0 },
+    }));
+    resumed.model.dispose();
+    assert.equal(resumed.history.length, 2);
+    assert.equal(
+      resumed.history[1].lr,
+      cosineLearningRate({ learningRate: 1e-3, minLr: 0, epoch: 1, epochs: 2 }),
+    );
+    // A decay over time is a different schedule: refused.
+    await assert.rejects(
+      trainModel(base({
+        epochs: 3,
+        runDir,
+        resume: true,
+        earlyStopping: false,
+        cosineDecay: { minLr: 0, over: "time" },
+        maxSeconds: 600,
+      })),
+      /the settings differ \(cosineDecay: \{"minLr":0,"over":"epochs"\} in the run/,
+    );
+  });
+});
+
+Deno.test("ema: the saved and validated weights are the moving average of the live ones; nothing leaks", async () => {
+  const start = tf.memory().numTensors;
+  const model = buildModel("seedCnn", {
+    inputSize: SIZE,
+    channels: 1,
+    numClasses: 4,
+    seed: 5,
+  });
+  const decay = 0.9;
+  let average: Float64Array[] = [];
+  let last: Float32Array[] = [];
+  let updates = 0;
+  const result = await trainModel(base({
+    model,
+    epochs: 2,
+    restoreBestWeights: false,
+    ema: { decay },
+    callbacks: {
+      onTrainBegin: () => {
+        average = weightsOf(model).map((w) => Float64Array.from(w));
+      },
+      onBatchEnd: () => {
+        // The live weights after this batch's step.
+        last = weightsOf(model);
+        const d = Math.min(decay, (1 + updates) / (10 + updates));
+        updates++;
+        average.forEach((a, i) => {
+          for (let j = 0; j < a.length; j++) {
+            a[j] = d * a[j] + (1 - d) * last[i][j];
+          }
+        });
+      },
+    },
+  }));
+  assert.deepEqual(result.config.ema, { decay });
+  assert.equal(updates, 16);
+  const final = weightsOf(result.model);
+  const expected = average.map((a) => Float32Array.from(a));
+  assert.ok(
+    maxAbsDiff(final, expected) < 1e-5,
+    `${maxAbsDiff(final, expected)}`,
+  );
+  // The average is not the live weights...
+  assert.ok(maxAbsDiff(final, last) > 1e-3, `${maxAbsDiff(final, last)}`);
+  // ...and validation measured the average.
+  const evaluated = await evaluateSplit(result.model, VALIDATION, {
+    size: SIZE,
+  });
+  assert.ok(
+    Math.abs(evaluated.loss - result.history[1].val_loss!) < 1e-6,
+    `${evaluated.loss} vs ${result.history[1].val_loss}`,
+  );
+  model.dispose();
+  assert.equal(tf.memory().numTensors, start);
+  await assert.rejects(
+    trainModel(base({ ema: { decay: 1 } })),
+    /ema.decay must be in \(0, 1\) \(got 1\)/,
+  );
+});
+
+Deno.test("ema: an aborted run resumes its moving average and ends where an uninterrupted run does", async () => {
+  await withTemp(async (dir) => {
+    const options = { epochs: 3, ema: { decay: 0.95 } };
+    const straight = await trainModel(
+      base({ ...options, runDir: join(dir, "straight") }),
+    );
+    const controller = new AbortController();
+    const aborted = await trainModel(base({
+      ...options,
+      runDir: join(dir, "resumed"),
+      callbacks: {
+        onBatchEnd: (info) => {
+          if (info.epoch === 1 && info.batch === 3) controller.abort();
+        },
+      },
+      signal: controller.signal,
+    }));
+    aborted.model.dispose();
+    assert.equal(aborted.stopReason, "aborted");
+    const resumed = await trainModel(
+      base({ ...options, runDir: join(dir, "resumed"), resume: true }),
+    );
+    assert.equal(resumed.resumedFrom, 1);
+    assert.deepEqual(
+      resumed.history.map((r) => r.val_loss),
+      straight.history.map((r) => r.val_loss),
+    );
+    assert.equal(
+      maxAbsDiff(weightsOf(resumed.model), weightsOf(straight.model)),
+      0,
+    );
+    straight.model.dispose();
+    resumed.model.dispose();
+    // A checkpoint without its average cannot be resumed with ema.
+    await Deno.remove(
+      join(runPaths(join(dir, "straight")).checkpoint, "ema.bin"),
+    );
+    await assert.rejects(
+      trainModel(base({
+        ...options,
+        epochs: 4,
+        runDir: join(dir, "straight"),
+        resume: true,
+      })),
+      /its checkpoint has no ema.bin/,
+    );
+  });
+});
+
 Deno.test("class weights change the loss; balanced weights follow n / (k · n_c)", async () => {
   assert.deepEqual(
     resolveClassWeights("balanced", ["x", "y"], new Int32Array([0, 0, 0, 1])),
