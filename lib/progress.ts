@@ -63,7 +63,11 @@ export interface ProgressState {
   acc?: number;
   /** Training images per second. */
   imagesPerSecond?: number;
-  /** Estimated seconds left (assuming every epoch runs). */
+  /**
+   * Estimated seconds left: every epoch still to come, or, with a time
+   * budget, the rest of the current epoch plus what is left of the budget
+   * after it (whichever is less).
+   */
   etaSeconds?: number;
   /** Current learning rate. */
   lr?: number;
@@ -301,8 +305,14 @@ class Tracker {
     history: [],
     messages: [],
   };
+  /** The run's time budget in seconds, if any. */
+  budget: number | null = null;
+  /** Seconds of the finished epochs (all sessions). */
+  spent = 0;
 
   begin(info: TrainBeginInfo): void {
+    this.budget = info.config.maxSeconds ?? null;
+    this.spent = info.history.reduce((s, r) => s + r.seconds, 0);
     this.state = {
       ...this.state,
       ...(info.run ? { run: info.run } : {}),
@@ -336,6 +346,13 @@ class Tracker {
     const perBatch = info.seconds / (info.batch + 1);
     const left = info.batches - info.batch - 1;
     const epochsLeft = info.epochs - info.epoch - 1;
+    const restOfEpoch = left * perBatch + this.overhead();
+    let later = epochsLeft * (info.batches * perBatch + this.overhead());
+    if (this.budget !== null) {
+      // The current epoch always ends; later ones only within the budget.
+      const budgetLeft = this.budget - this.spent - info.seconds - restOfEpoch;
+      later = Math.min(later, Math.max(0, budgetLeft));
+    }
     Object.assign(this.state, {
       epoch: info.epoch + 1,
       epochs: info.epochs,
@@ -344,8 +361,7 @@ class Tracker {
       loss: info.loss,
       acc: info.acc,
       imagesPerSecond: info.imagesPerSecond,
-      etaSeconds: left * perBatch + this.overhead() +
-        epochsLeft * (info.batches * perBatch + this.overhead()),
+      etaSeconds: restOfEpoch + later,
     });
   }
 
@@ -353,6 +369,8 @@ class Tracker {
     const history = info.history;
     const mean = history.slice(-3).reduce((s, r) => s + r.seconds, 0) /
       Math.min(3, history.length);
+    this.spent = history.reduce((s, r) => s + r.seconds, 0);
+    const later = (info.epochs - info.record.epoch) * mean;
     Object.assign(this.state, {
       epoch: info.record.epoch,
       epochs: info.epochs,
@@ -365,7 +383,9 @@ class Tracker {
       best: info.best,
       etaSeconds: info.stopReason
         ? 0
-        : (info.epochs - info.record.epoch) * mean,
+        : this.budget === null
+        ? later
+        : Math.min(later, Math.max(0, this.budget - this.spent)),
     });
   }
 

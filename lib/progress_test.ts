@@ -12,7 +12,12 @@ import {
   terminalProgress,
 } from "./progress.ts";
 import { tf } from "./tf.ts";
-import { type EpochRecord, trainModel, type TrainSplit } from "./train.ts";
+import {
+  type EpochRecord,
+  type TrainBeginInfo,
+  trainModel,
+  type TrainSplit,
+} from "./train.ts";
 
 const RECORDS: EpochRecord[] = [1, 2, 3].map((epoch) => ({
   epoch,
@@ -229,4 +234,44 @@ Deno.test("terminalProgress prints a line per epoch and batch lines without a te
     /epoch 1\/2 batch 1\/2 {2}loss .* img\/s {2}ETA /,
   );
   assert.equal(lines.filter((l) => /^epoch [12]\/2 {2}loss/.test(l)).length, 2);
+});
+
+Deno.test("the ETA of a run with a time budget ends with the budget, not after every epoch", () => {
+  const lines: string[] = [];
+  const progress = terminalProgress({
+    bar: false,
+    lineEveryMs: 0,
+    log: (l) => lines.push(l),
+  });
+  const begin = (maxSeconds: number | null) =>
+    progress.onTrainBegin!({
+      config: { epochs: 200, maxSeconds } as TrainBeginInfo["config"],
+      startEpoch: 0,
+      batchesPerEpoch: 100,
+      trainImages: 3200,
+      validationImages: 0,
+      history: [],
+      learningRate: 1e-3,
+    });
+  // 10 batches in 10 s: 90 s left in this epoch, 100 s per later epoch.
+  const batch = {
+    epoch: 0,
+    batch: 9,
+    batches: 100,
+    epochs: 200,
+    loss: 1,
+    acc: 0.5,
+    seen: 320,
+    seconds: 10,
+    imagesPerSecond: 32,
+  };
+  begin(null);
+  progress.onBatchEnd!(batch);
+  assert.match(lines.at(-1)!, /ETA 5h33m$/); // 90 s + 199 · 100 s
+  begin(600);
+  progress.onBatchEnd!(batch);
+  assert.match(lines.at(-1)!, /ETA 9m50s$/); // 600 s − the 10 s spent
+  begin(50);
+  progress.onBatchEnd!(batch);
+  assert.match(lines.at(-1)!, /ETA 1m30s$/); // the epoch ends regardless
 });
