@@ -19,6 +19,7 @@
 import { existsSync, readdirSync } from "node:fs";
 import { relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { type AugmentOptions, resolveAugmentOptions } from "./augment.ts";
 import { taskArgs } from "./cli.ts";
 import { hasCheckpoint, readCheckpointState } from "./checkpoint.ts";
 import { prepareData, resolveDataSource } from "./data.ts";
@@ -51,6 +52,9 @@ export const USAGE =
   --val X               validation fraction (default 0.15)
   --test X              test fraction carved from Training (default 0.15)
   --no-augment          train without augmentation
+  --augment JSON        augmentation ranges instead of the defaults, e.g.
+                        '{"rotation":15,"zoom":0.15}' (keys flip, rotation,
+                        zoom, shift, brightness, contrast)
   --class-weights W     "balanced", or weights "glioma=1.2,notumor=0.8"
   --patience N          early-stopping patience in epochs (default 5; 0 = off)
   --lr-patience N       epochs without improvement before halving the
@@ -97,8 +101,8 @@ export interface TrainCliOptions {
   val: number;
   /** Test fraction. */
   test: number;
-  /** Augmentation on. */
-  augment: boolean;
+  /** Augmentation: on with the default ranges, off, or these ranges. */
+  augment: boolean | AugmentOptions;
   /** Class weights spec. */
   classWeights?: "balanced" | Record<string, number>;
   /** Early-stopping patience (0 = off). */
@@ -150,6 +154,44 @@ function fraction(value: string | undefined, flag: string, fallback: number) {
   return n;
 }
 
+const AUGMENT_KEYS = [
+  "flip",
+  "rotation",
+  "zoom",
+  "shift",
+  "brightness",
+  "contrast",
+] as const;
+
+function augmentArg(text: string): AugmentOptions {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    value = null;
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new UsageError(`--augment must be a JSON object (got "${text}")`);
+  }
+  const unknown = Object.keys(value).filter((k) =>
+    !(AUGMENT_KEYS as readonly string[]).includes(k)
+  );
+  if (unknown.length) {
+    throw new UsageError(
+      `--augment: unknown key ${unknown.map((k) => `"${k}"`).join(", ")} ` +
+        `(known: ${AUGMENT_KEYS.join(", ")})`,
+    );
+  }
+  try {
+    resolveAugmentOptions(value as AugmentOptions);
+  } catch (error) {
+    throw new UsageError(
+      `--augment: ${error instanceof Error ? error.message : error}`,
+    );
+  }
+  return value as AugmentOptions;
+}
+
 /**
  * Parses the command line (a leading `--` is dropped).
  *
@@ -175,6 +217,7 @@ export function parseTrainArgs(args: readonly string[]): TrainCliOptions {
       val: { type: "string" },
       test: { type: "string" },
       "no-augment": { type: "boolean" },
+      augment: { type: "string" },
       "class-weights": { type: "string" },
       patience: { type: "string" },
       "lr-patience": { type: "string" },
@@ -227,6 +270,13 @@ export function parseTrainArgs(args: readonly string[]): TrainCliOptions {
         classWeights[name.trim()] = weight;
       }
     }
+  }
+  let augment: boolean | AugmentOptions = !values["no-augment"];
+  if (values.augment !== undefined) {
+    if (values["no-augment"]) {
+      throw new UsageError("--augment and --no-augment cannot be combined");
+    }
+    augment = augmentArg(values.augment);
   }
   let modelOptions: unknown = {};
   if (values["model-options"] !== undefined) {
@@ -292,7 +342,7 @@ export function parseTrainArgs(args: readonly string[]): TrainCliOptions {
     seed,
     val,
     test,
-    augment: !values["no-augment"],
+    augment,
     ...(classWeights ? { classWeights } : {}),
     patience: int(values.patience, "patience", 5, 0),
     lrPatience: cosine ? 0 : int(values["lr-patience"], "lr-patience", 2, 0),

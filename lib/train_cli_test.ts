@@ -105,6 +105,28 @@ Deno.test("parseTrainArgs: defaults, a leading --, and clear errors", () => {
   assert.equal(t.cosineOver, "time");
   assert.equal(t.lrPatience, 0);
   assert.equal(t.ema, undefined);
+  assert.equal(t.augment, true);
+  assert.equal(parseTrainArgs(["--no-augment"]).augment, false);
+  assert.deepEqual(
+    parseTrainArgs(["--augment", '{"rotation":15,"zoom":0.15}']).augment,
+    { rotation: 15, zoom: 0.15 },
+  );
+  assert.throws(
+    () => parseTrainArgs(["--augment", '{"rotate":15}']),
+    /--augment: unknown key "rotate" \(known: flip, rotation/,
+  );
+  assert.throws(
+    () => parseTrainArgs(["--augment", '{"zoom":1.5}']),
+    /--augment: .*zoom/,
+  );
+  assert.throws(
+    () => parseTrainArgs(["--augment", "15"]),
+    /--augment must be a JSON object/,
+  );
+  assert.throws(
+    () => parseTrainArgs(["--augment", "{}", "--no-augment"]),
+    /cannot be combined/,
+  );
   assert.equal(parseTrainArgs(["--ema", "0.998"]).ema, 0.998);
   assert.throws(
     () => parseTrainArgs(["--ema", "1"]),
