@@ -84,6 +84,8 @@ export interface TrainParams {
   learningRate: number;
   /** Run folder name under `models/`. */
   run: string;
+  /** Decay of the weights' moving average (`trainModel`'s `ema`); 0 = off. */
+  ema: number;
 }
 
 /**
@@ -122,5 +124,6 @@ export function trainParams(
     ),
     learningRate: numberFrom(env, "BRAIN_MRI_LR", 0.001, (n) => n > 0 && n < 1),
     run: env.BRAIN_MRI_RUN?.trim() || `${arch}-${size}-notebook`,
+    ema: numberFrom(env, "BRAIN_MRI_EMA", 0, (n) => n >= 0 && n < 1),
   };
 }

@@ -46,6 +46,7 @@ Deno.test("params: training parameters", () => {
     batchSize: 32,
     learningRate: 0.001,
     run: "seedCnn-128-notebook",
+    ema: 0,
   });
   assert.deepEqual(
     trainParams({
@@ -54,6 +55,7 @@ Deno.test("params: training parameters", () => {
         BRAIN_MRI_EPOCHS: "3",
         BRAIN_MRI_IMAGE_SIZE: "64",
         BRAIN_MRI_LR: "0.01",
+        BRAIN_MRI_EMA: "0.998",
       },
     }),
     {
@@ -62,6 +64,7 @@ Deno.test("params: training parameters", () => {
       batchSize: 32,
       learningRate: 0.01,
       run: "resnet-64-notebook",
+      ema: 0.998,
     },
   );
   assert.throws(
@@ -71,5 +74,9 @@ Deno.test("params: training parameters", () => {
   assert.throws(
     () => trainParams({ env: { BRAIN_MRI_EPOCHS: "0" } }),
     /BRAIN_MRI_EPOCHS=0/,
+  );
+  assert.throws(
+    () => trainParams({ env: { BRAIN_MRI_EMA: "1" } }),
+    /BRAIN_MRI_EMA=1 is not a valid value/,
   );
 });

@@ -17,6 +17,7 @@ import {
   seedDropoutLayers,
   trainModel,
   type TrainOptions,
+  type TrainResult,
   type TrainSplit,
   type TrainState,
 } from "./train.ts";
@@ -82,6 +83,24 @@ function maxAbsDiff(a: Float32Array[], b: Float32Array[]): number {
     }
   });
   return max;
+}
+
+/** A run aborted during its second epoch (model disposed). */
+async function abortedRun(
+  extra: Partial<TrainOptions>,
+): Promise<TrainResult> {
+  const controller = new AbortController();
+  const aborted = await trainModel(base({
+    ...extra,
+    callbacks: {
+      onBatchEnd: (info) => {
+        if (info.epoch === 1 && info.batch === 3) controller.abort();
+      },
+    },
+    signal: controller.signal,
+  }));
+  aborted.model.dispose();
+  return aborted;
 }
 
 async function withTemp(body: (dir: string) => Promise<void>) {
@@ -411,18 +430,10 @@ Deno.test("ema: an aborted run resumes its moving average and ends where an unin
     const straight = await trainModel(
       base({ ...options, runDir: join(dir, "straight") }),
     );
-    const controller = new AbortController();
-    const aborted = await trainModel(base({
+    const aborted = await abortedRun({
       ...options,
       runDir: join(dir, "resumed"),
-      callbacks: {
-        onBatchEnd: (info) => {
-          if (info.epoch === 1 && info.batch === 3) controller.abort();
-        },
-      },
-      signal: controller.signal,
-    }));
-    aborted.model.dispose();
+    });
     assert.equal(aborted.stopReason, "aborted");
     const resumed = await trainModel(
       base({ ...options, runDir: join(dir, "resumed"), resume: true }),
@@ -580,18 +591,7 @@ Deno.test("a run folder holds the best model, history, manifest and checkpoint; 
 Deno.test("an aborted run keeps its last checkpoint and resumes from it", async () => {
   await withTemp(async (dir) => {
     const runDir = join(dir, "run");
-    const controller = new AbortController();
-    const aborted = await trainModel(base({
-      epochs: 3,
-      runDir,
-      callbacks: {
-        onBatchEnd: (info) => {
-          if (info.epoch === 1 && info.batch === 3) controller.abort();
-        },
-      },
-      signal: controller.signal,
-    }));
-    aborted.model.dispose();
+    const aborted = await abortedRun({ epochs: 3, runDir });
     assert.equal(aborted.stopReason, "aborted");
     assert.equal(aborted.history.length, 1);
     assert.equal((await readRunManifest(runDir)).status, "aborted");
