@@ -71,6 +71,27 @@ Deno.test("modelCard: metrics with intervals, per-class rows, confusions, uses a
     card,
     /- Schedule: architecture options \{"filters":\[8,16\]\}; cosine learning-rate decay to 0\.00001 over 48 epochs; no early stopping; training time budget 60 min\./,
   );
+  const timed = modelCard({
+    name: "tiny",
+    metadata: metadata(),
+    dataset: "test split of <data> (seed 7)",
+    full,
+    deduplicated: full,
+    command: "deno task evaluate -- --model models/tiny --data <data>",
+    runConfig: {
+      epochs: 200,
+      modelOptions: {},
+      cosineDecay: { minLr: 1e-5, over: "time" },
+      reduceLrOnPlateau: false,
+      earlyStopping: false,
+      maxSeconds: 3600,
+      ema: { decay: 0.998 },
+    },
+  });
+  assert.match(
+    timed,
+    /- Schedule: cosine learning-rate decay to 0\.00001 over the 60-min time budget \(at most 200 epochs\); moving average of the weights \(decay 0\.998\) validated and saved; no early stopping; training time budget 60 min\./,
+  );
   assert.match(card, /^# tiny: brain MRI tumour classifier \(seedCnn, 32×32/);
   assert.match(card, /\| accuracy \| 75\.00% \(\d+\.\d%–\d+\.\d%\) \|/);
   assert.match(card, /validation 20%, test 25%/);
