@@ -112,6 +112,9 @@ function runConfigLine(c: Record<string, unknown>): string {
       `moving average of the weights (decay ${ema.decay}) validated and saved`,
     );
   }
+  if (typeof c.weightDecay === "number" && c.weightDecay > 0) {
+    parts.push(`decoupled weight decay ${c.weightDecay}`);
+  }
   const es = c.earlyStopping as { patience: number } | false | undefined;
   parts.push(es ? `early stopping after ${es.patience}` : "no early stopping");
   if (typeof c.maxSeconds === "number") {

@@ -167,6 +167,8 @@ export interface RunConfig {
   maxSeconds: number | null;
   /** Moving average of the weights, or false when off. */
   ema: Required<EmaOptions> | false;
+  /** Decoupled weight decay of the kernels per step (0 = off). */
+  weightDecay: number;
   /** Restore the best weights at the end. */
   restoreBestWeights: boolean;
   /** Validation batch size. */
@@ -321,6 +323,14 @@ export interface TrainOptions {
    * Default off.
    */
   ema?: EmaOptions | boolean;
+  /**
+   * Decoupled weight decay (AdamW, Loshchilov & Hutter): after every step,
+   * each kernel (every trainable weight of rank ≥ 2: convolution and dense
+   * kernels, not biases or batch-norm scales) is multiplied by
+   * `1 - learningRate · weightDecay`, with the epoch's learning rate.
+   * Default 0 (off).
+   */
+  weightDecay?: number;
   /** Put the best epoch's weights back into the model at the end (default true). */
   restoreBestWeights?: boolean;
   /** Batch size of validation (default 64). */
@@ -695,6 +705,7 @@ function resolveConfig(options: TrainOptions): RunConfig {
       over: (cosine === true ? undefined : cosine.over) ?? "epochs",
     },
     maxSeconds,
+    weightDecay: options.weightDecay ?? 0,
     ema: !options.ema ? false : {
       decay: (options.ema === true ? undefined : options.ema.decay) ?? 0.998,
     },
@@ -704,6 +715,9 @@ function resolveConfig(options: TrainOptions): RunConfig {
       options.evalBatchSize ?? 64,
     ),
   };
+  if (!(config.weightDecay >= 0 && Number.isFinite(config.weightDecay))) {
+    fail(`weightDecay must be a number >= 0 (got ${config.weightDecay})`);
+  }
   if (config.ema && !(config.ema.decay > 0 && config.ema.decay < 1)) {
     fail(`ema.decay must be in (0, 1) (got ${config.ema.decay})`);
   }
@@ -754,6 +768,7 @@ function configDifferences(saved: RunConfig, now: RunConfig): string[] {
     cosineDecay: false,
     maxSeconds: null,
     ema: false,
+    weightDecay: 0,
   };
   // Cosine decays of runs before `over` existed ran over epochs.
   const upgrade = (key: keyof RunConfig, value: unknown) =>
@@ -1205,6 +1220,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
     const variables = model.trainableWeights.map((w) =>
       (w as unknown as { read(): Variable }).read()
     );
+    const kernels = variables.filter((v) => v.rank >= 2);
     const versionInfo = versions();
     const params = model.countParams();
     const liveWeights = model.weights.map((w) =>
@@ -1409,6 +1425,10 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
         ]);
         tf.dispose([x, y, lossT, correct!]);
         if (w) w.dispose();
+        if (config.weightDecay > 0) {
+          const keep = 1 - state.learningRate * config.weightDecay;
+          tf.tidy(() => kernels.forEach((v) => v.assign(tf.mul(v, keep))));
+        }
         if (shadows && config.ema) {
           const updates = state.emaUpdates ?? 0;
           const d = Math.min(config.ema.decay, (1 + updates) / (10 + updates));

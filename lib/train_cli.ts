@@ -67,6 +67,8 @@ export const USAGE =
   --ema DECAY           validate, select and save an exponential moving
                         average of the weights (e.g. 0.998), updated after
                         every batch
+  --weight-decay X      decoupled weight decay of the kernels (AdamW style:
+                        each step scales them by 1 - lr·X; default 0 = off)
   --max-minutes M       training time budget: stop after the epoch past
                         which one more would exceed it
   --model-options JSON  extra options for the architecture, e.g.
@@ -117,6 +119,8 @@ export interface TrainCliOptions {
   maxMinutes?: number;
   /** Decay of the weights' moving average, if one is kept. */
   ema?: number;
+  /** Decoupled weight decay (0 = off). */
+  weightDecay: number;
   /** Extra options for the architecture's factory. */
   modelOptions: Record<string, unknown>;
   /** Evaluate the held-out test split at the end (off for experiments). */
@@ -224,6 +228,7 @@ export function parseTrainArgs(args: readonly string[]): TrainCliOptions {
       cosine: { type: "boolean" },
       "cosine-over": { type: "string" },
       ema: { type: "string" },
+      "weight-decay": { type: "string" },
       "max-minutes": { type: "string" },
       "model-options": { type: "string" },
       "no-test": { type: "boolean" },
@@ -312,6 +317,14 @@ export function parseTrainArgs(args: readonly string[]): TrainCliOptions {
       `--ema must be a decay in (0, 1) (got "${values.ema}")`,
     );
   }
+  const weightDecay = values["weight-decay"] === undefined
+    ? 0
+    : Number(values["weight-decay"]);
+  if (!(weightDecay >= 0 && Number.isFinite(weightDecay))) {
+    throw new UsageError(
+      `--weight-decay must be a number >= 0 (got "${values["weight-decay"]}")`,
+    );
+  }
   const cosineOver = values["cosine-over"] ?? "epochs";
   if (cosineOver !== "epochs" && cosineOver !== "time") {
     throw new UsageError(
@@ -350,6 +363,7 @@ export function parseTrainArgs(args: readonly string[]): TrainCliOptions {
     cosineOver,
     ...(maxMinutes !== undefined ? { maxMinutes } : {}),
     ...(ema !== undefined ? { ema } : {}),
+    weightDecay,
     modelOptions: modelOptions as Record<string, unknown>,
     evalTest: !values["no-test"],
     resume: values.resume ?? false,
@@ -463,6 +477,7 @@ export async function main(
       reduceLrOnPlateau: o.lrPatience > 0 ? { patience: o.lrPatience } : false,
       cosineDecay: o.cosine ? { over: o.cosineOver } : false,
       ...(o.ema !== undefined ? { ema: { decay: o.ema } } : {}),
+      weightDecay: o.weightDecay,
       ...(o.maxMinutes !== undefined ? { maxSeconds: o.maxMinutes * 60 } : {}),
       runDir: paths.root,
       resume: o.resume,

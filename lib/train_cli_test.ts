@@ -106,6 +106,12 @@ Deno.test("parseTrainArgs: defaults, a leading --, and clear errors", () => {
   assert.equal(t.lrPatience, 0);
   assert.equal(t.ema, undefined);
   assert.equal(t.augment, true);
+  assert.equal(t.weightDecay, 0);
+  assert.equal(parseTrainArgs(["--weight-decay", "0.05"]).weightDecay, 0.05);
+  assert.throws(
+    () => parseTrainArgs(["--weight-decay=-1"]),
+    /--weight-decay must be a number >= 0 \(got "-1"\)/,
+  );
   assert.equal(parseTrainArgs(["--no-augment"]).augment, false);
   assert.deepEqual(
     parseTrainArgs(["--augment", '{"rotation":15,"zoom":0.15}']).augment,

@@ -465,6 +465,45 @@ Deno.test("ema: an aborted run resumes its moving average and ends where an unin
   });
 });
 
+Deno.test("weight decay: after a step the kernels are scaled by 1 - lr · decay, biases untouched", async () => {
+  // One batch: both runs take the same first gradient step from the same
+  // initial weights; the decay is applied after it.
+  const one = (weightDecay: number) =>
+    trainModel(base({
+      epochs: 1,
+      batchSize: 64,
+      augment: false,
+      earlyStopping: false,
+      restoreBestWeights: false,
+      learningRate: 1e-3,
+      weightDecay,
+    }));
+  const plain = await one(0);
+  const decayed = await one(100); // lr · decay = 0.1
+  assert.equal(decayed.config.weightDecay, 100);
+  const p = weightsOf(plain.model);
+  const d = weightsOf(decayed.model);
+  let kernels = 0;
+  plain.model.weights.forEach((w, i) => {
+    const expected = w.shape.length >= 2
+      ? Float32Array.from(p[i], (x) => x * 0.9)
+      : p[i];
+    if (w.shape.length >= 2) kernels++;
+    let max = 0;
+    for (let j = 0; j < p[i].length; j++) {
+      max = Math.max(max, Math.abs(d[i][j] - expected[j]));
+    }
+    assert.ok(max < 1e-6, `${w.name}: max |Δ| ${max}`);
+  });
+  assert.equal(kernels, 5); // seedCnn: 3 convolutions, 2 dense layers
+  plain.model.dispose();
+  decayed.model.dispose();
+  await assert.rejects(
+    trainModel(base({ weightDecay: -1 })),
+    /weightDecay must be a number >= 0 \(got -1\)/,
+  );
+});
+
 Deno.test("class weights change the loss; balanced weights follow n / (k · n_c)", async () => {
   assert.deepEqual(
     resolveClassWeights("balanced", ["x", "y"], new Int32Array([0, 0, 0, 1])),
