@@ -51,43 +51,37 @@ Deno.test("modelCard: metrics with intervals, per-class rows, confusions, uses a
     labels,
     classes: CLASSES,
   });
-  const card = modelCard({
-    name: "tiny",
-    metadata: metadata(),
-    dataset: "test split of <data> (seed 7)",
-    full,
-    deduplicated: full,
-    command: "deno task evaluate -- --model models/tiny --data <data>",
-    runConfig: {
-      epochs: 48,
-      modelOptions: { filters: [8, 16] },
-      cosineDecay: { minLr: 1e-5 },
-      reduceLrOnPlateau: false,
-      earlyStopping: false,
-      maxSeconds: 3600,
-    },
+  const cardOf = (runConfig: Record<string, unknown>) =>
+    modelCard({
+      name: "tiny",
+      metadata: metadata(),
+      dataset: "test split of <data> (seed 7)",
+      full,
+      deduplicated: full,
+      command: "deno task evaluate -- --model models/tiny --data <data>",
+      runConfig,
+    });
+  const card = cardOf({
+    epochs: 48,
+    modelOptions: { filters: [8, 16] },
+    cosineDecay: { minLr: 1e-5 },
+    reduceLrOnPlateau: false,
+    earlyStopping: false,
+    maxSeconds: 3600,
   });
   assert.match(
     card,
     /- Schedule: architecture options \{"filters":\[8,16\]\}; cosine learning-rate decay to 0\.00001 over 48 epochs; no early stopping; training time budget 60 min\./,
   );
-  const timed = modelCard({
-    name: "tiny",
-    metadata: metadata(),
-    dataset: "test split of <data> (seed 7)",
-    full,
-    deduplicated: full,
-    command: "deno task evaluate -- --model models/tiny --data <data>",
-    runConfig: {
-      epochs: 200,
-      modelOptions: {},
-      cosineDecay: { minLr: 1e-5, over: "time" },
-      reduceLrOnPlateau: false,
-      earlyStopping: false,
-      maxSeconds: 3600,
-      ema: { decay: 0.998 },
-      weightDecay: 0.05,
-    },
+  const timed = cardOf({
+    epochs: 200,
+    modelOptions: {},
+    cosineDecay: { minLr: 1e-5, over: "time" },
+    reduceLrOnPlateau: false,
+    earlyStopping: false,
+    maxSeconds: 3600,
+    ema: { decay: 0.998 },
+    weightDecay: 0.05,
   });
   assert.match(
     timed,
