@@ -986,8 +986,7 @@ function snapshotTensors(
   const floats = new Float32Array(
     bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength),
   );
-  const weights = like;
-  const total = weights.reduce(
+  const total = like.reduce(
     (s, w) => s + (w.shape as number[]).reduce((a, b) => a * b, 1),
     0,
   );
@@ -997,7 +996,7 @@ function snapshotTensors(
     );
   }
   let offset = 0;
-  const tensors = weights.map((w) => {
+  const tensors = like.map((w) => {
     const n = (w.shape as number[]).reduce((a, b) => a * b, 1);
     const t = tf.tensor(
       floats.subarray(offset, offset + n),
@@ -1243,12 +1242,16 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
       shadows = initial.map((t) => tf.variable(t, false));
       tf.dispose(initial);
     }
-    /** Puts the moving average into the model; returns the live weights. */
+    /**
+     * Puts the moving average into the model; returns the live weights (to
+     * put back) and the average (for the checkpoint).
+     */
     const swapInAverage = () => {
       if (!shadows) return undefined;
       const live = weightSnapshot(model);
-      restoreSnapshot(model, tensorsSnapshot(shadows));
-      return live;
+      const average = tensorsSnapshot(shadows);
+      restoreSnapshot(model, average);
+      return { live, average };
     };
 
     const manifest = (status: RunManifest["status"]): RunManifest => ({
@@ -1464,7 +1467,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
       if (aborted) break;
       const trainSeconds = (performance.now() - t0) / 1000;
       // Validation, the best snapshot and the saved model use the average.
-      const live = swapInAverage();
+      const swap = swapInAverage();
       const val = nVal
         ? await evaluateSplit(model, validation, {
           size,
@@ -1535,13 +1538,14 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
       }
       state.stopReason = stopReason ?? null;
 
+      if (paths && improved) {
+        await saveModel({ model, dir: paths.model, metadata: metadata() });
+      }
+      // Training goes on from the live weights.
+      if (swap) restoreSnapshot(model, swap.live);
+      record.seconds = (performance.now() - t0) / 1000;
+      state.seconds += record.seconds;
       if (paths) {
-        if (improved) {
-          await saveModel({ model, dir: paths.model, metadata: metadata() });
-        }
-        if (live) restoreSnapshot(model, live);
-        record.seconds = (performance.now() - t0) / 1000;
-        state.seconds += record.seconds;
         await saveCheckpoint({
           dir: paths.checkpoint,
           model,
@@ -1549,16 +1553,10 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
           state,
           extraFiles: {
             ...(best ? { [BEST_WEIGHTS_FILE]: best } : {}),
-            ...(shadows
-              ? { [EMA_WEIGHTS_FILE]: tensorsSnapshot(shadows) }
-              : {}),
+            ...(swap ? { [EMA_WEIGHTS_FILE]: swap.average } : {}),
           },
         });
         await writeRunFiles("running");
-      } else {
-        if (live) restoreSnapshot(model, live);
-        record.seconds = (performance.now() - t0) / 1000;
-        state.seconds += record.seconds;
       }
       await call("onEpochEnd", {
         record,
