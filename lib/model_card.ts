@@ -115,6 +115,9 @@ function runConfigLine(c: Record<string, unknown>): string {
   if (typeof c.weightDecay === "number" && c.weightDecay > 0) {
     parts.push(`decoupled weight decay ${c.weightDecay}`);
   }
+  if (typeof c.labelSmoothing === "number" && c.labelSmoothing > 0) {
+    parts.push(`label smoothing ${c.labelSmoothing}`);
+  }
   const es = c.earlyStopping as { patience: number } | false | undefined;
   parts.push(es ? `early stopping after ${es.patience}` : "no early stopping");
   if (typeof c.maxSeconds === "number") {

@@ -82,10 +82,11 @@ Deno.test("modelCard: metrics with intervals, per-class rows, confusions, uses a
     maxSeconds: 3600,
     ema: { decay: 0.998 },
     weightDecay: 0.05,
+    labelSmoothing: 0.1,
   });
   assert.match(
     timed,
-    /- Schedule: cosine learning-rate decay to 0\.00001 over the 60-min time budget \(at most 200 epochs\); moving average of the weights \(decay 0\.998\) validated and saved; decoupled weight decay 0\.05; no early stopping; training time budget 60 min\./,
+    /- Schedule: cosine learning-rate decay to 0\.00001 over the 60-min time budget \(at most 200 epochs\); moving average of the weights \(decay 0\.998\) validated and saved; decoupled weight decay 0\.05; label smoothing 0\.1; no early stopping; training time budget 60 min\./,
   );
   assert.match(card, /^# tiny: brain MRI tumour classifier \(seedCnn, 32×32/);
   assert.match(card, /\| accuracy \| 75\.00% \(\d+\.\d%–\d+\.\d%\) \|/);

@@ -86,6 +86,10 @@ export interface TrainParams {
   run: string;
   /** Decay of the weights' moving average (`trainModel`'s `ema`); 0 = off. */
   ema: number;
+  /** Decoupled weight decay (`trainModel`'s `weightDecay`); 0 = off. */
+  weightDecay: number;
+  /** Label smoothing of the training loss; 0 = off. */
+  labelSmoothing: number;
 }
 
 /**
@@ -125,5 +129,17 @@ export function trainParams(
     learningRate: numberFrom(env, "BRAIN_MRI_LR", 0.001, (n) => n > 0 && n < 1),
     run: env.BRAIN_MRI_RUN?.trim() || `${arch}-${size}-notebook`,
     ema: numberFrom(env, "BRAIN_MRI_EMA", 0, (n) => n >= 0 && n < 1),
+    weightDecay: numberFrom(
+      env,
+      "BRAIN_MRI_WEIGHT_DECAY",
+      0,
+      (n) => n >= 0 && Number.isFinite(n),
+    ),
+    labelSmoothing: numberFrom(
+      env,
+      "BRAIN_MRI_LABEL_SMOOTHING",
+      0,
+      (n) => n >= 0 && n < 1,
+    ),
   };
 }

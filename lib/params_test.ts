@@ -47,6 +47,8 @@ Deno.test("params: training parameters", () => {
     learningRate: 0.001,
     run: "seedCnn-128-notebook",
     ema: 0,
+    weightDecay: 0,
+    labelSmoothing: 0,
   });
   assert.deepEqual(
     trainParams({
@@ -56,6 +58,8 @@ Deno.test("params: training parameters", () => {
         BRAIN_MRI_IMAGE_SIZE: "64",
         BRAIN_MRI_LR: "0.01",
         BRAIN_MRI_EMA: "0.998",
+        BRAIN_MRI_WEIGHT_DECAY: "0.05",
+        BRAIN_MRI_LABEL_SMOOTHING: "0.1",
       },
     }),
     {
@@ -65,6 +69,8 @@ Deno.test("params: training parameters", () => {
       learningRate: 0.01,
       run: "resnet-64-notebook",
       ema: 0.998,
+      weightDecay: 0.05,
+      labelSmoothing: 0.1,
     },
   );
   assert.throws(
@@ -78,5 +84,13 @@ Deno.test("params: training parameters", () => {
   assert.throws(
     () => trainParams({ env: { BRAIN_MRI_EMA: "1" } }),
     /BRAIN_MRI_EMA=1 is not a valid value/,
+  );
+  assert.throws(
+    () => trainParams({ env: { BRAIN_MRI_LABEL_SMOOTHING: "1" } }),
+    /BRAIN_MRI_LABEL_SMOOTHING=1 is not a valid value/,
+  );
+  assert.throws(
+    () => trainParams({ env: { BRAIN_MRI_WEIGHT_DECAY: "-0.1" } }),
+    /BRAIN_MRI_WEIGHT_DECAY=-0.1 is not a valid value/,
   );
 });

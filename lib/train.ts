@@ -169,6 +169,8 @@ export interface RunConfig {
   ema: Required<EmaOptions> | false;
   /** Decoupled weight decay of the kernels per step (0 = off). */
   weightDecay: number;
+  /** Label smoothing of the training loss (0 = off). */
+  labelSmoothing: number;
   /** Restore the best weights at the end. */
   restoreBestWeights: boolean;
   /** Validation batch size. */
@@ -331,6 +333,14 @@ export interface TrainOptions {
    * Default 0 (off).
    */
   weightDecay?: number;
+  /**
+   * Label smoothing ε of the training loss, in [0, 1): the target of each
+   * image is `1 − ε + ε/k` for its class and `ε/k` for the others, which
+   * keeps the network from driving its logits to extremes. Validation loss
+   * (and so early stopping, the best epoch and plateaus) stays the plain
+   * cross-entropy, comparable between runs. Default 0 (off).
+   */
+  labelSmoothing?: number;
   /** Put the best epoch's weights back into the model at the end (default true). */
   restoreBestWeights?: boolean;
   /** Batch size of validation (default 64). */
@@ -706,6 +716,7 @@ function resolveConfig(options: TrainOptions): RunConfig {
     },
     maxSeconds,
     weightDecay: options.weightDecay ?? 0,
+    labelSmoothing: options.labelSmoothing ?? 0,
     ema: !options.ema ? false : {
       decay: (options.ema === true ? undefined : options.ema.decay) ?? 0.998,
     },
@@ -717,6 +728,9 @@ function resolveConfig(options: TrainOptions): RunConfig {
   };
   if (!(config.weightDecay >= 0 && Number.isFinite(config.weightDecay))) {
     fail(`weightDecay must be a number >= 0 (got ${config.weightDecay})`);
+  }
+  if (!(config.labelSmoothing >= 0 && config.labelSmoothing < 1)) {
+    fail(`labelSmoothing must be in [0, 1) (got ${config.labelSmoothing})`);
   }
   if (config.ema && !(config.ema.decay > 0 && config.ema.decay < 1)) {
     fail(`ema.decay must be in (0, 1) (got ${config.ema.decay})`);
@@ -769,6 +783,7 @@ function configDifferences(saved: RunConfig, now: RunConfig): string[] {
     maxSeconds: null,
     ema: false,
     weightDecay: 0,
+    labelSmoothing: 0,
   };
   // Cosine decays of runs before `over` existed ran over epochs.
   const upgrade = (key: keyof RunConfig, value: unknown) =>
@@ -819,15 +834,41 @@ export function batchTensor(
   );
 }
 
-/** Keras' sparse categorical cross-entropy on probabilities, per sample. */
-function crossEntropy(probs: Tensor, labels: Tensor): Tensor {
+/**
+ * Keras' sparse categorical cross-entropy on probabilities, per sample; with
+ * `labelSmoothing` ε the target is `(1 − ε)·onehot + ε/k` (Keras'
+ * `CategoricalCrossentropy({label_smoothing})`). Tensors are not disposed:
+ * call it inside `tf.tidy`.
+ *
+ * @example
+ * ```ts
+ * import { tf } from "./tf.ts";
+ * import { crossEntropy } from "./train.ts";
+ *
+ * const loss = tf.tidy(() =>
+ *   crossEntropy(tf.tensor2d([[0.5, 0.5]]), tf.tensor1d([0], "int32"), {
+ *     labelSmoothing: 0.1,
+ *   }).arraySync()
+ * );
+ * console.log(loss); // [0.693…]: a 50/50 guess costs ln 2 whatever the target
+ * ```
+ */
+export function crossEntropy(
+  probs: Tensor,
+  labels: Tensor,
+  options: { labelSmoothing?: number } = {},
+): Tensor {
   const eps = 1e-7;
+  const smoothing = options.labelSmoothing ?? 0;
   const numClasses = probs.shape[probs.shape.length - 1];
   let p = tf.clipByValue(probs, eps, 1 - eps);
   p = tf.div(p, tf.sum(p, -1, true));
   p = tf.clipByValue(p, eps, 1 - eps);
-  const oneHot = tf.oneHot(labels as import("./tf.ts").Tensor1D, numClasses);
-  return tf.neg(tf.sum(tf.mul(oneHot, tf.log(p)), -1));
+  let target = tf.oneHot(labels as import("./tf.ts").Tensor1D, numClasses);
+  if (smoothing > 0) {
+    target = tf.add(tf.mul(target, 1 - smoothing), smoothing / numClasses);
+  }
+  return tf.neg(tf.sum(tf.mul(target, tf.log(p)), -1));
 }
 
 /** Loss and accuracy of a model on a split. */
@@ -1412,7 +1453,9 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
         const lossT = optimizer.minimize(
           () => {
             const probs = model.apply(x, { training: true }) as Tensor;
-            let perSample = crossEntropy(probs, y);
+            let perSample = crossEntropy(probs, y, {
+              labelSmoothing: config.labelSmoothing,
+            });
             if (w) perSample = tf.mul(perSample, w);
             correct = tf.keep(
               tf.sum(tf.cast(tf.equal(tf.argMax(probs, -1), y), "float32")),

@@ -69,6 +69,9 @@ export const USAGE =
                         every batch
   --weight-decay X      decoupled weight decay of the kernels (AdamW style:
                         each step scales them by 1 - lr·X; default 0 = off)
+  --label-smoothing E   train against targets 1 - E + E/k and E/k instead
+                        of one-hot (e.g. 0.1; default 0 = off); validation
+                        loss stays plain cross-entropy
   --max-minutes M       training time budget: stop after the epoch past
                         which one more would exceed it
   --model-options JSON  extra options for the architecture, e.g.
@@ -121,6 +124,8 @@ export interface TrainCliOptions {
   ema?: number;
   /** Decoupled weight decay (0 = off). */
   weightDecay: number;
+  /** Label smoothing of the training loss (0 = off). */
+  labelSmoothing: number;
   /** Extra options for the architecture's factory. */
   modelOptions: Record<string, unknown>;
   /** Evaluate the held-out test split at the end (off for experiments). */
@@ -229,6 +234,7 @@ export function parseTrainArgs(args: readonly string[]): TrainCliOptions {
       "cosine-over": { type: "string" },
       ema: { type: "string" },
       "weight-decay": { type: "string" },
+      "label-smoothing": { type: "string" },
       "max-minutes": { type: "string" },
       "model-options": { type: "string" },
       "no-test": { type: "boolean" },
@@ -325,6 +331,16 @@ export function parseTrainArgs(args: readonly string[]): TrainCliOptions {
       `--weight-decay must be a number >= 0 (got "${values["weight-decay"]}")`,
     );
   }
+  const labelSmoothing = values["label-smoothing"] === undefined
+    ? 0
+    : Number(values["label-smoothing"]);
+  if (!(labelSmoothing >= 0 && labelSmoothing < 1)) {
+    throw new UsageError(
+      `--label-smoothing must be in [0, 1) (got "${
+        values["label-smoothing"]
+      }")`,
+    );
+  }
   const cosineOver = values["cosine-over"] ?? "epochs";
   if (cosineOver !== "epochs" && cosineOver !== "time") {
     throw new UsageError(
@@ -364,6 +380,7 @@ export function parseTrainArgs(args: readonly string[]): TrainCliOptions {
     ...(maxMinutes !== undefined ? { maxMinutes } : {}),
     ...(ema !== undefined ? { ema } : {}),
     weightDecay,
+    labelSmoothing,
     modelOptions: modelOptions as Record<string, unknown>,
     evalTest: !values["no-test"],
     resume: values.resume ?? false,
@@ -478,6 +495,7 @@ export async function main(
       cosineDecay: o.cosine ? { over: o.cosineOver } : false,
       ...(o.ema !== undefined ? { ema: { decay: o.ema } } : {}),
       weightDecay: o.weightDecay,
+      labelSmoothing: o.labelSmoothing,
       ...(o.maxMinutes !== undefined ? { maxSeconds: o.maxMinutes * 60 } : {}),
       runDir: paths.root,
       resume: o.resume,

@@ -112,6 +112,17 @@ Deno.test("parseTrainArgs: defaults, a leading --, and clear errors", () => {
     () => parseTrainArgs(["--weight-decay=-1"]),
     /--weight-decay must be a number >= 0 \(got "-1"\)/,
   );
+  assert.equal(t.labelSmoothing, 0);
+  assert.equal(
+    parseTrainArgs(["--label-smoothing", "0.1"]).labelSmoothing,
+    0.1,
+  );
+  for (const bad of ["1", "-0.1", "x"]) {
+    assert.throws(
+      () => parseTrainArgs([`--label-smoothing=${bad}`]),
+      new RegExp(`--label-smoothing must be in \\[0, 1\\) \\(got "${bad}"\\)`),
+    );
+  }
   assert.equal(parseTrainArgs(["--no-augment"]).augment, false);
   assert.deepEqual(
     parseTrainArgs(["--augment", '{"rotation":15,"zoom":0.15}']).augment,

@@ -9,6 +9,7 @@ import { type LayersModel, type Tensor, tf } from "./tf.ts";
 import {
   batchTensor,
   cosineLearningRate,
+  crossEntropy,
   type EpochRecord,
   evaluateSplit,
   readRunManifest,
@@ -502,6 +503,109 @@ Deno.test("weight decay: after a step the kernels are scaled by 1 - lr · decay,
     trainModel(base({ weightDecay: -1 })),
     /weightDecay must be a number >= 0 \(got -1\)/,
   );
+});
+
+Deno.test("crossEntropy: label smoothing targets 1 - ε + ε/k and ε/k", () => {
+  const start = tf.memory().numTensors;
+  const probs = [[0.7, 0.1, 0.1, 0.1], [0.25, 0.25, 0.25, 0.25]];
+  const [plain, smooth] = tf.tidy(() => {
+    const p = tf.tensor2d(probs);
+    const y = tf.tensor1d([0, 2], "int32");
+    return [
+      crossEntropy(p, y).arraySync() as number[],
+      crossEntropy(p, y, { labelSmoothing: 0.2 }).arraySync() as number[],
+    ];
+  });
+  assert.equal(tf.memory().numTensors, start);
+  const close = (a: number, b: number) =>
+    assert.ok(Math.abs(a - b) < 1e-6, `${a} vs ${b}`);
+  close(plain[0], -Math.log(0.7));
+  close(smooth[0], -(0.85 * Math.log(0.7) + 0.15 * Math.log(0.1)));
+  // A uniform guess costs ln 4 whatever the target.
+  close(plain[1], Math.log(4));
+  close(smooth[1], Math.log(4));
+});
+
+Deno.test("label smoothing: the training loss stays above the target's entropy; validation loss is plain", async () => {
+  const run = (labelSmoothing: number) =>
+    trainModel(base({
+      epochs: 6,
+      augment: false,
+      learningRate: 2e-3,
+      earlyStopping: false,
+      labelSmoothing,
+    }));
+  const plain = await run(0);
+  const smoothed = await run(0.2);
+  // Entropy of the target (0.85, 0.05, 0.05, 0.05): no model can go below it.
+  const floor = -(0.85 * Math.log(0.85) + 3 * 0.05 * Math.log(0.05));
+  assert.ok(
+    plain.history[5].loss < floor,
+    `plain loss ${plain.history[5].loss} should fall below ${floor}`,
+  );
+  for (const r of smoothed.history) {
+    assert.ok(r.loss >= floor, `epoch ${r.epoch}: loss ${r.loss} < ${floor}`);
+  }
+  assert.equal(smoothed.config.labelSmoothing, 0.2);
+  // The validation loss is the plain cross-entropy of the model's output.
+  const evaluated = await evaluateSplit(smoothed.model, VALIDATION, {
+    size: SIZE,
+  });
+  assert.ok(
+    Math.abs(evaluated.loss - smoothed.best!.val_loss!) < 1e-6,
+    `${evaluated.loss} vs ${smoothed.best!.val_loss}`,
+  );
+  plain.model.dispose();
+  smoothed.model.dispose();
+  await assert.rejects(
+    trainModel(base({ labelSmoothing: 1 })),
+    /labelSmoothing must be in \[0, 1\) \(got 1\)/,
+  );
+});
+
+Deno.test("a run saved before weightDecay and labelSmoothing existed resumes with both off, and refuses them on", async () => {
+  await withTemp(async (dir) => {
+    const runDir = join(dir, "run");
+    const first = await trainModel(base({
+      epochs: 1,
+      runDir,
+      earlyStopping: false,
+    }));
+    first.model.dispose();
+    // Rewrite the checkpoint's config as the older version wrote it.
+    const file = join(runPaths(runDir).checkpoint, "state.json");
+    const saved = JSON.parse(await Deno.readTextFile(file));
+    assert.equal(saved.state.config.weightDecay, 0);
+    assert.equal(saved.state.config.labelSmoothing, 0);
+    delete saved.state.config.weightDecay;
+    delete saved.state.config.labelSmoothing;
+    await Deno.writeTextFile(file, JSON.stringify(saved));
+    const resumed = await trainModel(base({
+      epochs: 2,
+      runDir,
+      resume: true,
+      earlyStopping: false,
+    }));
+    resumed.model.dispose();
+    assert.equal(resumed.history.length, 2);
+    for (
+      const [extra, message] of [
+        [{ weightDecay: 0.05 }, /weightDecay: 0 in the run, 0\.05 now/],
+        [{ labelSmoothing: 0.1 }, /labelSmoothing: 0 in the run, 0\.1 now/],
+      ] as const
+    ) {
+      await assert.rejects(
+        trainModel(base({
+          epochs: 3,
+          runDir,
+          resume: true,
+          earlyStopping: false,
+          ...extra,
+        })),
+        message,
+      );
+    }
+  });
 });
 
 Deno.test("class weights change the loss; balanced weights follow n / (k · n_c)", async () => {
