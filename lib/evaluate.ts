@@ -205,6 +205,16 @@ async function selectFiles(
 }> {
   const size = metadata.preprocessing.size;
   if (options.split === "test" || options.split === "validation") {
+    if (
+      options.split === "validation" &&
+      metadata.training.split?.validationTrained
+    ) {
+      throw new Error(
+        `the model was refit on its validation split (train --refit): that ` +
+          "split is training data, not held out; select and evaluate on the " +
+          "run of the same settings without --refit, or use --split test",
+      );
+    }
     const data = await prepareData({
       source: options.data,
       size,

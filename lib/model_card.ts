@@ -208,7 +208,13 @@ export function modelCard(options: ModelCardOptions): string {
       : "."),
     `- Everything (architecture, epochs, learning rate, augmentation) was`,
     "  chosen on the validation split; the test split below was used only to",
-    "  report the final numbers.",
+    "  report the final numbers." +
+    (t.split?.validationTrained
+      ? " This model is the final refit of those settings: it was trained on" +
+        " the training and validation splits together (the training images" +
+        " above include the validation ones), so no validation metric of its" +
+        " own exists."
+      : ""),
     "",
     "## Training",
     "",

@@ -88,6 +88,25 @@ Deno.test("modelCard: metrics with intervals, per-class rows, confusions, uses a
     timed,
     /- Schedule: cosine learning-rate decay to 0\.00001 over the 60-min time budget \(at most 200 epochs\); moving average of the weights \(decay 0\.998\) validated and saved; decoupled weight decay 0\.05; label smoothing 0\.1; no early stopping; training time budget 60 min\./,
   );
+  assert.equal(card.includes("final refit"), false);
+  const refitMeta = metadata();
+  refitMeta.training.split = {
+    validation: 0.2,
+    test: 0.25,
+    validationTrained: true,
+  };
+  const refitCard = modelCard({
+    name: "tiny",
+    metadata: refitMeta,
+    dataset: "test split of <data> (seed 7)",
+    full,
+    deduplicated: full,
+    command: "deno task evaluate -- --model models/tiny --data <data>",
+  });
+  assert.match(
+    refitCard.replace(/\s+/g, " "),
+    /This model is the final refit of those settings: it was trained on the training and validation splits together/,
+  );
   assert.match(card, /^# tiny: brain MRI tumour classifier \(seedCnn, 32×32/);
   assert.match(card, /\| accuracy \| 75\.00% \(\d+\.\d%–\d+\.\d%\) \|/);
   assert.match(card, /validation 20%, test 25%/);

@@ -95,7 +95,20 @@ export interface TrainingSummary {
    * Fractions of the dataset's Training images carved out as validation and
    * test (with `seed`), so evaluation can re-derive the same splits.
    */
-  split?: { validation: number; test: number };
+  split?: TrainingSplit;
+}
+
+/** How a model's data was split (`training.split` of its metadata). */
+export interface TrainingSplit {
+  /** Validation fraction of the Training images. */
+  validation: number;
+  /** Test fraction of the Training images. */
+  test: number;
+  /**
+   * True for a refit (`deno task train --refit`): the validation split was
+   * trained on, so it is not held out and cannot select or evaluate anything.
+   */
+  validationTrained?: boolean;
 }
 
 /**

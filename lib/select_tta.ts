@@ -6,8 +6,13 @@
  * The rule, fixed in advance: `hflip` (average of the image and its mirror)
  * is kept when it lowers the validation cross-entropy; otherwise `none`.
  *
+ * A refit (`train --refit`) has trained on its validation split, so it
+ * takes the choice made for the run of the same settings that kept its
+ * validation split (`--from DIR`).
+ *
  * ```sh
  * deno task select-tta -- [--model DIR] --data DIR [--dry-run]
+ * deno task select-tta -- --model REFIT_DIR --from VALIDATED_RUN_DIR
  * ```
  *
  * @module
@@ -90,19 +95,77 @@ export async function selectTta(options: SelectTtaOptions): Promise<TtaChoice> {
   return { tta, previous, validation, written: write };
 }
 
+/** Options for {@linkcode copyTta}. */
+export interface CopyTtaOptions {
+  /** The refit (saved model or run folder) to record the choice in. */
+  model: string;
+  /** The run of the same settings that chose its mode on validation. */
+  from: string;
+}
+
+/**
+ * Records in a refit's metadata the test-time augmentation chosen on
+ * validation for the run of the same settings (`from`), which must have held
+ * its validation split out, used the same seed and split fractions, and
+ * have a recorded choice. Returns the mode.
+ *
+ * @example
+ * ```ts ignore
+ * import { copyTta } from "./select_tta.ts";
+ * await copyTta({ model: "models/resnet-128-e6", from: "models/resnet-128-e5" });
+ * ```
+ */
+export async function copyTta(options: CopyTtaOptions): Promise<Tta> {
+  const dir = resolveModelDir(options.model);
+  const fromDir = resolveModelDir(options.from);
+  const target = await readModelMetadata(dir);
+  const source = await readModelMetadata(fromDir);
+  const problem = source.training.split?.validationTrained
+    ? "was itself refit on its validation split"
+    : !source.inference
+    ? "has no test-time augmentation chosen on validation (run select-tta on it first)"
+    : source.training.seed !== target.training.seed ||
+        source.training.split?.validation !==
+          target.training.split?.validation ||
+        source.training.split?.test !== target.training.split?.test
+    ? "was split differently (seed or fractions)"
+    : null;
+  if (problem) throw new Error(`${options.from} ${problem}`);
+  const tta = source.inference!.tta;
+  await updateModelMetadata(dir, { inference: { tta } });
+  return tta;
+}
+
 if (import.meta.main) {
   const { values } = parseArgs({
     args: taskArgs(),
     options: {
       model: { type: "string" },
       data: { type: "string" },
+      from: { type: "string" },
       "dry-run": { type: "boolean", default: false },
     },
     strict: true,
   });
+  if (values.from) {
+    try {
+      const tta = await copyTta({
+        model: values.model ?? projectPaths().defaultModel,
+        from: values.from,
+      });
+      console.log(
+        `chosen: ${tta} (as chosen on validation for ${values.from}); recorded in metadata.json`,
+      );
+      Deno.exit(0);
+    } catch (error) {
+      console.error(`select-tta: ${(error as Error).message}`);
+      Deno.exit(1);
+    }
+  }
   if (!values.data) {
     console.error(
-      "usage: deno task select-tta -- [--model DIR] --data DIR [--dry-run]",
+      "usage: deno task select-tta -- [--model DIR] --data DIR [--dry-run]\n" +
+        "       deno task select-tta -- --model REFIT_DIR --from VALIDATED_RUN_DIR",
     );
     Deno.exit(2);
   }

@@ -2,8 +2,12 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { saveTinyModel } from "../tests/fixtures.ts";
 import { evaluateModel, predictProbabilities } from "./evaluate.ts";
-import { readModelMetadata, validateMetadata } from "./saved_model.ts";
-import { selectTta } from "./select_tta.ts";
+import {
+  readModelMetadata,
+  updateModelMetadata,
+  validateMetadata,
+} from "./saved_model.ts";
+import { copyTta, selectTta } from "./select_tta.ts";
 import { generateSyntheticDataset } from "./synthetic.ts";
 import { seedCnn } from "./models.ts";
 import { tf } from "./tf.ts";
@@ -75,6 +79,73 @@ Deno.test("selectTta: keeps the mode with the lower validation loss and records 
       cacheDir,
     });
     assert.equal(e.full.loss, choice.validation[expected].loss);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a refit cannot select on its validation split; copyTta takes the validated run's choice", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "select_tta_test_" });
+  try {
+    const data = join(dir, "ds");
+    await generateSyntheticDataset({
+      outDir: data,
+      seed: 4,
+      trainPerClass: 10,
+      testPerClass: 1,
+    });
+    const cacheDir = join(dir, "cache");
+    const validated = join(dir, "validated");
+    const refit = join(dir, "refit");
+    const other = join(dir, "other");
+    for (const [path, seed] of [[validated, 9], [refit, 9], [other, 10]]) {
+      const m = await saveTinyModel(path as string, { seed: seed as number });
+      await updateModelMetadata(path as string, {
+        training: {
+          ...m.training,
+          split: {
+            validation: 0.15,
+            test: 0.15,
+            ...(path === refit ? { validationTrained: true } : {}),
+          },
+        },
+      });
+    }
+    await assert.rejects(
+      selectTta({ model: refit, data, cacheDir }),
+      /refit on its validation split \(train --refit\)/,
+    );
+    await assert.rejects(
+      evaluateModel({ modelDir: refit, data, split: "validation", cacheDir }),
+      /refit on its validation split/,
+    );
+    await assert.rejects(
+      copyTta({ model: refit, from: validated }),
+      /has no test-time augmentation chosen on validation/,
+    );
+    await updateModelMetadata(validated, { inference: { tta: "hflip" } });
+    await updateModelMetadata(other, { inference: { tta: "hflip" } });
+    await assert.rejects(
+      copyTta({ model: refit, from: other }),
+      /was split differently/,
+    );
+    await assert.rejects(
+      copyTta({ model: validated, from: refit }),
+      /was itself refit on its validation split/,
+    );
+    assert.equal((await readModelMetadata(refit)).inference, undefined);
+    assert.equal(await copyTta({ model: refit, from: validated }), "hflip");
+    assert.deepEqual((await readModelMetadata(refit)).inference, {
+      tta: "hflip",
+    });
+    // The test split stays available.
+    const e = await evaluateModel({
+      modelDir: refit,
+      data,
+      split: "test",
+      cacheDir,
+    });
+    assert.ok(e.full.n > 0);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

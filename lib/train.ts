@@ -62,6 +62,7 @@ import {
   MODEL_FORMAT_VERSION,
   type ModelMetadata,
   saveModel,
+  type TrainingSplit,
   type TrainingSummary,
 } from "./saved_model.ts";
 import { type LayersModel, type Scalar, type Tensor, tf } from "./tf.ts";
@@ -359,9 +360,10 @@ export interface TrainOptions {
   /**
    * The validation and test fractions the data was split with, recorded in
    * the saved model's metadata (`training.split`) so that evaluation can
-   * re-derive the same splits (with `seed`).
+   * re-derive the same splits (with `seed`); `validationTrained` marks a
+   * refit, whose training data includes the validation split.
    */
-  split?: { validation: number; test: number };
+  split?: TrainingSplit;
   /** Progress hooks. */
   callbacks?: TrainCallbacks | TrainCallbacks[];
   /** Stops after the current batch when aborted (the last checkpoint stays). */

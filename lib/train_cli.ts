@@ -31,6 +31,7 @@ import {
   evaluateSplit,
   runPaths,
   trainModel,
+  type TrainSplit,
   type TrainState,
   updateRunManifest,
 } from "./train.ts";
@@ -74,6 +75,11 @@ export const USAGE =
                         loss stays plain cross-entropy
   --max-minutes M       training time budget: stop after the epoch past
                         which one more would exceed it
+  --refit               final fit of settings already chosen on validation:
+                        train on the training and validation splits
+                        together (same test split), no validation, no early
+                        stopping; needs --cosine; the epoch with the lowest
+                        training loss is kept
   --model-options JSON  extra options for the architecture, e.g.
                         '{"filters":[32,64,128,256]}'
   --no-test             do not evaluate the test split (for experiments:
@@ -126,6 +132,8 @@ export interface TrainCliOptions {
   weightDecay: number;
   /** Label smoothing of the training loss (0 = off). */
   labelSmoothing: number;
+  /** Train on training + validation, without validation (a final refit). */
+  refit: boolean;
   /** Extra options for the architecture's factory. */
   modelOptions: Record<string, unknown>;
   /** Evaluate the held-out test split at the end (off for experiments). */
@@ -238,6 +246,7 @@ export function parseTrainArgs(args: readonly string[]): TrainCliOptions {
       "max-minutes": { type: "string" },
       "model-options": { type: "string" },
       "no-test": { type: "boolean" },
+      refit: { type: "boolean" },
       resume: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -355,7 +364,24 @@ export function parseTrainArgs(args: readonly string[]): TrainCliOptions {
   if (cosine && values["lr-patience"] !== undefined) {
     throw new UsageError("--cosine and --lr-patience cannot be combined");
   }
+  const refit = values.refit ?? false;
+  if (refit && !cosine) {
+    throw new UsageError(
+      "--refit needs --cosine (or --cosine-over): without validation there " +
+        "is no loss for reduce-on-plateau to watch",
+    );
+  }
+  if (refit && values.patience !== undefined && values.patience !== "0") {
+    throw new UsageError(
+      "--refit trains without validation: early stopping is off (drop --patience)",
+    );
+  }
   const val = fraction(values.val, "val", 0.15);
+  if (refit && val === 0) {
+    throw new UsageError(
+      "--refit needs a validation split to merge (--val > 0)",
+    );
+  }
   const test = fraction(values.test, "test", 0.15);
   if (val + test >= 1) {
     throw new UsageError("--val plus --test must be below 1");
@@ -373,7 +399,7 @@ export function parseTrainArgs(args: readonly string[]): TrainCliOptions {
     test,
     augment,
     ...(classWeights ? { classWeights } : {}),
-    patience: int(values.patience, "patience", 5, 0),
+    patience: refit ? 0 : int(values.patience, "patience", 5, 0),
     lrPatience: cosine ? 0 : int(values["lr-patience"], "lr-patience", 2, 0),
     cosine,
     cosineOver,
@@ -381,6 +407,7 @@ export function parseTrainArgs(args: readonly string[]): TrainCliOptions {
     ...(ema !== undefined ? { ema } : {}),
     weightDecay,
     labelSmoothing,
+    refit,
     modelOptions: modelOptions as Record<string, unknown>,
     evalTest: !values["no-test"],
     resume: values.resume ?? false,
@@ -465,6 +492,18 @@ export async function main(
       `test ${data.test.labels.length} (${data.testDeduplicated.labels.length} after de-duplication)`,
   );
 
+  // A refit trains on training + validation and validates nothing.
+  const train = o.refit ? mergeSplits(data.train, data.validation) : data.train;
+  const validation = o.refit
+    ? { pixels: new Uint8Array(0), labels: new Int32Array(0) }
+    : data.validation;
+  if (o.refit) {
+    console.log(
+      `refit: training on train + validation (${train.labels.length} images), ` +
+        "no validation; the test split is unchanged",
+    );
+  }
+
   const controller = new AbortController();
   const onInterrupt = () => {
     if (controller.signal.aborted) Deno.exit(130);
@@ -478,8 +517,8 @@ export async function main(
   let result;
   try {
     result = await trainModel({
-      train: data.train,
-      validation: data.validation,
+      train,
+      validation,
       classes: data.classes,
       size: o.size,
       arch: o.arch,
@@ -500,13 +539,18 @@ export async function main(
       runDir: paths.root,
       resume: o.resume,
       datasetFingerprint: data.fingerprint,
-      split: { validation: o.val, test: o.test },
+      split: {
+        validation: o.val,
+        test: o.test,
+        ...(o.refit ? { validationTrained: true } : {}),
+      },
       manifestExtra: {
         source: { root: data.source.root, synthetic: data.source.synthetic },
         split: {
           seed: o.seed,
           validation: o.val,
           test: o.test,
+          ...(o.refit ? { validationTrained: true } : {}),
           testImages: data.test.labels.length,
           testDeduplicatedImages: data.testDeduplicated.labels.length,
         },
@@ -568,9 +612,13 @@ export async function main(
           ? `, resumed after epoch ${result.resumedFrom}`
           : "") +
         ")",
-        `best epoch:     ${best?.epoch ?? "–"} (val_loss ${
-          best?.val_loss?.toFixed(4) ?? "–"
-        }, val acc ${pct(best?.val_acc ?? NaN)})`,
+        o.refit
+          ? `kept epoch:     ${best?.epoch ?? "–"} (lowest training loss ${
+            best?.loss.toFixed(4) ?? "–"
+          }; refit, no validation)`
+          : `best epoch:     ${best?.epoch ?? "–"} (val_loss ${
+            best?.val_loss?.toFixed(4) ?? "–"
+          }, val acc ${pct(best?.val_acc ?? NaN)})`,
         `test accuracy:  ${testLine}`,
         `wall time:      ${formatDuration(wall)} (training ${
           formatDuration(result.seconds)
@@ -583,6 +631,17 @@ export async function main(
   } finally {
     result.model.dispose();
   }
+}
+
+/** One split holding the images of `a` then those of `b`. */
+function mergeSplits(a: TrainSplit, b: TrainSplit): TrainSplit {
+  const pixels = new Uint8Array(a.pixels.length + b.pixels.length);
+  pixels.set(a.pixels);
+  pixels.set(b.pixels, a.pixels.length);
+  const labels = new Int32Array(a.labels.length + b.labels.length);
+  labels.set(a.labels);
+  labels.set(b.labels, a.labels.length);
+  return { pixels, labels };
 }
 
 if (import.meta.main) {

@@ -123,6 +123,22 @@ Deno.test("parseTrainArgs: defaults, a leading --, and clear errors", () => {
       new RegExp(`--label-smoothing must be in \\[0, 1\\) \\(got "${bad}"\\)`),
     );
   }
+  assert.throws(
+    () => parseTrainArgs(["--refit"]),
+    /--refit needs --cosine/,
+  );
+  const r = parseTrainArgs(["--refit", "--cosine"]);
+  assert.equal(r.refit, true);
+  assert.equal(r.patience, 0);
+  assert.equal(parseTrainArgs([]).refit, false);
+  assert.throws(
+    () => parseTrainArgs(["--refit", "--cosine", "--patience", "3"]),
+    /--refit trains without validation: early stopping is off/,
+  );
+  assert.throws(
+    () => parseTrainArgs(["--refit", "--cosine", "--val", "0"]),
+    /--refit needs a validation split to merge/,
+  );
   assert.equal(parseTrainArgs(["--no-augment"]).augment, false);
   assert.deepEqual(
     parseTrainArgs(["--augment", '{"rotation":15,"zoom":0.15}']).augment,
@@ -268,6 +284,40 @@ Deno.test("deno task train: end to end on a tiny synthetic dataset, refuses to o
     );
     assert.equal(untested.metrics.test_acc, undefined);
     assert.deepEqual(untested.training.split, { validation: 0.15, test: 0.2 });
+
+    const refit = await cli(
+      "--size",
+      "32",
+      "--batch-size",
+      "8",
+      "--epochs",
+      "2",
+      "--out",
+      join(dir, "runs", "refit"),
+      "--cosine",
+      "--refit",
+    );
+    assert.equal(refit.code, 0, refit.stderr);
+    // All 24 Training images (6 per class): training plus validation.
+    assert.match(
+      refit.stdout,
+      /^refit: training on train \+ validation \(24 images\), no validation; the test split is unchanged$/m,
+    );
+    assert.match(
+      refit.stdout,
+      /^kept epoch: +\d \(lowest training loss \d\.\d{4}; refit, no validation\)$/m,
+    );
+    assert.match(refit.stdout, /^test accuracy: +[\d.]+ % on 8 images;/m);
+    const refitted = await readModelMetadata(
+      join(dir, "runs", "refit", "model"),
+    );
+    assert.equal(refitted.training.trainImages, 24);
+    assert.equal(refitted.training.validationImages, 0);
+    assert.deepEqual(refitted.training.split, {
+      validation: 0.15,
+      test: 0.15,
+      validationTrained: true,
+    });
 
     const bad = await cli("--size", "many");
     assert.equal(bad.code, 2);
