@@ -104,10 +104,10 @@ export interface CopyTtaOptions {
 }
 
 /**
- * Records in a refit's metadata the test-time augmentation chosen on
- * validation for the run of the same settings (`from`), which must have held
- * its validation split out, used the same seed and split fractions, and
- * have a recorded choice. Returns the mode.
+ * Records in a refit's metadata (a refit's only) the test-time augmentation
+ * chosen on validation for the run of the same settings (`from`), which must
+ * have held its validation split out, used the same seed and split fractions,
+ * and have a recorded choice. Returns the mode.
  *
  * @example
  * ```ts ignore
@@ -120,6 +120,12 @@ export async function copyTta(options: CopyTtaOptions): Promise<Tta> {
   const fromDir = resolveModelDir(options.from);
   const target = await readModelMetadata(dir);
   const source = await readModelMetadata(fromDir);
+  if (!target.training.split?.validationTrained) {
+    throw new Error(
+      `${options.model} is not a refit: choose on its own validation split ` +
+        "(select-tta --data DIR)",
+    );
+  }
   const problem = source.training.split?.validationTrained
     ? "was itself refit on its validation split"
     : !source.inference

@@ -130,7 +130,17 @@ Deno.test("a refit cannot select on its validation split; copyTta takes the vali
       /was split differently/,
     );
     await assert.rejects(
-      copyTta({ model: validated, from: refit }),
+      copyTta({ model: validated, from: other }),
+      /is not a refit: choose on its own validation split/,
+    );
+    await updateModelMetadata(other, {
+      training: {
+        ...(await readModelMetadata(other)).training,
+        split: { validation: 0.15, test: 0.15, validationTrained: true },
+      },
+    });
+    await assert.rejects(
+      copyTta({ model: refit, from: other }),
       /was itself refit on its validation split/,
     );
     assert.equal((await readModelMetadata(refit)).inference, undefined);
