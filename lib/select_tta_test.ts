@@ -12,6 +12,25 @@ import { generateSyntheticDataset } from "./synthetic.ts";
 import { seedCnn } from "./models.ts";
 import { tf } from "./tf.ts";
 
+/** Runs `body` with a small synthetic dataset and a cache in a temp folder. */
+async function withDataset(
+  body: (p: { dir: string; data: string; cacheDir: string }) => Promise<void>,
+) {
+  const dir = await Deno.makeTempDir({ prefix: "select_tta_test_" });
+  try {
+    const data = join(dir, "ds");
+    await generateSyntheticDataset({
+      outDir: data,
+      seed: 4,
+      trainPerClass: 10,
+      testPerClass: 1,
+    });
+    await body({ dir, data, cacheDir: join(dir, "cache") });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 Deno.test("predictProbabilities: hflip averages each image with its mirror", async () => {
   const start = tf.memory().numTensors;
   const model = seedCnn({ inputSize: 24, channels: 1, numClasses: 4, seed: 2 });
@@ -46,18 +65,9 @@ Deno.test("predictProbabilities: hflip averages each image with its mirror", asy
 });
 
 Deno.test("selectTta: keeps the mode with the lower validation loss and records it", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "select_tta_test_" });
-  try {
-    const data = join(dir, "ds");
-    await generateSyntheticDataset({
-      outDir: data,
-      seed: 4,
-      trainPerClass: 10,
-      testPerClass: 1,
-    });
+  await withDataset(async ({ dir, data, cacheDir }) => {
     const model = join(dir, "model");
     await saveTinyModel(model, { seed: 9 });
-    const cacheDir = join(dir, "cache");
     const dry = await selectTta({ model, data, write: false, cacheDir });
     assert.equal(dry.written, false);
     assert.equal((await readModelMetadata(model)).inference, undefined);
@@ -79,22 +89,11 @@ Deno.test("selectTta: keeps the mode with the lower validation loss and records 
       cacheDir,
     });
     assert.equal(e.full.loss, choice.validation[expected].loss);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("a refit cannot select on its validation split; copyTta takes the validated run's choice", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "select_tta_test_" });
-  try {
-    const data = join(dir, "ds");
-    await generateSyntheticDataset({
-      outDir: data,
-      seed: 4,
-      trainPerClass: 10,
-      testPerClass: 1,
-    });
-    const cacheDir = join(dir, "cache");
+  await withDataset(async ({ dir, data, cacheDir }) => {
     const validated = join(dir, "validated");
     const refit = join(dir, "refit");
     const other = join(dir, "other");
@@ -156,9 +155,7 @@ Deno.test("a refit cannot select on its validation split; copyTta takes the vali
       cacheDir,
     });
     assert.ok(e.full.n > 0);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("validateMetadata: an unknown inference.tta is refused", async () => {

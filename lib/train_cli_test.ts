@@ -260,20 +260,13 @@ Deno.test("deno task train: end to end on a tiny synthetic dataset, refuses to o
       /the settings differ \(learningRate: 0.001 in the run, 0.01 now\)/,
     );
 
-    const experiment = await cli(
-      "--size",
-      "32",
-      "--batch-size",
-      "8",
-      "--epochs",
-      "2",
-      "--out",
-      join(dir, "runs", "experiment"),
-      "--cosine",
-      "--test",
-      "0.2",
-      "--no-test",
-    );
+    // A fresh two-epoch run in runs/<name> with a cosine schedule.
+    const fresh = (name: string, ...extra: string[]) =>
+      cli(
+        ...["--size", "32", "--batch-size", "8", "--epochs", "2", "--cosine"],
+        ...["--out", join(dir, "runs", name), ...extra],
+      );
+    const experiment = await fresh("experiment", "--test", "0.2", "--no-test");
     assert.equal(experiment.code, 0, experiment.stderr);
     assert.match(
       experiment.stdout,
@@ -285,18 +278,7 @@ Deno.test("deno task train: end to end on a tiny synthetic dataset, refuses to o
     assert.equal(untested.metrics.test_acc, undefined);
     assert.deepEqual(untested.training.split, { validation: 0.15, test: 0.2 });
 
-    const refit = await cli(
-      "--size",
-      "32",
-      "--batch-size",
-      "8",
-      "--epochs",
-      "2",
-      "--out",
-      join(dir, "runs", "refit"),
-      "--cosine",
-      "--refit",
-    );
+    const refit = await fresh("refit", "--refit");
     assert.equal(refit.code, 0, refit.stderr);
     // All 24 Training images (6 per class): training plus validation.
     assert.match(

@@ -104,6 +104,43 @@ async function abortedRun(
   return aborted;
 }
 
+/**
+ * Trains one epoch into `runDir`, then rewrites the checkpoint's config with
+ * `edit`, as a version of the run format before a setting existed wrote it.
+ */
+async function olderRun(
+  runDir: string,
+  extra: Partial<TrainOptions>,
+  edit: (config: Record<string, unknown>) => void,
+) {
+  const first = await trainModel(base({
+    epochs: 1,
+    runDir,
+    earlyStopping: false,
+    ...extra,
+  }));
+  first.model.dispose();
+  const file = join(runPaths(runDir).checkpoint, "state.json");
+  const saved = JSON.parse(await Deno.readTextFile(file));
+  edit(saved.state.config);
+  await Deno.writeTextFile(file, JSON.stringify(saved));
+}
+
+/** Resumes the run in `runDir` up to `epochs`, without early stopping. */
+function resumeRun(
+  runDir: string,
+  epochs: number,
+  extra: Partial<TrainOptions> = {},
+): Promise<TrainResult> {
+  return trainModel(base({
+    epochs,
+    runDir,
+    resume: true,
+    earlyStopping: false,
+    ...extra,
+  }));
+}
+
 async function withTemp(body: (dir: string) => Promise<void>) {
   const dir = await Deno.makeTempDir({ prefix: "train_test_" });
   try {
@@ -321,29 +358,11 @@ Deno.test("cosine decay over a time budget: each epoch's rate follows the second
 Deno.test("a run saved before cosineDecay.over existed resumes as a decay over epochs", async () => {
   await withTemp(async (dir) => {
     const runDir = join(dir, "run");
-    const first = await trainModel(base({
-      epochs: 1,
-      runDir,
-      earlyStopping: false,
-      cosineDecay: { minLr: 0 },
-    }));
-    first.model.dispose();
-    // Rewrite the checkpoint's config as the older version wrote it.
-    const file = join(runPaths(runDir).checkpoint, "state.json");
-    const saved = JSON.parse(await Deno.readTextFile(file));
-    assert.deepEqual(saved.state.config.cosineDecay, {
-      minLr: 0,
-      over: "epochs",
+    await olderRun(runDir, { cosineDecay: { minLr: 0 } }, (config) => {
+      assert.deepEqual(config.cosineDecay, { minLr: 0, over: "epochs" });
+      config.cosineDecay = { minLr: 0 };
     });
-    saved.state.config.cosineDecay = { minLr: 0 };
-    await Deno.writeTextFile(file, JSON.stringify(saved));
-    const resumed = await trainModel(base({
-      epochs: 2,
-      runDir,
-      resume: true,
-      earlyStopping: false,
-      cosineDecay: { minLr: 0 },
-    }));
+    const resumed = await resumeRun(runDir, 2, { cosineDecay: { minLr: 0 } });
     resumed.model.dispose();
     assert.equal(resumed.history.length, 2);
     assert.equal(
@@ -352,14 +371,10 @@ Deno.test("a run saved before cosineDecay.over existed resumes as a decay over e
     );
     // A decay over time is a different schedule: refused.
     await assert.rejects(
-      trainModel(base({
-        epochs: 3,
-        runDir,
-        resume: true,
-        earlyStopping: false,
+      resumeRun(runDir, 3, {
         cosineDecay: { minLr: 0, over: "time" },
         maxSeconds: 600,
-      })),
+      }),
       /the settings differ \(cosineDecay: \{"minLr":0,"over":"epochs"\} in the run/,
     );
   });
@@ -566,26 +581,13 @@ Deno.test("label smoothing: the training loss stays above the target's entropy; 
 Deno.test("a run saved before weightDecay and labelSmoothing existed resumes with both off, and refuses them on", async () => {
   await withTemp(async (dir) => {
     const runDir = join(dir, "run");
-    const first = await trainModel(base({
-      epochs: 1,
-      runDir,
-      earlyStopping: false,
-    }));
-    first.model.dispose();
-    // Rewrite the checkpoint's config as the older version wrote it.
-    const file = join(runPaths(runDir).checkpoint, "state.json");
-    const saved = JSON.parse(await Deno.readTextFile(file));
-    assert.equal(saved.state.config.weightDecay, 0);
-    assert.equal(saved.state.config.labelSmoothing, 0);
-    delete saved.state.config.weightDecay;
-    delete saved.state.config.labelSmoothing;
-    await Deno.writeTextFile(file, JSON.stringify(saved));
-    const resumed = await trainModel(base({
-      epochs: 2,
-      runDir,
-      resume: true,
-      earlyStopping: false,
-    }));
+    await olderRun(runDir, {}, (config) => {
+      assert.equal(config.weightDecay, 0);
+      assert.equal(config.labelSmoothing, 0);
+      delete config.weightDecay;
+      delete config.labelSmoothing;
+    });
+    const resumed = await resumeRun(runDir, 2);
     resumed.model.dispose();
     assert.equal(resumed.history.length, 2);
     for (
@@ -595,13 +597,7 @@ Deno.test("a run saved before weightDecay and labelSmoothing existed resumes wit
       ] as const
     ) {
       await assert.rejects(
-        trainModel(base({
-          epochs: 3,
-          runDir,
-          resume: true,
-          earlyStopping: false,
-          ...extra,
-        })),
+        resumeRun(runDir, 3, extra),
         message,
       );
     }
