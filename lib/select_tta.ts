@@ -153,8 +153,15 @@ if (import.meta.main) {
     },
     strict: true,
   });
-  if (values.from) {
-    try {
+  if (!values.from && !values.data) {
+    console.error(
+      "usage: deno task select-tta -- [--model DIR] --data DIR [--dry-run]\n" +
+        "       deno task select-tta -- --model REFIT_DIR --from VALIDATED_RUN_DIR",
+    );
+    Deno.exit(2);
+  }
+  try {
+    if (values.from) {
       const tta = await copyTta({
         model: values.model ?? projectPaths().defaultModel,
         from: values.from,
@@ -163,22 +170,10 @@ if (import.meta.main) {
         `chosen: ${tta} (as chosen on validation for ${values.from}); recorded in metadata.json`,
       );
       Deno.exit(0);
-    } catch (error) {
-      console.error(`select-tta: ${(error as Error).message}`);
-      Deno.exit(1);
     }
-  }
-  if (!values.data) {
-    console.error(
-      "usage: deno task select-tta -- [--model DIR] --data DIR [--dry-run]\n" +
-        "       deno task select-tta -- --model REFIT_DIR --from VALIDATED_RUN_DIR",
-    );
-    Deno.exit(2);
-  }
-  try {
     const c = await selectTta({
       ...(values.model ? { model: values.model } : {}),
-      data: values.data,
+      data: values.data!,
       write: !values["dry-run"],
     });
     for (const [mode, s] of Object.entries(c.validation)) {
