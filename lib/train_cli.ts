@@ -19,7 +19,11 @@
 import { existsSync, readdirSync } from "node:fs";
 import { relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { type AugmentOptions, resolveAugmentOptions } from "./augment.ts";
+import {
+  type AugmentOptions,
+  DEFAULT_AUGMENT_OPTIONS,
+  resolveAugmentOptions,
+} from "./augment.ts";
 import { taskArgs } from "./cli.ts";
 import { hasCheckpoint, readCheckpointState } from "./checkpoint.ts";
 import { prepareData, resolveDataSource } from "./data.ts";
@@ -171,14 +175,8 @@ function fraction(value: string | undefined, flag: string, fallback: number) {
   return n;
 }
 
-const AUGMENT_KEYS = [
-  "flip",
-  "rotation",
-  "zoom",
-  "shift",
-  "brightness",
-  "contrast",
-] as const;
+/** The augmentation options there are: the keys of the defaults. */
+const AUGMENT_KEYS = Object.keys(DEFAULT_AUGMENT_OPTIONS);
 
 function augmentArg(text: string): AugmentOptions {
   let value: unknown;
@@ -190,9 +188,7 @@ function augmentArg(text: string): AugmentOptions {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new UsageError(`--augment must be a JSON object (got "${text}")`);
   }
-  const unknown = Object.keys(value).filter((k) =>
-    !(AUGMENT_KEYS as readonly string[]).includes(k)
-  );
+  const unknown = Object.keys(value).filter((k) => !AUGMENT_KEYS.includes(k));
   if (unknown.length) {
     throw new UsageError(
       `--augment: unknown key ${unknown.map((k) => `"${k}"`).join(", ")} ` +
