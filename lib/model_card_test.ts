@@ -51,10 +51,10 @@ Deno.test("modelCard: metrics with intervals, per-class rows, confusions, uses a
     labels,
     classes: CLASSES,
   });
-  const cardOf = (runConfig: Record<string, unknown>) =>
+  const cardOf = (runConfig?: Record<string, unknown>, meta = metadata()) =>
     modelCard({
       name: "tiny",
-      metadata: metadata(),
+      metadata: meta,
       dataset: "test split of <data> (seed 7)",
       full,
       deduplicated: full,
@@ -95,14 +95,7 @@ Deno.test("modelCard: metrics with intervals, per-class rows, confusions, uses a
     test: 0.25,
     validationTrained: true,
   };
-  const refitCard = modelCard({
-    name: "tiny",
-    metadata: refitMeta,
-    dataset: "test split of <data> (seed 7)",
-    full,
-    deduplicated: full,
-    command: "deno task evaluate -- --model models/tiny --data <data>",
-  });
+  const refitCard = cardOf(undefined, refitMeta);
   assert.match(
     refitCard.replace(/\s+/g, " "),
     /This model is the final refit of those settings: it was trained on the training and validation splits together/,

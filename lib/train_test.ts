@@ -505,10 +505,7 @@ Deno.test("weight decay: after a step the kernels are scaled by 1 - lr · decay,
       ? Float32Array.from(p[i], (x) => x * 0.9)
       : p[i];
     if (w.shape.length >= 2) kernels++;
-    let max = 0;
-    for (let j = 0; j < p[i].length; j++) {
-      max = Math.max(max, Math.abs(d[i][j] - expected[j]));
-    }
+    const max = maxAbsDiff([d[i]], [expected]);
     assert.ok(max < 1e-6, `${w.name}: max |Δ| ${max}`);
   });
   assert.equal(kernels, 5); // seedCnn: 3 convolutions, 2 dense layers
