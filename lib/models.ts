@@ -27,8 +27,8 @@
  * normalisation in training as `FusedBatchNormV3` and its fused gradient
  * (tfjs: `moments` + `batchNorm`, ~40 small ops per layer and step, half the
  * ResNet's training time), and a fused Adam step ({@linkcode NativeAdam},
- * TensorFlow's `ResourceApplyAdam`). See
- * `bench/train.ts` for the measurements against Keras.
+ * TensorFlow's `ResourceApplyAdam`). See `bench/train.ts` (the seed CNN) and
+ * `bench/time_to_accuracy.ts` (the ResNet) for the measurements against Keras.
  *
  * @module
  */
@@ -873,7 +873,6 @@ function attrs(b: Binding) {
 
 type KernelFunc = import("@tensorflow/tfjs-node").KernelFunc;
 type KernelConfig = import("@tensorflow/tfjs-node").KernelConfig;
-type GradConfig = import("@tensorflow/tfjs-node").GradConfig;
 type KernelArgs = Parameters<KernelFunc>[0];
 
 interface ConvGeometry {
@@ -950,13 +949,12 @@ export interface NativeKernelsStatus {
 }
 
 interface Installed {
+  /** The tfjs kernels that were replaced, to register again. */
   kernels: KernelConfig[];
-  gradients: GradConfig[];
-  /** Undoes patches that are not kernel registrations. */
+  /** Undoes everything else: added kernels, gradients, patched layers. */
   undo: (() => void)[];
   replaced: string[];
   skipped: string[];
-  keep: Tensor[];
 }
 
 let installed: Installed | undefined;
@@ -1032,11 +1030,9 @@ export function useNativeKernels(): NativeKernelsStatus {
   const a = attrs(be.binding);
   const state: Installed = {
     kernels: [],
-    gradients: [],
     undo: [],
     replaced: [],
     skipped: [],
-    keep: [],
   };
 
   const probe = (what: string, run: () => Tensor | Tensor[]): boolean => {
@@ -1082,10 +1078,7 @@ export function useNativeKernels(): NativeKernelsStatus {
         reluGrad(inputs.dy as Tensor, inputs.x as Tensor),
     });
     const original = tf.getGradient("Relu");
-    if (original) {
-      tf.unregisterGradient("Relu");
-      state.gradients.push(original);
-    }
+    if (original) tf.unregisterGradient("Relu");
     tf.registerGradient({
       kernelName: "Relu",
       inputsToSave: ["x"],
@@ -1099,6 +1092,11 @@ export function useNativeKernels(): NativeKernelsStatus {
             }, {}) as Tensor,
         };
       },
+    });
+    state.undo.push(() => {
+      tf.unregisterGradient("Relu");
+      if (original) tf.registerGradient(original);
+      tf.unregisterKernel(NATIVE_RELU_GRAD, "tensorflow");
     });
     state.replaced.push("Relu gradient");
   }
@@ -1477,13 +1475,7 @@ export function restoreTfjsKernels(): void {
     tf.unregisterKernel(config.kernelName, "tensorflow");
     tf.registerKernel(config);
   }
-  if (installed.replaced.includes("Relu gradient")) {
-    tf.unregisterGradient("Relu");
-    for (const grad of installed.gradients) tf.registerGradient(grad);
-    tf.unregisterKernel(NATIVE_RELU_GRAD, "tensorflow");
-  }
   for (const undo of installed.undo) undo();
-  tf.dispose(installed.keep);
   installed = undefined;
   lastStatus = { active: false, replaced: [], skipped: [] };
 }
