@@ -134,3 +134,48 @@ Deno.test("inference pool: a missing model or a bad worker count fails before se
   );
   await Deno.remove(join(missing, ".."), { recursive: true });
 });
+
+Deno.test("inference pool: a worker that dies fails the requests it held, and a fresh worker takes its place", async () => {
+  await withModel(async ({ modelDir, bytes }) => {
+    // Keep a handle on every Worker the pool starts (real workers, recorded
+    // while the pool starts or replaces one).
+    const started: Worker[] = [];
+    const RealWorker = globalThis.Worker;
+    const Recording = class extends RealWorker {
+      constructor(url: string | URL, options?: WorkerOptions) {
+        super(url, options);
+        started.push(this);
+      }
+    };
+    const recording = async <T>(body: () => Promise<T>) => {
+      globalThis.Worker = Recording;
+      try {
+        return await body();
+      } finally {
+        globalThis.Worker = RealWorker;
+      }
+    };
+    const pool = await recording(() =>
+      startInferencePool({ modelDir, workers: 1 })
+    );
+    try {
+      assert.equal(started.length, 1);
+      const before = await pool.classify(bytes[0]);
+      // An uncaught error in the worker, as the pool sees it: the request in
+      // flight fails with a message naming the cause…
+      const held = pool.classify(bytes[1]);
+      await recording(() => {
+        started[0].dispatchEvent(
+          new ErrorEvent("error", { message: "boom", cancelable: true }),
+        );
+        return Promise.resolve();
+      });
+      await assert.rejects(held, /the inference worker died \(boom\)/);
+      // …and a new worker, loading the same model, answers what comes next.
+      assert.equal(started.length, 2);
+      assert.deepEqual(await pool.classify(bytes[0]), before);
+    } finally {
+      await pool.close();
+    }
+  });
+});
