@@ -147,7 +147,7 @@ Deno.test("inference pool: a worker that dies fails the requests it held, and a 
         started.push(this);
       }
     };
-    const recording = async <T>(body: () => Promise<T>) => {
+    const recording = async <T>(body: () => T | Promise<T>) => {
       globalThis.Worker = Recording;
       try {
         return await body();
@@ -164,12 +164,11 @@ Deno.test("inference pool: a worker that dies fails the requests it held, and a 
       // An uncaught error in the worker, as the pool sees it: the request in
       // flight fails with a message naming the cause…
       const held = pool.classify(bytes[1]);
-      await recording(() => {
+      await recording(() =>
         started[0].dispatchEvent(
           new ErrorEvent("error", { message: "boom", cancelable: true }),
-        );
-        return Promise.resolve();
-      });
+        )
+      );
       await assert.rejects(held, /the inference worker died \(boom\)/);
       // …and a new worker, loading the same model, answers what comes next.
       assert.equal(started.length, 2);
