@@ -12,7 +12,7 @@
  * 3. then the lower validation loss.
  *
  * ```sh
- * deno task select-run -- --data DIR [--tta none,hflip] [--json] RUN_DIR...
+ * deno task select-run -- --data DIR [--tta none,hflip [--record]] [--json] RUN_DIR...
  * ```
  *
  * @module
@@ -26,6 +26,7 @@ import {
   readModelMetadata,
   resolveModelDir,
   type Tta,
+  updateModelMetadata,
 } from "./saved_model.ts";
 
 /** One target: a metric of an {@linkcode EvaluationReport} and its bound. */
@@ -271,6 +272,12 @@ export interface SelectRunOptions {
   focusClasses?: readonly string[];
   /** Cache folder for decoded images. */
   cacheDir?: string;
+  /**
+   * Record the winner's test-time mode in its `metadata.json` (default
+   * false; only meaningful with `tta`), so `evaluate`, `predict` and `serve`
+   * predict the way it was chosen.
+   */
+  record?: boolean;
 }
 
 /** What {@linkcode selectRun} returns. */
@@ -279,6 +286,8 @@ export interface RunSelection {
   ranking: RankedRun[];
   /** Each candidate's run folder and mode, by candidate name. */
   candidates: Record<string, { run: string; tta: Tta | "own" }>;
+  /** The winner's mode, if it was written to its metadata. */
+  recorded: Tta | null;
 }
 
 /**
@@ -325,23 +334,30 @@ export async function selectRun(
       reports.push({ name, report: e.full });
     }
   }
-  return {
-    ranking: rankRuns({
-      candidates: reports,
-      ...(options.targets ? { targets: options.targets } : {}),
-      ...(options.focusClasses ? { focusClasses: options.focusClasses } : {}),
-    }),
-    candidates,
-  };
+  const ranking = rankRuns({
+    candidates: reports,
+    ...(options.targets ? { targets: options.targets } : {}),
+    ...(options.focusClasses ? { focusClasses: options.focusClasses } : {}),
+  });
+  const winner = candidates[ranking[0].name];
+  let recorded: Tta | null = null;
+  if (options.record && winner.tta !== "own") {
+    await updateModelMetadata(resolveModelDir(winner.run), {
+      inference: { tta: winner.tta },
+    });
+    recorded = winner.tta;
+  }
+  return { ranking, candidates, recorded };
 }
 
 const USAGE =
-  `usage: deno task select-run -- --data DIR [--tta none,hflip] [--json] RUN_DIR...
+  `usage: deno task select-run -- --data DIR [--tta none,hflip [--record]] [--json] RUN_DIR...
 
   Ranks runs on their validation splits by issue 7's targets: most targets
   met, then the weakest of the glioma and meningioma recalls, then the loss.
   --data DIR   the dataset the runs were trained on
   --tta LIST   modes to score for each run (default: each run's own)
+  --record     write the winner's mode into its metadata.json
   --json       print the ranking as JSON`;
 
 async function main(args: string[]): Promise<number> {
@@ -353,6 +369,7 @@ async function main(args: string[]): Promise<number> {
         data: { type: "string" },
         tta: { type: "string" },
         json: { type: "boolean", default: false },
+        record: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
       allowPositionals: true,
@@ -382,10 +399,14 @@ async function main(args: string[]): Promise<number> {
       runs: positionals,
       data: values.data,
       ...(tta ? { tta: tta as Tta[] } : {}),
+      record: values.record,
     });
     console.log(
       values.json ? JSON.stringify(s) : formatRanking(s.ranking) +
-        `\nchosen: ${s.ranking[0].name}`,
+        `\nchosen: ${s.ranking[0].name}` +
+        (s.recorded
+          ? `; test-time mode ${s.recorded} recorded in its metadata.json`
+          : ""),
     );
     return 0;
   } catch (error) {

@@ -213,6 +213,26 @@ Deno.test("selectRun: ranks real models on their validation splits, per test-tim
     assert.equal(both.candidates[`${a} (hflip)`].tta, "hflip");
     const losses = both.ranking.map((r) => r.loss);
     assert.notEqual(losses[0], losses[1]);
+    assert.equal(both.recorded, null);
+    assert.equal((await readModelMetadata(a)).inference, undefined);
+    // --record writes the winning mode, which evaluate then uses by default
+    const recorded = await selectRun({
+      runs: [a],
+      data,
+      cacheDir,
+      tta: ["none", "hflip"],
+      record: true,
+    });
+    const mode = recorded.candidates[recorded.ranking[0].name].tta;
+    assert.equal(recorded.recorded, mode);
+    assert.deepEqual((await readModelMetadata(a)).inference, { tta: mode });
+    const own = await evaluateModel({
+      modelDir: a,
+      data,
+      split: "validation",
+      cacheDir,
+    });
+    assert.equal(own.full.loss, recorded.ranking[0].loss);
     assert.equal(tf.memory().numTensors, start);
   });
 });
