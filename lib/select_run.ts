@@ -39,6 +39,8 @@ export interface Target {
   min?: number;
   /** The value must be at most this (inclusive). */
   max?: number;
+  /** Show the value as a percentage (default: three decimals). */
+  percent?: boolean;
 }
 
 /** A class's recall in `report`, or `null` if the class is not there. */
@@ -58,22 +60,30 @@ function recallOf(report: EvaluationReport, name: string): number | null {
  * ```
  */
 export const ISSUE_7_TARGETS: readonly Target[] = [
-  { name: "accuracy ≥ 97%", value: (r) => r.accuracy, min: 0.97 },
+  {
+    name: "accuracy ≥ 97%",
+    value: (r) => r.accuracy,
+    min: 0.97,
+    percent: true,
+  },
   { name: "macro-F1 ≥ 0.96", value: (r) => r.macro.f1, min: 0.96 },
   {
     name: "glioma recall ≥ 94%",
     value: (r) => recallOf(r, "glioma"),
     min: 0.94,
+    percent: true,
   },
   {
     name: "meningioma recall ≥ 94%",
     value: (r) => recallOf(r, "meningioma"),
     min: 0.94,
+    percent: true,
   },
   {
     name: "tumour sensitivity ≥ 99%",
     value: (r) => r.binary?.sensitivity ?? null,
     min: 0.99,
+    percent: true,
   },
   { name: "ECE ≤ 0.03", value: (r) => r.calibration.ece, max: 0.03 },
 ];
@@ -86,6 +96,8 @@ export interface TargetResult {
   value: number | null;
   /** Whether the bound holds. */
   met: boolean;
+  /** Whether the value reads as a percentage (the target's `percent`). */
+  percent: boolean;
 }
 
 /** What {@linkcode scoreTargets} returns. */
@@ -123,7 +135,7 @@ export interface ScoreTargetsOptions {
  *   classes: ["glioma", "notumor"],
  * });
  * const s = scoreTargets({ report, focusClasses: ["glioma"] });
- * console.log(s.results[0]); // { name: "accuracy ≥ 97%", value: 1, met: true }
+ * console.log(s.results[0]); // { name: "accuracy ≥ 97%", value: 1, met: true, percent: true }
  * console.log(s.weakestRecall); // 1
  * ```
  */
@@ -135,7 +147,7 @@ export function scoreTargets(options: ScoreTargetsOptions): TargetScore {
     const met = value !== null &&
       (t.min === undefined || value >= t.min) &&
       (t.max === undefined || value <= t.max);
-    return { name: t.name, value, met };
+    return { name: t.name, value, met, percent: t.percent ?? false };
   });
   const recalls = (options.focusClasses ?? ["glioma", "meningioma"])
     .map((c) => recallOf(options.report, c))
@@ -240,11 +252,7 @@ export function formatRanking(ranked: readonly RankedRun[]): string {
   for (const r of ranked) {
     const targets = r.results.map((t) =>
       `${t.name.split(" ")[0]} ${
-        t.value === null
-          ? "—"
-          : t.value > 1 || /ECE|F1/.test(t.name)
-          ? t.value.toFixed(3)
-          : pct(t.value)
+        t.value === null ? "—" : t.percent ? pct(t.value) : t.value.toFixed(3)
       }${t.met ? "*" : ""}`
     ).join(", ");
     lines.push(

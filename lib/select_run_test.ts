@@ -97,7 +97,17 @@ Deno.test("scoreTargets: an undefined metric is not met; custom targets and focu
     focusClasses: ["pituitary", "nothing"],
   });
   assert.equal(custom.results.length, 1);
-  assert.equal(custom.met, 0); // loss is −ln 0.85 ≈ 0.16
+  assert.equal(custom.met, 0); // loss is (−ln 0.9 − ln 0.8) / 2 ≈ 0.164
+  assert.equal(custom.results[0].percent, false);
+  const text = formatRanking(rankRuns({
+    candidates: [{ name: "r", report: r }],
+    targets: [{ name: "loss ≤ 0.1", value: (x) => x.loss, max: 0.1 }],
+  }));
+  assert.match(text, /  loss 0\.164$/); // three decimals, not a percentage
+  assert.match(
+    formatRanking(rankRuns({ candidates: [{ name: "r", report: r }] })),
+    /meningioma —,/,
+  );
   assert.equal(custom.weakestRecall, 1);
   assert.equal(
     scoreTargets({ report: r, focusClasses: ["absent"] }).weakestRecall,
