@@ -219,7 +219,11 @@ export function modelCard(options: ModelCardOptions): string {
     "## Training",
     "",
     `- ${m.arch}, Adam (learning rate ${t.learningRate}), batch ${t.batchSize}, ` +
-    `${t.epochs} epochs (weights of epoch ${t.bestEpoch}, the best on validation loss; ` +
+    `${t.epochs} epochs (weights of epoch ${t.bestEpoch}, ${
+      t.split?.validationTrained
+        ? "the lowest training loss: a refit has no validation"
+        : "the best on validation loss"
+    }; ` +
     `stopped: ${t.stopReason ?? "n/a"})` +
     (t.seconds ? `, ${(t.seconds / 60).toFixed(1)} min on 2 CPU cores.` : "."),
     ...(options.runConfig ? [runConfigLine(options.runConfig)] : []),

@@ -89,6 +89,7 @@ Deno.test("modelCard: metrics with intervals, per-class rows, confusions, uses a
     /- Schedule: cosine learning-rate decay to 0\.00001 over the 60-min time budget \(at most 200 epochs\); moving average of the weights \(decay 0\.998\) validated and saved; decoupled weight decay 0\.05; label smoothing 0\.1; no early stopping; training time budget 60 min\./,
   );
   assert.equal(card.includes("final refit"), false);
+  assert.match(card, /the best on validation loss/);
   const refitMeta = metadata();
   refitMeta.training.split = {
     validation: 0.2,
@@ -100,6 +101,11 @@ Deno.test("modelCard: metrics with intervals, per-class rows, confusions, uses a
     refitCard.replace(/\s+/g, " "),
     /This model is the final refit of those settings: it was trained on the training and validation splits together/,
   );
+  assert.match(
+    refitCard,
+    /the lowest training loss: a refit has no validation/,
+  );
+  assert.equal(refitCard.includes("the best on validation loss"), false);
   assert.match(card, /^# tiny: brain MRI tumour classifier \(seedCnn, 32×32/);
   assert.match(card, /\| accuracy \| 75\.00% \(\d+\.\d%–\d+\.\d%\) \|/);
   assert.match(card, /validation 20%, test 25%/);

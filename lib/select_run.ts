@@ -63,9 +63,10 @@ export interface RunSelection {
 }
 
 /**
- * Evaluates every run on its own validation split (under each requested
+ * Evaluates every run on its validation split (under each requested
  * test-time augmentation mode) and ranks them with {@linkcode rankRuns}.
- * Refits (trained on their validation split) are refused.
+ * The runs must share that split (same seed, fractions and dataset), and
+ * refits (trained on their validation split) are refused.
  *
  * @example
  * ```ts ignore
@@ -84,13 +85,29 @@ export async function selectRun(
   const modes: (Tta | "own")[] = options.tta?.length
     ? [...options.tta]
     : ["own"];
+  if (new Set(options.runs).size !== options.runs.length) {
+    throw new Error("selectRun: a run is listed twice");
+  }
   const candidates: RunSelection["candidates"] = {};
   const reports: RunCandidate[] = [];
+  let first: { run: string; split: string } | undefined;
   for (const run of options.runs) {
     const metadata = await readModelMetadata(resolveModelDir(run));
     if (metadata.training.split?.validationTrained) {
       throw new Error(
         `${run} was refit on its validation split: it cannot be ranked on it`,
+      );
+    }
+    // Runs are only comparable on the same validation split.
+    const t = metadata.training;
+    const split = `seed ${t.seed}, validation ${
+      t.split?.validation ?? 0.15
+    }, test ${t.split?.test ?? 0.15}, dataset ${metadata.datasetFingerprint}`;
+    first ??= { run, split };
+    if (split !== first.split) {
+      throw new Error(
+        `${run} was split differently from ${first.run} (${split} vs ` +
+          `${first.split}): their validation splits are not the same scans`,
       );
     }
     for (const mode of modes) {

@@ -26,7 +26,9 @@ async function withRuns(
     const a = join(dir, "a");
     const b = join(dir, "b");
     await saveTinyModel(a, { seed: 3 });
-    await saveTinyModel(b, { seed: 4 });
+    // different weights, the same split (the split follows training.seed)
+    const m = await saveTinyModel(b, { seed: 4 });
+    await updateModelMetadata(b, { training: { ...m.training, seed: 3 } });
     await body({ dir, data, cacheDir: join(dir, "cache"), a, b });
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -101,6 +103,44 @@ Deno.test("selectRun: refuses a refit and an empty list", async () => {
       new RegExp(`${b} was refit on its validation split`),
     );
     await assert.rejects(selectRun({ runs: [], data }), /no runs given/);
+    await assert.rejects(
+      selectRun({ runs: [a, a], data }),
+      /a run is listed twice/,
+    );
+  });
+});
+
+Deno.test("selectRun: refuses runs split differently (seed, fractions or dataset)", async () => {
+  await withRuns(async ({ data, cacheDir, a, b }) => {
+    const base = (await readModelMetadata(b)).training;
+    const cases: [string, Parameters<typeof updateModelMetadata>[1]][] = [
+      ["seed 5", { training: { ...base, seed: 5 } }],
+      [
+        "validation 0.2",
+        { training: { ...base, split: { validation: 0.2, test: 0.15 } } },
+      ],
+      ["dataset other", { datasetFingerprint: "other" }],
+    ];
+    for (const [what, change] of cases) {
+      const original = await readModelMetadata(b);
+      await updateModelMetadata(b, change);
+      await assert.rejects(
+        selectRun({ runs: [a, b], data, cacheDir }),
+        (e: Error) => {
+          assert.match(e.message, new RegExp(`${b} was split differently`));
+          assert.ok(e.message.includes(what), e.message);
+          assert.match(e.message, /not the same scans/);
+          return true;
+        },
+      );
+      await updateModelMetadata(b, {
+        training: original.training,
+        datasetFingerprint: original.datasetFingerprint,
+      });
+    }
+    // restored: comparable again
+    const s = await selectRun({ runs: [a, b], data, cacheDir });
+    assert.equal(s.ranking.length, 2);
   });
 });
 
