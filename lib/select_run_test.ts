@@ -1,38 +1,30 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { saveTinyModel } from "../tests/fixtures.ts";
+import { saveTinyModel, withSyntheticDataset } from "../tests/fixtures.ts";
 import { evaluateModel } from "./evaluate.ts";
 import { readModelMetadata, updateModelMetadata } from "./saved_model.ts";
 import { selectRun } from "./select_run.ts";
-import { generateSyntheticDataset } from "./synthetic.ts";
 import { rankRuns } from "./targets.ts";
 import { tf } from "./tf.ts";
 
-/** Two tiny saved models and a synthetic dataset in a temp folder. */
-async function withRuns(
+/** Two tiny saved models (same split, different weights) and a synthetic dataset. */
+function withRuns(
   body: (
     p: { dir: string; data: string; cacheDir: string; a: string; b: string },
   ) => Promise<void>,
-) {
-  const dir = await Deno.makeTempDir({ prefix: "select_run_test_" });
-  try {
-    const data = join(dir, "ds");
-    await generateSyntheticDataset({
-      outDir: data,
-      seed: 5,
-      trainPerClass: 10,
-      testPerClass: 1,
-    });
-    const a = join(dir, "a");
-    const b = join(dir, "b");
-    await saveTinyModel(a, { seed: 3 });
-    // different weights, the same split (the split follows training.seed)
-    const m = await saveTinyModel(b, { seed: 4 });
-    await updateModelMetadata(b, { training: { ...m.training, seed: 3 } });
-    await body({ dir, data, cacheDir: join(dir, "cache"), a, b });
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+): Promise<void> {
+  return withSyntheticDataset(
+    { seed: 5, prefix: "select_run_test_" },
+    async (fixture) => {
+      const a = join(fixture.dir, "a");
+      const b = join(fixture.dir, "b");
+      await saveTinyModel(a, { seed: 3 });
+      // different weights, the same split (the split follows training.seed)
+      const m = await saveTinyModel(b, { seed: 4 });
+      await updateModelMetadata(b, { training: { ...m.training, seed: 3 } });
+      await body({ ...fixture, a, b });
+    },
+  );
 }
 
 Deno.test("selectRun: ranks real models on their validation splits, per test-time mode", async () => {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { saveTinyModel } from "../tests/fixtures.ts";
+import { saveTinyModel, withSyntheticDataset } from "../tests/fixtures.ts";
 import { evaluateModel, predictProbabilities } from "./evaluate.ts";
 import {
   readModelMetadata,
@@ -8,27 +8,14 @@ import {
   validateMetadata,
 } from "./saved_model.ts";
 import { copyTta, selectTta } from "./select_tta.ts";
-import { generateSyntheticDataset } from "./synthetic.ts";
 import { seedCnn } from "./models.ts";
 import { tf } from "./tf.ts";
 
 /** Runs `body` with a small synthetic dataset and a cache in a temp folder. */
-async function withDataset(
+function withDataset(
   body: (p: { dir: string; data: string; cacheDir: string }) => Promise<void>,
-) {
-  const dir = await Deno.makeTempDir({ prefix: "select_tta_test_" });
-  try {
-    const data = join(dir, "ds");
-    await generateSyntheticDataset({
-      outDir: data,
-      seed: 4,
-      trainPerClass: 10,
-      testPerClass: 1,
-    });
-    await body({ dir, data, cacheDir: join(dir, "cache") });
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+): Promise<void> {
+  return withSyntheticDataset({ seed: 4, prefix: "select_tta_test_" }, body);
 }
 
 Deno.test("predictProbabilities: hflip averages each image with its mirror", async () => {

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { join } from "node:path";
 import sharp from "sharp";
 import { rng } from "../lib/random.ts";
 // Types only: saveTinyModel imports TensorFlow lazily, so the fixtures of
@@ -208,4 +209,49 @@ export async function saveTinyModel(
     model.dispose();
   }
   return metadata;
+}
+
+/** What {@linkcode withSyntheticDataset} hands its body. */
+export interface SyntheticDatasetFixture {
+  /** A temp folder, removed afterwards. */
+  dir: string;
+  /** The synthetic dataset's root (Kaggle layout) inside `dir`. */
+  data: string;
+  /** A decoded-image cache folder inside `dir`. */
+  cacheDir: string;
+}
+
+/**
+ * Runs `body` with a small seeded synthetic dataset (10 training and 1
+ * testing scan per class unless told otherwise) in a temp folder that is
+ * removed afterwards, whatever `body` does.
+ *
+ * @example
+ * ```ts ignore
+ * import { withSyntheticDataset } from "./fixtures.ts";
+ * await withSyntheticDataset({ seed: 4 }, async ({ data }) => {
+ *   console.log(data);
+ * });
+ * ```
+ */
+export async function withSyntheticDataset(
+  options: { seed: number; trainPerClass?: number; prefix?: string },
+  body: (fixture: SyntheticDatasetFixture) => Promise<void>,
+): Promise<void> {
+  const { generateSyntheticDataset } = await import("../lib/synthetic.ts");
+  const dir = await Deno.makeTempDir({
+    prefix: options.prefix ?? "synthetic_fixture_",
+  });
+  try {
+    const data = join(dir, "ds");
+    await generateSyntheticDataset({
+      outDir: data,
+      seed: options.seed,
+      trainPerClass: options.trainPerClass ?? 10,
+      testPerClass: 1,
+    });
+    await body({ dir, data, cacheDir: join(dir, "cache") });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 }
