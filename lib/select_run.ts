@@ -177,10 +177,18 @@ async function main(args: string[]): Promise<number> {
     console.error(`error: --data and at least one run are required\n${USAGE}`);
     return 2;
   }
-  const tta = values.tta?.split(",").map((s) => s.trim());
+  const tta = values.tta === undefined
+    ? undefined
+    : [...new Set(values.tta.split(",").map((s) => s.trim()))];
   const bad = tta?.find((t) => !isTta(t));
   if (bad !== undefined) {
     console.error(`error: --tta: "${bad}" is not none or hflip\n${USAGE}`);
+    return 2;
+  }
+  if (values.record && !tta) {
+    console.error(
+      `error: --record needs --tta (the modes to choose from)\n${USAGE}`,
+    );
     return 2;
   }
   try {

@@ -166,6 +166,12 @@ Deno.test("select-run CLI: prints the ranking as JSON; bad arguments exit 2", as
       new TextDecoder().decode(badTta.stderr),
       /"vflip" is not none or hflip/,
     );
+    const recordAlone = await run(["--data", data, "--record", a]);
+    assert.equal(recordAlone.code, 2);
+    assert.match(
+      new TextDecoder().decode(recordAlone.stderr),
+      /--record needs --tta/,
+    );
     const missing = await run(["--data", data, join(data, "no-such-run")]);
     assert.equal(missing.code, 1);
     assert.match(
