@@ -22,6 +22,7 @@ import {
   type Tta,
   updateModelMetadata,
 } from "./saved_model.ts";
+import { DEFAULT_SPLIT_FRACTION } from "./split.ts";
 import {
   formatRanking,
   type RankedRun,
@@ -88,21 +89,22 @@ export async function selectRun(
   if (new Set(options.runs).size !== options.runs.length) {
     throw new Error("selectRun: a run is listed twice");
   }
-  const candidates: RunSelection["candidates"] = {};
-  const reports: RunCandidate[] = [];
+  // Check every run before evaluating any: refits are refused, and runs are
+  // only comparable on the same validation split.
   let first: { run: string; split: string } | undefined;
   for (const run of options.runs) {
     const metadata = await readModelMetadata(resolveModelDir(run));
-    if (metadata.training.split?.validationTrained) {
+    const t = metadata.training;
+    if (t.split?.validationTrained) {
       throw new Error(
         `${run} was refit on its validation split: it cannot be ranked on it`,
       );
     }
-    // Runs are only comparable on the same validation split.
-    const t = metadata.training;
     const split = `seed ${t.seed}, validation ${
-      t.split?.validation ?? 0.15
-    }, test ${t.split?.test ?? 0.15}, dataset ${metadata.datasetFingerprint}`;
+      t.split?.validation ?? DEFAULT_SPLIT_FRACTION
+    }, test ${
+      t.split?.test ?? DEFAULT_SPLIT_FRACTION
+    }, dataset ${metadata.datasetFingerprint}`;
     first ??= { run, split };
     if (split !== first.split) {
       throw new Error(
@@ -110,6 +112,10 @@ export async function selectRun(
           `${first.split}): their validation splits are not the same scans`,
       );
     }
+  }
+  const candidates: RunSelection["candidates"] = {};
+  const reports: RunCandidate[] = [];
+  for (const run of options.runs) {
     for (const mode of modes) {
       const e = await evaluateModel({
         modelDir: run,

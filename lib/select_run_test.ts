@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { saveTinyModel, withSyntheticDataset } from "../tests/fixtures.ts";
 import { evaluateModel } from "./evaluate.ts";
+import { PROJECT_ROOT } from "./paths.ts";
+import { run } from "./proc.ts";
 import { readModelMetadata, updateModelMetadata } from "./saved_model.ts";
 import { selectRun } from "./select_run.ts";
 import { rankRuns } from "./targets.ts";
@@ -138,44 +140,42 @@ Deno.test("selectRun: refuses runs split differently (seed, fractions or dataset
 
 Deno.test("select-run CLI: prints the ranking as JSON; bad arguments exit 2", async () => {
   await withRuns(async ({ data, a, b }) => {
-    const run = (args: string[]) =>
-      new Deno.Command(Deno.execPath(), {
+    const cli = (args: string[]) =>
+      run(Deno.execPath(), {
         args: [
           "run",
           "-A",
-          join(import.meta.dirname!, "select_run.ts"),
+          join(PROJECT_ROOT, "lib", "select_run.ts"),
           ...args,
         ],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-    const ok = await run(["--data", data, "--json", a, b]);
-    assert.equal(ok.code, 0, new TextDecoder().decode(ok.stderr));
-    const out = JSON.parse(new TextDecoder().decode(ok.stdout));
+      });
+    const ok = await cli(["--data", data, "--json", a, b]);
+    assert.equal(ok.code, 0, ok.stderr);
+    const out = JSON.parse(ok.stdout);
     assert.equal(out.ranking.length, 2);
     assert.deepEqual(out.ranking.map((r: { rank: number }) => r.rank), [1, 2]);
-    const noRuns = await run(["--data", data]);
+    const noRuns = await cli(["--data", data]);
     assert.equal(noRuns.code, 2);
     assert.match(
-      new TextDecoder().decode(noRuns.stderr),
+      noRuns.stderr,
       /--data and at least one run are required/,
     );
-    const badTta = await run(["--data", data, "--tta", "none,vflip", a]);
+    const badTta = await cli(["--data", data, "--tta", "none,vflip", a]);
     assert.equal(badTta.code, 2);
     assert.match(
-      new TextDecoder().decode(badTta.stderr),
+      badTta.stderr,
       /"vflip" is not none or hflip/,
     );
-    const recordAlone = await run(["--data", data, "--record", a]);
+    const recordAlone = await cli(["--data", data, "--record", a]);
     assert.equal(recordAlone.code, 2);
     assert.match(
-      new TextDecoder().decode(recordAlone.stderr),
+      recordAlone.stderr,
       /--record needs --tta/,
     );
-    const missing = await run(["--data", data, join(data, "no-such-run")]);
+    const missing = await cli(["--data", data, join(data, "no-such-run")]);
     assert.equal(missing.code, 1);
     assert.match(
-      new TextDecoder().decode(missing.stderr),
+      missing.stderr,
       /^select-run: saved model .*no-such-run: no such folder$/m,
     );
   });

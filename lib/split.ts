@@ -20,6 +20,18 @@
  */
 import { rng } from "./random.ts";
 
+/**
+ * The validation and the test fraction {@linkcode splitDataset} uses when
+ * none is given (each).
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_SPLIT_FRACTION } from "./split.ts";
+ * console.log(DEFAULT_SPLIT_FRACTION); // 0.15
+ * ```
+ */
+export const DEFAULT_SPLIT_FRACTION = 0.15;
+
 /** Disjoint sets over 0..n-1 with path halving and union by size. */
 export class UnionFind {
   #parent: Int32Array;
@@ -360,8 +372,8 @@ export interface DatasetSplit extends Splits {
  */
 export function splitDataset(options: SplitDatasetOptions): DatasetSplit {
   const { files, seed, groups = [] } = options;
-  const validation = options.validation ?? 0.15;
-  const test = options.test ?? 0.15;
+  const validation = options.validation ?? DEFAULT_SPLIT_FRACTION;
+  const test = options.test ?? DEFAULT_SPLIT_FRACTION;
   const seen = new Set<string>();
   for (const f of files) {
     if (seen.has(f.path)) {

@@ -101,6 +101,14 @@ export interface TargetScore {
   loss: number;
 }
 
+/** A result's value as text: a percentage (with `%` if asked), else three decimals; `—` if undefined. */
+function valueText(t: TargetResult, percentSign: boolean): string {
+  if (t.value === null) return "—";
+  return t.percent
+    ? `${(100 * t.value).toFixed(2)}${percentSign ? "%" : ""}`
+    : t.value.toFixed(3);
+}
+
 /** Options for {@linkcode scoreTargets}. */
 export interface ScoreTargetsOptions {
   /** A validation report (`evaluateModel(...).full`). */
@@ -236,9 +244,7 @@ export function formatRanking(ranked: readonly RankedRun[]): string {
   ];
   for (const r of ranked) {
     const targets = r.results.map((t) =>
-      `${t.name.split(" ")[0]} ${
-        t.value === null ? "—" : t.percent ? pct(t.value) : t.value.toFixed(3)
-      }${t.met ? "*" : ""}`
+      `${t.name.split(" ")[0]} ${valueText(t, false)}${t.met ? "*" : ""}`
     ).join(", ");
     lines.push(
       `${String(r.rank).padEnd(4)}  ${
@@ -280,11 +286,7 @@ export function targetsTable(options: TargetsTableOptions): Displayable {
   return htmlTable({
     rows: score.results.map((t) => ({
       target: t.name,
-      value: t.value === null
-        ? "—"
-        : t.percent
-        ? `${(100 * t.value).toFixed(2)}%`
-        : t.value.toFixed(3),
+      value: valueText(t, true),
       met: t.met ? "yes" : "no",
     })),
     caption: options.caption ??
