@@ -24,6 +24,7 @@ import { taskArgs } from "./cli.ts";
 import { prepareData } from "./data.ts";
 import { discoverDataset, type ImageFile } from "./dataset.ts";
 import { loadImages } from "./image_cache.ts";
+import { describeDecision, tumourThresholdProblem } from "./decision.ts";
 import { type EvaluationReport, evaluationReport } from "./metrics.ts";
 import { projectPaths, SHIPPED_MODEL } from "./paths.ts";
 import {
@@ -118,6 +119,8 @@ export interface ReportFromProbabilitiesOptions {
   classes: string[];
   /** Only these images (indices); default all. */
   indices?: readonly number[];
+  /** The operating point (lib/decision.ts); default argmax. */
+  tumourThreshold?: number;
 }
 
 /**
@@ -147,6 +150,9 @@ export function reportFromProbabilities(
       Array.from(options.probabilities.subarray(i * k, (i + 1) * k))
     ),
     classes: options.classes,
+    ...(options.tumourThreshold === undefined
+      ? {}
+      : { tumourThreshold: options.tumourThreshold }),
   });
 }
 
@@ -168,6 +174,10 @@ export interface ModelEvaluation {
   labels: Int32Array;
   /** Files that could not be read (skipped). */
   errors: { path: string; reason: string }[];
+  /** The test-time augmentation used. */
+  tta: Tta;
+  /** The operating point used (lib/decision.ts); `null`: argmax. */
+  tumourThreshold: number | null;
 }
 
 /** Options for {@linkcode evaluateModel}. */
@@ -192,6 +202,11 @@ export interface EvaluateModelOptions {
   cacheDir?: string;
   /** Test-time augmentation (default: the model's `inference.tta`, else none). */
   tta?: Tta;
+  /**
+   * The operating point (lib/decision.ts): a number in (0, 0.5], or `null`
+   * for argmax. Default: the model's `inference.tumourThreshold`, else argmax.
+   */
+  tumourThreshold?: number | null;
 }
 
 async function selectFiles(
@@ -292,14 +307,26 @@ export async function evaluateModel(
       chosen.files,
       (f) => classIndex.get(f.label)!,
     );
+    const tta = options.tta ?? metadata.inference?.tta ?? "none";
+    const threshold = options.tumourThreshold === undefined
+      ? metadata.inference?.tumourThreshold
+      : options.tumourThreshold ?? undefined;
     const probabilities = await predictProbabilities(model, {
       pixels: chosen.pixels,
       size: metadata.preprocessing.size,
       scale: metadata.preprocessing.scale,
-      tta: options.tta ?? metadata.inference?.tta,
+      tta,
     });
     const classes = metadata.classes;
-    const full = reportFromProbabilities({ probabilities, labels, classes });
+    const decision = threshold === undefined
+      ? {}
+      : { tumourThreshold: threshold };
+    const full = reportFromProbabilities({
+      probabilities,
+      labels,
+      classes,
+      ...decision,
+    });
     const audit = await auditDuplicates({
       files: chosen.files as AuditFile[],
       nearThreshold: DEFAULT_NEAR_THRESHOLD,
@@ -312,6 +339,7 @@ export async function evaluateModel(
       labels,
       classes,
       indices: chosen.files.flatMap((f, i) => kept.has(f.path) ? [i] : []),
+      ...decision,
     });
     return {
       metadata,
@@ -322,6 +350,8 @@ export async function evaluateModel(
       probabilities,
       labels,
       errors: chosen.loadErrors,
+      tta,
+      tumourThreshold: threshold ?? null,
     };
   } finally {
     model.dispose();
@@ -349,6 +379,15 @@ export function formatEvaluation(e: ModelEvaluation): string {
   lines.push(`model: ${e.metadata.arch} (${e.metadata.classes.join(", ")})`);
   lines.push(
     `data:  ${e.dataset}: ${r.n} images (${d.n} after de-duplication)`,
+  );
+  lines.push(
+    `decision: ${
+      describeDecision(
+        e.tumourThreshold === null
+          ? {}
+          : { tumourThreshold: e.tumourThreshold },
+      )
+    }; test-time augmentation: ${e.tta}`,
   );
   lines.push("");
   lines.push(
@@ -416,7 +455,7 @@ export function formatEvaluation(e: ModelEvaluation): string {
 }
 
 const USAGE =
-  `usage: deno task evaluate [--model DIR] --data DIR [--json] [--split auto|test|validation] [--val F] [--test F]
+  `usage: deno task evaluate [--model DIR] --data DIR [--json] [--split auto|test|validation] [--val F] [--test F] [--tta T] [--tumour-threshold T]
 
   --model DIR   a saved model folder (model.json, weights.bin, metadata.json)
                 or a run folder holding one in model/; default: BRAIN_MRI_MODEL,
@@ -426,6 +465,10 @@ const USAGE =
   --val F, --test F   the fractions training used (default: the model's
                       metadata, else 0.15 each)
   --tta T       none|hflip: test-time augmentation (default: the model's own)
+  --tumour-threshold T
+                argmax, or a number in (0, 0.5]: call a tumour when
+                P(tumour) = 1 - P(notumor) >= T (default: the model's own
+                operating point, else argmax)
   --json        one JSON object: { model, dataset, full, deduplicated } (keys: see README)`;
 
 async function main(args: string[]): Promise<number> {
@@ -441,6 +484,7 @@ async function main(args: string[]): Promise<number> {
         val: { type: "string" },
         test: { type: "string" },
         tta: { type: "string" },
+        "tumour-threshold": { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
       strict: true,
@@ -461,6 +505,21 @@ async function main(args: string[]): Promise<number> {
     console.error(`error: --tta must be none or hflip\n${USAGE}`);
     return 2;
   }
+  const thresholdFlag = values["tumour-threshold"];
+  const tumourThreshold = thresholdFlag === undefined
+    ? undefined
+    : thresholdFlag === "argmax"
+    ? null
+    : Number(thresholdFlag);
+  if (
+    typeof tumourThreshold === "number" &&
+    tumourThresholdProblem(tumourThreshold)
+  ) {
+    console.error(
+      `error: --tumour-threshold must be argmax or a number in (0, 0.5] (got ${thresholdFlag})\n${USAGE}`,
+    );
+    return 2;
+  }
   if (!["auto", "test", "validation"].includes(values.split)) {
     console.error(`error: --split must be auto, test or validation\n${USAGE}`);
     return 2;
@@ -473,6 +532,7 @@ async function main(args: string[]): Promise<number> {
       validation: values.val === undefined ? undefined : Number(values.val),
       test: values.test === undefined ? undefined : Number(values.test),
       ...(values.tta ? { tta: values.tta } : {}),
+      ...(tumourThreshold === undefined ? {} : { tumourThreshold }),
     });
     if (values.json) {
       console.log(JSON.stringify({
@@ -482,7 +542,8 @@ async function main(args: string[]): Promise<number> {
           classes: e.metadata.classes,
           inputSize: e.metadata.inputSize,
           datasetFingerprint: e.metadata.datasetFingerprint,
-          tta: values.tta ?? e.metadata.inference?.tta ?? "none",
+          tta: e.tta,
+          tumourThreshold: e.tumourThreshold,
         },
         dataset: e.dataset,
         full: e.full,

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { decider } from "./decision.ts";
 import { type Displayable, htmlTable } from "./display.ts";
 import { misclassifiedGallery } from "./eval_plots.ts";
 import { gradCam, overlayHeatmap } from "./gradcam.ts";
@@ -31,11 +32,14 @@ export interface MistakesGalleryOptions {
   limit?: number;
   /** Layer Grad-CAM explains; default the last Conv2D. */
   layerName?: string;
+  /** The operating point (lib/decision.ts); default argmax. */
+  tumourThreshold?: number;
 }
 
 /**
  * The most confident mistakes first, each with its Grad-CAM overlay for the
- * predicted class (what made the model say so). Grad-CAM runs only on the
+ * predicted class (what made the model say so; predicted by argmax, or by the
+ * operating point when `tumourThreshold` is given). Grad-CAM runs only on the
  * images shown.
  *
  * @example
@@ -52,10 +56,12 @@ export function mistakesGallery(
   const area = options.size * options.size;
   const yPred = new Int32Array(n);
   const confidences = new Float32Array(n);
+  const decide = decider(options.classes, {
+    tumourThreshold: options.tumourThreshold,
+  });
   for (let i = 0; i < n; i++) {
     const row = options.probabilities.subarray(i * k, (i + 1) * k);
-    let best = 0;
-    for (let c = 1; c < k; c++) if (row[c] > row[best]) best = c;
+    const best = decide(row);
     yPred[i] = best;
     confidences[i] = row[best];
   }

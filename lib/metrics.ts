@@ -43,11 +43,13 @@ import {
   probabilityRows,
 } from "./roc.ts";
 import { calibration, DEFAULT_CALIBRATION_BINS } from "./calibration.ts";
+import { decider, DEFAULT_NEGATIVE_CLASS } from "./decision.ts";
 
 export type { Probabilities } from "./roc.ts";
 
-/** The default negative (no tumour) class of the binary view. */
-export const DEFAULT_NEGATIVE_CLASS = "notumor";
+// The default negative (no tumour) class of the binary view: the decision
+// module's, re-exported for the metrics' callers.
+export { DEFAULT_NEGATIVE_CLASS };
 
 /** The default confidence level of intervals. */
 export const DEFAULT_CONFIDENCE = 0.95;
@@ -769,6 +771,14 @@ export interface EvaluationInput {
   /** Bins of the calibration; default 15. */
   calibrationBins?: number;
   /**
+   * The operating point (see `decision.ts`): call a tumour when
+   * P(tumour) = 1 − P(negative class) ≥ this, in (0, 0.5]. Default: argmax.
+   * It decides the predicted classes (accuracy, confusion matrix, per-class
+   * and binary metrics); the loss and the calibration measure the
+   * probabilities and do not depend on it.
+   */
+  tumourThreshold?: number;
+  /**
    * The macro-F1 bootstrap: `false` to skip it, or its resamples and seed
    * (default 1000 and 42).
    */
@@ -884,7 +894,11 @@ function nullable(value: number): Maybe {
  * | `binary` | tumour vs `negativeClass`: `negativeClass, positiveClasses, decision, positives, negatives, tp, fp, tn, fn, sensitivity, sensitivityCi, specificity, specificityCi, ppv, npv, auc` |
  * | `calibration` | `{bins, ece, mce, meanConfidence, reliability[]}`, each bin `{lower, upper, count, meanConfidence, accuracy, gap}` |
  *
- * Throws on an empty set or labels and probabilities that do not match.
+ * With `tumourThreshold` the predictions follow that operating point
+ * (`binary.decision` records it); by default they are the argmax.
+ *
+ * Throws on an empty set, labels and probabilities that do not match, or a
+ * tumour threshold outside (0, 0.5] or without the negative class.
  *
  * @example
  * ```ts
@@ -906,7 +920,10 @@ export function evaluationReport(input: EvaluationInput): EvaluationReport {
   checkLabels(input.yTrue, rows.length, k);
   const confidence = input.confidence ?? DEFAULT_CONFIDENCE;
   const yTrue = Int32Array.from(input.yTrue);
-  const yPred = Int32Array.from(rows, argmax);
+  const negativeClass = input.negativeClass ?? DEFAULT_NEGATIVE_CLASS;
+  const tumourThreshold = input.tumourThreshold;
+  const decide = decider(classes, { tumourThreshold, negativeClass });
+  const yPred = Int32Array.from(rows, decide);
   const n = rows.length;
   const confusion = countMatrix(yTrue, yPred, k);
   const correct = confusion.reduce((s, row, c) => s + row[c], 0);
@@ -929,7 +946,6 @@ export function evaluationReport(input: EvaluationInput): EvaluationReport {
       seed: b.seed,
     };
   }
-  const negativeClass = input.negativeClass ?? DEFAULT_NEGATIVE_CLASS;
   let binary: ReportBinary | null = null;
   if (input.negativeClass !== undefined || classes.includes(negativeClass)) {
     const b = binaryMetrics({
@@ -938,6 +954,7 @@ export function evaluationReport(input: EvaluationInput): EvaluationReport {
       classes,
       negativeClass,
       confidence,
+      ...(tumourThreshold === undefined ? {} : { threshold: tumourThreshold }),
     });
     binary = { ...b, auc: nullable(b.auc) };
   }

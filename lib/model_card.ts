@@ -15,6 +15,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { writeTextAtomic } from "./atomic.ts";
 import { taskArgs } from "./cli.ts";
+import { describeDecision } from "./decision.ts";
 import { evaluateModel, type EvaluateModelOptions } from "./evaluate.ts";
 import { type EvaluationReport, wilsonInterval } from "./metrics.ts";
 import { projectPaths } from "./paths.ts";
@@ -173,6 +174,15 @@ export function modelCard(options: ModelCardOptions): string {
       ? ", averaged over the image and its left-right mirror (test-time " +
         "augmentation, chosen on the validation split)."
       : "."),
+    "",
+    m.inference?.tumourThreshold === undefined
+      ? "Decision: the most probable class (argmax)."
+      : `Decision: an operating point chosen on the validation split ` +
+        `(\`select-threshold\`, rule R3): ${
+          describeDecision({ tumourThreshold: m.inference.tumourThreshold })
+        }. It only turns "notumor" calls into tumour calls; every metric ` +
+        "below that counts right and wrong answers uses it (the loss and " +
+        "the calibration error measure the probabilities).",
     "",
     "## Intended use",
     "",

@@ -117,6 +117,15 @@ Deno.test("modelCard: metrics with intervals, per-class rows, confusions, uses a
   assert.ok(
     card.includes("deno task evaluate -- --model models/tiny --data <data>"),
   );
+  assert.match(card, /^Decision: the most probable class \(argmax\)\.$/m);
+  const screening = cardOf(undefined, {
+    ...metadata(),
+    inference: { tumourThreshold: 0.5 },
+  }).replace(/\s+/g, " ");
+  assert.match(
+    screening,
+    /Decision: an operating point chosen on the validation split \(`select-threshold`, rule R3\): tumour when P\(tumour\) = 1 − P\(notumor\) ≥ 0\.5 \(its most probable tumour class\), else notumor\./,
+  );
 });
 
 Deno.test("writeModelCard: evaluates the model's own test split and writes README.md next to it", async () => {

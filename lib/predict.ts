@@ -45,6 +45,7 @@ import { parseArgs } from "node:util";
 import { writeFileAtomic } from "./atomic.ts";
 import { taskArgs } from "./cli.ts";
 import { byCodeUnit, imageFormatProblem, readHead } from "./dataset.ts";
+import { decider, type DecisionRule } from "./decision.ts";
 import { predictProbabilities } from "./evaluate.ts";
 import { gradCam, overlayHeatmap } from "./gradcam.ts";
 import { encodePng } from "./image_grid.ts";
@@ -60,13 +61,14 @@ import {
   type ModelMetadata,
   type Preprocessing,
   resolveModelDir,
+  type Tta,
 } from "./saved_model.ts";
 
 /** One scan's prediction. */
 export interface FilePrediction {
   /** The file, as given (or as found under a given folder). */
   file: string;
-  /** The predicted class (highest probability). */
+  /** The predicted class (the most probable, or the model's operating point). */
   class: string;
   /** Its probability. */
   confidence: number;
@@ -104,6 +106,8 @@ export interface PredictModelInfo {
   datasetFingerprint: string;
   /** When the model was saved. */
   createdAt: string;
+  /** How predictions are made: test-time augmentation and operating point. */
+  inference: { tta: Tta; tumourThreshold: number | null };
 }
 
 /** Options for {@linkcode predictFiles}. */
@@ -215,6 +219,10 @@ function describeModel(
     preprocessing: { ...metadata.preprocessing },
     datasetFingerprint: metadata.datasetFingerprint,
     createdAt: metadata.createdAt,
+    inference: {
+      tta: metadata.inference?.tta ?? "none",
+      tumourThreshold: metadata.inference?.tumourThreshold ?? null,
+    },
   };
 }
 
@@ -223,22 +231,27 @@ function describeModel(
 export { imageFormatProblem };
 
 /**
- * Turns one row of class probabilities into a prediction (argmax; the
- * first class wins a tie).
+ * Turns one row of class probabilities into a prediction: by default the
+ * most probable class (the first wins a tie); with a rule carrying a tumour
+ * threshold, that operating point (lib/decision.ts), as a model's
+ * `inference.tumourThreshold` asks. `confidence` is the chosen class's
+ * probability.
  *
  * @example
  * ```ts
  * import { toPrediction } from "./predict.ts";
  * const p = toPrediction([0.1, 0.7, 0.2], ["a", "b", "c"]);
  * console.log(p.class, p.confidence); // "b" 0.7
+ * const q = toPrediction([0.2, 0.7, 0.1], ["glioma", "notumor", "pituitary"], { tumourThreshold: 0.3 });
+ * console.log(q.class); // "glioma"
  * ```
  */
 export function toPrediction(
   row: ArrayLike<number>,
   classes: readonly string[],
+  rule: DecisionRule = {},
 ): Omit<FilePrediction, "file"> {
-  let best = 0;
-  for (let k = 1; k < classes.length; k++) if (row[k] > row[best]) best = k;
+  const best = decider(classes, rule)(row);
   const probabilities: Record<string, number> = {};
   classes.forEach((c, k) => (probabilities[c] = row[k]));
   return { class: classes[best], confidence: row[best], probabilities };
@@ -459,7 +472,11 @@ export async function predictFiles(
       });
       const made: FilePrediction[] = packed.ok.map((i, j) => ({
         file: chunk[i],
-        ...toPrediction(probs.subarray(j * k, (j + 1) * k), metadata.classes),
+        ...toPrediction(
+          probs.subarray(j * k, (j + 1) * k),
+          metadata.classes,
+          metadata.inference ?? {},
+        ),
       }));
       if (options.gradcamDir && made.length) {
         const cam = gradCam({

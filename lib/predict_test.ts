@@ -24,7 +24,11 @@ import {
   toPrediction,
 } from "./predict.ts";
 import { preprocessImage } from "./preprocess.ts";
-import { loadSavedModel, type ModelMetadata } from "./saved_model.ts";
+import {
+  loadSavedModel,
+  type ModelMetadata,
+  updateModelMetadata,
+} from "./saved_model.ts";
 import { tf } from "./tf.ts";
 
 const SIZE = 32;
@@ -168,6 +172,50 @@ Deno.test("predictFiles: a loaded model is used and left alone; no tensor leaked
   });
 });
 
+Deno.test("predictFiles: the model's operating point decides the class, and the model info says which", async () => {
+  await withFixture(async (f) => {
+    const plain = await predictFiles({ inputs: [f.jpeg], model: f.modelDir });
+    assert.deepEqual(plain.model.inference, {
+      tta: "none",
+      tumourThreshold: null,
+    });
+    const p = plain.predictions[0];
+    const top = f.metadata.classes.indexOf(p.class);
+    // Name the argmax output "notumor", so that argmax says notumor and
+    // the threshold must overrule it (P < 0.5 for the untrained net).
+    assert.ok(p.confidence < 0.5, `top probability ${p.confidence}`);
+    const classes = [...f.metadata.classes];
+    const n = classes.indexOf("notumor");
+    [classes[top], classes[n]] = [classes[n], classes[top]];
+    await updateModelMetadata(f.modelDir, {
+      classes,
+      inference: { tumourThreshold: 0.5 },
+    });
+    const screened = await predictFiles({
+      inputs: [f.jpeg],
+      model: f.modelDir,
+    });
+    assert.deepEqual(screened.model.inference, {
+      tta: "none",
+      tumourThreshold: 0.5,
+    });
+    const s = screened.predictions[0];
+    const tumours = Object.entries(s.probabilities).filter(([c]) =>
+      c !== "notumor"
+    );
+    const best = tumours.reduce((a, b) => (b[1] > a[1] ? b : a));
+    assert.equal(s.class, best[0]);
+    assert.equal(s.confidence, best[1]);
+    // the same model without the operating point: argmax, notumor
+    await updateModelMetadata(f.modelDir, {
+      inference: { tumourThreshold: undefined },
+    });
+    const back = await predictFiles({ inputs: [f.jpeg], model: f.modelDir });
+    assert.equal(back.predictions[0].class, "notumor");
+    assert.deepEqual(back.model.inference.tumourThreshold, null);
+  });
+});
+
 Deno.test("predictFiles: a truncated JPEG and a text file are reported and skipped, the rest predicted", async () => {
   await withFixture(async (f) => {
     const seen: string[] = [];
@@ -304,6 +352,7 @@ Deno.test("formatting: aligned lines with every class, skipped files named", () 
       preprocessing: { size: 32, fit: "fill", grayscale: true, scale: 1 / 255 },
       datasetFingerprint: "",
       createdAt: "",
+      inference: { tta: "none", tumourThreshold: null },
     },
     predictions: [a, b],
     errors: [{ file: "x.txt", error: "not a JPEG or PNG (text)" }],
@@ -316,6 +365,22 @@ Deno.test("formatting: aligned lines with every class, skipped files named", () 
     "skipped f: why",
   );
   assert.equal(toPrediction([0.5, 0.5], classes).class, "glioma");
+  // An operating point turns a notumor call with P(tumour) >= τ into the
+  // most probable tumour class; its confidence is that class's probability.
+  const four = ["glioma", "meningioma", "notumor", "pituitary"];
+  const row = [0.05, 0.2, 0.7, 0.05];
+  assert.equal(toPrediction(row, four).class, "notumor");
+  assert.equal(
+    toPrediction(row, four, { tumourThreshold: 0.35 }).class,
+    "notumor",
+  );
+  const flipped = toPrediction(row, four, { tumourThreshold: 0.3 });
+  assert.equal(flipped.class, "meningioma");
+  assert.equal(flipped.confidence, 0.2);
+  assert.throws(
+    () => toPrediction([0.5, 0.5], classes, { tumourThreshold: 0.2 }),
+    /a tumour threshold needs a "notumor" class/,
+  );
   assert.equal(
     imageFormatProblem(new Uint8Array([0x47, 0x49, 0x46, 0x38, 0x39, 0x61])),
     "not a JPEG or PNG (GIF)",

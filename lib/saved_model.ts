@@ -27,6 +27,7 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { writeTextAtomic } from "./atomic.ts";
+import { DEFAULT_NEGATIVE_CLASS, tumourThresholdProblem } from "./decision.ts";
 import { type LayersModel, tf } from "./tf.ts";
 
 type ModelArtifacts = Parameters<
@@ -157,10 +158,22 @@ export interface ModelMetadata {
   /** Library versions at training time. */
   versions?: Record<string, string>;
   /**
-   * How predictions are made (absent: `{ tta: "none" }`); chosen on the
-   * validation split after training (`deno task select-tta`).
+   * How predictions are made (absent: no test-time augmentation, argmax),
+   * chosen on the validation split after training (`deno task select-tta`,
+   * `deno task select-threshold`).
    */
-  inference?: { tta: Tta };
+  inference?: Inference;
+}
+
+/** How a saved model predicts (see {@linkcode ModelMetadata.inference}). */
+export interface Inference {
+  /** Test-time augmentation (absent: `"none"`). */
+  tta?: Tta;
+  /**
+   * The operating point (lib/decision.ts): a tumour is called when
+   * P(tumour) = 1 − P(notumor) ≥ this, in (0, 0.5]; absent: argmax.
+   */
+  tumourThreshold?: number;
 }
 
 /**
@@ -304,12 +317,26 @@ export function validateMetadata(value: unknown, dir: string): ModelMetadata {
   if (!isRecord(value.training)) {
     problems.push("training (the run summary) is missing");
   }
-  if (
-    value.inference !== undefined &&
-    !(isRecord(value.inference) &&
-      isTta(value.inference.tta))
-  ) {
-    problems.push('inference.tta must be "none" or "hflip"');
+  if (value.inference !== undefined) {
+    const inf = value.inference;
+    if (!isRecord(inf)) {
+      problems.push("inference must be an object");
+    } else {
+      if (inf.tta !== undefined && !isTta(inf.tta)) {
+        problems.push('inference.tta must be "none" or "hflip"');
+      }
+      if (inf.tumourThreshold !== undefined) {
+        const problem = tumourThresholdProblem(inf.tumourThreshold);
+        if (problem) problems.push(`inference.${problem}`);
+        else if (
+          Array.isArray(classes) && !classes.includes(DEFAULT_NEGATIVE_CLASS)
+        ) {
+          problems.push(
+            `inference.tumourThreshold needs a "${DEFAULT_NEGATIVE_CLASS}" class`,
+          );
+        }
+      }
+    }
   }
   if (typeof value.datasetFingerprint !== "string") {
     problems.push("datasetFingerprint must be a string");
@@ -790,8 +817,9 @@ export async function loadSavedModel(dir: string): Promise<LoadedModel> {
 
 /**
  * Changes fields of a saved model's `metadata.json` (atomically, checked),
- * e.g. to add test metrics after training. `metrics` are merged; other
- * fields replace.
+ * e.g. to add test metrics after training. `metrics` and `inference` are
+ * merged (a key set to `undefined` in `inference` is removed); other fields
+ * replace.
  *
  * @example
  * ```ts ignore
@@ -810,6 +838,9 @@ export async function updateModelMetadata(
       ...current,
       ...patch,
       metrics: { ...current.metrics, ...(patch.metrics ?? {}) },
+      ...(patch.inference
+        ? { inference: { ...current.inference, ...patch.inference } }
+        : {}),
     },
     abs,
   );

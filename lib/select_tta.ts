@@ -22,6 +22,7 @@ import { taskArgs } from "./cli.ts";
 import { evaluateModel } from "./evaluate.ts";
 import { projectPaths } from "./paths.ts";
 import {
+  type ModelMetadata,
   readModelMetadata,
   resolveModelDir,
   type Tta,
@@ -95,12 +96,58 @@ export async function selectTta(options: SelectTtaOptions): Promise<TtaChoice> {
   return { tta, previous, validation, written: write };
 }
 
-/** Options for {@linkcode copyTta}. */
+/** Options for {@linkcode copyTta} and {@linkcode refitPair}. */
 export interface CopyTtaOptions {
   /** The refit (saved model or run folder) to record the choice in. */
   model: string;
-  /** The run of the same settings that chose its mode on validation. */
+  /** The run of the same settings that made its choice on validation. */
   from: string;
+}
+
+/** A refit and the validated run it takes its inference choices from. */
+export interface RefitPair {
+  /** The refit's model folder. */
+  dir: string;
+  /** The validated run's model folder. */
+  fromDir: string;
+  /** The validated run's metadata. */
+  source: ModelMetadata;
+}
+
+/**
+ * Checks that `model` is a refit (`train --refit`) and `from` a run that held
+ * its validation split out with the same seed and split fractions, so a
+ * choice made on `from`'s validation split can be carried over to `model`.
+ * Throws, naming the folder and the problem, otherwise.
+ *
+ * @example
+ * ```ts ignore
+ * import { refitPair } from "./select_tta.ts";
+ * const { source } = await refitPair({ model: "models/resnet-128-e11", from: "models/resnet-128-e9" });
+ * console.log(source.inference);
+ * ```
+ */
+export async function refitPair(options: CopyTtaOptions): Promise<RefitPair> {
+  const dir = resolveModelDir(options.model);
+  const fromDir = resolveModelDir(options.from);
+  const target = await readModelMetadata(dir);
+  const source = await readModelMetadata(fromDir);
+  if (!target.training.split?.validationTrained) {
+    throw new Error(
+      `${options.model} is not a refit: choose on its own validation split ` +
+        "(--data DIR)",
+    );
+  }
+  const problem = source.training.split?.validationTrained
+    ? "was itself refit on its validation split"
+    : source.training.seed !== target.training.seed ||
+        source.training.split?.validation !==
+          target.training.split?.validation ||
+        source.training.split?.test !== target.training.split?.test
+    ? "was split differently (seed or fractions)"
+    : null;
+  if (problem) throw new Error(`${options.from} ${problem}`);
+  return { dir, fromDir, source };
 }
 
 /**
@@ -116,28 +163,14 @@ export interface CopyTtaOptions {
  * ```
  */
 export async function copyTta(options: CopyTtaOptions): Promise<Tta> {
-  const dir = resolveModelDir(options.model);
-  const fromDir = resolveModelDir(options.from);
-  const target = await readModelMetadata(dir);
-  const source = await readModelMetadata(fromDir);
-  if (!target.training.split?.validationTrained) {
+  const { dir, source } = await refitPair(options);
+  const tta = source.inference?.tta;
+  if (tta === undefined) {
     throw new Error(
-      `${options.model} is not a refit: choose on its own validation split ` +
-        "(select-tta --data DIR)",
+      `${options.from} has no test-time augmentation chosen on validation ` +
+        "(run select-tta on it first)",
     );
   }
-  const problem = source.training.split?.validationTrained
-    ? "was itself refit on its validation split"
-    : !source.inference
-    ? "has no test-time augmentation chosen on validation (run select-tta on it first)"
-    : source.training.seed !== target.training.seed ||
-        source.training.split?.validation !==
-          target.training.split?.validation ||
-        source.training.split?.test !== target.training.split?.test
-    ? "was split differently (seed or fractions)"
-    : null;
-  if (problem) throw new Error(`${options.from} ${problem}`);
-  const tta = source.inference!.tta;
   await updateModelMetadata(dir, { inference: { tta } });
   return tta;
 }

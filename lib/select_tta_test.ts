@@ -145,7 +145,7 @@ Deno.test("a refit cannot select on its validation split; copyTta takes the vali
   });
 });
 
-Deno.test("validateMetadata: an unknown inference.tta is refused", async () => {
+Deno.test("validateMetadata: an unknown inference.tta, a tumour threshold out of (0, 0.5] or without notumor are refused", async () => {
   const dir = await Deno.makeTempDir({ prefix: "select_tta_test_" });
   try {
     const metadata = await saveTinyModel(join(dir, "m"));
@@ -157,6 +157,21 @@ Deno.test("validateMetadata: an unknown inference.tta is refused", async () => {
         ),
       /inference\.tta must be "none" or "hflip"/,
     );
+    const check = (inference: unknown, classes = metadata.classes) =>
+      validateMetadata({ ...metadata, classes, inference }, join(dir, "m"));
+    assert.deepEqual(check({ tumourThreshold: 0.3 }).inference, {
+      tumourThreshold: 0.3,
+    });
+    assert.deepEqual(check({}).inference, {});
+    assert.throws(
+      () => check({ tta: "none", tumourThreshold: 0.7 }),
+      /inference\.tumourThreshold must be a number in \(0, 0\.5\] \(got 0\.7\)/,
+    );
+    assert.throws(
+      () => check({ tumourThreshold: 0.3 }, ["a", "b", "c", "d"]),
+      /inference\.tumourThreshold needs a "notumor" class/,
+    );
+    assert.throws(() => check("hflip"), /inference must be an object/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

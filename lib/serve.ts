@@ -273,7 +273,10 @@ export function createPredictHandler(
       }
       throw error;
     }
-    return { ...toPrediction(probs, metadata.classes), model: name };
+    return {
+      ...toPrediction(probs, metadata.classes, metadata.inference ?? {}),
+      model: name,
+    };
   };
 
   const route = async (req: Request, path: string): Promise<Response> => {

@@ -461,6 +461,58 @@ Deno.test("serve: the model's test-time augmentation, or an override, is what /p
   }
 });
 
+Deno.test("serve: /predict decides by the model's operating point", async () => {
+  const root = await Deno.makeTempDir({ prefix: "serve_test_" });
+  try {
+    const modelDir = join(root, "model");
+    await saveTinyModel(modelDir, { size: SIZE, seed: 4 });
+    const loaded = await loadSavedModel(modelDir);
+    const jpeg = await ellipseScanJpeg(3, 64);
+    const ask = async (metadata: ModelMetadata) => {
+      const handler = createPredictHandler({
+        model: loaded.model,
+        metadata,
+        log: false,
+      });
+      const response = await handler(
+        new Request("http://x/predict", {
+          method: "POST",
+          headers: { "content-type": "image/jpeg" },
+          body: jpeg as Uint8Array<ArrayBuffer>,
+        }),
+      );
+      assert.equal(response.status, 200);
+      return (await response.json()) as PredictResponse;
+    };
+    const plain = await ask(loaded.metadata);
+    // Name the argmax output "notumor": argmax then says notumor, and an
+    // operating point of 0.5 must overrule it (P < 0.5, untrained net).
+    assert.ok(plain.confidence < 0.5);
+    const top = loaded.metadata.classes.indexOf(plain.class);
+    const classes = [...MRI_CLASSES];
+    const n = classes.indexOf("notumor");
+    [classes[top], classes[n]] = [classes[n], classes[top]];
+    const argmax = await ask({ ...loaded.metadata, classes });
+    assert.equal(argmax.class, "notumor");
+    const screened = await ask({
+      ...loaded.metadata,
+      classes,
+      inference: { tumourThreshold: 0.5 },
+    });
+    const tumours = Object.entries(screened.probabilities).filter(([c]) =>
+      c !== "notumor"
+    );
+    assert.equal(
+      screened.class,
+      tumours.reduce((a, b) => (b[1] > a[1] ? b : a))[0],
+    );
+    assert.deepEqual(screened.probabilities, argmax.probabilities);
+    loaded.model.dispose();
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
 Deno.test("serve: startServer with inference workers or in its own thread answers like predict", async () => {
   const root = await Deno.makeTempDir({ prefix: "serve_test_" });
   try {

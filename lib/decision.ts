@@ -1,0 +1,114 @@
+/**
+ * How a row of class probabilities becomes one predicted class: the most
+ * probable class (argmax, the default), or an **operating point** on
+ * P(tumour) = 1 − P(no tumour): with a `tumourThreshold` τ, a scan is called
+ * its most probable tumour class when P(tumour) ≥ τ, and the no-tumour class
+ * otherwise. τ is at most 0.5, so an operating point only ever turns
+ * no-tumour calls into tumour calls: it trades false alarms for missed
+ * tumours and leaves every argmax tumour call as it was.
+ *
+ * `evaluate`, `predict`, `serve` and the metrics all decide through this
+ * module, so a model's recorded operating point (`inference.tumourThreshold`
+ * in its metadata) means the same everywhere. It imports nothing.
+ *
+ * @module
+ */
+
+/** The class that means "no tumour" unless told otherwise. */
+export const DEFAULT_NEGATIVE_CLASS = "notumor";
+
+/** How predictions are decided (see the module documentation). */
+export interface DecisionRule {
+  /**
+   * Call a tumour when P(tumour) ≥ this, in (0, 0.5]; absent: argmax.
+   */
+  tumourThreshold?: number;
+  /** The "no tumour" class (default {@linkcode DEFAULT_NEGATIVE_CLASS}). */
+  negativeClass?: string;
+}
+
+/**
+ * What is wrong with a tumour threshold, or `null` if it is usable: a number
+ * in (0, 0.5].
+ *
+ * @example
+ * ```ts
+ * import { tumourThresholdProblem } from "./decision.ts";
+ * console.log(tumourThresholdProblem(0.3)); // null
+ * console.log(tumourThresholdProblem(0.7)); // "tumourThreshold must be a number in (0, 0.5] (got 0.7)"
+ * ```
+ */
+export function tumourThresholdProblem(value: unknown): string | null {
+  return typeof value === "number" && value > 0 && value <= 0.5
+    ? null
+    : `tumourThreshold must be a number in (0, 0.5] (got ${
+      JSON.stringify(value)
+    })`;
+}
+
+/**
+ * A function that decides one row of probabilities, for `classes`. Throws if
+ * the rule's threshold is out of range or (with a threshold) the negative
+ * class is not among `classes`.
+ *
+ * @example
+ * ```ts
+ * import { decider } from "./decision.ts";
+ * const classes = ["glioma", "meningioma", "notumor"];
+ * const argmax = decider(classes);
+ * const screen = decider(classes, { tumourThreshold: 0.3 });
+ * console.log(argmax([0.2, 0.15, 0.65]), screen([0.2, 0.15, 0.65])); // 2 0
+ * ```
+ */
+export function decider(
+  classes: readonly string[],
+  rule: DecisionRule = {},
+): (row: ArrayLike<number>) => number {
+  const k = classes.length;
+  const argmax = (row: ArrayLike<number>): number => {
+    let best = 0;
+    for (let c = 1; c < k; c++) if (row[c] > row[best]) best = c;
+    return best;
+  };
+  const tau = rule.tumourThreshold;
+  if (tau === undefined) return argmax;
+  const problem = tumourThresholdProblem(tau);
+  if (problem) throw new Error(problem);
+  const negativeClass = rule.negativeClass ?? DEFAULT_NEGATIVE_CLASS;
+  const neg = classes.indexOf(negativeClass);
+  if (neg < 0) {
+    throw new Error(
+      `a tumour threshold needs a "${negativeClass}" class (classes: ${
+        classes.join(", ")
+      })`,
+    );
+  }
+  return (row) => {
+    if (1 - row[neg] < tau) return neg;
+    let best = -1;
+    for (let c = 0; c < k; c++) {
+      if (c !== neg && (best < 0 || row[c] > row[best])) best = c;
+    }
+    return best;
+  };
+}
+
+/**
+ * The decision rule in words, for reports and model cards.
+ *
+ * @example
+ * ```ts
+ * import { describeDecision } from "./decision.ts";
+ * console.log(describeDecision({})); // "argmax (the most probable class)"
+ * console.log(describeDecision({ tumourThreshold: 0.2 }));
+ * // "tumour when P(tumour) = 1 − P(notumor) ≥ 0.2 (its most probable tumour class), else notumor"
+ * ```
+ */
+export function describeDecision(rule: DecisionRule = {}): string {
+  if (rule.tumourThreshold === undefined) {
+    return "argmax (the most probable class)";
+  }
+  const neg = rule.negativeClass ?? DEFAULT_NEGATIVE_CLASS;
+  return `tumour when P(tumour) = 1 − P(${neg}) ≥ ${rule.tumourThreshold} ` +
+    `(its most probable tumour class), else ${neg}`;
+}
