@@ -24,7 +24,6 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { discoverDataset } from "./dataset.ts";
 import { type Displayable, htmlTable, JUPYTER_DISPLAY } from "./display.ts";
 import {
@@ -34,7 +33,7 @@ import {
   hashToHex,
 } from "./phash.ts";
 import { UnionFind } from "./split.ts";
-import { taskArgs } from "./cli.ts";
+import { parseCli, taskArgs } from "./cli.ts";
 
 /**
  * Default near-duplicate threshold: pHashes differing in at most 4 of 64
@@ -803,7 +802,7 @@ export function auditTables(report: AuditReport): Displayable[] {
 // ---------------------------------------------------------------- CLI
 
 const USAGE =
-  `usage: deno run -A lib/audit.ts --data DIR [--json] [--threshold N] [--sweep N] [--concurrency N]
+  `usage: deno task audit --data DIR [--json] [--threshold N] [--sweep N] [--concurrency N]
 
   --data DIR        dataset root: DIR/<class>/*.jpg or DIR/{Training,Testing}/<class>/*
   --json            print one JSON object (summary, groups, errors) instead of tables
@@ -812,29 +811,20 @@ const USAGE =
   --concurrency N   images decoded at once (default 4)`;
 
 async function main(args: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        data: { type: "string" },
-        json: { type: "boolean", default: false },
-        threshold: { type: "string" },
-        sweep: { type: "string" },
-        concurrency: { type: "string" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    console.error(`error: ${(err as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const parsed = parseCli(USAGE, {
+    args,
+    options: {
+      data: { type: "string" },
+      json: { type: "boolean", default: false },
+      threshold: { type: "string" },
+      sweep: { type: "string" },
+      concurrency: { type: "string" },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (typeof parsed === "number") return parsed;
+  const { values } = parsed;
   const int = (name: string, v: string | undefined, max: number) => {
     if (v === undefined) return undefined;
     const n = Number(v);

@@ -13,20 +13,20 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import {
   auditDuplicates,
   type AuditFile,
   dedupeKeep,
   DEFAULT_NEAR_THRESHOLD,
 } from "./audit.ts";
-import { taskArgs } from "./cli.ts";
+import { parseCli, taskArgs } from "./cli.ts";
 import { prepareData } from "./data.ts";
 import { discoverDataset, type ImageFile } from "./dataset.ts";
 import { loadImages } from "./image_cache.ts";
 import { describeDecision, tumourThresholdProblem } from "./decision.ts";
 import { type EvaluationReport, evaluationReport } from "./metrics.ts";
 import { projectPaths, SHIPPED_MODEL } from "./paths.ts";
+import { DEFAULT_SPLIT_FRACTION } from "./split.ts";
 import {
   isTta,
   loadSavedModel,
@@ -463,7 +463,7 @@ const USAGE =
   --data DIR    a Kaggle root (evaluates Testing/) or a bare class-folder root (evaluates all)
   --split S     test|validation: re-derive that split of DIR exactly as training did
   --val F, --test F   the fractions training used (default: the model's
-                      metadata, else 0.15 each)
+                      metadata, else ${DEFAULT_SPLIT_FRACTION} each)
   --tta T       none|hflip: test-time augmentation (default: the model's own)
   --tumour-threshold T
                 argmax, or a number in (0, 0.5]: call a tumour when
@@ -472,31 +472,22 @@ const USAGE =
   --json        one JSON object: { model, dataset, full, deduplicated } (keys: see README)`;
 
 async function main(args: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        model: { type: "string" },
-        data: { type: "string" },
-        json: { type: "boolean", default: false },
-        split: { type: "string", default: "auto" },
-        val: { type: "string" },
-        test: { type: "string" },
-        tta: { type: "string" },
-        "tumour-threshold": { type: "string" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-      strict: true,
-    }));
-  } catch (error) {
-    console.error(`error: ${(error as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const parsed = parseCli(USAGE, {
+    args,
+    options: {
+      model: { type: "string" },
+      data: { type: "string" },
+      json: { type: "boolean", default: false },
+      split: { type: "string", default: "auto" },
+      val: { type: "string" },
+      test: { type: "string" },
+      tta: { type: "string" },
+      "tumour-threshold": { type: "string" },
+    },
+    strict: true,
+  });
+  if (typeof parsed === "number") return parsed;
+  const { values } = parsed;
   if (!values.data) {
     console.error(`error: --data is required\n${USAGE}`);
     return 2;

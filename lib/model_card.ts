@@ -12,9 +12,8 @@
  * @module
  */
 import { basename, dirname, join, resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { writeTextAtomic } from "./atomic.ts";
-import { taskArgs } from "./cli.ts";
+import { parseCli, taskArgs } from "./cli.ts";
 import { describeDecision } from "./decision.ts";
 import { evaluateModel, type EvaluateModelOptions } from "./evaluate.ts";
 import { type EvaluationReport, wilsonInterval } from "./metrics.ts";
@@ -386,9 +385,16 @@ export async function writeModelCard(
   return out;
 }
 
-if (import.meta.main) {
-  const { values } = parseArgs({
-    args: taskArgs(),
+const USAGE =
+  `usage: deno task model-card -- [--model DIR] [--data DIR] [--split test|validation|auto] [--out FILE]
+
+  Evaluates the model (default: the shipped one) on its own test split of DIR
+  (default: BRAIN_MRI_DATA, else data/) and writes its model card (README.md
+  in its run folder, or --out FILE).`;
+
+async function main(args: string[]): Promise<number> {
+  const parsed = parseCli(USAGE, {
+    args,
     options: {
       model: { type: "string" },
       data: { type: "string" },
@@ -397,6 +403,8 @@ if (import.meta.main) {
     },
     strict: true,
   });
+  if (typeof parsed === "number") return parsed;
+  const { values } = parsed;
   try {
     const out = await writeModelCard({
       ...(values.model ? { model: values.model } : {}),
@@ -405,8 +413,13 @@ if (import.meta.main) {
       ...(values.out ? { out: values.out } : {}),
     });
     console.log(`model card: ${out}`);
+    return 0;
   } catch (error) {
     console.error(`model-card: ${(error as Error).message}`);
-    Deno.exit(1);
+    return 1;
   }
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(taskArgs()));
 }

@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { DEFAULT_SPLIT_FRACTION } from "./split.ts";
 
 /** The parameters every notebook shares. */
 export interface RunParams {
@@ -67,8 +68,13 @@ export function runParams(
       128,
       (n) => Number.isInteger(n) && n >= 16 && n <= 1024,
     ),
-    validation: numberFrom(env, "BRAIN_MRI_VAL", 0.15, fraction),
-    test: numberFrom(env, "BRAIN_MRI_TEST", 0.15, fraction),
+    validation: numberFrom(
+      env,
+      "BRAIN_MRI_VAL",
+      DEFAULT_SPLIT_FRACTION,
+      fraction,
+    ),
+    test: numberFrom(env, "BRAIN_MRI_TEST", DEFAULT_SPLIT_FRACTION, fraction),
   };
 }
 

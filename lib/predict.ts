@@ -41,9 +41,8 @@
 import { createHash } from "node:crypto";
 import { readdir, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { writeFileAtomic } from "./atomic.ts";
-import { taskArgs } from "./cli.ts";
+import { parseCli, taskArgs } from "./cli.ts";
 import { byCodeUnit, imageFormatProblem, readHead } from "./dataset.ts";
 import { decider, type DecisionRule } from "./decision.ts";
 import { predictProbabilities } from "./evaluate.ts";
@@ -637,29 +636,19 @@ Folders are searched recursively; files are recognised by content (JPEG, PNG).
 Unusable files are reported on stderr and skipped; the exit code is then 1.`;
 
 async function main(args: string[]): Promise<number> {
-  let values;
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args,
-      options: {
-        model: { type: "string" },
-        json: { type: "boolean", default: false },
-        gradcam: { type: "string" },
-        "batch-size": { type: "string" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-      allowPositionals: true,
-      strict: true,
-    }));
-  } catch (error) {
-    console.error(`error: ${(error as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const parsed = parseCli(USAGE, {
+    args,
+    options: {
+      model: { type: "string" },
+      json: { type: "boolean", default: false },
+      gradcam: { type: "string" },
+      "batch-size": { type: "string" },
+    },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (typeof parsed === "number") return parsed;
+  const { values, positionals } = parsed;
   if (positionals.length === 0) {
     console.error(`error: give at least one FILE_OR_DIR\n${USAGE}`);
     return 2;

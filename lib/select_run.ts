@@ -12,8 +12,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
-import { taskArgs } from "./cli.ts";
+import { parseCli, taskArgs } from "./cli.ts";
 import { evaluateModel } from "./evaluate.ts";
 import {
   isTta,
@@ -156,29 +155,19 @@ const USAGE =
   --json       print the ranking as JSON`;
 
 async function main(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      options: {
-        data: { type: "string" },
-        tta: { type: "string" },
-        json: { type: "boolean", default: false },
-        record: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-      allowPositionals: true,
-      strict: true,
-    });
-  } catch (error) {
-    console.error(`error: ${(error as Error).message}\n${USAGE}`);
-    return 2;
-  }
+  const parsed = parseCli(USAGE, {
+    args,
+    options: {
+      data: { type: "string" },
+      tta: { type: "string" },
+      json: { type: "boolean", default: false },
+      record: { type: "boolean", default: false },
+    },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (typeof parsed === "number") return parsed;
   const { values, positionals } = parsed;
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
   if (!values.data || positionals.length === 0) {
     console.error(`error: --data and at least one run are required\n${USAGE}`);
     return 2;

@@ -15,8 +15,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
-import { taskArgs } from "./cli.ts";
+import { parseCli, taskArgs } from "./cli.ts";
 import { describeDecision } from "./decision.ts";
 import { evaluateModel } from "./evaluate.ts";
 import {
@@ -135,23 +134,19 @@ const USAGE =
        deno task select-threshold -- --model REFIT_DIR --from VALIDATED_RUN_DIR`;
 
 async function main(args: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        model: { type: "string" },
-        data: { type: "string" },
-        from: { type: "string" },
-        json: { type: "boolean", default: false },
-        "dry-run": { type: "boolean", default: false },
-      },
-      strict: true,
-    }));
-  } catch (error) {
-    console.error(`error: ${(error as Error).message}\n${USAGE}`);
-    return 2;
-  }
+  const parsed = parseCli(USAGE, {
+    args,
+    options: {
+      model: { type: "string" },
+      data: { type: "string" },
+      from: { type: "string" },
+      json: { type: "boolean", default: false },
+      "dry-run": { type: "boolean", default: false },
+    },
+    strict: true,
+  });
+  if (typeof parsed === "number") return parsed;
+  const { values } = parsed;
   if (!values.from === !values.data) {
     console.error(`error: give exactly one of --data and --from\n${USAGE}`);
     return 2;

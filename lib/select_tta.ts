@@ -17,8 +17,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
-import { taskArgs } from "./cli.ts";
+import { parseCli, taskArgs } from "./cli.ts";
 import { evaluateModel } from "./evaluate.ts";
 import { projectPaths } from "./paths.ts";
 import {
@@ -175,9 +174,13 @@ export async function copyTta(options: CopyTtaOptions): Promise<Tta> {
   return tta;
 }
 
-if (import.meta.main) {
-  const { values } = parseArgs({
-    args: taskArgs(),
+const USAGE =
+  `usage: deno task select-tta -- [--model DIR] --data DIR [--dry-run]
+       deno task select-tta -- --model REFIT_DIR --from VALIDATED_RUN_DIR`;
+
+async function main(args: string[]): Promise<number> {
+  const parsed = parseCli(USAGE, {
+    args,
     options: {
       model: { type: "string" },
       data: { type: "string" },
@@ -186,12 +189,11 @@ if (import.meta.main) {
     },
     strict: true,
   });
+  if (typeof parsed === "number") return parsed;
+  const { values } = parsed;
   if (!values.from && !values.data) {
-    console.error(
-      "usage: deno task select-tta -- [--model DIR] --data DIR [--dry-run]\n" +
-        "       deno task select-tta -- --model REFIT_DIR --from VALIDATED_RUN_DIR",
-    );
-    Deno.exit(2);
+    console.error(`error: give --data or --from\n${USAGE}`);
+    return 2;
   }
   try {
     if (values.from) {
@@ -202,7 +204,7 @@ if (import.meta.main) {
       console.log(
         `chosen: ${tta} (as chosen on validation for ${values.from}); recorded in metadata.json`,
       );
-      Deno.exit(0);
+      return 0;
     }
     const c = await selectTta({
       ...(values.model ? { model: values.model } : {}),
@@ -221,8 +223,13 @@ if (import.meta.main) {
         c.written ? "; recorded in metadata.json" : " (dry run)"
       }`,
     );
+    return 0;
   } catch (error) {
     console.error(`select-tta: ${(error as Error).message}`);
-    Deno.exit(1);
+    return 1;
   }
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(taskArgs()));
 }

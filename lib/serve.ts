@@ -38,8 +38,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
-import { taskArgs } from "./cli.ts";
+import { parseCli, taskArgs } from "./cli.ts";
 import {
   type ImageClassifier,
   localClassifier,
@@ -480,29 +479,20 @@ const USAGE =
 POST /predict (image body or multipart field "file"), GET /health, GET /model.`;
 
 async function main(args: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        model: { type: "string" },
-        port: { type: "string", default: "8000" },
-        hostname: { type: "string", default: "127.0.0.1" },
-        "max-bytes": { type: "string" },
-        tta: { type: "string" },
-        workers: { type: "string" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-      strict: true,
-    }));
-  } catch (error) {
-    console.error(`error: ${(error as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const parsed = parseCli(USAGE, {
+    args,
+    options: {
+      model: { type: "string" },
+      port: { type: "string", default: "8000" },
+      hostname: { type: "string", default: "127.0.0.1" },
+      "max-bytes": { type: "string" },
+      tta: { type: "string" },
+      workers: { type: "string" },
+    },
+    strict: true,
+  });
+  if (typeof parsed === "number") return parsed;
+  const { values } = parsed;
   const port = Number(values.port);
   if (!/^\d+$/.test(values.port) || port > 65535) {
     console.error(

@@ -31,6 +31,7 @@ import { type Architecture, ARCHITECTURES } from "./models.ts";
 import { projectPaths } from "./paths.ts";
 import { formatDuration, terminalProgress } from "./progress.ts";
 import { updateModelMetadata } from "./saved_model.ts";
+import { DEFAULT_SPLIT_FRACTION } from "./split.ts";
 import {
   evaluateSplit,
   runPaths,
@@ -54,8 +55,8 @@ export const USAGE =
   --batch-size N        batch size (default 32)
   --lr X                Adam's learning rate (default 0.001)
   --seed N              seed of the split and of training (default 42)
-  --val X               validation fraction (default 0.15)
-  --test X              test fraction carved from Training (default 0.15)
+  --val X               validation fraction (default ${DEFAULT_SPLIT_FRACTION})
+  --test X              test fraction carved from Training (default ${DEFAULT_SPLIT_FRACTION})
   --no-augment          train without augmentation
   --augment JSON        augmentation ranges instead of the defaults, e.g.
                         '{"rotation":15,"zoom":0.15}' (keys flip, rotation,
@@ -372,13 +373,13 @@ export function parseTrainArgs(args: readonly string[]): TrainCliOptions {
       "--refit trains without validation: early stopping is off (drop --patience)",
     );
   }
-  const val = fraction(values.val, "val", 0.15);
+  const val = fraction(values.val, "val", DEFAULT_SPLIT_FRACTION);
   if (refit && val === 0) {
     throw new UsageError(
       "--refit needs a validation split to merge (--val > 0)",
     );
   }
-  const test = fraction(values.test, "test", 0.15);
+  const test = fraction(values.test, "test", DEFAULT_SPLIT_FRACTION);
   if (val + test >= 1) {
     throw new UsageError("--val plus --test must be below 1");
   }
