@@ -815,11 +815,24 @@ export async function loadSavedModel(dir: string): Promise<LoadedModel> {
   return { model, metadata };
 }
 
+/** `current.inference` with `patch.inference` over it, keys set to `undefined` dropped; `undefined` if nothing is left. */
+function mergeInference(
+  current: ModelMetadata,
+  patch: Partial<ModelMetadata>,
+): Inference | undefined {
+  const merged = Object.fromEntries(
+    Object.entries({ ...current.inference, ...patch.inference }).filter((
+      [, v],
+    ) => v !== undefined),
+  );
+  return Object.keys(merged).length ? merged as Inference : undefined;
+}
+
 /**
  * Changes fields of a saved model's `metadata.json` (atomically, checked),
  * e.g. to add test metrics after training. `metrics` and `inference` are
- * merged (a key set to `undefined` in `inference` is removed); other fields
- * replace.
+ * merged (a key set to `undefined` in `inference` is removed, and an empty
+ * `inference` with it); other fields replace.
  *
  * @example
  * ```ts ignore
@@ -838,9 +851,7 @@ export async function updateModelMetadata(
       ...current,
       ...patch,
       metrics: { ...current.metrics, ...(patch.metrics ?? {}) },
-      ...(patch.inference
-        ? { inference: { ...current.inference, ...patch.inference } }
-        : {}),
+      ...(patch.inference ? { inference: mergeInference(current, patch) } : {}),
     },
     abs,
   );

@@ -4,7 +4,9 @@
  * macro-F1, the recall of the classes that matter most, tumour sensitivity,
  * calibration), with the rule of `targets.ts` ("R2" in `models/README.md`):
  * the most targets met, then the higher of the glioma and meningioma recalls
- * (the weaker one), then the lower validation loss.
+ * (the weaker one), then the lower validation loss. Every run is scored at
+ * argmax, whatever operating point it records (`select-threshold` chooses
+ * one on the same split, after the run is chosen).
  *
  * ```sh
  * deno task select-run -- --data DIR [--tta none,hflip [--record]] [--json] RUN_DIR...
@@ -120,6 +122,10 @@ export async function selectRun(
         modelDir: run,
         data: options.data,
         split: "validation",
+        // Compared at argmax: an operating point (select-threshold) is chosen
+        // on this same split after a run is chosen; counting it here would
+        // favour the runs that have one.
+        tumourThreshold: null,
         ...(mode === "own" ? {} : { tta: mode }),
         ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}),
       });

@@ -47,6 +47,31 @@ Deno.test("selectRun: ranks real models on their validation splits, per test-tim
       }))),
     });
     assert.deepEqual(s.ranking, expected);
+    // Runs are compared at argmax even when one has an operating point
+    // (chosen on this same validation split, it would favour that run).
+    await updateModelMetadata(a, { inference: { tumourThreshold: 0.05 } });
+    const screened = await evaluateModel({
+      modelDir: a,
+      data,
+      split: "validation",
+      cacheDir,
+    });
+    const atArgmax = await evaluateModel({
+      modelDir: a,
+      data,
+      split: "validation",
+      cacheDir,
+      tumourThreshold: null,
+    });
+    assert.notDeepEqual(
+      screened.full.confusionMatrix,
+      atArgmax.full.confusionMatrix,
+    );
+    assert.deepEqual(
+      (await selectRun({ runs: [a, b], data, cacheDir })).ranking,
+      expected,
+    );
+    await updateModelMetadata(a, { inference: { tumourThreshold: undefined } });
     const both = await selectRun({
       runs: [a],
       data,
