@@ -101,18 +101,15 @@ Deno.test("copyThreshold: a refit takes its validated run's operating point; eva
     const validated = join(dir, "validated");
     const refit = join(dir, "refit");
     for (const path of [validated, refit]) {
-      const m = await saveTinyModel(path, { seed: 9 });
-      await updateModelMetadata(path, {
-        training: {
-          ...m.training,
-          split: {
-            validation: 0.15,
-            test: 0.15,
-            ...(path === refit ? { validationTrained: true } : {}),
-          },
+      await saveTinyModel(path, {
+        seed: 9,
+        split: {
+          validation: 0.15,
+          test: 0.15,
+          ...(path === refit ? { validationTrained: true } : {}),
         },
-        inference: { tta: "none" },
       });
+      await updateModelMetadata(path, { inference: { tta: "none" } });
     }
     await assert.rejects(
       selectThreshold({ model: refit, data, cacheDir }),

@@ -85,15 +85,12 @@ Deno.test("a refit cannot select on its validation split; copyTta takes the vali
     const refit = join(dir, "refit");
     const other = join(dir, "other");
     for (const [path, seed] of [[validated, 9], [refit, 9], [other, 10]]) {
-      const m = await saveTinyModel(path as string, { seed: seed as number });
-      await updateModelMetadata(path as string, {
-        training: {
-          ...m.training,
-          split: {
-            validation: 0.15,
-            test: 0.15,
-            ...(path === refit ? { validationTrained: true } : {}),
-          },
+      await saveTinyModel(path as string, {
+        seed: seed as number,
+        split: {
+          validation: 0.15,
+          test: 0.15,
+          ...(path === refit ? { validationTrained: true } : {}),
         },
       });
     }

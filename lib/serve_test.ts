@@ -426,6 +426,22 @@ Deno.test("serve CLI: serves on a free port, answers, stops gracefully on SIGTER
   }
 });
 
+/** POSTs a JPEG to a handler's /predict (no server) and returns its 200 answer. */
+async function postJpeg(
+  handler: (req: Request) => Promise<Response>,
+  jpeg: Uint8Array,
+): Promise<PredictResponse> {
+  const response = await handler(
+    new Request("http://x/predict", {
+      method: "POST",
+      headers: { "content-type": "image/jpeg" },
+      body: jpeg as Uint8Array<ArrayBuffer>,
+    }),
+  );
+  assert.equal(response.status, 200);
+  return (await response.json()) as PredictResponse;
+}
+
 Deno.test("serve: the model's test-time augmentation, or an override, is what /predict uses", async () => {
   const root = await Deno.makeTempDir({ prefix: "serve_test_" });
   try {
@@ -440,15 +456,7 @@ Deno.test("serve: the model's test-time augmentation, or an override, is what /p
         log: false,
         ...(tta ? { tta } : {}),
       });
-      const response = await handler(
-        new Request("http://x/predict", {
-          method: "POST",
-          headers: { "content-type": "image/jpeg" },
-          body: jpeg as Uint8Array<ArrayBuffer>,
-        }),
-      );
-      assert.equal(response.status, 200);
-      return ((await response.json()) as PredictResponse).probabilities;
+      return (await postJpeg(handler, jpeg)).probabilities;
     };
     const byMetadata = await ask();
     const forcedHflip = await ask("hflip");
@@ -474,15 +482,7 @@ Deno.test("serve: /predict decides by the model's operating point", async () => 
         metadata,
         log: false,
       });
-      const response = await handler(
-        new Request("http://x/predict", {
-          method: "POST",
-          headers: { "content-type": "image/jpeg" },
-          body: jpeg as Uint8Array<ArrayBuffer>,
-        }),
-      );
-      assert.equal(response.status, 200);
-      return (await response.json()) as PredictResponse;
+      return await postJpeg(handler, jpeg);
     };
     const plain = await ask(loaded.metadata);
     // Name the argmax output "notumor": argmax then says notumor, and an

@@ -164,7 +164,13 @@ export const MRI_CLASSES: readonly string[] = [
  */
 export async function saveTinyModel(
   dir: string,
-  options: { size?: number; seed?: number; run?: string } = {},
+  options: {
+    size?: number;
+    seed?: number;
+    run?: string;
+    /** The split its metadata records (`training.split`); default none. */
+    split?: ModelMetadata["training"]["split"];
+  } = {},
 ): Promise<ModelMetadata> {
   const { buildModel } = await import("../lib/models.ts");
   const {
@@ -198,6 +204,7 @@ export async function saveTinyModel(
       seed,
       augmentation: false,
       classWeights: null,
+      ...(options.split ? { split: options.split } : {}),
     },
     datasetFingerprint: "test",
     metrics: {},
