@@ -175,12 +175,19 @@ export interface RocFigureOptions {
   binary?: BinaryTumourRoc;
   /** Title; default "ROC curves (one class vs the rest)". */
   title?: string;
+  /**
+   * Operating points to mark, e.g. argmax and a tumour threshold on the
+   * binary curve: false-positive rate (1 − specificity) and true-positive
+   * rate (sensitivity) of each.
+   */
+  markers?: readonly { name: string; fpr: number; tpr: number }[];
 }
 
 /**
  * ROC curves: one per class (one vs the rest), the binary tumour curve if
- * given, and the chance diagonal, with each AUC in the legend (`n/a` when a
- * class has no positive or no negative example).
+ * given, operating points marked if given, and the chance diagonal, with each
+ * AUC in the legend (`n/a` when a class has no positive or no negative
+ * example).
  *
  * @example
  * ```ts
@@ -206,6 +213,17 @@ export function rocFigure(options: RocFigureOptions): Displayable {
         line: { width: 4, dash: "dash", color: "black" },
       }),
     );
+  }
+  for (const m of options.markers ?? []) {
+    data.push({
+      type: "scatter",
+      mode: "markers",
+      name: m.name,
+      x: [m.fpr],
+      y: [m.tpr],
+      marker: { size: 12, symbol: "x", line: { width: 2 } },
+      hovertemplate: `${m.name}<br>FPR %{x:.3f}, TPR %{y:.3f}<extra></extra>`,
+    });
   }
   data.push({
     type: "scatter",

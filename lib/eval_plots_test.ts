@@ -140,6 +140,23 @@ Deno.test("eval_plots: ROC curves, one per class plus the binary one, AUC in the
   assert.equal((spec.data[0].customdata as string[])[0], "∞");
   assert.deepEqual(spec.data[4].x, binary.fpr);
   assert.match(spec.layout.title.text, /macro AUC 0\.939/);
+  // operating points as markers, between the curves and the diagonal
+  const marked = specOf(rocFigure({
+    roc,
+    binary,
+    markers: [{ name: "argmax", fpr: 0.25, tpr: 0.8 }],
+  }));
+  assert.equal(marked.data.length, 4 + 1 + 1 + 1);
+  assert.deepEqual(
+    [
+      marked.data[5].name,
+      marked.data[5].mode,
+      marked.data[5].x,
+      marked.data[5].y,
+    ],
+    ["argmax", "markers", [0.25], [0.8]],
+  );
+  assert.equal(marked.data[6].name, "chance");
   // Without the binary curve; a class with no examples: n/a, no NaN in the spec.
   const partial = oneVsRestRoc({
     yTrue: [0, 0, 1],
