@@ -73,6 +73,11 @@ export interface FilePrediction {
   confidence: number;
   /** Every class's probability, in the model's class order. */
   probabilities: Record<string, number>;
+  /**
+   * Present (true) when the model's operating point overruled argmax: the
+   * class is a tumour although notumor was the most probable single class.
+   */
+  byOperatingPoint?: true;
   /** The Grad-CAM overlay written for it, when asked for. */
   gradcam?: string;
 }
@@ -234,7 +239,7 @@ export { imageFormatProblem };
  * most probable class (the first wins a tie); with a rule carrying a tumour
  * threshold, that operating point (lib/decision.ts), as a model's
  * `inference.tumourThreshold` asks. `confidence` is the chosen class's
- * probability.
+ * probability; `byOperatingPoint` is set when that rule overruled argmax.
  *
  * @example
  * ```ts
@@ -251,9 +256,15 @@ export function toPrediction(
   rule: DecisionRule = {},
 ): Omit<FilePrediction, "file"> {
   const best = decider(classes, rule)(row);
+  const argmax = decider(classes)(row);
   const probabilities: Record<string, number> = {};
   classes.forEach((c, k) => (probabilities[c] = row[k]));
-  return { class: classes[best], confidence: row[best], probabilities };
+  return {
+    class: classes[best],
+    confidence: row[best],
+    probabilities,
+    ...(best === argmax ? {} : { byOperatingPoint: true as const }),
+  };
 }
 
 function errorText(error: unknown): string {
@@ -536,7 +547,8 @@ export interface FormatOptions {
 
 /**
  * One readable line: path, predicted class, confidence, then every class
- * with its probability, in aligned columns.
+ * with its probability, in aligned columns; `(operating point)` at the end
+ * when the model's operating point overruled argmax.
  *
  * @example
  * ```ts
@@ -559,7 +571,7 @@ export function formatPrediction(
     .join("  ");
   return `${p.file.padEnd(options.pathWidth ?? 0)}  ${
     p.class.padEnd(classWidth)
-  }  ${confidence}  ${probs}`;
+  }  ${confidence}  ${probs}${p.byOperatingPoint ? "  (operating point)" : ""}`;
 }
 
 /**

@@ -206,12 +206,16 @@ Deno.test("predictFiles: the model's operating point decides the class, and the 
     const best = tumours.reduce((a, b) => (b[1] > a[1] ? b : a));
     assert.equal(s.class, best[0]);
     assert.equal(s.confidence, best[1]);
+    assert.equal(s.byOperatingPoint, true);
+    assert.match(formatPrediction(s), /  \(operating point\)$/);
     // the same model without the operating point: argmax, notumor
     await updateModelMetadata(f.modelDir, {
       inference: { tumourThreshold: undefined },
     });
     const back = await predictFiles({ inputs: [f.jpeg], model: f.modelDir });
     assert.equal(back.predictions[0].class, "notumor");
+    assert.equal("byOperatingPoint" in back.predictions[0], false);
+    assert.doesNotMatch(formatPrediction(back.predictions[0]), /operating/);
     assert.deepEqual(back.model.inference.tumourThreshold, null);
   });
 });

@@ -214,6 +214,8 @@ export interface PredictResponse {
   confidence: number;
   /** Every class's probability, in the model's order. */
   probabilities: Record<string, number>;
+  /** Present (true) when the model's operating point overruled argmax. */
+  byOperatingPoint?: true;
   /** The model's name. */
   model: string;
 }

@@ -507,6 +507,8 @@ Deno.test("serve: /predict decides by the model's operating point", async () => 
       tumours.reduce((a, b) => (b[1] > a[1] ? b : a))[0],
     );
     assert.deepEqual(screened.probabilities, argmax.probabilities);
+    assert.equal(screened.byOperatingPoint, true);
+    assert.equal(argmax.byOperatingPoint, undefined);
     loaded.model.dispose();
   } finally {
     await Deno.remove(root, { recursive: true });
