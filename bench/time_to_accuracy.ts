@@ -67,6 +67,16 @@
  *   `tf.data` map that is prefetched, so Keras augments the next batch while
  *   it trains on this one (ours augments in the training loop).
  *
+ * The recipe flags (both sides): `--cosine-over time` runs the cosine over
+ * the time budget instead of `--epochs` (each epoch's rate from the seconds
+ * of training before it); `--weight-decay WD` decays the kernels (rank ≥ 2)
+ * by `1 − lr·WD` every step (ours after the Adam step, Keras' `AdamW` before
+ * it); `--ema DECAY` validates a moving average of the weights (ours of every
+ * weight, batch-norm statistics included, with a warm-up `min(DECAY, (1 +
+ * n)/(10 + n))`; Keras' optimizer EMA of the trainable weights, swapped in
+ * for validation by `SwapEMAWeights`). Together with `--epochs 200 --minutes
+ * 60` they are the recipe of the shipped model (`resnet-128-e9`/`-e11`).
+ *
  * Other differences: tfjs' Adam puts ε inside the bias correction (Keras
  * outside; negligible); dropout masks and shuffling come from each side's own
  * seeded generators, so the two runs do not see the same batches.
@@ -135,6 +145,14 @@ const USAGE = `usage: deno run -A bench/time_to_accuracy.ts [options]
   --keras-brightness multiplicative|additive
                         Keras brightness as ours (default) or RandomBrightness
   --stop-when-reached   stop a side once it has reached every target
+  --cosine-over epochs|time
+                        the cosine decay runs over --epochs (default) or over
+                        the --minutes budget, from each epoch's start time
+  --weight-decay WD     decoupled weight decay of the kernels (AdamW; default 0)
+  --ema DECAY           validate a moving average of the weights (default 0: off)
+                        The shipped recipe (resnet-128-e9/e11): --epochs 200
+                        --minutes 60 --cosine-over time --weight-decay 1
+                        --ema 0.998
   --save RUN_DIR        keep our side's run as a project run folder (model
                         with metadata, history, manifest; best validation
                         epoch restored), like \`deno task train\` would write it
@@ -218,6 +236,24 @@ interface BenchOptions {
   stopWhenReached: boolean;
   /** Our side's run folder (`--save`), or none. */
   save?: string;
+  /** What the cosine decay runs over: `--epochs`, or the `--minutes` budget. */
+  cosineOver: "epochs" | "time";
+  /** Decoupled weight decay of the kernels; 0: off. */
+  weightDecay: number;
+  /** Decay of the validated moving average of the weights; 0: off. */
+  ema: number;
+}
+
+/** The recipe flags, as both sides take them. */
+function recipeArgs(bench: BenchOptions): string[] {
+  return [
+    "--cosine-over",
+    bench.cosineOver,
+    "--weight-decay",
+    String(bench.weightDecay),
+    "--ema",
+    String(bench.ema),
+  ];
 }
 
 function parseTargets(value: string): number[] {
@@ -511,8 +547,10 @@ async function oursWorker(
     seed: bench.seed,
     augment: true,
     earlyStopping: false,
-    cosineDecay: { minLr: MIN_LR },
+    cosineDecay: { minLr: MIN_LR, over: bench.cosineOver },
     maxSeconds: bench.minutes * 60,
+    ...(bench.weightDecay > 0 ? { weightDecay: bench.weightDecay } : {}),
+    ...(bench.ema > 0 ? { ema: { decay: bench.ema } } : {}),
     // Saved runs keep their best validation epoch, as `deno task train` does.
     restoreBestWeights: bench.save !== undefined,
     evalBatchSize: EVAL_BATCH,
@@ -634,6 +672,7 @@ async function runOurs(
       String(bench.seed),
       ...(bench.stopWhenReached ? ["--stop-when-reached"] : []),
       ...(bench.save === undefined ? [] : ["--save", bench.save]),
+      ...recipeArgs(bench),
     ],
     cwd: projectPaths().root,
     inherit: true,
@@ -683,6 +722,7 @@ async function runKeras(
       extra.brightness,
       ...(extra.checkOnly ? ["--check-only"] : []),
       ...(bench.stopWhenReached ? ["--stop-when-reached"] : []),
+      ...recipeArgs(bench),
     ],
     env: { TF_CPP_MIN_LOG_LEVEL: "2", PYTHONUNBUFFERED: "1" },
     inherit: true,
@@ -864,6 +904,9 @@ async function main(): Promise<void> {
       "keras-brightness": { type: "string" },
       "stop-when-reached": { type: "boolean" },
       save: { type: "string" },
+      "cosine-over": { type: "string" },
+      "weight-decay": { type: "string" },
+      ema: { type: "string" },
       json: { type: "string" },
       help: { type: "boolean" },
       // internal: the child processes
@@ -890,7 +933,30 @@ async function main(): Promise<void> {
       `--seed must be a non-negative integer (got "${values.seed}")`,
     );
   }
+  const cosineOver = values["cosine-over"] ?? "epochs";
+  if (cosineOver !== "epochs" && cosineOver !== "time") {
+    throw new UsageError(
+      `--cosine-over must be epochs or time (got "${cosineOver}")`,
+    );
+  }
+  const weightDecay = values["weight-decay"] === undefined
+    ? 0
+    : Number(values["weight-decay"]);
+  if (!(weightDecay >= 0 && Number.isFinite(weightDecay))) {
+    throw new UsageError(
+      `--weight-decay must be a number >= 0 (got "${values["weight-decay"]}")`,
+    );
+  }
+  const ema = values.ema === undefined ? 0 : Number(values.ema);
+  if (!(ema === 0 || (ema > 0 && ema < 1))) {
+    throw new UsageError(
+      `--ema must be 0 (off) or a decay in (0, 1) (got "${values.ema}")`,
+    );
+  }
   const bench: BenchOptions = {
+    cosineOver,
+    weightDecay,
+    ema,
     epochs: positiveInt(values.epochs, "epochs", 48),
     minutes,
     targets: parseTargets(values.targets ?? "0.94,0.97"),
@@ -959,8 +1025,13 @@ async function main(): Promise<void> {
           limit === undefined ? "" : ` (--limit ${limit})`
         }, validation ${header.validation.count} (split seed ${header.splitSeed}, ` +
         `val ${header.validationFraction}, test ${header.testFraction}, test unused); ` +
-        `batch ${BATCH}, Adam ${LEARNING_RATE} → ${MIN_LR} cosine over ${bench.epochs} ` +
-        `epochs, budget ${bench.minutes} min per side, seed ${bench.seed}; ` +
+        `batch ${BATCH}, Adam ${LEARNING_RATE} → ${MIN_LR} cosine over ${
+          bench.cosineOver === "time"
+            ? `the ${bench.minutes}-min budget`
+            : `${bench.epochs} epochs`
+        }, weight decay ${bench.weightDecay}, EMA ${
+          bench.ema || "off"
+        }, budget ${bench.minutes} min per side, seed ${bench.seed}; ` +
         `${navigator.hardwareConcurrency} CPUs, load ${fmt(loadAverage(), 2)}`,
     );
     const weights = join(work, "init.json");

@@ -7,7 +7,8 @@ can be:
   python bench/time_to_accuracy_keras.py --data DIR --weights FILE.json \
       --out FILE.json [--check-only] [--epochs 48] [--minutes 30] \
       [--targets 0.94,0.97] [--seed 42] [--init shared|keras] \
-      [--brightness multiplicative|additive] [--stop-when-reached]
+      [--brightness multiplicative|additive] [--stop-when-reached] \
+      [--cosine-over epochs|time] [--weight-decay WD] [--ema DECAY]
 
 DIR holds header.json and the uint8 pixel / int32 label files the Deno side
 wrote; FILE.json (+ its .bin) the initial weights of the project's model and
@@ -38,6 +39,23 @@ preprocessing layers (sequential map, so the random stream is reproducible,
 prefetched so that augmentation overlaps training) and validates every epoch in
 batches of 64 (as lib/train.ts' evaluateSplit). Writes one JSON report to
 --out; prints one line per epoch to stderr.
+
+The project's shipped recipe (`--cosine-over time --weight-decay 1 --ema
+0.998`, as `deno task train` ran resnet-128-e9/e11), in Keras' own terms:
+
+- `--cosine-over time`: the rate of each epoch follows the cosine over the
+  time budget, from the seconds of training before the epoch (lib/train.ts'
+  `cosineDecay.over: "time"`), instead of over `--epochs`;
+- `--weight-decay WD`: `AdamW(weight_decay=WD)`, which multiplies a variable
+  by `1 - lr * WD` every step as lib/train.ts does; only kernels (rank >= 2)
+  are decayed, as there (`exclude_from_weight_decay` gets the rest). Keras
+  decays before the Adam step, lib/train.ts after it;
+- `--ema DECAY`: the optimizer's moving average of the trainable weights
+  (`use_ema=True, ema_momentum=DECAY`), swapped in for every validation by
+  `keras.callbacks.SwapEMAWeights`. lib/train.ts also averages the
+  batch-norm statistics and ramps the decay up over the first updates
+  (`min(DECAY, (1 + n) / (10 + n))`); Keras starts the average at the
+  weights after the first step and uses DECAY from then on.
 """
 
 import argparse
@@ -253,6 +271,12 @@ def main():
                    help="largest allowed |softmax difference| on the reference images")
     p.add_argument("--stop-when-reached", action="store_true",
                    help="stop once every target is reached")
+    p.add_argument("--cosine-over", choices=["epochs", "time"], default="epochs",
+                   help="the cosine decay runs over --epochs or over the --minutes budget")
+    p.add_argument("--weight-decay", type=float, default=0.0,
+                   help="decoupled weight decay of the kernels (AdamW); 0: Adam")
+    p.add_argument("--ema", type=float, default=0.0,
+                   help="validate a moving average of the weights with this decay; 0: off")
     args = p.parse_args()
     targets = [float(t) for t in args.targets.split(",") if t.strip()]
 
@@ -346,12 +370,26 @@ def main():
 
     # --- Model ---------------------------------------------------------------
     model = reference if args.init == "shared" else build()
+    ema = {"use_ema": True, "ema_momentum": args.ema} if args.ema > 0 else {}
+    if args.weight_decay > 0:
+        optimizer = keras.optimizers.AdamW(
+            args.lr, weight_decay=args.weight_decay, beta_1=0.9, beta_2=0.999,
+            epsilon=1e-7, **ema)
+        optimizer.exclude_from_weight_decay(
+            var_list=[v for v in model.trainable_variables if len(v.shape) < 2])
+    else:
+        optimizer = keras.optimizers.Adam(
+            args.lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **ema)
     model.compile(
-        optimizer=keras.optimizers.Adam(args.lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7),
+        optimizer=optimizer,
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
     budget = args.minutes * 60
+    report.update({
+        "recipe": {"cosineOver": args.cosine_over,
+                   "weightDecay": args.weight_decay, "ema": args.ema},
+    })
 
     class Recorder(keras.callbacks.Callback):
         def __init__(self):
@@ -363,7 +401,11 @@ def main():
             self.t0 = time.perf_counter()
 
         def on_epoch_begin(self, epoch, logs=None):
-            lr = cosine_lr(args.lr, args.min_lr, epoch, args.epochs)
+            if args.cosine_over == "time":
+                spent = time.perf_counter() - self.t0
+                lr = cosine_lr(args.lr, args.min_lr, min(spent, budget), budget)
+            else:
+                lr = cosine_lr(args.lr, args.min_lr, epoch, args.epochs)
             self.model.optimizer.learning_rate = lr
             self.lr = lr
             self.e0 = time.perf_counter()
@@ -413,7 +455,10 @@ def main():
         train_ds,
         validation_data=val_ds,
         epochs=args.epochs,
-        callbacks=[recorder],
+        # SwapEMAWeights first: validation sees the average, the recorder
+        # times it.
+        callbacks=([keras.callbacks.SwapEMAWeights()] if args.ema > 0 else [])
+        + [recorder],
         shuffle=False,  # the dataset reshuffles itself every epoch
         verbose=0,
     )
