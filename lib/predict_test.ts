@@ -207,7 +207,7 @@ Deno.test("predictFiles: the model's operating point decides the class, and the 
     assert.equal(s.class, best[0]);
     assert.equal(s.confidence, best[1]);
     assert.equal(s.byOperatingPoint, true);
-    assert.match(formatPrediction(s), /  \(operating point\)$/);
+    assert.match(formatPrediction(s), / {2}\(operating point\)$/);
     // the same model without the operating point: argmax, notumor
     await updateModelMetadata(f.modelDir, {
       inference: { tumourThreshold: undefined },
