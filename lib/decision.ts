@@ -17,6 +17,25 @@
 /** The class that means "no tumour" unless told otherwise. */
 export const DEFAULT_NEGATIVE_CLASS = "notumor";
 
+/**
+ * The index of the largest of the first `length` values of `row` (default
+ * all), the first one on a tie, like NumPy's `argmax`.
+ *
+ * @example
+ * ```ts
+ * import { argmax } from "./decision.ts";
+ * console.log(argmax([0.1, 0.7, 0.2]), argmax([0.5, 0.5])); // 1 0
+ * ```
+ */
+export function argmax(
+  row: ArrayLike<number>,
+  length: number = row.length,
+): number {
+  let best = 0;
+  for (let c = 1; c < length; c++) if (row[c] > row[best]) best = c;
+  return best;
+}
+
 /** How predictions are decided (see the module documentation). */
 export interface DecisionRule {
   /**
@@ -65,13 +84,8 @@ export function decider(
   rule: DecisionRule = {},
 ): (row: ArrayLike<number>) => number {
   const k = classes.length;
-  const argmax = (row: ArrayLike<number>): number => {
-    let best = 0;
-    for (let c = 1; c < k; c++) if (row[c] > row[best]) best = c;
-    return best;
-  };
   const tau = rule.tumourThreshold;
-  if (tau === undefined) return argmax;
+  if (tau === undefined) return (row) => argmax(row, k);
   const problem = tumourThresholdProblem(tau);
   if (problem) throw new Error(problem);
   const negativeClass = rule.negativeClass ?? DEFAULT_NEGATIVE_CLASS;

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  argmax,
   decider,
   describeDecision,
   tumourThresholdProblem,
@@ -26,6 +27,10 @@ Deno.test("decider: argmax by default, the first class on a tie", () => {
   assert.equal(decide([0.25, 0.25, 0.25, 0.25]), 0);
   // no negative class needed without a threshold
   assert.equal(decider(["a", "b"])([0.3, 0.7]), 1);
+  // only the classes' columns count
+  assert.equal(decider(["a", "b"])([0.3, 0.2, 0.9]), 0);
+  assert.equal(argmax([0.3, 0.2, 0.9]), 2);
+  assert.equal(argmax([0.3, 0.2, 0.9], 2), 0);
 });
 
 Deno.test("decider: a threshold calls a tumour when P(tumour) >= τ, else notumor", () => {

@@ -43,7 +43,7 @@ import {
   probabilityRows,
 } from "./roc.ts";
 import { calibration, DEFAULT_CALIBRATION_BINS } from "./calibration.ts";
-import { decider, DEFAULT_NEGATIVE_CLASS } from "./decision.ts";
+import { argmax, decider, DEFAULT_NEGATIVE_CLASS } from "./decision.ts";
 
 export type { Probabilities } from "./roc.ts";
 
@@ -88,12 +88,6 @@ interface Resolved {
   rows?: number[][];
 }
 
-function argmax(row: readonly number[]): number {
-  let best = 0;
-  for (let c = 1; c < row.length; c++) if (row[c] > row[best]) best = c;
-  return best;
-}
-
 function resolve(input: ClassificationInput, what: string): Resolved {
   const hasProbs = input.probs !== undefined;
   const hasPred = input.yPred !== undefined;
@@ -109,7 +103,7 @@ function resolve(input: ClassificationInput, what: string): Resolved {
     checkLabels(input.yTrue, rows.length, numClasses);
     return {
       yTrue: Int32Array.from(input.yTrue),
-      yPred: Int32Array.from(rows, argmax),
+      yPred: Int32Array.from(rows, (row) => argmax(row)),
       numClasses,
       rows,
     };

@@ -44,7 +44,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { writeFileAtomic } from "./atomic.ts";
 import { parseCli, taskArgs } from "./cli.ts";
 import { byCodeUnit, imageFormatProblem, readHead } from "./dataset.ts";
-import { decider, type DecisionRule } from "./decision.ts";
+import { argmax, decider, type DecisionRule } from "./decision.ts";
 import { predictProbabilities } from "./evaluate.ts";
 import { gradCam, overlayHeatmap } from "./gradcam.ts";
 import { encodePng } from "./image_grid.ts";
@@ -256,14 +256,14 @@ export function toPrediction(
   rule: DecisionRule = {},
 ): Omit<FilePrediction, "file"> {
   const best = decider(classes, rule)(row);
-  const argmax = decider(classes)(row);
+  const top = argmax(row, classes.length);
   const probabilities: Record<string, number> = {};
   classes.forEach((c, k) => (probabilities[c] = row[k]));
   return {
     class: classes[best],
     confidence: row[best],
     probabilities,
-    ...(best === argmax ? {} : { byOperatingPoint: true as const }),
+    ...(best === top ? {} : { byOperatingPoint: true as const }),
   };
 }
 

@@ -20,6 +20,7 @@
  *
  * @module
  */
+import { argmax } from "./decision.ts";
 
 /**
  * Class probabilities of `n` samples: one row per sample (`number[][]`, or
@@ -111,14 +112,10 @@ export function predictedClasses(
   probs: Probabilities,
   numClasses?: number,
 ): Int32Array {
-  const rows = probabilityRows(probs, numClasses);
-  const out = new Int32Array(rows.length);
-  rows.forEach((row, i) => {
-    let best = 0;
-    for (let c = 1; c < row.length; c++) if (row[c] > row[best]) best = c;
-    out[i] = best;
-  });
-  return out;
+  return Int32Array.from(
+    probabilityRows(probs, numClasses),
+    (row) => argmax(row),
+  );
 }
 
 /**
