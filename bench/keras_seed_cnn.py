@@ -1,4 +1,4 @@
-"""The seed CNN in Keras, layer for layer as lib/models.ts builds it.
+"""The seed CNN in Keras, layer for layer as lib/model/models.ts builds it.
 
 Shared by the Keras peers of the benchmarks (bench/train_keras.py,
 bench/serve_peer.py), which run from bench/ and import it as

@@ -1,7 +1,7 @@
 /**
  * The Python environment of the benchmarks' peers (Keras, PIL):
  * `.cache/bench-venv`, created on first use, with the packages each bench
- * names installed from the project's pip index (lib/pip_index.ts).
+ * names installed from the project's pip index (lib/tools/pip_index.ts).
  *
  * @module
  */
@@ -11,9 +11,9 @@ import {
   configuredIndexes,
   isolatedPipEnv,
   pipIndexArgs,
-} from "../lib/pip_index.ts";
-import { projectPaths } from "../lib/paths.ts";
-import { run } from "../lib/proc.ts";
+} from "../lib/tools/pip_index.ts";
+import { projectPaths } from "../lib/core/paths.ts";
+import { run } from "../lib/tools/proc.ts";
 
 /** Options for {@linkcode ensurePeerEnv}. */
 export interface PeerEnvOptions {
@@ -102,7 +102,7 @@ export function missingPackages(
  * looks at the installed distributions first and, when all are there, does
  * nothing else (no process is started). Otherwise it creates the venv if
  * needed and pip-installs only the missing packages from the project's index
- * (lib/pip_index.ts), with pip's configuration files switched off
+ * (lib/tools/pip_index.ts), with pip's configuration files switched off
  * (`PIP_CONFIG_FILE=/dev/null`) so that no other index, find-links folder or
  * constraint slips in.
  *

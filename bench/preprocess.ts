@@ -38,10 +38,10 @@
 import { parseArgs } from "node:util";
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { discoverDataset } from "../lib/dataset.ts";
-import { loadImages } from "../lib/image_cache.ts";
-import { preprocessFiles } from "../lib/preprocess.ts";
-import { runOk } from "../lib/proc.ts";
+import { discoverDataset } from "../lib/data/dataset.ts";
+import { loadImages } from "../lib/data/image_cache.ts";
+import { preprocessFiles } from "../lib/data/preprocess.ts";
+import { runOk } from "../lib/tools/proc.ts";
 import { ensurePeerEnv } from "./peer_env.ts";
 import { evenlySpaced, UsageError } from "./bench_util.ts";
 

@@ -1,5 +1,5 @@
 /**
- * HTTP serving benchmark: `lib/serve.ts` (the project's server, serving the
+ * HTTP serving benchmark: `lib/deploy/serve.ts` (the project's server, serving the
  * shipped seed CNN `models/seedcnn-128-r2` with test-time augmentation off,
  * once per `--workers` setting: by default with one inference worker per
  * core, and with the model in the server's own thread)
@@ -33,9 +33,9 @@ import { readdir, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { writeTextAtomic } from "../lib/atomic.ts";
-import { resolveDataSource } from "../lib/data.ts";
-import { projectPaths } from "../lib/paths.ts";
+import { writeTextAtomic } from "../lib/core/atomic.ts";
+import { resolveDataSource } from "../lib/data/prepare.ts";
+import { projectPaths } from "../lib/core/paths.ts";
 import { ensurePeerEnv } from "./peer_env.ts";
 import { evenlySpaced, loadAverage, UsageError } from "./bench_util.ts";
 
@@ -443,7 +443,7 @@ async function main(): Promise<number> {
           [
             "run",
             "-A",
-            join(projectPaths().root, "lib", "serve.ts"),
+            join(projectPaths().root, "lib", "deploy", "serve.ts"),
             "--port",
             "0",
             "--model",

@@ -1,15 +1,15 @@
-"""Keras peer of lib/serve.ts for bench/serve.ts: the same HTTP API.
+"""Keras peer of lib/deploy/serve.ts for bench/serve.ts: the same HTTP API.
 
 A small threaded HTTP/1.1 server (http.server.ThreadingHTTPServer, keep-alive)
 around the seed CNN built in Keras (TensorFlow 2.21), layer for layer as
-lib/models.ts builds it (bench/keras_seed_cnn.py, shared with
+lib/model/models.ts builds it (bench/keras_seed_cnn.py, shared with
 bench/train_keras.py), with seeded random weights (speed does not depend on
 the values). Preprocessing with PIL: open, (with --draft, the default:
 im.draft("L", (size, size)), libjpeg's DCT-scaled luma decode, the same
 mechanism as our TensorFlow JPEG path), convert("L"), resize((size, size),
 BILINEAR), / 255.
 
-Routes, as lib/serve.ts:
+Routes, as lib/deploy/serve.ts:
   POST /predict  raw image body (image/jpeg, image/png,
                  application/octet-stream, none) or multipart/form-data
                  (field "file", else the first file part)

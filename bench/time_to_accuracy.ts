@@ -1,6 +1,6 @@
 /**
  * Time to accuracy: wall time for the project (tfjs-node, `trainModel` of
- * lib/train.ts) to reach given VALIDATION accuracies, against Keras
+ * lib/train/train.ts) to reach given VALIDATION accuracies, against Keras
  * (TensorFlow 2.21, bench/time_to_accuracy_keras.py), with the same network,
  * input size, data and machine.
  *
@@ -22,7 +22,7 @@
  *    outputs; a different parameter count, a weight that does not map, or
  *    outputs more than 1e-4 apart stop the benchmark before any training.
  * 4. The two trainings, one after the other (`--order`): Adam, learning rate
- *    1e-3 with cosine decay per epoch over `--epochs` to 1e-5 (lib/train.ts'
+ *    1e-3 with cosine decay per epoch over `--epochs` to 1e-5 (lib/train/train.ts'
  *    `cosineLearningRate`), batch 32, sparse categorical cross-entropy,
  *    augmentation, reshuffled every epoch, seeded; validation after every
  *    epoch (batches of 64). Ours is `trainModel` itself (no early stopping,
@@ -33,14 +33,14 @@
  *    other); the Keras side starts from
  *    our initial weights (`--init shared`, the default) or from Keras' own
  *    seeded Glorot initialisation (`--init keras`). Each side stops after the
- *    epoch past which one more epoch would exceed `--minutes` (lib/train.ts'
+ *    epoch past which one more epoch would exceed `--minutes` (lib/train/train.ts'
  *    rule), or when `--epochs` are done (or, with `--stop-when-reached`, once
  *    every target is reached). After each epoch both record the epoch, the
  *    wall seconds since training began (process start, imports, data loading
  *    and model building excluded; validation included), validation accuracy
  *    and loss.
  *
- * Augmentation. lib/augment.ts' defaults are a left–right flip (p 0.5),
+ * Augmentation. lib/data/augment.ts' defaults are a left–right flip (p 0.5),
  * rotation ±10°, zoom ±10%, shift ±8% of width/height, contrast ±10% about the
  * image mean and brightness ±10% (multiplicative), per image. The Keras side
  * uses `RandomFlip("horizontal")`, `RandomRotation(10/360)`, `RandomZoom(0.1)`,
@@ -104,12 +104,12 @@ import { parseArgs } from "node:util";
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { writeFileAtomic, writeTextAtomic } from "../lib/atomic.ts";
-import { taskArgs } from "../lib/cli.ts";
-import { prepareData } from "../lib/data.ts";
-import { projectPaths } from "../lib/paths.ts";
-import { run } from "../lib/proc.ts";
-import type { ResnetOptions } from "../lib/models.ts";
+import { writeFileAtomic, writeTextAtomic } from "../lib/core/atomic.ts";
+import { taskArgs } from "../lib/core/cli.ts";
+import { prepareData } from "../lib/data/prepare.ts";
+import { projectPaths } from "../lib/core/paths.ts";
+import { run } from "../lib/tools/proc.ts";
+import type { ResnetOptions } from "../lib/model/models.ts";
 import { ensurePeerEnv } from "./peer_env.ts";
 import { loadAverage, median, positiveInt, UsageError } from "./bench_util.ts";
 
@@ -444,9 +444,9 @@ async function exportWorker(
   out: string,
   seed: number,
 ): Promise<void> {
-  const { tf } = await import("../lib/tf.ts");
-  const { resnet } = await import("../lib/models.ts");
-  const { batchTensor } = await import("../lib/train.ts");
+  const { tf } = await import("../lib/core/tf.ts");
+  const { resnet } = await import("../lib/model/models.ts");
+  const { batchTensor } = await import("../lib/train/train.ts");
   const { header, validation } = await readData(dir);
   const options: ResnetOptions = {
     inputSize: header.size,
@@ -508,7 +508,7 @@ async function exportWorker(
     Array.from({ length: count }, (_, i) => i),
     header.size,
   );
-  const probs = model.predict(x) as import("../lib/tf.ts").Tensor;
+  const probs = model.predict(x) as import("../lib/core/tf.ts").Tensor;
   const reference = { count, probs: Array.from(await probs.data()) };
   tf.dispose([x, probs]);
   const params = model.countParams();
@@ -520,14 +520,14 @@ async function exportWorker(
   );
 }
 
-/** Our training: lib/train.ts' trainModel, timed per epoch. */
+/** Our training: lib/train/train.ts' trainModel, timed per epoch. */
 async function oursWorker(
   dir: string,
   out: string,
   bench: BenchOptions,
 ): Promise<void> {
-  const { trainModel } = await import("../lib/train.ts");
-  const { versions } = await import("../lib/versions.ts");
+  const { trainModel } = await import("../lib/train/train.ts");
+  const { versions } = await import("../lib/core/versions.ts");
   const { header, train, validation } = await readData(dir);
   const nVal = validation.labels.length;
   const epochs: EpochPoint[] = [];

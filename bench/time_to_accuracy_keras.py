@@ -14,7 +14,7 @@ DIR holds header.json and the uint8 pixel / int32 label files the Deno side
 wrote; FILE.json (+ its .bin) the initial weights of the project's model and
 its softmax outputs on the first validation images.
 
-The network is lib/models.ts's `resnet` layer by layer (same names): a 5x5
+The network is lib/model/models.ts's `resnet` layer by layer (same names): a 5x5
 stride-2 "same" conv (no bias) + BatchNormalization + ReLU, a 2x2 max pool;
 per stage, blocks of conv3x3-BN-ReLU, conv3x3-BN, a 1x1 conv-BN projection
 shortcut when the stride or width changes, add, ReLU (every stage after the
@@ -31,28 +31,28 @@ weight, or outputs that differ by more than --tolerance fail loudly (exit 3).
 With --init shared (the default) the trained model starts from those weights;
 with --init keras from Keras' own seeded Glorot initialisation.
 
-Training: Adam (epsilon 1e-7, as lib/train.ts), learning rate set per epoch to
-`min_lr + (lr - min_lr) * (1 + cos(pi * epoch / epochs)) / 2` (lib/train.ts'
+Training: Adam (epsilon 1e-7, as lib/train/train.ts), learning rate set per epoch to
+`min_lr + (lr - min_lr) * (1 + cos(pi * epoch / epochs)) / 2` (lib/train/train.ts'
 cosineLearningRate), batch 32, sparse categorical cross-entropy, a tf.data
 pipeline that reshuffles every epoch (seeded), augments each batch with Keras
 preprocessing layers (sequential map, so the random stream is reproducible,
 prefetched so that augmentation overlaps training) and validates every epoch in
-batches of 64 (as lib/train.ts' evaluateSplit). Writes one JSON report to
+batches of 64 (as lib/train/train.ts' evaluateSplit). Writes one JSON report to
 --out; prints one line per epoch to stderr.
 
 The project's shipped recipe (`--cosine-over time --weight-decay 1 --ema
 0.998`, as `deno task train` ran resnet-128-e9/e11), in Keras' own terms:
 
 - `--cosine-over time`: the rate of each epoch follows the cosine over the
-  time budget, from the seconds of training before the epoch (lib/train.ts'
+  time budget, from the seconds of training before the epoch (lib/train/train.ts'
   `cosineDecay.over: "time"`), instead of over `--epochs`;
 - `--weight-decay WD`: `AdamW(weight_decay=WD)`, which multiplies a variable
-  by `1 - lr * WD` every step as lib/train.ts does; only kernels (rank >= 2)
+  by `1 - lr * WD` every step as lib/train/train.ts does; only kernels (rank >= 2)
   are decayed, as there (`exclude_from_weight_decay` gets the rest). Keras
-  decays before the Adam step, lib/train.ts after it;
+  decays before the Adam step, lib/train/train.ts after it;
 - `--ema DECAY`: the optimizer's moving average of the trainable weights
   (`use_ema=True, ema_momentum=DECAY`), swapped in for every validation by
-  `keras.callbacks.SwapEMAWeights`. lib/train.ts also averages the
+  `keras.callbacks.SwapEMAWeights`. lib/train/train.ts also averages the
   batch-norm statistics and ramps the decay up over the first updates
   (`min(DECAY, (1 + n) / (10 + n))`); Keras starts the average at the
   weights after the first step and uses DECAY from then on.
@@ -119,7 +119,7 @@ def load_split(data_dir, header, key):
 
 
 def build_model(keras, size, classes, filters, stem, blocks, dropout, seed):
-    """lib/models.ts' resnet, with the same layer names."""
+    """lib/model/models.ts' resnet, with the same layer names."""
     from keras import layers
 
     def conv_bn(x, name, f, k, strides, relu):
@@ -194,7 +194,7 @@ def load_weights(model, spec, blob):
 
 
 class Brightness:
-    """Multiplicative brightness as lib/augment.ts does it: x * U(1 - f, 1 + f) per image."""
+    """Multiplicative brightness as lib/data/augment.ts does it: x * U(1 - f, 1 + f) per image."""
 
     def __init__(self, tf, factor, seed):
         self.tf = tf
@@ -210,7 +210,7 @@ class Brightness:
 
 
 def make_augmenter(keras, tf, seed, brightness_mode):
-    """lib/augment.ts' defaults with Keras preprocessing layers (see the .ts module doc)."""
+    """lib/data/augment.ts' defaults with Keras preprocessing layers (see the .ts module doc)."""
     from keras import layers
 
     geometric = [
@@ -230,7 +230,7 @@ def make_augmenter(keras, tf, seed, brightness_mode):
     ]
     # A tuple, not 0.1: in Keras 3.15 RandomContrast(0.1) draws the factor
     # from [1.0, 1.1] (the lower bound is clamped to 0 in _set_factor, despite
-    # the docstring); (0.1, 0.1) gives [0.9, 1.1] as lib/augment.ts.
+    # the docstring); (0.1, 0.1) gives [0.9, 1.1] as lib/data/augment.ts.
     contrast = layers.RandomContrast((0.1, 0.1), value_range=(0, 1), seed=seed + 5)
     if brightness_mode == "additive":
         bright = layers.RandomBrightness(0.1, value_range=(0, 1), seed=seed + 6)
@@ -436,7 +436,7 @@ def main():
                 f"loss {fmt(record['loss'])}  lr {self.lr:.2e}",
                 file=sys.stderr, flush=True,
             )
-            # lib/train.ts' rule: stop when one more epoch of this length
+            # lib/train/train.ts' rule: stop when one more epoch of this length
             # would exceed the budget.
             if epoch + 1 < args.epochs and record["elapsed"] + seconds > budget:
                 self.stop_reason = "time-budget"

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { run } from "../lib/proc.ts";
+import { run } from "../lib/tools/proc.ts";
 
 const SCRIPT = join(
   dirname(fileURLToPath(import.meta.url)),

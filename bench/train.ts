@@ -1,5 +1,5 @@
 /**
- * Training speed of the project's seed CNN (tfjs-node, lib/models.ts) against
+ * Training speed of the project's seed CNN (tfjs-node, lib/model/models.ts) against
  * Keras (TensorFlow 2.21, bench/train_keras.py) on the same tensors.
  *
  * Both sides train the identical architecture at 128×128×1, batch 32, on the
@@ -51,10 +51,10 @@ import { parseArgs } from "node:util";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { projectPaths } from "../lib/paths.ts";
-import { rng } from "../lib/random.ts";
-import { run } from "../lib/proc.ts";
-import { writeFileAtomic } from "../lib/atomic.ts";
+import { projectPaths } from "../lib/core/paths.ts";
+import { rng } from "../lib/core/random.ts";
+import { run } from "../lib/tools/proc.ts";
+import { writeFileAtomic } from "../lib/core/atomic.ts";
 import { ensurePeerEnv } from "./peer_env.ts";
 import { loadAverage, median, positiveInt, UsageError } from "./bench_util.ts";
 
@@ -70,7 +70,7 @@ interface OursConfig {
 }
 
 const BFC = { TF_CPU_ALLOCATOR_USE_BFC: "true" };
-// Explicit, so these stay glibc-malloc baselines should lib/tf.ts turn the
+// Explicit, so these stay glibc-malloc baselines should lib/core/tf.ts turn the
 // BFC allocator on by default.
 const NO_BFC = { TF_CPU_ALLOCATOR_USE_BFC: "false" };
 const TC = { ...NO_BFC, LD_PRELOAD: TCMALLOC };
@@ -340,8 +340,8 @@ async function worker(
 ): Promise<void> {
   const config = OURS[name];
   if (!config) throw new UsageError(`unknown configuration "${name}"`);
-  const { tf } = await import("../lib/tf.ts");
-  const models = await import("../lib/models.ts");
+  const { tf } = await import("../lib/core/tf.ts");
+  const models = await import("../lib/model/models.ts");
   if (config.prod) tf.enableProdMode();
   const files = dataFiles(shape);
   const xData = new Float32Array(

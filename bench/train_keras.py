@@ -7,7 +7,7 @@ writes the data); prints one JSON line with the timings on stdout.
       --channels 1 --classes 4 --batch 32 --epochs 3 [--jit] \
       [--steps-per-execution 10]
 
-The architecture is the seed notebook's, layer for layer as lib/models.ts
+The architecture is the seed notebook's, layer for layer as lib/model/models.ts
 builds it (bench/keras_seed_cnn.py): Conv2D(32,3,relu) MaxPool(2)
 Conv2D(64,3,relu) MaxPool(2) Conv2D(128,3,relu) MaxPool(2) Flatten
 Dense(128,relu) Dropout(0.5) Dense(classes,softmax); Adam(1e-3), sparse

@@ -1,16 +1,16 @@
 /**
- * JupyterLab, in a real browser: `deno task lab`'s server (lib/lab.ts) on
+ * JupyterLab, in a real browser: `deno task lab`'s server (lib/tools/lab.ts) on
  * loopback with the project's Deno kernel, a notebook that shows a bar chart
- * from lib/plot.ts, "Run All Cells" from JupyterLab's Run menu in headless
+ * from lib/core/plot.ts, "Run All Cells" from JupyterLab's Run menu in headless
  * Chromium, and the chart must appear drawn by the Plotly MIME renderer
  * (jupyterlab-plotly, which set-up installs into `.venv/`) from the figure's
  * `application/vnd.plotly.v1+json` data, one bar per data point.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type ChromiumSession, launchChromium } from "../lib/browser.ts";
-import { labCommand } from "../lib/lab.ts";
-import { stopProcess } from "../lib/proc.ts";
+import { type ChromiumSession, launchChromium } from "../lib/tools/browser.ts";
+import { labCommand } from "../lib/tools/lab.ts";
+import { stopProcess } from "../lib/tools/proc.ts";
 import { notebookJson } from "./fixtures.ts";
 
 const CLASSES = ["glioma", "meningioma", "notumor", "pituitary"];
@@ -61,14 +61,14 @@ const READ_OUTPUTS = `(() => ({
     })),
 }))()`;
 
-Deno.test("browser lab: Run All Cells in JupyterLab draws a lib/plot.ts chart with the Plotly renderer", async () => {
+Deno.test("browser lab: Run All Cells in JupyterLab draws a lib/core/plot.ts chart with the Plotly renderer", async () => {
   const root = await Deno.makeTempDir({ prefix: "brain-mri-lab-root-" });
   const state = await Deno.makeTempDir({ prefix: "brain-mri-lab-state-" });
   await Deno.writeTextFile(
     join(root, "chart.ipynb"),
     notebookJson([
       ["markdown", "# Chart"],
-      ["code", 'import { barChart } from "@brain/plot.ts";'],
+      ["code", 'import { barChart } from "@brain/core/plot.ts";'],
       [
         "code",
         `barChart({ x: ${JSON.stringify(CLASSES)}, y: ${

@@ -1,7 +1,7 @@
 /**
  * The exported HTML report, in a real browser: a notebook that displays two
- * Plotly figures through lib/plot.ts is run by the project's headless runner
- * (lib/notebooks.ts, nbrun.py, the Deno kernel) and its HTML page is opened in
+ * Plotly figures through lib/core/plot.ts is run by the project's headless runner
+ * (lib/tools/notebooks.ts, nbrun.py, the Deno kernel) and its HTML page is opened in
  * headless Chromium, which must draw both figures from the one copy of
  * plotly.js the runner embeds in the page.
  */
@@ -9,9 +9,9 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { launchChromium } from "../lib/browser.ts";
-import { runNotebooks } from "../lib/notebooks.ts";
-import { plotlyJsPath } from "../lib/plot.ts";
+import { launchChromium } from "../lib/tools/browser.ts";
+import { runNotebooks } from "../lib/tools/notebooks.ts";
+import { plotlyJsPath } from "../lib/core/plot.ts";
 import { notebookJson } from "./fixtures.ts";
 
 const CLASSES = ["glioma", "meningioma", "notumor", "pituitary"];
@@ -66,7 +66,7 @@ Deno.test("browser report: the exported HTML draws every Plotly figure from one 
       nb,
       notebookJson([
         ["markdown", "# Two figures"],
-        ["code", 'import { barChart, figure } from "@brain/plot.ts";'],
+        ["code", 'import { barChart, figure } from "@brain/core/plot.ts";'],
         [
           "code",
           `barChart({ x: ${JSON.stringify(CLASSES)}, y: ${

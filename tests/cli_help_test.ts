@@ -1,25 +1,25 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { PROJECT_ROOT } from "../lib/paths.ts";
-import { run } from "../lib/proc.ts";
+import { PROJECT_ROOT } from "../lib/core/paths.ts";
+import { run } from "../lib/tools/proc.ts";
 
-// Every command-line entry point built on lib/cli.ts' parseCli answers
+// Every command-line entry point built on lib/core/cli.ts' parseCli answers
 // --help with its usage (exit 0) and an unknown flag with an error naming it
 // and the usage (exit 2), before doing any work.
 const ENTRY_POINTS = [
-  "audit",
-  "evaluate",
-  "model_card",
-  "predict",
-  "select_run",
-  "select_threshold",
-  "select_tta",
-  "serve",
+  "lib/data/audit",
+  "lib/evaluate/evaluate",
+  "lib/deploy/model_card",
+  "lib/deploy/predict",
+  "scripts/select_run",
+  "lib/deploy/select_threshold",
+  "lib/deploy/select_tta",
+  "lib/deploy/serve",
 ];
 
 for (const name of ENTRY_POINTS) {
   Deno.test(`${name}.ts: --help exits 0 with the usage; an unknown flag exits 2`, async () => {
-    const script = join(PROJECT_ROOT, "lib", `${name}.ts`);
+    const script = join(PROJECT_ROOT, `${name}.ts`);
     const help = await run(Deno.execPath(), {
       args: ["run", "-A", script, "--help"],
     });

@@ -5,10 +5,10 @@
  */
 import { join } from "node:path";
 import sharp from "sharp";
-import { rng } from "../lib/random.ts";
+import { rng } from "../lib/core/random.ts";
 // Types only: saveTinyModel imports TensorFlow lazily, so the fixtures of
 // tests that do not need it stay light.
-import type { ModelMetadata } from "../lib/saved_model.ts";
+import type { ModelMetadata } from "../lib/model/saved_model.ts";
 
 /**
  * A JPEG "scan": low-amplitude noise plus a few bright ellipses, seeded, so
@@ -172,13 +172,13 @@ export async function saveTinyModel(
     split?: ModelMetadata["training"]["split"];
   } = {},
 ): Promise<ModelMetadata> {
-  const { buildModel } = await import("../lib/models.ts");
+  const { buildModel } = await import("../lib/model/models.ts");
   const {
     defaultPreprocessing,
     MODEL_FORMAT,
     MODEL_FORMAT_VERSION,
     saveModel,
-  } = await import("../lib/saved_model.ts");
+  } = await import("../lib/model/saved_model.ts");
   const size = options.size ?? 32;
   const seed = options.seed ?? 7;
   const model = buildModel("seedCnn", {
@@ -245,7 +245,7 @@ export async function withSyntheticDataset(
   options: { seed: number; trainPerClass?: number; prefix?: string },
   body: (fixture: SyntheticDatasetFixture) => Promise<void>,
 ): Promise<void> {
-  const { generateSyntheticDataset } = await import("../lib/synthetic.ts");
+  const { generateSyntheticDataset } = await import("../lib/data/synthetic.ts");
   const dir = await Deno.makeTempDir({
     prefix: options.prefix ?? "synthetic_fixture_",
   });

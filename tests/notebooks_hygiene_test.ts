@@ -4,12 +4,12 @@
  * every code cell), and its code cells are `deno fmt`-clean.
  *
  * Cells are checked one by one through `deno fmt -` (see
- * lib/notebook_fmt.ts for why notebooks are not left to `deno fmt --check`).
+ * lib/tools/notebook_fmt.ts for why notebooks are not left to `deno fmt --check`).
  */
 import assert from "node:assert/strict";
 import { basename } from "node:path";
-import { formatCell } from "../lib/notebook_fmt.ts";
-import { seriesNotebooks } from "../lib/notebooks.ts";
+import { formatCell } from "../lib/tools/notebook_fmt.ts";
+import { seriesNotebooks } from "../lib/tools/notebooks.ts";
 
 interface Cell {
   cell_type: string;

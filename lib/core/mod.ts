@@ -1,0 +1,36 @@
+/**
+ * The foundations every stage stands on.
+ *
+ * TensorFlow loading, seeded randomness, project paths, atomic writes, the
+ * command-line helper, the project's defaults and notebook parameters,
+ * versions, and the display primitives (HTML tables, Plotly figures, image
+ * grids) that the stages return to a notebook. Imports nothing from the other
+ * folders.
+ *
+ * | module | what |
+ * | --- | --- |
+ * | `atomic.ts` | Writing files atomically: to a temporary file beside the target, then a rename, so a crash never… |
+ * | `cli.ts` | Small helpers shared by the command-line entry points |
+ * | `defaults.ts` | The project's defaults, in one place: the command-line tools, `trainModel`, the notebooks'… |
+ * | `display.ts` | Rich display objects for the Deno Jupyter kernel |
+ * | `image_grid.ts` | Grids of scans for notebooks: each image encoded as PNG with sharp and laid out in an HTML grid… |
+ * | `params.ts` | Notebook and run parameters, read from environment variables so that headless runs (`deno task… |
+ * | `paths.ts` | The one module that knows where things live |
+ * | `plot.ts` | Plotly figures as notebook display objects |
+ * | `random.ts` | Seeded randomness |
+ * | `tf.ts` | The one module that loads TensorFlow |
+ * | `versions.ts` | Versions of everything that shapes a result, for manifests and the setup check |
+ *
+ * @module
+ */
+export * from "./atomic.ts";
+export * from "./cli.ts";
+export * from "./defaults.ts";
+export * from "./display.ts";
+export * from "./image_grid.ts";
+export * from "./params.ts";
+export * from "./paths.ts";
+export * from "./plot.ts";
+export * from "./random.ts";
+export * from "./tf.ts";
+export * from "./versions.ts";

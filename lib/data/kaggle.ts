@@ -1,0 +1,1341 @@
+/**
+ * Fetching the brain-tumour MRI dataset from Kaggle: `deno task data:download`.
+ *
+ * The dataset (`masoudnickparvar/brain-tumor-mri-dataset`) is one zip file
+ * holding `Training/<class>/*.jpg` and `Testing/<class>/*.jpg`. This module
+ * downloads it through Kaggle's public API and unpacks it under the project's
+ * data folder ({@linkcode projectPaths}`().data`):
+ *
+ * 1. Credentials come from `KAGGLE_USERNAME`/`KAGGLE_KEY`, else from
+ *    `kaggle.json` in `KAGGLE_CONFIG_DIR` or `~/.kaggle/`. Without them the
+ *    error says exactly how to get a token or how to unpack the zip by hand.
+ * 2. `GET {api}/datasets/download/{owner}/{name}` with HTTP Basic auth. The
+ *    API answers with a redirect to a signed storage URL; redirects are
+ *    followed by hand so that the `Authorization` header never leaves the
+ *    API's origin.
+ * 3. The bytes go to `<data>/.download/<name>.zip.partial`. A later run
+ *    resumes it with `Range: bytes=N-` (and `If-Range` with the ETag seen
+ *    first); a server that ignores the range (200) restarts from zero, and a
+ *    416 either confirms the partial file is complete or starts over.
+ * 4. Verification: the byte count against `Content-Length`/`Content-Range`,
+ *    the MD5 from `x-goog-hash`, a 32-hex-digit strong `ETag` or
+ *    `Content-MD5` when the server sends one, then the zip's central directory
+ *    and every entry's CRC-32 while unpacking. Only then is the `.partial`
+ *    renamed to `<name>.zip`.
+ * 5. Unpacking (with `@zip.js/zip.js`) goes to a temporary folder inside
+ *    `<data>/.download/`; entries with `..` or absolute paths are refused
+ *    before anything is written. `Training/` and `Testing/` (also when
+ *    wrapped in one extra folder) are then renamed into place, and a manifest
+ *    of the per-class file counts is written, so a second run sees the data is
+ *    complete and does nothing (`--force` redoes everything).
+ *
+ * The Kaggle key is never printed or put into an error message.
+ *
+ * @module
+ */
+import { createHash, type Hash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { join, relative, resolve, sep } from "node:path";
+import { parseArgs } from "node:util";
+import { type FileEntry, Reader, ZipReader } from "@zip.js/zip.js";
+import cliProgress from "cli-progress";
+import { writeTextAtomic } from "../core/atomic.ts";
+import { projectPaths } from "../core/paths.ts";
+import { taskArgs } from "../core/cli.ts";
+
+/** The Kaggle dataset this project trains on. */
+export const DEFAULT_DATASET = "masoudnickparvar/brain-tumor-mri-dataset";
+
+/** Kaggle's public API; `KAGGLE_API_BASE` or the `apiBase` option override it. */
+export const DEFAULT_KAGGLE_API_BASE = "https://www.kaggle.com/api/v1";
+
+/** The top-level folders the dataset zip holds, one per split. */
+export const DATASET_SPLITS: readonly string[] = ["Training", "Testing"];
+
+const USER_AGENT = "brain-mri-cnn (deno)";
+const MAX_REDIRECTS = 10;
+const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+
+/** A Kaggle API token: the contents of `kaggle.json`. */
+export interface KaggleCredentials {
+  /** The Kaggle user name. */
+  username: string;
+  /** The API key (secret; never printed). */
+  key: string;
+}
+
+/**
+ * A failure the user can act on (missing credentials, HTTP errors, a corrupt
+ * or interrupted download). The CLI prints its message without a stack trace.
+ */
+export class KaggleError extends Error {
+  /** @param message what went wrong and what to do about it */
+  constructor(message: string) {
+    super(message);
+    this.name = "KaggleError";
+  }
+}
+
+/** No usable Kaggle credentials; the message says how to provide them. */
+export class KaggleCredentialsError extends KaggleError {
+  /** @param message what is missing and how to fix it */
+  constructor(message: string) {
+    super(message);
+    this.name = "KaggleCredentialsError";
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Options for {@linkcode findKaggleCredentials}. */
+export interface FindKaggleCredentialsOptions {
+  /** Environment to read; defaults to `Deno.env`. */
+  env?: Env;
+  /** Home folder holding `.kaggle/`; defaults to `HOME` (or `USERPROFILE`). */
+  home?: string;
+}
+
+function envGetter(env: Env | undefined): (name: string) => string | undefined {
+  return (name) => {
+    const value = env ? env[name] : Deno.env.get(name);
+    return value === undefined || value.trim() === ""
+      ? undefined
+      : value.trim();
+  };
+}
+
+/** Where `kaggle.json` is looked for, given the environment. */
+function kaggleJsonPath(
+  options: FindKaggleCredentialsOptions,
+): string | undefined {
+  const get = envGetter(options.env);
+  const configDir = get("KAGGLE_CONFIG_DIR");
+  if (configDir !== undefined) return join(configDir, "kaggle.json");
+  const home = options.home ?? get("HOME") ?? get("USERPROFILE");
+  return home === undefined ? undefined : join(home, ".kaggle", "kaggle.json");
+}
+
+/**
+ * Finds Kaggle API credentials: `KAGGLE_USERNAME` and `KAGGLE_KEY` when both
+ * are set, else `kaggle.json` in `KAGGLE_CONFIG_DIR` or `<home>/.kaggle/`.
+ * Returns `undefined` when there are none; throws {@linkcode
+ * KaggleCredentialsError} naming the file when `kaggle.json` exists but is not
+ * `{"username": ..., "key": ...}` (without echoing its contents).
+ *
+ * @example Look up credentials from a given environment
+ * ```ts
+ * import { findKaggleCredentials } from "./kaggle.ts";
+ * const credentials = findKaggleCredentials({
+ *   env: { KAGGLE_USERNAME: "ada", KAGGLE_KEY: "0123abcd" },
+ * });
+ * console.log(credentials?.username); // "ada"
+ * ```
+ */
+export function findKaggleCredentials(
+  options: FindKaggleCredentialsOptions = {},
+): KaggleCredentials | undefined {
+  const get = envGetter(options.env);
+  const username = get("KAGGLE_USERNAME");
+  const key = get("KAGGLE_KEY");
+  if (username !== undefined && key !== undefined) return { username, key };
+  const path = kaggleJsonPath(options);
+  if (path === undefined || !existsSync(path)) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, "utf8"));
+  } catch (error) {
+    // The parser's message can quote the file, i.e. the key: leave it out.
+    const why = error instanceof SyntaxError
+      ? "is not valid JSON"
+      : `cannot be read (${(error as Error).name})`;
+    throw new KaggleCredentialsError(
+      `${path} ${why}; it must hold {"username": "...", "key": "..."} ` +
+        `as downloaded from kaggle.com → Settings → API → "Create New Token".`,
+    );
+  }
+  const record = parsed as Record<string, unknown> | null;
+  const fileUser = record?.username;
+  const fileKey = record?.key;
+  if (
+    typeof fileUser !== "string" || fileUser.trim() === "" ||
+    typeof fileKey !== "string" || fileKey.trim() === ""
+  ) {
+    throw new KaggleCredentialsError(
+      `${path} must hold {"username": "...", "key": "..."} with non-empty ` +
+        `strings; download a fresh one from kaggle.com → Settings → API → ` +
+        `"Create New Token".`,
+    );
+  }
+  return { username: fileUser.trim(), key: fileKey.trim() };
+}
+
+function missingCredentialsMessage(
+  dataset: string,
+  dest: string,
+  lookedAt: string | undefined,
+): string {
+  return [
+    `No Kaggle API credentials found (looked for KAGGLE_USERNAME + KAGGLE_KEY` +
+    (lookedAt ? ` and ${lookedAt}).` : `; no home folder to look in).`),
+    `To let this command download ${dataset}, do one of:`,
+    `  1. On kaggle.com open Settings → API → "Create New Token". Put the ` +
+    `kaggle.json it downloads in ~/.kaggle/ and run: ` +
+    `chmod 600 ~/.kaggle/kaggle.json`,
+    `     (or put it in another folder and set KAGGLE_CONFIG_DIR to that folder).`,
+    `  2. Set the environment variables KAGGLE_USERNAME and KAGGLE_KEY to the ` +
+    `"username" and "key" from that kaggle.json.`,
+    `Or skip the API: download the zip by hand from ` +
+    `https://www.kaggle.com/datasets/${dataset} and unpack it so that ` +
+    `${join(dest, "Training")} and ${join(dest, "Testing")} exist,`,
+    `or set BRAIN_MRI_DATA to a folder that already holds Training/ and Testing/.`,
+  ].join("\n");
+}
+
+/** Options for {@linkcode downloadKaggleDataset}. */
+export interface DownloadKaggleDatasetOptions {
+  /** `owner/name` of the dataset; defaults to {@linkcode DEFAULT_DATASET}. */
+  dataset?: string;
+  /** Folder receiving `Training/` and `Testing/`; defaults to `projectPaths().data`. */
+  dest?: string;
+  /** API base URL; defaults to `KAGGLE_API_BASE`, else {@linkcode DEFAULT_KAGGLE_API_BASE}. */
+  apiBase?: string;
+  /** Credentials; defaults to {@linkcode findKaggleCredentials}. */
+  credentials?: KaggleCredentials;
+  /** Download and unpack again even when the data is complete. */
+  force?: boolean;
+  /**
+   * Called as bytes arrive (`received` counts a resumed file's earlier bytes;
+   * `total` is `undefined` when the server does not say). When given, no
+   * progress bar or progress lines are shown.
+   */
+  onProgress?: (received: number, total?: number) => void;
+  /** The `fetch` to use; defaults to the global one. */
+  fetch?: typeof fetch;
+  /** Environment for `KAGGLE_API_BASE`, credentials and `BRAIN_MRI_DATA`; defaults to `Deno.env`. */
+  env?: Env;
+  /** Home folder for `~/.kaggle/kaggle.json`; defaults to `HOME`. */
+  home?: string;
+  /** Where status messages go; defaults to `console.log`. */
+  log?: (message: string) => void;
+  /** Abort when no bytes arrive for this long (milliseconds); default 60 000. */
+  idleTimeoutMs?: number;
+}
+
+/** What {@linkcode downloadKaggleDataset} did. */
+export interface DownloadKaggleDatasetResult {
+  /** The folder holding `Training/` and `Testing/`. */
+  dest: string;
+  /** The verified zip (`<dest>/.download/<name>.zip`); it may not exist when `skipped`. */
+  zip: string;
+  /** Bytes transferred over the network by this call. */
+  bytes: number;
+  /** Whether this call continued an earlier partial download. */
+  resumed: boolean;
+  /** Files now under `Training/` and `Testing/`. */
+  files: number;
+  /** `true` when the data was already complete and nothing was done. */
+  skipped: boolean;
+}
+
+interface PartialMeta {
+  dataset: string;
+  total?: number;
+  etag?: string;
+  md5?: string;
+}
+
+interface Manifest {
+  dataset: string;
+  zipBytes: number;
+  files: number;
+  splits: Record<string, Record<string, number>>;
+}
+
+function parseDataset(dataset: string): { owner: string; name: string } {
+  const match = /^([A-Za-z0-9][\w.-]*)\/([A-Za-z0-9][\w.-]*)$/.exec(dataset);
+  if (!match) {
+    throw new KaggleError(
+      `bad dataset "${dataset}": expected owner/name, e.g. ${DEFAULT_DATASET}`,
+    );
+  }
+  return { owner: match[1], name: match[2] };
+}
+
+/**
+ * Downloads a Kaggle dataset zip (resumable, verified) and unpacks it so that
+ * `<dest>/Training/<class>/…` and `<dest>/Testing/<class>/…` exist. Does
+ * nothing when that data is already complete, unless `force` is set.
+ *
+ * Throws {@linkcode KaggleCredentialsError} when a download is needed and no
+ * credentials are found, and {@linkcode KaggleError} for HTTP errors,
+ * interrupted transfers (run again to resume), checksum mismatches and
+ * corrupt or unsafe zips (nothing half-unpacked is left behind).
+ *
+ * @example Download into the project's data folder
+ * ```ts ignore
+ * import { downloadKaggleDataset } from "./kaggle.ts";
+ * const result = await downloadKaggleDataset({});
+ * console.log(`${result.files} files in ${result.dest}`);
+ * ```
+ */
+export async function downloadKaggleDataset(
+  options: DownloadKaggleDatasetOptions = {},
+): Promise<DownloadKaggleDatasetResult> {
+  const dataset = options.dataset ?? DEFAULT_DATASET;
+  const { owner, name } = parseDataset(dataset);
+  const env = options.env;
+  const get = envGetter(env);
+  const log = options.log ?? ((message: string) => console.log(message));
+  const dest = resolve(options.dest ?? projectPaths({ env }).data);
+  const downloadDir = join(dest, ".download");
+  const zip = join(downloadDir, `${name}.zip`);
+  const partial = `${zip}.partial`;
+  const metaPath = `${partial}.json`;
+  const manifestPath = join(downloadDir, `${name}.manifest.json`);
+
+  if (!options.force) {
+    const present = await completeData(dest, manifestPath);
+    if (present !== undefined) {
+      log(
+        `${dataset} is already unpacked in ${dest} (${present.files} files` +
+          `${present.verified ? "" : ", no manifest: unpacked by hand?"}); ` +
+          `nothing to do (use --force to download and unpack it again).`,
+      );
+      return {
+        dest,
+        zip,
+        bytes: 0,
+        resumed: false,
+        files: present.files,
+        skipped: true,
+      };
+    }
+  }
+
+  await Deno.mkdir(downloadDir, { recursive: true });
+
+  if (!options.force && await isFile(zip)) {
+    log(`Unpacking the already downloaded ${zip} …`);
+    try {
+      const files = await unpackAndInstall({
+        source: zip,
+        zip,
+        dest,
+        downloadDir,
+        manifestPath,
+        dataset,
+        log,
+      });
+      return { dest, zip, bytes: 0, resumed: false, files, skipped: false };
+    } catch (error) {
+      if (error instanceof CorruptZipError) {
+        await removeIfExists(zip);
+        throw new KaggleError(
+          `${error.message}; deleted it, run again to download it afresh.`,
+        );
+      }
+      throw error;
+    }
+  }
+
+  const credentials = options.credentials ??
+    findKaggleCredentials({ env, home: options.home });
+  if (credentials === undefined) {
+    throw new KaggleCredentialsError(
+      missingCredentialsMessage(
+        dataset,
+        dest,
+        kaggleJsonPath({ env, home: options.home }),
+      ),
+    );
+  }
+
+  if (options.force) {
+    for (const path of [zip, partial, metaPath]) await removeIfExists(path);
+  }
+
+  const apiBase = (options.apiBase ?? get("KAGGLE_API_BASE") ??
+    DEFAULT_KAGGLE_API_BASE).replace(/\/+$/, "");
+  const url = `${apiBase}/datasets/download/${encodeURIComponent(owner)}/${
+    encodeURIComponent(name)
+  }`;
+  const transfer = await downloadToPartial({
+    url,
+    dataset,
+    partial,
+    metaPath,
+    credentials,
+    fetch: options.fetch ?? fetch,
+    onProgress: options.onProgress,
+    log,
+    label: name,
+    idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+  });
+
+  log(`Verifying and unpacking ${partial} …`);
+  let files: number;
+  try {
+    files = await unpackAndInstall({
+      source: partial,
+      zip,
+      dest,
+      downloadDir,
+      manifestPath,
+      dataset,
+      log,
+      beforeInstall: async () => {
+        // Verified end to end: only now does the download get its real name.
+        await Deno.rename(partial, zip);
+        await removeIfExists(metaPath);
+      },
+    });
+  } catch (error) {
+    if (error instanceof CorruptZipError) {
+      for (const path of [partial, metaPath]) await removeIfExists(path);
+      throw new KaggleError(
+        `the downloaded file is not a usable zip: ${error.message}; ` +
+          `deleted it, run again to download it afresh.`,
+      );
+    }
+    throw error;
+  }
+  return {
+    dest,
+    zip,
+    bytes: transfer.bytes,
+    resumed: transfer.resumed,
+    files,
+    skipped: false,
+  };
+}
+
+// ---------------------------------------------------------------------------
+// HTTP: redirects without leaking credentials, resumable transfer, checksums.
+
+interface TransferOptions {
+  url: string;
+  dataset: string;
+  partial: string;
+  metaPath: string;
+  credentials: KaggleCredentials;
+  fetch: typeof fetch;
+  onProgress?: (received: number, total?: number) => void;
+  log: (message: string) => void;
+  label: string;
+  idleTimeoutMs: number;
+}
+
+function basicAuth(credentials: KaggleCredentials): string {
+  const bytes = new TextEncoder().encode(
+    `${credentials.username}:${credentials.key}`,
+  );
+  let binary = "";
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return `Basic ${btoa(binary)}`;
+}
+
+/**
+ * GET with redirects followed by hand: `Authorization` is sent only while the
+ * URL stays on the API's origin (scheme, host and port), and never again once
+ * a redirect has left it.
+ */
+async function getFollowingRedirects(
+  url: string,
+  headers: Headers,
+  options: TransferOptions,
+  signal: AbortSignal,
+): Promise<Response> {
+  const origin = new URL(url).origin;
+  let current = new URL(url);
+  let sendAuth = true;
+  for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
+    if (current.origin !== origin) sendAuth = false;
+    const requestHeaders = new Headers(headers);
+    if (sendAuth) {
+      requestHeaders.set("authorization", basicAuth(options.credentials));
+    }
+    let response: Response;
+    try {
+      response = await options.fetch(current, {
+        headers: requestHeaders,
+        redirect: "manual",
+        signal,
+      });
+    } catch (error) {
+      if (signal.aborted) throw signal.reason;
+      const cause = (error as Error).cause as Error | undefined;
+      const detail = [(error as Error).message, cause?.message ?? cause]
+        .filter(Boolean).join(": ");
+      throw new KaggleError(
+        `cannot reach ${current.origin} (${detail}); ` +
+          `check the network and run again.`,
+      );
+    }
+    if (!REDIRECT_STATUSES.has(response.status)) return response;
+    const location = response.headers.get("location");
+    await response.body?.cancel();
+    if (!location) {
+      throw new KaggleError(
+        `HTTP ${response.status} redirect without a Location from ${current.origin}`,
+      );
+    }
+    current = new URL(location, current);
+  }
+  throw new KaggleError(`more than ${MAX_REDIRECTS} redirects from ${url}`);
+}
+
+async function httpError(
+  response: Response,
+  options: TransferOptions,
+): Promise<KaggleError> {
+  let detail = "";
+  try {
+    const text = (await response.text()).trim();
+    try {
+      const json = JSON.parse(text);
+      if (typeof json?.message === "string") detail = json.message;
+    } catch {
+      detail = text.slice(0, 200);
+    }
+  } catch {
+    // No body to show.
+  }
+  const suffix = detail ? ` (server said: ${detail})` : "";
+  const user = options.credentials.username;
+  switch (response.status) {
+    case 401:
+      return new KaggleError(
+        `Kaggle rejected the credentials of user "${user}" (HTTP 401)${suffix}. ` +
+          `Create a new token at kaggle.com → Settings → API → "Create New Token" ` +
+          `and update ~/.kaggle/kaggle.json or KAGGLE_USERNAME/KAGGLE_KEY.`,
+      );
+    case 403:
+      return new KaggleError(
+        `Kaggle refused the download of ${options.dataset} for user "${user}" ` +
+          `(HTTP 403)${suffix}. Open https://www.kaggle.com/datasets/` +
+          `${options.dataset} while logged in and accept its terms if asked.`,
+      );
+    case 404:
+      return new KaggleError(
+        `Kaggle has no dataset ${options.dataset} (HTTP 404)${suffix}.`,
+      );
+    default:
+      return new KaggleError(
+        `downloading ${options.dataset} failed: HTTP ${response.status} ` +
+          `${response.statusText}${suffix}.`,
+      );
+  }
+}
+
+/** The MD5 (base64) in `x-goog-hash: crc32c=...,md5=...`, if any. */
+function googMd5(headers: Headers): string | undefined {
+  const value = headers.get("x-goog-hash");
+  if (!value) return undefined;
+  for (const part of value.split(",")) {
+    const eq = part.indexOf("=");
+    if (eq > 0 && part.slice(0, eq).trim().toLowerCase() === "md5") {
+      return part.slice(eq + 1).trim();
+    }
+  }
+  return undefined;
+}
+
+/** A strong ETag that is a bare MD5 (as Google Cloud Storage sends), as base64. */
+function etagMd5(etag: string | undefined): string | undefined {
+  const match = etag ? /^"([0-9a-fA-F]{32})"$/.exec(etag.trim()) : null;
+  if (!match) return undefined;
+  const hex = match[1];
+  let binary = "";
+  for (let i = 0; i < 32; i += 2) {
+    binary += String.fromCharCode(parseInt(hex.slice(i, i + 2), 16));
+  }
+  return btoa(binary);
+}
+
+function parseContentRange(
+  value: string | null,
+): { start?: number; end?: number; total?: number } | undefined {
+  if (!value) return undefined;
+  const match = /^bytes\s+(?:(\d+)-(\d+)|\*)\/(\d+|\*)$/i.exec(value.trim());
+  if (!match) return undefined;
+  return {
+    start: match[1] === undefined ? undefined : Number(match[1]),
+    end: match[2] === undefined ? undefined : Number(match[2]),
+    total: match[3] === "*" ? undefined : Number(match[3]),
+  };
+}
+
+function parseLength(value: string | null): number | undefined {
+  return value !== null && /^\d+$/.test(value.trim())
+    ? Number(value.trim())
+    : undefined;
+}
+
+async function fileSize(path: string): Promise<number | undefined> {
+  try {
+    const info = await Deno.stat(path);
+    return info.isFile ? info.size : undefined;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+}
+
+async function isFile(path: string): Promise<boolean> {
+  return (await fileSize(path)) !== undefined;
+}
+
+async function removeIfExists(path: string): Promise<void> {
+  try {
+    await Deno.remove(path, { recursive: true });
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+}
+
+async function readMeta(path: string): Promise<PartialMeta | undefined> {
+  try {
+    return JSON.parse(await Deno.readTextFile(path)) as PartialMeta;
+  } catch {
+    return undefined;
+  }
+}
+
+async function hashFile(hash: Hash, path: string): Promise<void> {
+  using file = await Deno.open(path);
+  for await (const chunk of file.readable) hash.update(chunk);
+}
+
+async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
+  let written = 0;
+  while (written < data.length) {
+    written += await file.write(data.subarray(written));
+  }
+}
+
+function formatMB(bytes: number): string {
+  return (bytes / 1e6).toFixed(1);
+}
+
+interface ProgressView {
+  update(received: number, total?: number): void;
+  stop(): void;
+}
+
+interface CliProgressBar {
+  start(total: number, value: number, payload?: Record<string, unknown>): void;
+  update(value: number, payload?: Record<string, unknown>): void;
+  setTotal(total: number): void;
+  stop(): void;
+}
+
+interface CliProgressModule {
+  SingleBar: new (
+    options: Record<string, unknown>,
+    preset?: unknown,
+  ) => CliProgressBar;
+  Presets: Record<string, unknown>;
+}
+
+/** A `cli-progress` bar on a terminal, else a line every 10 % or 10 s. */
+function progressView(
+  options: TransferOptions,
+  initialTotal: number | undefined,
+): ProgressView {
+  if (options.onProgress) {
+    const callback = options.onProgress;
+    return {
+      update: (received, total) => callback(received, total),
+      stop() {},
+    };
+  }
+  if (Deno.stderr.isTerminal() && initialTotal !== undefined) {
+    const { SingleBar, Presets } = cliProgress as unknown as CliProgressModule;
+    const bar = new SingleBar({
+      format:
+        `${options.label} [{bar}] {percentage}% | {mb} / {totalMb} MB | ETA {eta_formatted}`,
+      hideCursor: true,
+      etaBuffer: 50,
+    }, Presets.shades_classic);
+    let started = false;
+    return {
+      update(received, total) {
+        const payload = {
+          mb: formatMB(received),
+          totalMb: formatMB(total ?? initialTotal),
+        };
+        if (!started) {
+          bar.start(total ?? initialTotal, received, payload);
+          started = true;
+        } else bar.update(received, payload);
+      },
+      stop() {
+        if (started) bar.stop();
+      },
+    };
+  }
+  let lastTime = 0;
+  let lastTenth = -1;
+  const line = (received: number, total?: number) =>
+    options.log(
+      total
+        ? `  ${options.label}: ${formatMB(received)} / ${formatMB(total)} MB (${
+          Math.floor((100 * received) / total)
+        }%)`
+        : `  ${options.label}: ${formatMB(received)} MB`,
+    );
+  return {
+    update(received, total) {
+      const now = Date.now();
+      const tenth = total ? Math.floor((10 * received) / total) : -1;
+      if (tenth !== lastTenth || now - lastTime >= 10_000) {
+        line(received, total);
+        lastTime = now;
+        lastTenth = tenth;
+      }
+    },
+    stop() {},
+  };
+}
+
+/** Downloads (or resumes) into `partial`; returns when it is complete and verified. */
+async function downloadToPartial(
+  options: TransferOptions,
+): Promise<{ bytes: number; resumed: boolean }> {
+  const { partial, metaPath, log } = options;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const offset = (await fileSize(partial)) ?? 0;
+    let meta = offset > 0 ? await readMeta(metaPath) : undefined;
+    if (meta && meta.dataset !== options.dataset) meta = undefined;
+    if (offset === 0) await removeIfExists(metaPath);
+
+    const headers = new Headers({
+      "accept-encoding": "identity",
+      "user-agent": USER_AGENT,
+    });
+    if (offset > 0) {
+      headers.set("range", `bytes=${offset}-`);
+      if (meta?.etag && !meta.etag.startsWith("W/")) {
+        headers.set("if-range", meta.etag);
+      }
+      log(
+        `Resuming the download of ${options.dataset} at ${
+          formatMB(offset)
+        } MB …`,
+      );
+    } else {
+      log(
+        `Downloading ${options.dataset} from ${new URL(options.url).origin} …`,
+      );
+    }
+
+    const controller = new AbortController();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const idle = new KaggleError(
+      `no data from the server for ${options.idleTimeoutMs / 1000} s; ` +
+        `run again to resume.`,
+    );
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => controller.abort(idle), options.idleTimeoutMs);
+    };
+    arm();
+    try {
+      const response = await getFollowingRedirects(
+        options.url,
+        headers,
+        options,
+        controller.signal,
+      );
+
+      if (response.status === 416) {
+        const total = parseContentRange(response.headers.get("content-range"))
+          ?.total ?? meta?.total;
+        await response.body?.cancel();
+        if (offset > 0 && total === offset) {
+          // The earlier run got every byte but stopped before renaming.
+          if (meta?.md5) await verifyWholeMd5(partial, meta.md5, options);
+          log(
+            `The partial download was already complete (${
+              formatMB(offset)
+            } MB).`,
+          );
+          return { bytes: 0, resumed: true };
+        }
+        log("The server cannot resume this partial download; starting over.");
+        await removeIfExists(partial);
+        continue;
+      }
+      if (response.status !== 200 && response.status !== 206) {
+        throw await httpError(response, options);
+      }
+      const encoding = response.headers.get("content-encoding");
+      if (encoding && encoding.toLowerCase() !== "identity") {
+        await response.body?.cancel();
+        throw new KaggleError(
+          `the server sent the zip with Content-Encoding: ${encoding}, ` +
+            `which cannot be verified or resumed.`,
+        );
+      }
+
+      const length = parseLength(response.headers.get("content-length"));
+      let start = 0;
+      let total: number | undefined;
+      if (response.status === 206) {
+        const range = parseContentRange(response.headers.get("content-range"));
+        const expectedTotal = meta?.total;
+        if (
+          range?.start !== offset ||
+          (expectedTotal !== undefined && range.total !== undefined &&
+            range.total !== expectedTotal)
+        ) {
+          await response.body?.cancel();
+          log(
+            "The server answered with a different byte range or file; " +
+              "starting over.",
+          );
+          await removeIfExists(partial);
+          continue;
+        }
+        start = offset;
+        total = range.total ?? expectedTotal ??
+          (length === undefined ? undefined : offset + length);
+      } else {
+        if (offset > 0) {
+          log(
+            "The server sent the whole file instead of the rest " +
+              "(no range support, or the file changed); starting over.",
+          );
+        }
+        total = length;
+      }
+
+      // A 200 is a fresh start: what was remembered about the partial is stale.
+      const known = start > 0 ? meta : undefined;
+      const etag = response.headers.get("etag") ?? known?.etag;
+      const wholeMd5 = googMd5(response.headers) ?? known?.md5 ??
+        etagMd5(etag ?? undefined);
+      const bodyMd5 = response.headers.get("content-md5")?.trim() || undefined;
+      if (start === 0 || !known) {
+        await writeTextAtomic(
+          metaPath,
+          JSON.stringify(
+            {
+              dataset: options.dataset,
+              total,
+              etag: etag ?? undefined,
+              md5: wholeMd5,
+            } satisfies PartialMeta,
+          ),
+        );
+      }
+
+      const whole = wholeMd5 ? createHash("md5") : undefined;
+      if (whole && start > 0) {
+        await hashFile(whole, partial);
+        arm();
+      }
+      const body = bodyMd5 ? createHash("md5") : undefined;
+
+      const view = progressView(options, total);
+      let received = 0;
+      const file = await Deno.open(partial, {
+        write: true,
+        create: true,
+        append: start > 0,
+        truncate: start === 0,
+      });
+      try {
+        if (!response.body) throw new KaggleError("the server sent no body");
+        view.update(start, total);
+        for await (const chunk of response.body) {
+          arm();
+          await writeAll(file, chunk);
+          whole?.update(chunk);
+          body?.update(chunk);
+          received += chunk.length;
+          view.update(start + received, total);
+        }
+      } catch (error) {
+        if (error instanceof KaggleError) throw error;
+        if (controller.signal.aborted) throw controller.signal.reason;
+        throw new KaggleError(
+          `the download of ${options.dataset} was interrupted after ` +
+            `${formatMB(start + received)}${
+              total ? ` of ${formatMB(total)}` : ""
+            } MB (${(error as Error).message}); run again to resume.`,
+        );
+      } finally {
+        file.close();
+        view.stop();
+      }
+
+      if (length !== undefined && received < length) {
+        throw new KaggleError(
+          `the download of ${options.dataset} stopped after ` +
+            `${formatMB(start + received)} of ${
+              formatMB(start + length)
+            } MB; ` +
+            `run again to resume.`,
+        );
+      }
+      const size = start + received;
+      if (
+        (length !== undefined && received !== length) ||
+        (total !== undefined && size !== total)
+      ) {
+        await removeIfExists(partial);
+        await removeIfExists(metaPath);
+        throw new KaggleError(
+          `the server sent ${size} bytes but announced ${
+            total ?? start + (length ?? 0)
+          }; ` +
+            `deleted the download, run again.`,
+        );
+      }
+      if (body && bodyMd5 !== body.digest("base64")) {
+        await removeIfExists(partial);
+        await removeIfExists(metaPath);
+        throw new KaggleError(
+          `Content-MD5 mismatch on ${options.dataset}: the server said ` +
+            `${bodyMd5}; deleted the download, run again.`,
+        );
+      }
+      if (whole && wholeMd5) {
+        const actual = whole.digest("base64");
+        if (actual !== wholeMd5) {
+          await removeIfExists(partial);
+          await removeIfExists(metaPath);
+          throw new KaggleError(
+            `MD5 mismatch on ${options.dataset}: expected ${wholeMd5}, ` +
+              `got ${actual}; deleted the download, run again.`,
+          );
+        }
+      }
+      log(
+        `Downloaded ${formatMB(size)} MB` +
+          (start > 0 ? ` (${formatMB(received)} MB in this run)` : "") +
+          (wholeMd5 ? ", MD5 verified." : "."),
+      );
+      return { bytes: received, resumed: start > 0 };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  throw new KaggleError(
+    `could not download ${options.dataset}: the server kept refusing to ` +
+      `resume; delete ${partial} and run again.`,
+  );
+}
+
+async function verifyWholeMd5(
+  path: string,
+  expected: string,
+  options: TransferOptions,
+): Promise<void> {
+  const hash = createHash("md5");
+  await hashFile(hash, path);
+  const actual = hash.digest("base64");
+  if (actual !== expected) {
+    await removeIfExists(path);
+    await removeIfExists(options.metaPath);
+    throw new KaggleError(
+      `MD5 mismatch on ${options.dataset}: expected ${expected}, got ` +
+        `${actual}; deleted the download, run again.`,
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Unpacking: zip-slip checks, CRC verification, atomic install, manifest.
+
+/** The zip itself is unusable (bad structure, CRC, unsafe names, wrong layout). */
+class CorruptZipError extends KaggleError {
+  constructor(message: string) {
+    super(message);
+    this.name = "CorruptZipError";
+  }
+}
+
+/** Random-access reads of a file for zip.js, serialised (seek + read). */
+class FsFileReader extends Reader<Deno.FsFile> {
+  #file: Deno.FsFile;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(file: Deno.FsFile, size: number) {
+    super(file);
+    this.#file = file;
+    this.size = size;
+  }
+
+  override readUint8Array(offset: number, length: number): Promise<Uint8Array> {
+    const result = this.#queue.then(async () => {
+      await this.#file.seek(offset, Deno.SeekMode.Start);
+      const data = new Uint8Array(length);
+      let read = 0;
+      while (read < length) {
+        const count = await this.#file.read(data.subarray(read));
+        if (count === null) return data.subarray(0, read);
+        read += count;
+      }
+      return data;
+    });
+    this.#queue = result.catch(() => undefined);
+    return result;
+  }
+}
+
+/** The path segments of a zip entry, refusing anything that could escape. */
+function safeEntrySegments(zip: string, name: string): string[] {
+  const unified = name.replaceAll("\\", "/");
+  const segments = unified.split("/").filter((s) => s !== "" && s !== ".");
+  if (
+    unified.startsWith("/") || /^[A-Za-z]:/.test(unified) ||
+    unified.includes("\0") || segments.includes("..")
+  ) {
+    throw new CorruptZipError(
+      `${zip} holds an entry with an unsafe path "${name}" (absolute or ` +
+        `with ".."); refusing to unpack it`,
+    );
+  }
+  return segments;
+}
+
+function describeZipError(
+  zip: string,
+  error: unknown,
+  current?: string,
+): CorruptZipError {
+  const message = (error as Error)?.message ?? String(error);
+  const entry = (error as { filename?: string })?.filename ?? current;
+  if (/unsafe filename/i.test(message)) {
+    return new CorruptZipError(
+      `${zip} holds an entry with an unsafe path "${entry ?? "?"}" (absolute ` +
+        `or with ".."); refusing to unpack it`,
+    );
+  }
+  if (/crc/i.test(message)) {
+    return new CorruptZipError(
+      `${zip} is corrupt: ${
+        entry ? `entry "${entry}"` : "an entry"
+      } failed its CRC-32 check`,
+    );
+  }
+  return new CorruptZipError(`${zip} is not a valid zip archive (${message})`);
+}
+
+interface UnpackOptions {
+  /** The file to unpack (the `.partial` right after a download). */
+  source: string;
+  /** The zip's final name (where `source` is once `beforeInstall` ran). */
+  zip: string;
+  dest: string;
+  downloadDir: string;
+  manifestPath: string;
+  dataset: string;
+  log: (message: string) => void;
+  beforeInstall?: () => Promise<void>;
+}
+
+/** Unpacks into a temporary folder, checks the layout, then renames into place. */
+async function unpackAndInstall(options: UnpackOptions): Promise<number> {
+  const { source, dest, downloadDir } = options;
+  // Left over by a run that was killed while unpacking.
+  for await (const entry of Deno.readDir(downloadDir)) {
+    if (entry.isDirectory && entry.name.startsWith("unpack-")) {
+      await removeIfExists(join(downloadDir, entry.name));
+    }
+  }
+  const temp = await Deno.makeTempDir({ dir: downloadDir, prefix: "unpack-" });
+  try {
+    await extractZip(source, temp);
+    const root = await findSplitsRoot(source, temp);
+    const splits: Record<string, Record<string, number>> = {};
+    let files = 0;
+    for (const split of DATASET_SPLITS) {
+      splits[split] = await countClassFiles(join(root, split));
+      for (const count of Object.values(splits[split])) files += count;
+    }
+    await options.beforeInstall?.();
+    await installSplits(root, dest, temp);
+    const zipBytes = (await fileSize(options.zip)) ?? 0;
+    await writeTextAtomic(
+      options.manifestPath,
+      JSON.stringify(
+        {
+          dataset: options.dataset,
+          zipBytes,
+          files,
+          splits,
+        } satisfies Manifest,
+        null,
+        2,
+      ) + "\n",
+    );
+    const summary = DATASET_SPLITS.map((split) =>
+      `${split}: ${
+        Object.entries(splits[split]).map(([c, n]) => `${c} ${n}`).join(", ")
+      }`
+    ).join("; ");
+    options.log(`Unpacked ${files} files into ${dest} (${summary}).`);
+    return files;
+  } finally {
+    await removeIfExists(temp);
+  }
+}
+
+async function extractZip(zip: string, into: string): Promise<void> {
+  const size = (await fileSize(zip)) ?? 0;
+  using file = await Deno.open(zip);
+  const reader = new ZipReader(new FsFileReader(file, size), {
+    useWebWorkers: false,
+    checkCrc32: true,
+  });
+  try {
+    let entries;
+    try {
+      entries = await reader.getEntries();
+    } catch (error) {
+      throw describeZipError(zip, error);
+    }
+    if (entries.length === 0) {
+      throw new CorruptZipError(`${zip} is an empty zip archive`);
+    }
+    // Check every name before writing anything.
+    const targets = entries.map((entry) => {
+      const segments = safeEntrySegments(zip, entry.filename);
+      const target = join(into, ...segments);
+      const rel = relative(into, target);
+      if (rel.startsWith("..") || rel.startsWith(sep)) {
+        throw new CorruptZipError(
+          `${zip} holds an entry with an unsafe path "${entry.filename}"; ` +
+            `refusing to unpack it`,
+        );
+      }
+      return { entry, segments, target };
+    });
+    for (const { entry, segments, target } of targets) {
+      if (segments.length === 0) continue;
+      if (entry.directory) {
+        await Deno.mkdir(target, { recursive: true });
+        continue;
+      }
+      await Deno.mkdir(join(target, ".."), { recursive: true });
+      const out = await Deno.open(target, {
+        write: true,
+        create: true,
+        truncate: true,
+      });
+      try {
+        await (entry as FileEntry).getData(
+          new WritableStream<Uint8Array>({
+            write: (chunk) => writeAll(out, chunk),
+          }),
+        );
+      } catch (error) {
+        if (error instanceof KaggleError) throw error;
+        throw describeZipError(zip, error, entry.filename);
+      } finally {
+        out.close();
+      }
+    }
+  } finally {
+    await reader.close();
+  }
+}
+
+async function listDirs(path: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(path)) {
+    if (entry.isDirectory) names.push(entry.name);
+  }
+  return names.sort();
+}
+
+/** The folder holding `Training/` and `Testing/`: the top, or inside one wrapper. */
+async function findSplitsRoot(zip: string, top: string): Promise<string> {
+  let current = top;
+  for (let depth = 0; depth < 3; depth++) {
+    const dirs = await listDirs(current);
+    if (DATASET_SPLITS.every((split) => dirs.includes(split))) return current;
+    const candidates = dirs.filter((d) =>
+      d !== "__MACOSX" && !d.startsWith(".")
+    );
+    if (candidates.length !== 1) break;
+    current = join(current, candidates[0]);
+  }
+  const found = (await listDirs(top)).join(", ") || "nothing";
+  // The archive itself is fine (not deleted), it is just not this dataset.
+  throw new KaggleError(
+    `${zip} does not have the expected layout: no ${
+      DATASET_SPLITS.join("/ and ")
+    }/ folders (top level holds: ${found})`,
+  );
+}
+
+async function countClassFiles(
+  splitDir: string,
+): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const dir of await listDirs(splitDir)) {
+    let count = 0;
+    for await (const entry of Deno.readDir(join(splitDir, dir))) {
+      if (entry.isFile) count++;
+    }
+    counts[dir] = count;
+  }
+  return counts;
+}
+
+/**
+ * Renames each split into `dest`, moving an existing copy aside first (into
+ * `temp`, removed afterwards); on failure every rename is undone.
+ */
+async function installSplits(
+  root: string,
+  dest: string,
+  temp: string,
+): Promise<void> {
+  const done: Array<{ split: string; aside?: string }> = [];
+  try {
+    for (const split of DATASET_SPLITS) {
+      const target = join(dest, split);
+      let aside: string | undefined;
+      if (await exists(target)) {
+        aside = join(temp, `.previous-${split}`);
+        await Deno.rename(target, aside);
+      }
+      done.push({ split, aside });
+      await Deno.rename(join(root, split), target);
+    }
+  } catch (error) {
+    for (const { split, aside } of done.reverse()) {
+      const target = join(dest, split);
+      if (!(await exists(join(root, split))) && await exists(target)) {
+        await Deno.rename(target, join(root, split)).catch(() => {});
+      }
+      if (aside) await Deno.rename(aside, target).catch(() => {});
+    }
+    throw error;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+/**
+ * Whether `dest` already holds the complete dataset: every class folder the
+ * manifest lists has its file count; without a manifest, both splits exist
+ * with at least one non-empty class folder (a copy unpacked by hand).
+ */
+async function completeData(
+  dest: string,
+  manifestPath: string,
+): Promise<{ files: number; verified: boolean } | undefined> {
+  let manifest: Manifest | undefined;
+  try {
+    manifest = JSON.parse(await Deno.readTextFile(manifestPath)) as Manifest;
+  } catch {
+    manifest = undefined;
+  }
+  try {
+    let files = 0;
+    if (manifest?.splits) {
+      for (const split of DATASET_SPLITS) {
+        const expected = manifest.splits[split];
+        if (!expected) return undefined;
+        const actual = await countClassFiles(join(dest, split));
+        for (const [cls, count] of Object.entries(expected)) {
+          if (actual[cls] !== count) return undefined;
+          files += count;
+        }
+      }
+      return { files, verified: true };
+    }
+    for (const split of DATASET_SPLITS) {
+      const counts = Object.values(await countClassFiles(join(dest, split)));
+      if (!counts.some((n) => n > 0)) return undefined;
+      for (const n of counts) files += n;
+    }
+    return { files, verified: false };
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// CLI
+
+const USAGE =
+  `Usage: deno run -A lib/data/kaggle.ts [--dest DIR] [--dataset OWNER/NAME] [--force]
+
+Downloads the Kaggle dataset (default ${DEFAULT_DATASET}) through Kaggle's
+API, verifies it and unpacks it so that DIR/Training and DIR/Testing exist.
+
+  --dest DIR             target folder (default: BRAIN_MRI_DATA, else <project>/data)
+  --dataset OWNER/NAME   another Kaggle dataset with the same layout
+  --force                download and unpack again even if the data is complete
+  -h, --help             show this help
+
+Credentials: KAGGLE_USERNAME + KAGGLE_KEY, or kaggle.json in KAGGLE_CONFIG_DIR
+or ~/.kaggle/. KAGGLE_API_BASE overrides ${DEFAULT_KAGGLE_API_BASE}.`;
+
+async function main(args: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        dest: { type: "string" },
+        dataset: { type: "string" },
+        force: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    console.error(`error: ${(error as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  try {
+    const result = await downloadKaggleDataset({
+      dest: values.dest,
+      dataset: values.dataset,
+      force: values.force,
+    });
+    if (!result.skipped) {
+      console.log(
+        `Done: ${result.files} files in ${result.dest} ` +
+          `(${formatMB(result.bytes)} MB transferred${
+            result.resumed ? ", resumed" : ""
+          }).`,
+      );
+    }
+    return 0;
+  } catch (error) {
+    if (error instanceof KaggleError) {
+      console.error(`error: ${error.message}`);
+    } else {
+      console.error(error);
+    }
+    return 1;
+  }
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(taskArgs()));
+}

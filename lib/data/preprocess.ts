@@ -1,0 +1,848 @@
+/**
+ * Turning image files into small one-channel uint8 arrays for the CNN:
+ * decode → grayscale → resize to `size`×`size` (default 128, stretched like
+ * the seed notebook's `cv2.resize`; `fit` is configurable) → uint8.
+ *
+ * Two decoders, chosen by the file's content, never by chance:
+ *
+ * - **JPEG** (`decoder: "auto"`, the default): TensorFlow's native
+ *   libjpeg-turbo decoder, asked for the luma channel only and for DCT-domain
+ *   scaling (1/2, 1/4, 1/8) down to the smallest scale that still covers the
+ *   target — the same mechanism as PIL's `draft("L", ...)` and libvips'
+ *   shrink-on-load — then a box pre-shrink when the remaining factor is 2 or
+ *   more, then bilinear resampling to the exact size.
+ * - **Everything else** (PNG of any channel count, 8 or 16 bits, with or
+ *   without alpha; JPEGs TensorFlow cannot decode, such as CMYK): sharp
+ *   (libvips): flatten alpha onto black, resize (triangle filter), convert to
+ *   `b-w`, 8-bit raw output. `decoder: "sharp"` sends JPEGs this way too.
+ *
+ * Why not sharp for everything: on this project's 2-core VM sharp spends about
+ * 4 ms of CPU per 512×512 JPEG (much of it per-call overhead in libvips'
+ * object system and thread hand-offs; and its shrink-on-load stops at 1/2 for
+ * an exact 4× reduction), against about 0.5 ms for the TensorFlow path (1.5 ms
+ * without DCT scaling) and 0.6 ms for PIL with `draft` (1.7 ms without).
+ * `bench/preprocess.ts` measures all of them.
+ *
+ * The resampling after the decode is plain TypeScript (box filter, then
+ * bilinear): TensorFlow's ops cost more in dispatch than they compute here.
+ *
+ * Batches of 1,024 files or more are spread over one Web Worker per core
+ * (each loads TensorFlow and sharp once, ~0.3 s, while this thread already
+ * decodes; once a worker is ready this thread only hands out work). Smaller
+ * batches run in this thread. The pixels are the same either way.
+ * Corrupt or truncated files are reported with the reason and skipped; one
+ * bad file never stops a run.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import sharp from "sharp";
+import { DEFAULTS } from "../core/defaults.ts";
+import { type Tensor4D, tf } from "../core/tf.ts";
+
+/**
+ * Bumped whenever the pixels produced for the same file and settings change,
+ * so caches keyed by {@linkcode pipelineKey} drop stale entries.
+ */
+export const PIPELINE_VERSION = 2;
+
+/** How the image is fitted into the square. */
+export type Fit = "fill" | "contain" | "cover";
+
+/** Which decoder handles JPEG files (see the module documentation). */
+export type Decoder = "auto" | "sharp";
+
+/** Options for {@linkcode preprocessFiles} and {@linkcode preprocessImage}. */
+export interface PreprocessOptions {
+  /** Output side in pixels (default 128). */
+  size?: number;
+  /**
+   * `fill` (default): stretch to the square, ignoring the aspect ratio, as
+   * `cv2.resize` does; `contain`: keep the aspect ratio, pad with black;
+   * `cover`: keep the aspect ratio, crop the centre.
+   */
+  fit?: Fit;
+  /** `auto` (default): TensorFlow for JPEG, sharp for the rest; `sharp`: sharp for all. */
+  decoder?: Decoder;
+  /**
+   * Let the JPEG decoder scale down in the DCT domain (default true). With
+   * `false` the TensorFlow path decodes at full size and box-filters down
+   * (about twice the work; what PIL does without `draft`); sharp is given
+   * `fastShrinkOnLoad: false`, which still shrinks on load but leaves at
+   * least a factor of two to its resampling filter.
+   */
+  shrinkOnLoad?: boolean;
+  /** sharp calls in flight at once in each thread (default 4). */
+  concurrency?: number;
+  /**
+   * Web Workers that decode (0 or 1: this thread only; this thread also
+   * decodes until the first worker has loaded). Default: one per core when
+   * there are at least 1,024 files, else none.
+   */
+  workers?: number;
+  /** Called after each file (in this thread) or each chunk (workers). */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Decoded images, packed. */
+export interface PreprocessResult {
+  /** Side of every image. */
+  size: number;
+  /**
+   * `ok.length` images of `size*size` bytes each, row-major, one channel,
+   * in the order of `ok`.
+   */
+  pixels: Uint8Array;
+  /** Indices (into the input list, ascending) of the inputs that decoded. */
+  ok: number[];
+  /** The inputs that did not decode, with the reason. */
+  errors: { path: string; reason: string }[];
+}
+
+/** Settings that change the output pixels. */
+export interface PipelineSettings {
+  /** Output side. */
+  size: number;
+  /** Fit mode. */
+  fit: Fit;
+  /** JPEG decoder. */
+  decoder: Decoder;
+  /** DCT-domain downscaling while decoding JPEG. */
+  shrinkOnLoad: boolean;
+}
+
+/** The options that shape the output pixels. */
+export type SettingsOptions = Pick<
+  PreprocessOptions,
+  "size" | "fit" | "decoder" | "shrinkOnLoad"
+>;
+
+/** One unit of work for {@linkcode preprocessJobs}. */
+export interface DecodeJob {
+  /** File to read (used when `bytes` is absent; named in errors). */
+  path?: string;
+  /** Encoded image bytes. */
+  bytes?: Uint8Array;
+  /** Also return the SHA-256 of the bytes (hex). */
+  hash?: boolean;
+}
+
+/** What became of one {@linkcode DecodeJob}. */
+export interface DecodeOutcome {
+  /** `size*size` bytes when it decoded. */
+  pixels?: Uint8Array;
+  /** Why it did not decode. */
+  error?: string;
+  /** SHA-256 (hex) of the bytes, when asked and the file could be read. */
+  sha256?: string;
+}
+
+const DEFAULT_SIZE = DEFAULTS.imageSize;
+const WORKER_NAME = "brain-mri-cnn:preprocess";
+const WORKER_THRESHOLD = 1024;
+const WORKER_CHUNK = 32;
+const MAX_SIZE = 4096;
+
+/**
+ * Fills in defaults and validates the settings that shape the output.
+ *
+ * @example
+ * ```ts
+ * import { resolveSettings } from "./preprocess.ts";
+ * console.log(resolveSettings({ size: 64 }));
+ * // { size: 64, fit: "fill", decoder: "auto", shrinkOnLoad: true }
+ * ```
+ */
+export function resolveSettings(
+  options: SettingsOptions = {},
+): PipelineSettings {
+  const size = options.size ?? DEFAULT_SIZE;
+  if (!Number.isInteger(size) || size < 1 || size > MAX_SIZE) {
+    throw new Error(
+      `size must be an integer from 1 to ${MAX_SIZE}, got ${size}`,
+    );
+  }
+  const fit = options.fit ?? "fill";
+  if (!["fill", "contain", "cover"].includes(fit)) {
+    throw new Error(`fit must be fill, contain or cover, got ${fit}`);
+  }
+  const decoder = options.decoder ?? "auto";
+  if (decoder !== "auto" && decoder !== "sharp") {
+    throw new Error(`decoder must be auto or sharp, got ${decoder}`);
+  }
+  const shrinkOnLoad = options.shrinkOnLoad ?? true;
+  return { size, fit, decoder, shrinkOnLoad };
+}
+
+/**
+ * A string naming everything that determines the output pixels: pipeline
+ * version, size, fit, grayscale, decoder and the versions of the libraries
+ * that do the work. Caches key their entries by it.
+ *
+ * @example
+ * ```ts
+ * import { pipelineKey } from "./preprocess.ts";
+ * console.log(pipelineKey({ size: 128 })); // "v1-128-fill-gray-auto-tf..-vips.."
+ * ```
+ */
+export function pipelineKey(options: SettingsOptions = {}): string {
+  const s = resolveSettings(options);
+  const tfVersion = (tf.version as Record<string, string>)["tfjs-node"] ??
+    "unknown";
+  return [
+    `v${PIPELINE_VERSION}`,
+    s.size,
+    s.fit,
+    "gray",
+    s.decoder,
+    ...(s.shrinkOnLoad ? [] : ["noshrink"]),
+    `tf${tfVersion}`,
+    `vips${sharp.versions.vips}`,
+  ].join("-");
+}
+
+function isJpeg(b: Uint8Array): boolean {
+  return b.length > 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff;
+}
+
+/**
+ * Whether the JPEG ends with its end-of-image marker (allowing a little
+ * padding after it). A truncated file does not, and goes straight to sharp,
+ * which names the problem (libjpeg inside TensorFlow would log to stderr).
+ */
+function hasJpegEnd(b: Uint8Array): boolean {
+  for (let i = b.length - 2; i >= Math.max(2, b.length - 64); i--) {
+    if (b[i] === 0xff && b[i + 1] === 0xd9) return true;
+  }
+  return false;
+}
+
+/**
+ * Width and height from a JPEG's start-of-frame marker, or `undefined` when
+ * the header cannot be parsed.
+ */
+function jpegSize(b: Uint8Array): { width: number; height: number } | null {
+  let i = 2;
+  while (i + 9 < b.length) {
+    if (b[i] !== 0xff) return null;
+    const marker = b[i + 1];
+    if (marker === 0xff) {
+      i += 1;
+      continue;
+    }
+    if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd8)) {
+      i += 2;
+      continue;
+    }
+    if (marker === 0xda || marker === 0xd9) return null;
+    const length = (b[i + 2] << 8) | b[i + 3];
+    const isSof = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 &&
+      marker !== 0xc8 && marker !== 0xcc;
+    if (isSof) {
+      const height = (b[i + 5] << 8) | b[i + 6];
+      const width = (b[i + 7] << 8) | b[i + 8];
+      return width > 0 && height > 0 ? { width, height } : null;
+    }
+    i += 2 + length;
+  }
+  return null;
+}
+
+/** The largest libjpeg DCT scale (1, 2, 4, 8) whose output still covers the target. */
+function dctRatio(width: number, height: number, s: PipelineSettings): number {
+  for (const r of [8, 4, 2]) {
+    const w = Math.ceil(width / r);
+    const h = Math.ceil(height / r);
+    const covers = s.fit === "contain"
+      ? Math.max(w, h) >= s.size
+      : w >= s.size && h >= s.size;
+    if (covers) return r;
+  }
+  return 1;
+}
+
+/** A one-channel float image. */
+interface Plane {
+  data: Float32Array;
+  height: number;
+  width: number;
+}
+
+/**
+ * Resamples the window (top, left, height, width) of a one-channel image
+ * (row stride `stride`) to th×tw: a box filter by the integer part of the
+ * factor when it is 2 or more (an area average, so no aliasing), then
+ * bilinear interpolation with half-pixel centres for the rest. Plain loops:
+ * TensorFlow's avgPool takes 5 ms for a 512×512 image, this 0.3 ms.
+ */
+function resample(
+  src: ArrayLike<number>,
+  stride: number,
+  window: { top: number; left: number; height: number; width: number },
+  th: number,
+  tw: number,
+): Plane {
+  const { top, left, height, width } = window;
+  const kh = height >= 2 * th ? Math.floor(height / th) : 1;
+  const kw = width >= 2 * tw ? Math.floor(width / tw) : 1;
+  const bh = Math.floor(height / kh);
+  const bw = Math.floor(width / kw);
+  const box = new Float32Array(bh * bw);
+  for (let y = 0; y < bh; y++) {
+    const out = y * bw;
+    for (let dy = 0; dy < kh; dy++) {
+      const row = (top + y * kh + dy) * stride + left;
+      for (let x = 0; x < bw; x++) {
+        let sum = 0;
+        const base = row + x * kw;
+        for (let dx = 0; dx < kw; dx++) sum += src[base + dx];
+        box[out + x] += sum;
+      }
+    }
+  }
+  if (kh * kw > 1) {
+    const inv = 1 / (kh * kw);
+    for (let i = 0; i < box.length; i++) box[i] *= inv;
+  }
+  if (bh === th && bw === tw) return { data: box, height: th, width: tw };
+  const out = new Float32Array(th * tw);
+  const sy = bh / th;
+  const sx = bw / tw;
+  const x0 = new Int32Array(tw);
+  const x1 = new Int32Array(tw);
+  const fx = new Float32Array(tw);
+  for (let x = 0; x < tw; x++) {
+    const at = Math.max(0, (x + 0.5) * sx - 0.5);
+    x0[x] = Math.min(Math.floor(at), bw - 1);
+    x1[x] = Math.min(x0[x] + 1, bw - 1);
+    fx[x] = at - Math.floor(at);
+  }
+  for (let y = 0; y < th; y++) {
+    const at = Math.max(0, (y + 0.5) * sy - 0.5);
+    const y0 = Math.min(Math.floor(at), bh - 1);
+    const y1 = Math.min(y0 + 1, bh - 1);
+    const fy = at - Math.floor(at);
+    const r0 = y0 * bw;
+    const r1 = y1 * bw;
+    for (let x = 0; x < tw; x++) {
+      const a = box[r0 + x0[x]] + (box[r0 + x1[x]] - box[r0 + x0[x]]) * fx[x];
+      const b = box[r1 + x0[x]] + (box[r1 + x1[x]] - box[r1 + x0[x]]) * fx[x];
+      out[y * tw + x] = a + (b - a) * fy;
+    }
+  }
+  return { data: out, height: th, width: tw };
+}
+
+/** Rounds and clamps pixels to uint8 (round half to even). */
+function toUint8(values: Float32Array | Int32Array | Uint8Array): Uint8Array {
+  // The typed-array constructor converts natively (2× faster than .from).
+  const clamped = new Uint8ClampedArray(values);
+  return new Uint8Array(clamped.buffer, 0, clamped.length);
+}
+
+/** Fits a one-channel image (h×w, row-major) into S×S by the settings' fit. */
+function fitImage(
+  src: ArrayLike<number>,
+  h: number,
+  w: number,
+  s: PipelineSettings,
+): Uint8Array {
+  const S = s.size;
+  const whole = { top: 0, left: 0, height: h, width: w };
+  if (s.fit === "fill") return toUint8(resample(src, w, whole, S, S).data);
+  if (s.fit === "cover") {
+    const side = Math.min(h, w);
+    const window = {
+      top: Math.floor((h - side) / 2),
+      left: Math.floor((w - side) / 2),
+      height: side,
+      width: side,
+    };
+    return toUint8(resample(src, w, window, S, S).data);
+  }
+  const scale = S / Math.max(h, w);
+  const nh = Math.max(1, Math.min(S, Math.round(h * scale)));
+  const nw = Math.max(1, Math.min(S, Math.round(w * scale)));
+  const inner = toUint8(resample(src, w, whole, nh, nw).data);
+  const out = new Uint8Array(S * S);
+  const top = Math.floor((S - nh) / 2);
+  const left = Math.floor((S - nw) / 2);
+  for (let y = 0; y < nh; y++) {
+    out.set(inner.subarray(y * nw, (y + 1) * nw), (top + y) * S + left);
+  }
+  return out;
+}
+
+/** JPEG through TensorFlow: luma-only, DCT-scaled decode, then resample. */
+function decodeJpegTf(bytes: Uint8Array, s: PipelineSettings): Uint8Array {
+  const dims = jpegSize(bytes);
+  if (!dims) throw new Error("JPEG header has no frame size");
+  const ratio = s.shrinkOnLoad ? dctRatio(dims.width, dims.height, s) : 1;
+  const decoded = tf.node.decodeJpeg(
+    bytes,
+    1,
+    ratio,
+    true,
+    false,
+    1,
+    "INTEGER_ACCURATE",
+  );
+  let values: Int32Array;
+  try {
+    values = decoded.dataSync() as Int32Array;
+  } finally {
+    decoded.dispose();
+  }
+  const [h, w] = decoded.shape;
+  // The common case (512×512 at 1/4 → 128×128): nothing left to do.
+  if (h === s.size && w === s.size) return toUint8(values);
+  return fitImage(values, h, w, s);
+}
+
+/** Anything libvips reads, through sharp. Throws with sharp's reason. */
+async function decodeSharp(
+  bytes: Uint8Array,
+  s: PipelineSettings,
+): Promise<Uint8Array> {
+  const { data, info } = await sharp(bytes, {
+    failOn: "error",
+    sequentialRead: true,
+  })
+    .flatten({ background: "#000000" })
+    .resize(s.size, s.size, {
+      fit: s.fit,
+      kernel: "linear",
+      background: "#000000",
+      fastShrinkOnLoad: s.shrinkOnLoad,
+    })
+    .toColourspace("b-w")
+    .raw({ depth: "uchar" })
+    .toBuffer({ resolveWithObject: true });
+  if (info.width !== s.size || info.height !== s.size) {
+    throw new Error(
+      `resized to ${info.width}×${info.height} instead of ${s.size}×${s.size}`,
+    );
+  }
+  const pixels = new Uint8Array(s.size * s.size);
+  if (info.channels === 1) {
+    pixels.set(data.subarray(0, pixels.length));
+  } else {
+    for (let i = 0; i < pixels.length; i++) pixels[i] = data[i * info.channels];
+  }
+  return pixels;
+}
+
+function reasonOf(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.split("\n").map((l) => l.trim()).filter(Boolean).join(" ")
+    .replace(/^Input buffer (has|contains) /, "")
+    .slice(0, 300) || "unknown error";
+}
+
+/**
+ * Decodes one image's bytes with the settings' pipeline. Throws an error with
+ * the decoder's reason (no path: callers add it).
+ */
+async function decodeBytes(
+  bytes: Uint8Array,
+  s: PipelineSettings,
+): Promise<Uint8Array> {
+  if (bytes.length === 0) throw new Error("empty file");
+  if (s.decoder === "auto" && isJpeg(bytes) && hasJpegEnd(bytes)) {
+    try {
+      return decodeJpegTf(bytes, s);
+    } catch {
+      // Fall through: sharp decodes what libjpeg-in-TF cannot (e.g. CMYK),
+      // and gives the better reason when the file is really broken.
+    }
+  }
+  return await decodeSharp(bytes, s);
+}
+
+/**
+ * The job's bytes. Files are read synchronously: for files of tens of KB in
+ * the page cache that is ~3× cheaper than an asynchronous read, and the
+ * parallelism comes from the worker threads anyway.
+ */
+function readJob(job: DecodeJob): Uint8Array {
+  if (job.bytes) return job.bytes;
+  if (job.path === undefined) throw new Error("job has neither path nor bytes");
+  return Deno.readFileSync(job.path);
+}
+
+function sha256Hex(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+/** Runs jobs in this thread, `concurrency` at a time (sharp is asynchronous). */
+async function runLocal(
+  jobs: DecodeJob[],
+  s: PipelineSettings,
+  concurrency: number,
+  onDone?: (count: number) => void,
+): Promise<DecodeOutcome[]> {
+  const out = new Array<DecodeOutcome>(jobs.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < jobs.length) {
+      const i = next++;
+      const job = jobs[i];
+      let bytes: Uint8Array;
+      try {
+        bytes = readJob(job);
+      } catch (error) {
+        out[i] = { error: `cannot be read: ${reasonOf(error)}` };
+        onDone?.(1);
+        continue;
+      }
+      const outcome: DecodeOutcome = {};
+      if (job.hash) outcome.sha256 = sha256Hex(bytes);
+      try {
+        outcome.pixels = await decodeBytes(bytes, s);
+      } catch (error) {
+        outcome.error = reasonOf(error);
+      }
+      out[i] = outcome;
+      onDone?.(1);
+    }
+  };
+  await Promise.all(
+    Array.from(
+      { length: Math.max(1, Math.min(concurrency, jobs.length)) },
+      worker,
+    ),
+  );
+  return out;
+}
+
+interface WorkerRequest {
+  id: number;
+  settings: PipelineSettings;
+  concurrency: number;
+  jobs: DecodeJob[];
+}
+
+interface WorkerReply {
+  type: "ready" | "done" | "failed";
+  id?: number;
+  pixels?: Uint8Array;
+  ok?: boolean[];
+  errors?: (string | null)[];
+  hashes?: (string | null)[];
+  message?: string;
+}
+
+/**
+ * Runs jobs chunk by chunk on `count` workers, and on this thread until the
+ * first worker is ready, and puts the outcomes in input order. A worker that
+ * fails (cannot start, or dies) is dropped and its chunks go to the other
+ * workers, or to this thread when none is left, so the run still completes.
+ */
+async function runPool(
+  jobs: DecodeJob[],
+  s: PipelineSettings,
+  count: number,
+  concurrency: number,
+  onDone?: (count: number) => void,
+): Promise<DecodeOutcome[]> {
+  const out = new Array<DecodeOutcome>(jobs.length);
+  const chunks: [number, number][] = [];
+  for (let start = 0; start < jobs.length; start += WORKER_CHUNK) {
+    chunks.push([start, Math.min(jobs.length, start + WORKER_CHUNK)]);
+  }
+  const area = s.size * s.size;
+  const workers = new Set<Worker>();
+  const pending = new Map<Worker, Set<number>>();
+  const retry: number[] = [];
+  let nextChunk = 0;
+  let finished = 0;
+  const ready = new Set<Worker>();
+  let mainRunning = false;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const take = (): number | undefined =>
+        retry.length > 0
+          ? retry.shift()
+          : nextChunk < chunks.length
+          ? nextChunk++
+          : undefined;
+      const completed = (n: number) => {
+        onDone?.(n);
+        finished++;
+        if (finished === chunks.length) resolve();
+      };
+      // This thread decodes only while no worker is ready (they spend ~0.3 s
+      // loading TensorFlow) or after every worker has failed, and gives the
+      // event loop a turn after each chunk: decoding is synchronous, so
+      // without that turn the workers' "ready" messages would wait until
+      // this thread had done the whole batch alone.
+      const mainLoop = async () => {
+        if (mainRunning) return;
+        mainRunning = true;
+        try {
+          while (ready.size === 0) {
+            const id = take();
+            if (id === undefined) break;
+            const [start, end] = chunks[id];
+            const done = await runLocal(jobs.slice(start, end), s, concurrency);
+            done.forEach((o, j) => (out[start + j] = o));
+            completed(end - start);
+            await new Promise((next) => setTimeout(next, 0));
+          }
+        } finally {
+          mainRunning = false;
+        }
+      };
+      const startMain = () => mainLoop().catch((error) => reject(error));
+      const drop = (w: Worker) => {
+        if (!workers.delete(w)) return;
+        ready.delete(w);
+        w.terminate();
+        retry.push(...(pending.get(w) ?? []));
+        pending.delete(w);
+        // The surviving workers take the dropped chunks; with none left,
+        // this thread does.
+        for (const other of ready) if (retry.length > 0) feed(other);
+        startMain();
+      };
+      const feed = (w: Worker) => {
+        const id = take();
+        if (id === undefined) return;
+        pending.get(w)!.add(id);
+        const [start, end] = chunks[id];
+        const request: WorkerRequest = {
+          id,
+          settings: s,
+          concurrency,
+          jobs: jobs.slice(start, end),
+        };
+        w.postMessage(request);
+      };
+      for (let k = 0; k < count; k++) {
+        const w = new Worker(import.meta.url, {
+          type: "module",
+          name: WORKER_NAME,
+        });
+        workers.add(w);
+        pending.set(w, new Set());
+        w.onerror = (event) => {
+          event.preventDefault();
+          drop(w);
+        };
+        w.onmessageerror = () => drop(w);
+        w.onmessage = (event: MessageEvent<WorkerReply>) => {
+          const reply = event.data;
+          if (reply.type === "ready") {
+            ready.add(w);
+            // Two chunks in flight, so a worker never waits for this thread.
+            feed(w);
+            return feed(w);
+          }
+          if (reply.type === "failed") return drop(w);
+          pending.get(w)?.delete(reply.id!);
+          const [start, end] = chunks[reply.id!];
+          for (let i = start; i < end; i++) {
+            const j = i - start;
+            const outcome: DecodeOutcome = {};
+            if (reply.hashes![j]) outcome.sha256 = reply.hashes![j]!;
+            if (reply.ok![j]) {
+              outcome.pixels = reply.pixels!.slice(j * area, (j + 1) * area);
+            } else {
+              outcome.error = reply.errors![j] ?? "unknown error";
+            }
+            out[i] = outcome;
+          }
+          feed(w);
+          completed(end - start);
+        };
+      }
+      startMain();
+    });
+  } finally {
+    for (const w of workers) w.terminate();
+  }
+  return out;
+}
+
+/**
+ * Decodes a list of jobs (paths or bytes), optionally hashing their bytes,
+ * with the settings' pipeline. Never throws for a bad image: its outcome
+ * carries `error` instead. The building block of {@linkcode preprocessFiles}
+ * and of the image cache.
+ *
+ * @example
+ * ```ts
+ * import { preprocessJobs } from "./preprocess.ts";
+ * const [one] = await preprocessJobs([{ path: "scan.jpg", hash: true }]);
+ * console.log(one.error ?? one.pixels!.length, one.sha256);
+ * ```
+ */
+export async function preprocessJobs(
+  jobs: DecodeJob[],
+  options: PreprocessOptions = {},
+): Promise<DecodeOutcome[]> {
+  const s = resolveSettings(options);
+  const concurrency = Math.max(1, options.concurrency ?? 4);
+  const cores = Math.max(1, navigator.hardwareConcurrency ?? 1);
+  let done = 0;
+  const onDone = options.onProgress
+    ? (n: number) => options.onProgress!(done += n, jobs.length)
+    : undefined;
+  // Default: this thread plus one worker per further core, for big batches.
+  const threads = options.workers !== undefined
+    ? options.workers
+    : jobs.length >= WORKER_THRESHOLD
+    ? cores
+    : 0;
+  if (threads <= 1 || jobs.length <= WORKER_CHUNK) {
+    return await runLocal(jobs, s, concurrency, onDone);
+  }
+  return await runPool(jobs, s, threads, concurrency, onDone);
+}
+
+/**
+ * Decodes, converts to grayscale and resizes many files, skipping (and
+ * reporting) the ones that fail. The pixels of the files that decoded are
+ * packed in input order.
+ *
+ * @example Preprocess a few files to 128×128
+ * ```ts
+ * import { preprocessFiles } from "./preprocess.ts";
+ * const r = await preprocessFiles(["a.jpg", "b.png"], { size: 128 });
+ * console.log(r.ok.length, r.pixels.length, r.errors);
+ * ```
+ */
+export async function preprocessFiles(
+  paths: string[],
+  options: PreprocessOptions = {},
+): Promise<PreprocessResult> {
+  const s = resolveSettings(options);
+  const outcomes = await preprocessJobs(paths.map((path) => ({ path })), {
+    ...options,
+    ...s,
+  });
+  return packOutcomes(paths, outcomes, s.size);
+}
+
+/**
+ * Packs outcomes into a {@linkcode PreprocessResult} (pixels of the good ones
+ * in input order; errors named by path).
+ *
+ * @example
+ * ```ts
+ * import { packOutcomes } from "./preprocess.ts";
+ * const r = packOutcomes(["a.jpg"], [{ error: "broken" }], 128);
+ * console.log(r.errors); // [{ path: "a.jpg", reason: "broken" }]
+ * ```
+ */
+export function packOutcomes(
+  paths: string[],
+  outcomes: DecodeOutcome[],
+  size: number,
+): PreprocessResult {
+  const ok: number[] = [];
+  const errors: { path: string; reason: string }[] = [];
+  outcomes.forEach((o, i) => {
+    if (o.pixels) ok.push(i);
+    else errors.push({ path: paths[i], reason: o.error ?? "unknown error" });
+  });
+  const area = size * size;
+  const pixels = new Uint8Array(ok.length * area);
+  ok.forEach((i, k) => pixels.set(outcomes[i].pixels!, k * area));
+  return { size, pixels, ok, errors };
+}
+
+/**
+ * Preprocesses one image (a path or encoded bytes) to `size*size` uint8
+ * pixels. Throws an error naming the file and the reason when it does not
+ * decode.
+ *
+ * @example
+ * ```ts
+ * import { preprocessImage } from "./preprocess.ts";
+ * const pixels = await preprocessImage("scan.jpg", { size: 64 });
+ * console.log(pixels.length); // 4096
+ * ```
+ */
+export async function preprocessImage(
+  input: string | Uint8Array,
+  options: SettingsOptions = {},
+): Promise<Uint8Array> {
+  const s = resolveSettings(options);
+  const name = typeof input === "string" ? input : "image bytes";
+  let bytes: Uint8Array;
+  try {
+    bytes = typeof input === "string" ? await Deno.readFile(input) : input;
+  } catch (error) {
+    throw new Error(`${name}: cannot be read: ${reasonOf(error)}`);
+  }
+  try {
+    return await decodeBytes(bytes, s);
+  } catch (error) {
+    throw new Error(`${name}: ${reasonOf(error)}`);
+  }
+}
+
+/**
+ * Makes a `[count, size, size, 1]` float32 tensor in [0, 1] from packed uint8
+ * pixels. The caller owns (and disposes) the tensor.
+ *
+ * @example
+ * ```ts
+ * import { toBatchTensor } from "./preprocess.ts";
+ * const x = toBatchTensor(new Uint8Array(2 * 4 * 4).fill(255), 2, 4);
+ * console.log(x.shape); // [2, 4, 4, 1]
+ * x.dispose();
+ * ```
+ */
+export function toBatchTensor(
+  pixels: Uint8Array,
+  count: number,
+  size: number,
+): Tensor4D {
+  const n = count * size * size;
+  if (!Number.isInteger(count) || count < 0) {
+    throw new Error(`count must be a non-negative integer, got ${count}`);
+  }
+  if (pixels.length < n) {
+    throw new Error(
+      `need ${count}×${size}×${size} = ${n} pixels, got ${pixels.length}`,
+    );
+  }
+  const values = new Float32Array(n);
+  const scale = 1 / 255;
+  for (let i = 0; i < n; i++) values[i] = pixels[i] * scale;
+  return tf.tensor4d(values, [count, size, size, 1], "float32");
+}
+
+// ---------------------------------------------------------------------------
+// Worker side: this same module, started by runPool() under WORKER_NAME.
+
+function startWorker(): void {
+  const scope = globalThis as unknown as {
+    onmessage: ((event: MessageEvent<WorkerRequest>) => void) | null;
+    postMessage(message: WorkerReply, transfer?: Transferable[]): void;
+  };
+  scope.onmessage = async (event) => {
+    const { id, settings, jobs, concurrency } = event.data;
+    try {
+      const outcomes = await runLocal(jobs, settings, concurrency);
+      const area = settings.size * settings.size;
+      const pixels = new Uint8Array(jobs.length * area);
+      outcomes.forEach((o, j) => o.pixels && pixels.set(o.pixels, j * area));
+      scope.postMessage({
+        type: "done",
+        id,
+        pixels,
+        ok: outcomes.map((o) => o.pixels !== undefined),
+        errors: outcomes.map((o) => o.error ?? null),
+        hashes: outcomes.map((o) => o.sha256 ?? null),
+      }, [pixels.buffer]);
+    } catch (error) {
+      scope.postMessage({ type: "failed", message: reasonOf(error) });
+    }
+  };
+  scope.postMessage({ type: "ready" });
+}
+
+if ((globalThis as { name?: unknown }).name === WORKER_NAME) startWorker();

@@ -1,0 +1,368 @@
+/**
+ * Classifying one encoded image at a time, in this thread or on a pool of
+ * Web Workers that each hold their own copy of a saved model: the serving
+ * path's way to use every core.
+ *
+ * tfjs runs a model op by op on the JavaScript thread that called it, so one
+ * thread answers one request at a time however many cores there are. A pool
+ * of `n` workers answers up to `n` at once. Every image goes through
+ * {@linkcode classifyImage} — the preprocessing recorded in the model's
+ * metadata, then the model alone on a batch of one — wherever it runs, so
+ * the probabilities are the same bit for bit as `deno task predict`'s.
+ *
+ * | function                        | where the model runs                       |
+ * | ------------------------------- | ------------------------------------------ |
+ * | {@linkcode localClassifier}     | this thread (a model already loaded)       |
+ * | {@linkcode startInferencePool}  | `workers` Web Workers, each loading `modelDir` |
+ *
+ * A worker that dies fails the requests it held (with an error naming it)
+ * and is replaced; the pool keeps serving.
+ *
+ * @module
+ */
+import { predictProbabilities } from "../model/inference.ts";
+import { modelSettings } from "./predict.ts";
+import { preprocessJobs } from "../data/preprocess.ts";
+import {
+  loadSavedModel,
+  type ModelMetadata,
+  readModelMetadata,
+  resolveModelDir,
+  type Tta,
+} from "../model/saved_model.ts";
+import type { LayersModel } from "../core/tf.ts";
+
+const WORKER_NAME = "brain-mri-cnn:inference";
+
+/** The image could not be decoded (corrupt, truncated, not an image). */
+export class UndecodableImageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UndecodableImageError";
+  }
+}
+
+/** Something that turns an encoded image into class probabilities. */
+export interface ImageClassifier {
+  /** The model's metadata. */
+  readonly metadata: ModelMetadata;
+  /** Threads that classify at the same time (1 for {@linkcode localClassifier}). */
+  readonly workers: number;
+  /**
+   * Probabilities (in `metadata.classes` order) for one JPEG or PNG.
+   * Rejects with {@linkcode UndecodableImageError} for an image that does
+   * not decode.
+   */
+  classify(bytes: Uint8Array): Promise<Float32Array>;
+  /** Waits for the images in flight, then frees the model(s). */
+  close(): Promise<void>;
+}
+
+/** Options for {@linkcode classifyImage}. */
+export interface ClassifyImageOptions {
+  /** The network. */
+  model: LayersModel;
+  /** Its metadata (preprocessing, default test-time augmentation). */
+  metadata: ModelMetadata;
+  /** Test-time augmentation (default: the model's `inference.tta`). */
+  tta?: Tta;
+}
+
+/**
+ * One encoded image → class probabilities: decoded and resized as the
+ * model's metadata says, predicted alone (batch of one, so the answer never
+ * depends on other images), with the model's test-time augmentation unless
+ * `tta` overrides it.
+ *
+ * @example
+ * ```ts ignore
+ * import { classifyImage } from "./inference_pool.ts";
+ * import { loadSavedModel } from "../model/saved_model.ts";
+ * const { model, metadata } = await loadSavedModel("models/resnet-128-e1");
+ * const probs = await classifyImage(await Deno.readFile("scan.jpg"), { model, metadata });
+ * console.log(metadata.classes.map((c, k) => `${c} ${probs[k].toFixed(3)}`));
+ * ```
+ */
+export async function classifyImage(
+  bytes: Uint8Array,
+  options: ClassifyImageOptions,
+): Promise<Float32Array> {
+  const { model, metadata } = options;
+  const [outcome] = await preprocessJobs(
+    [{ bytes }],
+    modelSettings(metadata),
+  );
+  if (!outcome.pixels) {
+    throw new UndecodableImageError(outcome.error ?? "unknown error");
+  }
+  return await predictProbabilities(model, {
+    pixels: outcome.pixels,
+    size: metadata.preprocessing.size,
+    scale: metadata.preprocessing.scale,
+    batchSize: 1,
+    tta: options.tta ?? metadata.inference?.tta,
+  });
+}
+
+/**
+ * A classifier that runs a loaded model in this thread, one image at a time.
+ * `close()` does not dispose the model (the caller owns it).
+ *
+ * @example
+ * ```ts ignore
+ * import { localClassifier } from "./inference_pool.ts";
+ * import { loadSavedModel } from "../model/saved_model.ts";
+ * const { model, metadata } = await loadSavedModel("models/resnet-128-e1");
+ * const classifier = localClassifier({ model, metadata });
+ * console.log(await classifier.classify(await Deno.readFile("scan.jpg")));
+ * ```
+ */
+export function localClassifier(
+  options: ClassifyImageOptions,
+): ImageClassifier {
+  const inFlight = new InFlight();
+  return {
+    metadata: options.metadata,
+    workers: 1,
+    classify: (bytes) => inFlight.track(classifyImage(bytes, options)),
+    close: () => inFlight.settled(),
+  };
+}
+
+/** The answers not given yet, so that closing can wait for them. */
+class InFlight {
+  #promises = new Set<Promise<unknown>>();
+  track<T>(promise: Promise<T>): Promise<T> {
+    const settled = promise.then(() => {}, () => {});
+    this.#promises.add(settled);
+    settled.then(() => this.#promises.delete(settled));
+    return promise;
+  }
+  async settled(): Promise<void> {
+    await Promise.all(this.#promises);
+  }
+}
+
+/** Options for {@linkcode startInferencePool}. */
+export interface InferencePoolOptions {
+  /** Saved model (or run) folder. */
+  modelDir: string;
+  /** How many workers (each loads the model; at least 1). */
+  workers: number;
+  /** Test-time augmentation (default: the model's `inference.tta`). */
+  tta?: Tta;
+}
+
+type ToWorker =
+  | { type: "init"; modelDir: string; tta?: Tta }
+  | { type: "classify"; id: number; bytes: Uint8Array };
+
+type FromWorker =
+  | { type: "ready"; metadata: ModelMetadata }
+  | { type: "failed"; message: string }
+  | { type: "result"; id: number; probabilities: Float32Array }
+  | { type: "undecodable"; id: number; message: string }
+  | { type: "error"; id: number; message: string };
+
+interface Pending {
+  resolve(probabilities: Float32Array): void;
+  reject(error: Error): void;
+}
+
+interface Slot {
+  worker: Worker;
+  pending: Map<number, Pending>;
+}
+
+function spawn(options: InferencePoolOptions): Worker {
+  const worker = new Worker(import.meta.url, {
+    type: "module",
+    name: WORKER_NAME,
+  });
+  const init: ToWorker = {
+    type: "init",
+    modelDir: options.modelDir,
+    ...(options.tta ? { tta: options.tta } : {}),
+  };
+  worker.postMessage(init);
+  return worker;
+}
+
+/** Resolves with the worker's metadata once it has loaded the model. */
+function whenReady(worker: Worker): Promise<ModelMetadata> {
+  return new Promise((resolve, reject) => {
+    worker.onmessage = (event: MessageEvent<FromWorker>) => {
+      const reply = event.data;
+      if (reply.type === "ready") resolve(reply.metadata);
+      else if (reply.type === "failed") reject(new Error(reply.message));
+      else reject(new Error(`unexpected "${reply.type}" before "ready"`));
+    };
+    worker.onerror = (event) => {
+      event.preventDefault();
+      reject(new Error(event.message || "the worker failed to start"));
+    };
+  });
+}
+
+/**
+ * Starts `workers` Web Workers that each load the saved model, and resolves
+ * once all of them are ready. Images go to the worker with the fewest in
+ * flight. Throws (and stops every worker) if the model cannot be loaded.
+ *
+ * @example
+ * ```ts ignore
+ * import { startInferencePool } from "./inference_pool.ts";
+ * const pool = await startInferencePool({ modelDir: "models/resnet-128-e1", workers: 2 });
+ * const scans = ["a.jpg", "b.jpg"].map((f) => Deno.readFileSync(f));
+ * console.log(await Promise.all(scans.map((b) => pool.classify(b))));
+ * await pool.close();
+ * ```
+ */
+export async function startInferencePool(
+  options: InferencePoolOptions,
+): Promise<ImageClassifier> {
+  const count = options.workers;
+  if (!Number.isSafeInteger(count) || count < 1) {
+    throw new Error(`workers must be a positive integer (got ${count})`);
+  }
+  // A missing or invalid model fails here, with the loader's own message,
+  // rather than once per worker.
+  const modelDir = resolveModelDir(options.modelDir);
+  await readModelMetadata(modelDir);
+  const settings = { ...options, modelDir };
+  const starting = Array.from({ length: count }, () => spawn(settings));
+  let metadata: ModelMetadata;
+  try {
+    [metadata] = await Promise.all(starting.map(whenReady));
+  } catch (error) {
+    for (const w of starting) w.terminate();
+    throw new Error(
+      `inference workers could not load ${modelDir}: ${
+        (error as Error).message
+      }`,
+      { cause: error },
+    );
+  }
+
+  const slots: Slot[] = [];
+  const inFlight = new InFlight();
+  let nextId = 0;
+  let closing = false;
+  const attach = (slot: Slot) => {
+    const settle = (id: number, f: (p: Pending) => void) => {
+      const p = slot.pending.get(id);
+      if (!p) return;
+      slot.pending.delete(id);
+      f(p);
+    };
+    slot.worker.onmessage = (event: MessageEvent<FromWorker>) => {
+      const reply = event.data;
+      if (reply.type === "result") {
+        settle(reply.id, (p) => p.resolve(reply.probabilities));
+      } else if (reply.type === "undecodable") {
+        settle(
+          reply.id,
+          (p) => p.reject(new UndecodableImageError(reply.message)),
+        );
+      } else if (reply.type === "error") {
+        settle(reply.id, (p) => p.reject(new Error(reply.message)));
+      }
+    };
+    const die = (reason: string) => {
+      slot.worker.terminate();
+      const lost = [...slot.pending.values()];
+      slot.pending.clear();
+      for (const p of lost) {
+        p.reject(new Error(`the inference worker died (${reason})`));
+      }
+      if (closing) return;
+      // A replacement takes the slot; requests arriving meanwhile queue in
+      // its message port until it has loaded the model.
+      slot.worker = spawn(settings);
+      attach(slot);
+    };
+    slot.worker.onerror = (event) => {
+      event.preventDefault();
+      die(event.message || "uncaught error");
+    };
+    slot.worker.onmessageerror = () => die("unreadable message");
+  };
+  for (const worker of starting) {
+    const slot = { worker, pending: new Map<number, Pending>() };
+    attach(slot);
+    slots.push(slot);
+  }
+
+  return {
+    metadata,
+    workers: count,
+    classify(bytes) {
+      if (closing) {
+        return Promise.reject(new Error("the inference pool is closed"));
+      }
+      let slot = slots[0];
+      for (const s of slots) {
+        if (s.pending.size < slot.pending.size) slot = s;
+      }
+      const id = nextId++;
+      // A copy: its buffer moves to the worker, the caller keeps its bytes.
+      const copy = bytes.slice();
+      return inFlight.track(
+        new Promise<Float32Array>((resolve, reject) => {
+          slot.pending.set(id, { resolve, reject });
+          const message: ToWorker = { type: "classify", id, bytes: copy };
+          slot.worker.postMessage(message, [copy.buffer]);
+        }),
+      );
+    },
+    async close() {
+      closing = true;
+      await inFlight.settled();
+      for (const s of slots) s.worker.terminate();
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Worker side: this same module, started by startInferencePool().
+
+function startWorker(): void {
+  const scope = globalThis as unknown as {
+    onmessage: ((event: MessageEvent<ToWorker>) => void) | null;
+    postMessage(message: FromWorker, transfer?: Transferable[]): void;
+  };
+  let loaded: Promise<ClassifyImageOptions> | undefined;
+  scope.onmessage = async (event) => {
+    const message = event.data;
+    if (message.type === "init") {
+      loaded = loadSavedModel(message.modelDir).then(({ model, metadata }) => ({
+        model,
+        metadata,
+        ...(message.tta ? { tta: message.tta } : {}),
+      }));
+      try {
+        const { metadata } = await loaded;
+        scope.postMessage({ type: "ready", metadata });
+      } catch (error) {
+        scope.postMessage({ type: "failed", message: String(error) });
+      }
+      return;
+    }
+    const { id, bytes } = message;
+    try {
+      if (!loaded) throw new Error("no model: init was not sent");
+      const probabilities = await classifyImage(bytes, await loaded);
+      scope.postMessage({ type: "result", id, probabilities }, [
+        probabilities.buffer as ArrayBuffer,
+      ]);
+    } catch (error) {
+      scope.postMessage(
+        error instanceof UndecodableImageError
+          ? { type: "undecodable", id, message: error.message }
+          : { type: "error", id, message: String(error) },
+      );
+    }
+  };
+}
+
+if ((globalThis as { name?: unknown }).name === WORKER_NAME) startWorker();

@@ -1,0 +1,26 @@
+/**
+ * Stage 5 of the pipeline: using a model.
+ *
+ * `predict` and `serve` (with a worker pool), the model card, and choosing a
+ * model's test-time augmentation and operating point on its validation split.
+ * Imports the earlier stages.
+ *
+ * | module | what |
+ * | --- | --- |
+ * | `inference_pool.ts` | Classifying one encoded image at a time, in this thread or on a pool of Web Workers that each… |
+ * | `model_card.ts` | Model cards: a `README.md` next to a shipped model saying what it was trained on, what it is for… |
+ * | `operating_point.ts` | Choosing an operating point on a validation split: the operating-point rule |
+ * | `predict.ts` | Predicting the class of scans with a saved model, from a terminal or a notebook |
+ * | `select_threshold.ts` | Chooses a model's operating point (lib/model/decision.ts) on its validation split — never on the… |
+ * | `select_tta.ts` | Chooses a model's test-time augmentation on its validation split — never on the test split — and… |
+ * | `serve.ts` | Serving a saved model over HTTP (`Deno.serve`) |
+ *
+ * @module
+ */
+export * from "./inference_pool.ts";
+export * from "./model_card.ts";
+export * from "./operating_point.ts";
+export * from "./predict.ts";
+export * from "./select_threshold.ts";
+export * from "./select_tta.ts";
+export * from "./serve.ts";

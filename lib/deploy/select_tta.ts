@@ -1,0 +1,235 @@
+/**
+ * Chooses a model's test-time augmentation on its validation split — never
+ * on the test split — and records the choice in its metadata, so that
+ * `evaluate`, `predict` and `serve` all predict the same way.
+ *
+ * The rule, fixed in advance: `hflip` (average of the image and its mirror)
+ * is kept when it lowers the validation cross-entropy; otherwise `none`.
+ *
+ * A refit (`train --refit`) has trained on its validation split, so it
+ * takes the choice made for the run of the same settings that kept its
+ * validation split (`--from DIR`).
+ *
+ * ```sh
+ * deno task select-tta -- [--model DIR] --data DIR [--dry-run]
+ * deno task select-tta -- --model REFIT_DIR --from VALIDATED_RUN_DIR
+ * ```
+ *
+ * @module
+ */
+import { parseCli, taskArgs } from "../core/cli.ts";
+import { evaluateModel } from "../evaluate/evaluate.ts";
+import { projectPaths } from "../core/paths.ts";
+import {
+  type ModelMetadata,
+  readModelMetadata,
+  resolveModelDir,
+  type Tta,
+  updateModelMetadata,
+} from "../model/saved_model.ts";
+
+/** Validation metrics of one test-time augmentation mode. */
+export interface TtaScore {
+  /** Accuracy on the validation split. */
+  accuracy: number;
+  /** Mean cross-entropy on the validation split. */
+  loss: number;
+  /** Validation images. */
+  images: number;
+}
+
+/** What {@linkcode selectTta} decided. */
+export interface TtaChoice {
+  /** The chosen mode. */
+  tta: Tta;
+  /** The mode the model had before. */
+  previous: Tta;
+  /** Each mode's validation metrics. */
+  validation: Record<Tta, TtaScore>;
+  /** Whether the metadata was updated. */
+  written: boolean;
+}
+
+/** Options for {@linkcode selectTta}. */
+export interface SelectTtaOptions {
+  /** Saved model or run folder (default: the shipped model). */
+  model?: string;
+  /** The dataset the model was trained on (its split is re-derived). */
+  data: string;
+  /** Record the choice in the model's metadata (default true). */
+  write?: boolean;
+  /** Cache folder for decoded images. */
+  cacheDir?: string;
+}
+
+/**
+ * Evaluates the model's validation split with and without the mirror and
+ * keeps the mode with the lower validation loss.
+ *
+ * @example
+ * ```ts ignore
+ * import { selectTta } from "./select_tta.ts";
+ * const choice = await selectTta({ model: "models/resnet-128-e1", data: "/data/Training" });
+ * console.log(choice.tta, choice.validation);
+ * ```
+ */
+export async function selectTta(options: SelectTtaOptions): Promise<TtaChoice> {
+  const dir = resolveModelDir(options.model ?? projectPaths().defaultModel);
+  const previous = (await readModelMetadata(dir)).inference?.tta ?? "none";
+  const score = async (tta: Tta): Promise<TtaScore> => {
+    const e = await evaluateModel({
+      modelDir: dir,
+      data: options.data,
+      split: "validation",
+      tta,
+      ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}),
+    });
+    return { accuracy: e.full.accuracy, loss: e.full.loss, images: e.full.n };
+  };
+  const validation = { none: await score("none"), hflip: await score("hflip") };
+  const tta: Tta = validation.hflip.loss < validation.none.loss
+    ? "hflip"
+    : "none";
+  const write = options.write ?? true;
+  if (write) await updateModelMetadata(dir, { inference: { tta } });
+  return { tta, previous, validation, written: write };
+}
+
+/** Options for {@linkcode copyTta} and {@linkcode refitPair}. */
+export interface CopyTtaOptions {
+  /** The refit (saved model or run folder) to record the choice in. */
+  model: string;
+  /** The run of the same settings that made its choice on validation. */
+  from: string;
+}
+
+/** A refit and the validated run it takes its inference choices from. */
+export interface RefitPair {
+  /** The refit's model folder. */
+  dir: string;
+  /** The validated run's model folder. */
+  fromDir: string;
+  /** The validated run's metadata. */
+  source: ModelMetadata;
+}
+
+/**
+ * Checks that `model` is a refit (`train --refit`) and `from` a run that held
+ * its validation split out with the same seed and split fractions, so a
+ * choice made on `from`'s validation split can be carried over to `model`.
+ * Throws, naming the folder and the problem, otherwise.
+ *
+ * @example
+ * ```ts ignore
+ * import { refitPair } from "./select_tta.ts";
+ * const { source } = await refitPair({ model: "models/resnet-128-e11", from: "models/resnet-128-e9" });
+ * console.log(source.inference);
+ * ```
+ */
+export async function refitPair(options: CopyTtaOptions): Promise<RefitPair> {
+  const dir = resolveModelDir(options.model);
+  const fromDir = resolveModelDir(options.from);
+  const target = await readModelMetadata(dir);
+  const source = await readModelMetadata(fromDir);
+  if (!target.training.split?.validationTrained) {
+    throw new Error(
+      `${options.model} is not a refit: choose on its own validation split ` +
+        "(--data DIR)",
+    );
+  }
+  const problem = source.training.split?.validationTrained
+    ? "was itself refit on its validation split"
+    : source.training.seed !== target.training.seed ||
+        source.training.split?.validation !==
+          target.training.split?.validation ||
+        source.training.split?.test !== target.training.split?.test
+    ? "was split differently (seed or fractions)"
+    : null;
+  if (problem) throw new Error(`${options.from} ${problem}`);
+  return { dir, fromDir, source };
+}
+
+/**
+ * Records in a refit's metadata (a refit's only) the test-time augmentation
+ * chosen on validation for the run of the same settings (`from`), which must
+ * have held its validation split out, used the same seed and split fractions,
+ * and have a recorded choice. Returns the mode.
+ *
+ * @example
+ * ```ts ignore
+ * import { copyTta } from "./select_tta.ts";
+ * await copyTta({ model: "models/resnet-128-e6", from: "models/resnet-128-e5" });
+ * ```
+ */
+export async function copyTta(options: CopyTtaOptions): Promise<Tta> {
+  const { dir, source } = await refitPair(options);
+  const tta = source.inference?.tta;
+  if (tta === undefined) {
+    throw new Error(
+      `${options.from} has no test-time augmentation chosen on validation ` +
+        "(run select-tta on it first)",
+    );
+  }
+  await updateModelMetadata(dir, { inference: { tta } });
+  return tta;
+}
+
+const USAGE =
+  `usage: deno task select-tta -- [--model DIR] --data DIR [--dry-run]
+       deno task select-tta -- --model REFIT_DIR --from VALIDATED_RUN_DIR`;
+
+async function main(args: string[]): Promise<number> {
+  const parsed = parseCli(USAGE, {
+    args,
+    options: {
+      model: { type: "string" },
+      data: { type: "string" },
+      from: { type: "string" },
+      "dry-run": { type: "boolean", default: false },
+    },
+    strict: true,
+  });
+  if (typeof parsed === "number") return parsed;
+  const { values } = parsed;
+  if (!values.from && !values.data) {
+    console.error(`error: give --data or --from\n${USAGE}`);
+    return 2;
+  }
+  try {
+    if (values.from) {
+      const tta = await copyTta({
+        model: values.model ?? projectPaths().defaultModel,
+        from: values.from,
+      });
+      console.log(
+        `chosen: ${tta} (as chosen on validation for ${values.from}); recorded in metadata.json`,
+      );
+      return 0;
+    }
+    const c = await selectTta({
+      ...(values.model ? { model: values.model } : {}),
+      data: values.data!,
+      write: !values["dry-run"],
+    });
+    for (const [mode, s] of Object.entries(c.validation)) {
+      console.log(
+        `${mode.padEnd(5)}  validation accuracy ${
+          (100 * s.accuracy).toFixed(2)
+        }%  loss ${s.loss.toFixed(4)}  (${s.images} images)`,
+      );
+    }
+    console.log(
+      `chosen: ${c.tta} (was ${c.previous})${
+        c.written ? "; recorded in metadata.json" : " (dry run)"
+      }`,
+    );
+    return 0;
+  } catch (error) {
+    console.error(`select-tta: ${(error as Error).message}`);
+    return 1;
+  }
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(taskArgs()));
+}

@@ -1,0 +1,578 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  ellipseScanJpeg,
+  ellipseScanPng,
+  MRI_CLASSES,
+  saveTinyModel,
+} from "../../tests/fixtures.ts";
+import { projectPaths } from "../core/paths.ts";
+import { predictFiles } from "./predict.ts";
+import { run } from "../tools/proc.ts";
+import { loadSavedModel, type ModelMetadata } from "../model/saved_model.ts";
+import {
+  createPredictHandler,
+  type PredictResponse,
+  startServer,
+} from "./serve.ts";
+import { tf } from "../core/tf.ts";
+
+const SIZE = 32;
+const MAX_BYTES = 64 * 1024;
+
+interface Ctx {
+  root: string;
+  modelDir: string;
+  metadata: ModelMetadata;
+  url: string;
+  logs: string[];
+  jpeg: Uint8Array;
+  png: Uint8Array;
+  jpegPath: string;
+  pngPath: string;
+}
+
+/** A real server on a free loopback port, with a tiny saved model. */
+async function withServer(body: (ctx: Ctx) => Promise<void>) {
+  const root = await Deno.makeTempDir({ prefix: "serve_test_" });
+  const modelDir = join(root, "model");
+  await saveTinyModel(modelDir, { size: SIZE, run: "tiny-serve" });
+  const { model, metadata } = await loadSavedModel(modelDir);
+  const logs: string[] = [];
+  const server = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen: () => {} },
+    createPredictHandler({
+      model,
+      metadata,
+      maxBytes: MAX_BYTES,
+      log: (line) => logs.push(line),
+    }),
+  );
+  try {
+    const jpeg = await ellipseScanJpeg(1, 64);
+    const png = await ellipseScanPng(2, 48);
+    const jpegPath = join(root, "scan.jpg");
+    const pngPath = join(root, "scan.png");
+    await Deno.writeFile(jpegPath, jpeg);
+    await Deno.writeFile(pngPath, png);
+    await body({
+      root,
+      modelDir,
+      metadata,
+      url: `http://127.0.0.1:${server.addr.port}`,
+      logs,
+      jpeg,
+      png,
+      jpegPath,
+      pngPath,
+    });
+  } finally {
+    await server.shutdown();
+    model.dispose();
+    await Deno.remove(root, { recursive: true });
+  }
+}
+
+async function post(
+  url: string,
+  body: Uint8Array | FormData | null,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; json: Record<string, unknown>; res: Response }> {
+  const res = await fetch(url, {
+    method: "POST",
+    body: body as BodyInit | null,
+    headers,
+  });
+  return { status: res.status, json: await res.json(), res };
+}
+
+function multipart(
+  parts: { name: string; filename?: string; type?: string; data: Uint8Array }[],
+): { body: Uint8Array; type: string } {
+  const boundary = "----test-boundary-7d2f";
+  const enc = new TextEncoder();
+  const chunks: Uint8Array[] = [];
+  for (const p of parts) {
+    chunks.push(enc.encode(
+      `--${boundary}\r\nContent-Disposition: form-data; name="${p.name}"` +
+        (p.filename ? `; filename="${p.filename}"` : "") +
+        `\r\n${p.type ? `Content-Type: ${p.type}\r\n` : ""}\r\n`,
+    ));
+    chunks.push(p.data, enc.encode("\r\n"));
+  }
+  chunks.push(enc.encode(`--${boundary}--\r\n`));
+  const body = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of chunks) {
+    body.set(c, at);
+    at += c.length;
+  }
+  return { body, type: `multipart/form-data; boundary=${boundary}` };
+}
+
+/** A stream of text chunks → a stream of lines. */
+function splitLines(): TransformStream<string, string> {
+  let rest = "";
+  return new TransformStream({
+    transform(chunk, controller) {
+      const parts = (rest + chunk).split("\n");
+      rest = parts.pop()!;
+      for (const line of parts) controller.enqueue(line);
+    },
+    flush(controller) {
+      if (rest) controller.enqueue(rest);
+    },
+  });
+}
+
+function checkPrediction(json: Record<string, unknown>) {
+  const p = json as unknown as PredictResponse;
+  assert.deepEqual(Object.keys(p), [
+    "class",
+    "confidence",
+    "probabilities",
+    "model",
+  ]);
+  assert.deepEqual(Object.keys(p.probabilities), MRI_CLASSES);
+  assert.equal(p.probabilities[p.class], p.confidence);
+  assert.equal(p.confidence, Math.max(...Object.values(p.probabilities)));
+  assert.equal(p.model, "tiny-serve");
+}
+
+Deno.test("serve: POST /predict with a raw JPEG or PNG body gives the same prediction as predict", async () => {
+  await withServer(async (ctx) => {
+    const viaCli = await predictFiles({
+      inputs: [ctx.jpegPath, ctx.pngPath],
+      model: ctx.modelDir,
+    });
+    const jpeg = await post(`${ctx.url}/predict`, ctx.jpeg, {
+      "content-type": "image/jpeg",
+    });
+    assert.equal(jpeg.status, 200);
+    assert.match(jpeg.res.headers.get("content-type")!, /application\/json/);
+    checkPrediction(jpeg.json);
+    const png = await post(`${ctx.url}/predict`, ctx.png, {
+      "content-type": "application/octet-stream",
+    });
+    assert.equal(png.status, 200);
+    checkPrediction(png.json);
+    for (const [i, got] of [jpeg.json, png.json].entries()) {
+      const want = viaCli.predictions[i];
+      assert.equal(got.class, want.class);
+      assert.equal(got.confidence, want.confidence);
+      assert.deepEqual(got.probabilities, want.probabilities);
+    }
+    // no Content-Type at all: taken as raw bytes
+    const bare = await post(`${ctx.url}/predict`, ctx.png);
+    assert.equal(bare.status, 200);
+    assert.deepEqual(bare.json.probabilities, png.json.probabilities);
+  });
+});
+
+Deno.test("serve: POST /predict with multipart/form-data (field file, else the first file part)", async () => {
+  await withServer(async (ctx) => {
+    const raw = await post(`${ctx.url}/predict`, ctx.jpeg, {
+      "content-type": "image/jpeg",
+    });
+    const form = new FormData();
+    form.append("note", "hello");
+    form.append("other", new Blob([ctx.png as BlobPart]), "other.png");
+    form.append("file", new Blob([ctx.jpeg as BlobPart]), "scan.jpg");
+    const named = await post(`${ctx.url}/predict`, form);
+    assert.equal(named.status, 200);
+    checkPrediction(named.json);
+    assert.deepEqual(named.json, raw.json);
+    const m = multipart([
+      { name: "note", data: new TextEncoder().encode("x") },
+      { name: "upload", filename: "s.jpg", type: "image/jpeg", data: ctx.jpeg },
+    ]);
+    const first = await post(`${ctx.url}/predict`, m.body, {
+      "content-type": m.type,
+    });
+    assert.equal(first.status, 200);
+    assert.deepEqual(first.json, raw.json);
+  });
+});
+
+Deno.test("serve: 400 for a corrupt image, an empty body, malformed multipart or no file part", async () => {
+  await withServer(async (ctx) => {
+    const truncated = ctx.jpeg.subarray(0, ctx.jpeg.length >> 1);
+    const bad = await post(`${ctx.url}/predict`, truncated, {
+      "content-type": "image/jpeg",
+    });
+    assert.equal(bad.status, 400);
+    assert.match(bad.json.error as string, /^corrupt or undecodable image: /);
+    const empty = await post(`${ctx.url}/predict`, new Uint8Array(0), {
+      "content-type": "image/png",
+    });
+    assert.equal(empty.status, 400);
+    assert.match(empty.json.error as string, /empty body/);
+    const garbage = await post(
+      `${ctx.url}/predict`,
+      new TextEncoder().encode("this is not multipart at all"),
+      { "content-type": "multipart/form-data; boundary=abc" },
+    );
+    assert.equal(garbage.status, 400);
+    assert.match(garbage.json.error as string, /malformed multipart/);
+    const m = multipart([{
+      name: "note",
+      data: new TextEncoder().encode("x"),
+    }]);
+    const noFile = await post(`${ctx.url}/predict`, m.body, {
+      "content-type": m.type,
+    });
+    assert.equal(noFile.status, 400);
+    assert.match(noFile.json.error as string, /no file part/);
+  });
+});
+
+Deno.test("serve: 415 for an unsupported Content-Type or a body that is not an image", async () => {
+  await withServer(async (ctx) => {
+    const text = new TextEncoder().encode("hello, not an image\n");
+    const typed = await post(`${ctx.url}/predict`, ctx.jpeg, {
+      "content-type": "text/plain",
+    });
+    assert.equal(typed.status, 415);
+    assert.match(
+      typed.json.error as string,
+      /unsupported Content-Type text\/plain/,
+    );
+    const sniffed = await post(`${ctx.url}/predict`, text, {
+      "content-type": "image/jpeg",
+    });
+    assert.equal(sniffed.status, 415);
+    assert.equal(sniffed.json.error, "body is not a JPEG or PNG (text)");
+    const m = multipart([{ name: "file", filename: "a.jpg", data: text }]);
+    const part = await post(`${ctx.url}/predict`, m.body, {
+      "content-type": m.type,
+    });
+    assert.equal(part.status, 415);
+  });
+});
+
+Deno.test("serve: 413 by Content-Length and by a chunked body with no length, without reading it all", async () => {
+  await withServer(async (ctx) => {
+    const big = new Uint8Array(MAX_BYTES + 1);
+    big.set(ctx.jpeg);
+    const byLength = await post(`${ctx.url}/predict`, big, {
+      "content-type": "image/jpeg",
+    });
+    assert.equal(byLength.status, 413);
+    assert.match(
+      byLength.json.error as string,
+      /larger than the limit of 65536/,
+    );
+
+    // A stream that would go on for 64 MB; the server must stop early.
+    const chunk = new Uint8Array(16 * 1024);
+    chunk.set(ctx.jpeg.subarray(0, 16));
+    let sent = 0;
+    const total = 64 * 1024 * 1024;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent >= total) return controller.close();
+        sent += chunk.length;
+        controller.enqueue(chunk.slice());
+      },
+    });
+    const res = await fetch(`${ctx.url}/predict`, {
+      method: "POST",
+      body: stream,
+      headers: { "content-type": "application/octet-stream" },
+    });
+    assert.equal(res.status, 413);
+    assert.match((await res.json()).error, /larger than the limit/);
+    assert.ok(sent < total, `the whole ${total} bytes were sent`);
+    // a chunked body under the limit is fine
+    const small = await fetch(`${ctx.url}/predict`, {
+      method: "POST",
+      body: ReadableStream.from([ctx.jpeg.slice(0, 100), ctx.jpeg.slice(100)]),
+      headers: { "content-type": "image/jpeg" },
+    });
+    assert.equal(small.status, 200);
+    checkPrediction(await small.json());
+  });
+});
+
+Deno.test("serve: 404, 405 with Allow, /health, /model, one log line per request, no tensor leaked", async () => {
+  await withServer(async (ctx) => {
+    const start = tf.memory().numTensors;
+    const missing = await fetch(`${ctx.url}/nope`);
+    assert.equal(missing.status, 404);
+    assert.match((await missing.json()).error, /no such path \/nope/);
+    const get = await fetch(`${ctx.url}/predict`);
+    assert.equal(get.status, 405);
+    assert.equal(get.headers.get("allow"), "POST");
+    assert.match((await get.json()).error, /GET is not allowed/);
+    const put = await fetch(`${ctx.url}/health`, { method: "POST", body: "x" });
+    assert.equal(put.status, 405);
+    assert.equal(put.headers.get("allow"), "GET, HEAD");
+    await put.body?.cancel();
+    const health = await fetch(`${ctx.url}/health`);
+    assert.equal(health.status, 200);
+    const h = await health.json();
+    assert.equal(h.status, "ok");
+    assert.equal(h.model, "tiny-serve");
+    assert.deepEqual(h.classes, MRI_CLASSES);
+    assert.equal(h.inputSize, SIZE);
+    const model = await fetch(`${ctx.url}/model`);
+    assert.equal(model.status, 200);
+    assert.deepEqual(await model.json(), ctx.metadata);
+    for (let i = 0; i < 3; i++) {
+      const r = await post(`${ctx.url}/predict`, ctx.jpeg, {
+        "content-type": "image/jpeg",
+      });
+      assert.equal(r.status, 200);
+    }
+    assert.equal(tf.memory().numTensors, start);
+    assert.equal(ctx.logs.length, 8);
+    assert.match(ctx.logs[0], /^\S+Z GET \/nope 404 [\d.]+ms /);
+    assert.match(ctx.logs[7], /^\S+Z POST \/predict 200 [\d.]+ms$/);
+  });
+});
+
+Deno.test("serve: createPredictHandler refuses a bad limit", async () => {
+  const root = await Deno.makeTempDir({ prefix: "serve_test_" });
+  try {
+    await saveTinyModel(join(root, "m"), { size: SIZE });
+    const { model, metadata } = await loadSavedModel(join(root, "m"));
+    try {
+      assert.throws(
+        () => createPredictHandler({ model, metadata, maxBytes: 0 }),
+        /maxBytes must be a positive integer/,
+      );
+    } finally {
+      model.dispose();
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("serve CLI: serves on a free port, answers, stops gracefully on SIGTERM; usage errors exit 2", async () => {
+  const root = await Deno.makeTempDir({ prefix: "serve_test_" });
+  try {
+    await saveTinyModel(join(root, "m"), { size: SIZE, run: "cli-run" });
+    const script = join(projectPaths().root, "lib", "deploy", "serve.ts");
+    for (
+      const [flags, message] of [
+        [["--port", "http"], /--port must be/],
+        [
+          ["--workers", "two"],
+          /--workers must be an integer from 0 to 64 \(got "two"\)/,
+        ],
+      ] as const
+    ) {
+      const usage = await run(Deno.execPath(), {
+        args: ["run", "-A", script, ...flags],
+      });
+      assert.equal(usage.code, 2, flags.join(" "));
+      assert.match(usage.stderr, message);
+    }
+
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", script, "--model", join(root, "m"), "--port", "0"],
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const lines = child.stderr
+      .pipeThrough(new TextDecoderStream())
+      .pipeThrough(splitLines());
+    const seen: string[] = [];
+    let url = "";
+    const reader = lines.getReader();
+    try {
+      while (!url) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        seen.push(value);
+        url = value.match(/ on (http:\/\/127\.0\.0\.1:\d+\/)/)?.[1] ?? "";
+      }
+      assert.ok(url, `no listening line in: ${seen.join("\n")}`);
+      // The default: one inference worker per core.
+      assert.match(
+        seen.at(-1)!,
+        new RegExp(`${navigator.hardwareConcurrency} inference workers?,`),
+      );
+      const health = await fetch(`${url}health`);
+      const h = await health.json();
+      assert.equal(h.model, "cli-run");
+      assert.equal(h.workers, navigator.hardwareConcurrency);
+      const scan = await ellipseScanJpeg(3, 64);
+      const res = await fetch(`${url}predict`, {
+        method: "POST",
+        body: scan as Uint8Array<ArrayBuffer>,
+        headers: { "content-type": "image/jpeg" },
+      });
+      assert.equal(res.status, 200);
+      checkPrediction({ ...(await res.json()), model: "tiny-serve" });
+      child.kill("SIGTERM");
+      while (true) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        seen.push(value);
+      }
+    } finally {
+      reader.releaseLock();
+    }
+    const status = await child.status;
+    assert.equal(status.code, 0, seen.join("\n"));
+    assert.ok(seen.some((l) => /GET \/health 200/.test(l)));
+    assert.ok(seen.some((l) => /POST \/predict 200/.test(l)));
+    assert.equal(seen.at(-1), "stopped");
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+/** POSTs a JPEG to a handler's /predict (no server) and returns its 200 answer. */
+async function postJpeg(
+  handler: (req: Request) => Promise<Response>,
+  jpeg: Uint8Array,
+): Promise<PredictResponse> {
+  const response = await handler(
+    new Request("http://x/predict", {
+      method: "POST",
+      headers: { "content-type": "image/jpeg" },
+      body: jpeg as Uint8Array<ArrayBuffer>,
+    }),
+  );
+  assert.equal(response.status, 200);
+  return (await response.json()) as PredictResponse;
+}
+
+Deno.test("serve: the model's test-time augmentation, or an override, is what /predict uses", async () => {
+  const root = await Deno.makeTempDir({ prefix: "serve_test_" });
+  try {
+    const modelDir = join(root, "model");
+    await saveTinyModel(modelDir, { size: SIZE, seed: 4 });
+    const loaded = await loadSavedModel(modelDir);
+    const jpeg = await ellipseScanJpeg(3, 64);
+    const ask = async (tta?: "none" | "hflip") => {
+      const handler = createPredictHandler({
+        model: loaded.model,
+        metadata: { ...loaded.metadata, inference: { tta: "hflip" } },
+        log: false,
+        ...(tta ? { tta } : {}),
+      });
+      return (await postJpeg(handler, jpeg)).probabilities;
+    };
+    const byMetadata = await ask();
+    const forcedHflip = await ask("hflip");
+    const forcedNone = await ask("none");
+    assert.deepEqual(byMetadata, forcedHflip);
+    assert.notDeepEqual(forcedNone, forcedHflip);
+    loaded.model.dispose();
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("serve: /predict decides by the model's operating point", async () => {
+  const root = await Deno.makeTempDir({ prefix: "serve_test_" });
+  try {
+    const modelDir = join(root, "model");
+    await saveTinyModel(modelDir, { size: SIZE, seed: 4 });
+    const loaded = await loadSavedModel(modelDir);
+    const jpeg = await ellipseScanJpeg(3, 64);
+    const ask = async (metadata: ModelMetadata) => {
+      const handler = createPredictHandler({
+        model: loaded.model,
+        metadata,
+        log: false,
+      });
+      return await postJpeg(handler, jpeg);
+    };
+    const plain = await ask(loaded.metadata);
+    // Name the argmax output "notumor": argmax then says notumor, and an
+    // operating point of 0.5 must overrule it (P < 0.5, untrained net).
+    assert.ok(plain.confidence < 0.5);
+    const top = loaded.metadata.classes.indexOf(plain.class);
+    const classes = [...MRI_CLASSES];
+    const n = classes.indexOf("notumor");
+    [classes[top], classes[n]] = [classes[n], classes[top]];
+    const argmax = await ask({ ...loaded.metadata, classes });
+    assert.equal(argmax.class, "notumor");
+    const screened = await ask({
+      ...loaded.metadata,
+      classes,
+      inference: { tumourThreshold: 0.5 },
+    });
+    const tumours = Object.entries(screened.probabilities).filter(([c]) =>
+      c !== "notumor"
+    );
+    assert.equal(
+      screened.class,
+      tumours.reduce((a, b) => (b[1] > a[1] ? b : a))[0],
+    );
+    assert.deepEqual(screened.probabilities, argmax.probabilities);
+    assert.equal(screened.byOperatingPoint, true);
+    assert.equal(argmax.byOperatingPoint, undefined);
+    loaded.model.dispose();
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("serve: startServer with inference workers or in its own thread answers like predict", async () => {
+  const root = await Deno.makeTempDir({ prefix: "serve_test_" });
+  try {
+    const modelDir = join(root, "m");
+    await saveTinyModel(modelDir, { size: SIZE, run: "pooled" });
+    const scans = await Promise.all(
+      [5, 6, 7].map((s) => ellipseScanJpeg(s, 64)),
+    );
+    const files = scans.map((_, i) => join(root, `s${i}.jpg`));
+    await Promise.all(files.map((f, i) => Deno.writeFile(f, scans[i])));
+    const want = await predictFiles({ inputs: files, model: modelDir });
+    for (const workers of [2, 0]) {
+      const running = await startServer({
+        modelDir,
+        port: 0,
+        workers,
+        log: false,
+      });
+      try {
+        assert.equal(running.workers, workers);
+        const h = await (await fetch(`${running.url}health`)).json();
+        assert.equal(h.workers, Math.max(1, workers));
+        const answers = await Promise.all(
+          [...scans, ...scans].map((scan) =>
+            post(`${running.url}predict`, scan, {
+              "content-type": "image/jpeg",
+            })
+          ),
+        );
+        answers.forEach((a, i) => {
+          assert.equal(a.status, 200);
+          assert.equal(a.json.model, "pooled");
+          assert.deepEqual(
+            a.json.probabilities,
+            want.predictions[i % scans.length].probabilities,
+          );
+        });
+        const corrupt = await post(
+          `${running.url}predict`,
+          scans[0].slice(0, 300),
+          {
+            "content-type": "image/jpeg",
+          },
+        );
+        assert.equal(corrupt.status, 400);
+        assert.match(
+          String(corrupt.json.error),
+          /corrupt or undecodable image/,
+        );
+      } finally {
+        await running.shutdown();
+      }
+    }
+    await assert.rejects(
+      startServer({ modelDir, port: 0, workers: -1, log: false }),
+      /workers must be a non-negative integer/,
+    );
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

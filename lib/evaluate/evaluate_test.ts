@@ -1,0 +1,196 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { evaluateModel, formatEvaluation } from "./evaluate.ts";
+import { predictProbabilities } from "../model/inference.ts";
+import { buildModel, compileModel } from "../model/models.ts";
+import { PROJECT_ROOT } from "../core/paths.ts";
+import { run } from "../tools/proc.ts";
+import {
+  defaultPreprocessing,
+  MODEL_FORMAT,
+  MODEL_FORMAT_VERSION,
+  saveModel,
+} from "../model/saved_model.ts";
+import { generateSyntheticDataset } from "../data/synthetic.ts";
+import { tf } from "../core/tf.ts";
+
+const CLASSES = ["glioma", "meningioma", "notumor", "pituitary"];
+
+async function fixture() {
+  const dir = await Deno.makeTempDir({ prefix: "evaluate-test-" });
+  const data = join(dir, "ds");
+  await generateSyntheticDataset({
+    outDir: data,
+    seed: 11,
+    trainPerClass: 3,
+    testPerClass: 5,
+  });
+  const model = buildModel("seedCnn", {
+    inputSize: 32,
+    channels: 1,
+    numClasses: 4,
+    seed: 1,
+  });
+  compileModel(model, { learningRate: 1e-3 });
+  const modelDir = join(dir, "model");
+  await saveModel({
+    model,
+    dir: modelDir,
+    metadata: {
+      format: MODEL_FORMAT,
+      formatVersion: MODEL_FORMAT_VERSION,
+      classes: CLASSES,
+      inputSize: 32,
+      channels: 1,
+      preprocessing: defaultPreprocessing(32),
+      arch: "seedCnn",
+      training: {
+        epochs: 0,
+        bestEpoch: 0,
+        batchSize: 32,
+        learningRate: 1e-3,
+        seed: 1,
+        augmentation: false,
+        classWeights: null,
+      },
+      datasetFingerprint: "",
+      metrics: {},
+      createdAt: new Date().toISOString(),
+    },
+  });
+  model.dispose();
+  return { dir, data, modelDir };
+}
+
+Deno.test("evaluate: a Kaggle root evaluates Testing/, full and de-duplicated, without leaks", async () => {
+  const { dir, data, modelDir } = await fixture();
+  try {
+    const before = tf.memory().numTensors;
+    const e = await evaluateModel({
+      modelDir,
+      data,
+      cacheDir: join(dir, "cache"),
+    });
+    assert.equal(tf.memory().numTensors, before);
+    assert.equal(e.files.length, 20, "the 4×5 Testing images, not Training");
+    assert.ok(e.files.every((f) => f.origin === "Testing"));
+    assert.equal(e.full.n, 20);
+    assert.ok(e.deduplicated.n <= 20);
+    assert.equal(e.probabilities.length, 80);
+    for (let i = 0; i < 20; i++) {
+      const row = e.probabilities.subarray(i * 4, i * 4 + 4);
+      assert.ok(Math.abs(row.reduce((a, b) => a + b, 0) - 1) < 1e-4);
+    }
+    assert.match(formatEvaluation(e), /accuracy .*95% CI/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("evaluate: classes the model does not know are a clear error", async () => {
+  const { dir, data, modelDir } = await fixture();
+  try {
+    await Deno.rename(
+      join(data, "Training", "pituitary"),
+      join(data, "Training", "lymphoma"),
+    );
+    await Deno.rename(
+      join(data, "Testing", "pituitary"),
+      join(data, "Testing", "lymphoma"),
+    );
+    await assert.rejects(
+      evaluateModel({ modelDir, data, cacheDir: join(dir, "cache") }),
+      /classes lymphoma are not known to the model \(it knows glioma, meningioma, notumor, pituitary\)/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("evaluate: the CLI's --json has the documented keys", async () => {
+  const { dir, data, modelDir } = await fixture();
+  try {
+    const { code, stdout, stderr } = await run(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        join(PROJECT_ROOT, "lib", "evaluate", "evaluate.ts"),
+        "--",
+        "--model",
+        modelDir,
+        "--data",
+        data,
+        "--json",
+      ],
+      env: { BRAIN_MRI_CACHE: join(dir, "cache") },
+    });
+    assert.equal(code, 0, stderr);
+    const out = JSON.parse(stdout);
+    assert.deepEqual(Object.keys(out).sort(), [
+      "dataset",
+      "deduplicated",
+      "full",
+      "model",
+      "skipped",
+    ]);
+    for (
+      const key of [
+        "accuracy",
+        "accuracyCi",
+        "loss",
+        "cohenKappa",
+        "confusionMatrix",
+        "confusionMatrixNormalized",
+        "perClass",
+        "macro",
+        "weighted",
+        "binary",
+        "calibration",
+      ]
+    ) {
+      assert.ok(key in out.full, `full.${key}`);
+      assert.ok(key in out.deduplicated, `deduplicated.${key}`);
+    }
+    assert.deepEqual(out.model.classes, CLASSES);
+    const usage = await run(Deno.execPath(), {
+      args: ["run", "-A", join(PROJECT_ROOT, "lib", "evaluate", "evaluate.ts")],
+    });
+    assert.equal(usage.code, 2);
+    assert.match(usage.stderr, /--data is required/);
+    // Without --model: BRAIN_MRI_MODEL, else the shipped model.
+    const byDefault = await run(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        join(PROJECT_ROOT, "lib", "evaluate", "evaluate.ts"),
+        "--data",
+        data,
+        "--json",
+      ],
+      env: { BRAIN_MRI_CACHE: join(dir, "cache"), BRAIN_MRI_MODEL: modelDir },
+    });
+    assert.equal(byDefault.code, 0, byDefault.stderr);
+    const again = JSON.parse(byDefault.stdout);
+    assert.equal(again.model.dir, modelDir);
+    assert.deepEqual(again.full.accuracy, out.full.accuracy);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("evaluate: predictProbabilities rejects a partial image", async () => {
+  const model = buildModel("seedCnn", {
+    inputSize: 32,
+    channels: 1,
+    numClasses: 4,
+    seed: 1,
+  });
+  try {
+    await assert.rejects(
+      predictProbabilities(model, { pixels: new Uint8Array(100), size: 32 }),
+      /100 bytes are not whole 32×32 images/,
+    );
+  } finally {
+    model.dispose();
+  }
+});

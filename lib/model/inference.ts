@@ -1,0 +1,82 @@
+/**
+ * Running a model on packed images: class probabilities in batches, in
+ * inference mode, optionally averaged with each image's mirror (test-time
+ * augmentation). Evaluation, prediction, the service and the notebooks all
+ * call this one function, so a scan gets the same probabilities everywhere.
+ *
+ * @module
+ */
+import { isTta, type Tta } from "./saved_model.ts";
+import { type LayersModel, type Tensor, tf } from "../core/tf.ts";
+
+/** Options for {@linkcode predictProbabilities}. */
+export interface PredictOptions {
+  /** Packed grayscale images, `count * size * size` bytes. */
+  pixels: Uint8Array;
+  /** Image side. */
+  size: number;
+  /** Pixel scale (default 1/255). */
+  scale?: number;
+  /** Images per batch (default 64). */
+  batchSize?: number;
+  /**
+   * Test-time augmentation: `"hflip"` averages the probabilities of each
+   * image and its left-right mirror (the mirror is one of the training
+   * augmentations). Default `"none"`.
+   */
+  tta?: Tta;
+}
+
+/**
+ * Class probabilities for packed uint8 images, in batches, in inference mode.
+ * Returns `count * numClasses` values, row-major. Leaks no tensor.
+ *
+ * @example
+ * ```ts
+ * import { predictProbabilities } from "./inference.ts";
+ * import { seedCnn } from "./models.ts";
+ * const model = seedCnn({ inputSize: 32, channels: 1, numClasses: 4 });
+ * const probs = await predictProbabilities(model, { pixels: new Uint8Array(2 * 32 * 32), size: 32 });
+ * console.log(probs.length); // 8
+ * model.dispose();
+ * ```
+ */
+export async function predictProbabilities(
+  model: LayersModel,
+  options: PredictOptions,
+): Promise<Float32Array> {
+  const area = options.size * options.size;
+  const count = options.pixels.length / area;
+  if (!Number.isInteger(count)) {
+    throw new Error(
+      `predictProbabilities: ${options.pixels.length} bytes are not whole ` +
+        `${options.size}×${options.size} images`,
+    );
+  }
+  const batchSize = options.batchSize ?? 64;
+  const scale = options.scale ?? 1 / 255;
+  if (options.tta !== undefined && !isTta(options.tta)) {
+    throw new Error(
+      `predictProbabilities: tta must be "none" or "hflip" (got "${options.tta}")`,
+    );
+  }
+  const numClasses = (model.outputs[0].shape.at(-1) ?? 0) as number;
+  const out = new Float32Array(count * numClasses);
+  for (let start = 0; start < count; start += batchSize) {
+    const end = Math.min(count, start + batchSize);
+    const probs = tf.tidy(() => {
+      const x = tf.tensor4d(
+        options.pixels.subarray(start * area, end * area),
+        [end - start, options.size, options.size, 1],
+        "float32",
+      ).mul(scale);
+      const p = model.predict(x) as Tensor;
+      if (options.tta !== "hflip") return p;
+      const mirrored = model.predict(tf.reverse(x, 2)) as Tensor;
+      return p.add(mirrored).div(2);
+    });
+    out.set(await probs.data() as Float32Array, start * numClasses);
+    probs.dispose();
+  }
+  return out;
+}

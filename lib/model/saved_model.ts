@@ -1,0 +1,863 @@
+/**
+ * The project's saved-model format: a folder holding a tfjs Layers model
+ * (`model.json` + `weights.bin`) and `metadata.json`, which says what the
+ * model expects and what it was trained on.
+ *
+ * ```text
+ * models/<run>/model/
+ *   model.json      tfjs Layers format (topology + weights manifest)
+ *   weights.bin     all weights, one shard
+ *   metadata.json   ModelMetadata: classes in order, input size and channels,
+ *                   preprocessing, architecture, training summary, dataset
+ *                   fingerprint, metrics
+ * ```
+ *
+ * Saving is atomic: the three files are written into a temporary folder
+ * beside the target, which is then renamed into place
+ * ({@linkcode writeDirAtomic}); a crash during a save leaves the previous
+ * model (or none), never a half-written one.
+ *
+ * Loading ({@linkcode loadSavedModel}) refuses a model it cannot honour:
+ * missing or invalid metadata, an unknown format version, preprocessing this
+ * code does not implement, or a network whose input or output shape differs
+ * from what the metadata promises. Every error names the folder.
+ *
+ * @module
+ */
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import { writeTextAtomic } from "../core/atomic.ts";
+import { DEFAULT_NEGATIVE_CLASS, tumourThresholdProblem } from "./decision.ts";
+import { type LayersModel, tf } from "../core/tf.ts";
+
+type ModelArtifacts = Parameters<
+  Parameters<typeof tf.io.withSaveHandler>[0]
+>[0];
+type WeightsManifestEntry = Parameters<typeof tf.io.decodeWeights>[1][number];
+
+/** The `format` field of every `metadata.json` this module writes. */
+export const MODEL_FORMAT = "brain-mri-cnn/saved-model";
+
+/** The current metadata format version. */
+export const MODEL_FORMAT_VERSION = 1;
+
+/** Metadata format versions {@linkcode loadSavedModel} can read. */
+export const SUPPORTED_MODEL_FORMAT_VERSIONS: readonly number[] = [1];
+
+/** File names inside a saved-model folder. */
+export const MODEL_FILES = {
+  /** tfjs Layers topology and weights manifest. */
+  modelJson: "model.json",
+  /** The weights, one shard. */
+  weights: "weights.bin",
+  /** {@linkcode ModelMetadata}. */
+  metadata: "metadata.json",
+} as const;
+
+/** How an image becomes the model's input. */
+export interface Preprocessing {
+  /** Side of the square input, in pixels (equals `inputSize`). */
+  size: number;
+  /** `"fill"`: the whole image is resized to `size`×`size`, aspect ratio not kept. */
+  fit: "fill";
+  /** Converted to one grey channel before resizing. */
+  grayscale: true;
+  /** Pixel values (0–255) are multiplied by this: 1/255, giving [0, 1]. */
+  scale: number;
+}
+
+/** What the training run that made a model looked like (a manifest summary). */
+export interface TrainingSummary {
+  /** Run name (the run folder's name), when trained into one. */
+  run?: string;
+  /** Epochs trained. */
+  epochs: number;
+  /** The epoch (1-based) whose weights these are. */
+  bestEpoch: number;
+  /** Batch size. */
+  batchSize: number;
+  /** Initial learning rate. */
+  learningRate: number;
+  /** The run's seed. */
+  seed: number;
+  /** Augmentation settings, or false when off. */
+  augmentation: Record<string, unknown> | false;
+  /** Class weights used in the loss, by class name, or null when none. */
+  classWeights: Record<string, number> | null;
+  /** Why training stopped. */
+  stopReason?: string;
+  /** Training images. */
+  trainImages?: number;
+  /** Validation images. */
+  validationImages?: number;
+  /** Wall-clock seconds of training. */
+  seconds?: number;
+  /**
+   * Fractions of the dataset's Training images carved out as validation and
+   * test (with `seed`), so evaluation can re-derive the same splits.
+   */
+  split?: TrainingSplit;
+}
+
+/** How a model's data was split (`training.split` of its metadata). */
+export interface TrainingSplit {
+  /** Validation fraction of the Training images. */
+  validation: number;
+  /** Test fraction of the Training images. */
+  test: number;
+  /**
+   * True for a refit (`deno task train --refit`): the validation split was
+   * trained on, so it is not held out and cannot select or evaluate anything.
+   */
+  validationTrained?: boolean;
+}
+
+/**
+ * Test-time augmentation: `"hflip"` averages the probabilities of an image
+ * and its left-right mirror; `"none"` predicts the image alone.
+ */
+export type Tta = "none" | "hflip";
+
+/**
+ * Whether a value is a {@linkcode Tta} mode.
+ *
+ * @example
+ * ```ts
+ * import { isTta } from "./saved_model.ts";
+ * console.log(isTta("hflip"), isTta("vflip")); // true false
+ * ```
+ */
+export function isTta(value: unknown): value is Tta {
+  return value === "none" || value === "hflip";
+}
+
+/** Everything a consumer (evaluate, predict, serve) needs to use a model. */
+export interface ModelMetadata {
+  /** Always {@linkcode MODEL_FORMAT}. */
+  format: typeof MODEL_FORMAT;
+  /** Metadata version, {@linkcode MODEL_FORMAT_VERSION} when written. */
+  formatVersion: number;
+  /** Class names, in the order of the model's outputs. */
+  classes: string[];
+  /** Input height and width in pixels. */
+  inputSize: number;
+  /** Input channels (1: grayscale). */
+  channels: number;
+  /** How to turn an image into input. */
+  preprocessing: Preprocessing;
+  /** Architecture name (`seedCnn`, `vgg`, `resnet`, or a custom name). */
+  arch: string;
+  /** How it was trained. */
+  training: TrainingSummary;
+  /** Fingerprint of the dataset it was trained on (see `prepareData`). */
+  datasetFingerprint: string;
+  /** Metrics by name (`val_acc`, `val_loss`, `test_acc`, ...). */
+  metrics: Record<string, number>;
+  /** When the model was saved (ISO 8601). */
+  createdAt: string;
+  /** Library versions at training time. */
+  versions?: Record<string, string>;
+  /**
+   * How predictions are made (absent: no test-time augmentation, argmax),
+   * chosen on the validation split after training (`deno task select-tta`,
+   * `deno task select-threshold`).
+   */
+  inference?: Inference;
+}
+
+/** How a saved model predicts (see {@linkcode ModelMetadata.inference}). */
+export interface Inference {
+  /** Test-time augmentation (absent: `"none"`). */
+  tta?: Tta;
+  /**
+   * The operating point (lib/model/decision.ts): a tumour is called when
+   * P(tumour) = 1 − P(notumor) ≥ this, in (0, 0.5]; absent: argmax.
+   */
+  tumourThreshold?: number;
+}
+
+/**
+ * The standard preprocessing for a model of input side `size`.
+ *
+ * @example
+ * ```ts
+ * import { defaultPreprocessing } from "./saved_model.ts";
+ * console.log(defaultPreprocessing(128)); // { size: 128, fit: "fill", grayscale: true, scale: 0.00392... }
+ * ```
+ */
+export function defaultPreprocessing(size: number): Preprocessing {
+  return { size, fit: "fill", grayscale: true, scale: 1 / 255 };
+}
+
+/** A saved model could not be used; the message names the folder. */
+export class SavedModelError extends Error {
+  /** The folder. */
+  readonly dir: string;
+  /**
+   * Makes the error.
+   *
+   * @param dir the model folder
+   * @param problem what is wrong
+   * @param options the cause, if any
+   */
+  constructor(dir: string, problem: string, options?: ErrorOptions) {
+    super(`saved model ${dir}: ${problem}`, options);
+    this.name = "SavedModelError";
+    this.dir = dir;
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function positiveInt(value: unknown): value is number {
+  return typeof value === "number" && Number.isInteger(value) && value > 0;
+}
+
+/**
+ * Checks parsed `metadata.json` content and returns it typed; throws a
+ * {@linkcode SavedModelError} naming `dir` and every problem found.
+ *
+ * @example
+ * ```ts
+ * import { validateMetadata } from "./saved_model.ts";
+ * try {
+ *   validateMetadata({ format: "something else" }, "models/x/model");
+ * } catch (error) {
+ *   console.log((error as Error).message); // saved model models/x/model: invalid metadata.json: ...
+ * }
+ * ```
+ */
+export function validateMetadata(value: unknown, dir: string): ModelMetadata {
+  if (!isRecord(value)) {
+    throw new SavedModelError(dir, "metadata.json is not a JSON object");
+  }
+  if (value.format !== MODEL_FORMAT) {
+    throw new SavedModelError(
+      dir,
+      `metadata.json has format ${
+        JSON.stringify(value.format)
+      }, expected "${MODEL_FORMAT}"`,
+    );
+  }
+  if (
+    !SUPPORTED_MODEL_FORMAT_VERSIONS.includes(value.formatVersion as number)
+  ) {
+    throw new SavedModelError(
+      dir,
+      `unknown metadata format version ${
+        JSON.stringify(value.formatVersion)
+      } (this code reads version${
+        SUPPORTED_MODEL_FORMAT_VERSIONS.length > 1 ? "s" : ""
+      } ${SUPPORTED_MODEL_FORMAT_VERSIONS.join(", ")}); update the code or ` +
+        "re-train the model",
+    );
+  }
+  const problems: string[] = [];
+  const classes = value.classes;
+  if (
+    !Array.isArray(classes) || classes.length < 2 ||
+    !classes.every((c) => typeof c === "string" && c.length > 0) ||
+    new Set(classes).size !== classes.length
+  ) {
+    problems.push("classes must be at least two distinct non-empty names");
+  }
+  if (!positiveInt(value.inputSize)) {
+    problems.push(
+      `inputSize must be a positive integer (got ${
+        JSON.stringify(value.inputSize)
+      })`,
+    );
+  }
+  if (!positiveInt(value.channels)) {
+    problems.push(
+      `channels must be a positive integer (got ${
+        JSON.stringify(value.channels)
+      })`,
+    );
+  }
+  const pre = value.preprocessing;
+  if (!isRecord(pre)) {
+    problems.push("preprocessing is missing");
+  } else {
+    if (pre.size !== value.inputSize) {
+      problems.push(
+        `preprocessing.size ${pre.size} differs from inputSize ${value.inputSize}`,
+      );
+    }
+    if (pre.fit !== "fill") {
+      problems.push(
+        `preprocessing.fit ${
+          JSON.stringify(pre.fit)
+        } is not supported (only "fill")`,
+      );
+    }
+    if (pre.grayscale !== true) {
+      problems.push("preprocessing.grayscale must be true");
+    }
+    if (
+      typeof pre.scale !== "number" || Math.abs(pre.scale * 255 - 1) > 1e-9
+    ) {
+      problems.push(
+        `preprocessing.scale ${
+          JSON.stringify(pre.scale)
+        } is not supported (only 1/255)`,
+      );
+    }
+  }
+  if (pre && isRecord(pre) && pre.grayscale === true && value.channels !== 1) {
+    problems.push(
+      `channels is ${value.channels} but preprocessing is grayscale (1 channel)`,
+    );
+  }
+  if (typeof value.arch !== "string" || !value.arch) {
+    problems.push("arch must be a non-empty string");
+  }
+  if (!isRecord(value.training)) {
+    problems.push("training (the run summary) is missing");
+  }
+  if (value.inference !== undefined) {
+    const inf = value.inference;
+    if (!isRecord(inf)) {
+      problems.push("inference must be an object");
+    } else {
+      if (inf.tta !== undefined && !isTta(inf.tta)) {
+        problems.push('inference.tta must be "none" or "hflip"');
+      }
+      if (inf.tumourThreshold !== undefined) {
+        const problem = tumourThresholdProblem(inf.tumourThreshold);
+        if (problem) problems.push(`inference.${problem}`);
+        else if (
+          Array.isArray(classes) && !classes.includes(DEFAULT_NEGATIVE_CLASS)
+        ) {
+          problems.push(
+            `inference.tumourThreshold needs a "${DEFAULT_NEGATIVE_CLASS}" class`,
+          );
+        }
+      }
+    }
+  }
+  if (typeof value.datasetFingerprint !== "string") {
+    problems.push("datasetFingerprint must be a string");
+  }
+  if (
+    !isRecord(value.metrics) ||
+    !Object.values(value.metrics).every((v) => typeof v === "number")
+  ) {
+    problems.push("metrics must map names to numbers");
+  }
+  if (problems.length) {
+    throw new SavedModelError(
+      dir,
+      `invalid metadata.json: ${problems.join("; ")}`,
+    );
+  }
+  return value as unknown as ModelMetadata;
+}
+
+// ---------------------------------------------------------------------------
+// Atomic folders
+// ---------------------------------------------------------------------------
+
+function siblings(target: string, kind: "tmp" | "old"): string[] {
+  const parent = dirname(target);
+  const prefix = `.${basename(target)}.${kind}-`;
+  try {
+    return readdirSync(parent)
+      .filter((name) => name.startsWith(prefix))
+      .map((name) => join(parent, name));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Repairs the one state an interrupted {@linkcode writeDirAtomic} can leave:
+ * the target moved aside but the new folder not yet renamed in. The previous
+ * folder is moved back. Returns true when it repaired something.
+ *
+ * @example
+ * ```ts
+ * import { recoverDirAtomic } from "./saved_model.ts";
+ * await recoverDirAtomic("/tmp/no-such-model");
+ * ```
+ */
+export async function recoverDirAtomic(target: string): Promise<boolean> {
+  const dir = resolve(target);
+  if (existsSync(dir)) return false;
+  const old = siblings(dir, "old")
+    .filter((p) => statSync(p).isDirectory())
+    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+  if (!old.length) return false;
+  await Deno.rename(old[0], dir);
+  return true;
+}
+
+async function writeSynced(path: string, data: Uint8Array): Promise<void> {
+  const file = await Deno.open(path, {
+    write: true,
+    create: true,
+    truncate: true,
+  });
+  try {
+    let offset = 0;
+    while (offset < data.length) {
+      offset += await file.write(data.subarray(offset));
+    }
+    await file.syncData();
+  } finally {
+    file.close();
+  }
+}
+
+/** Writes files into the temporary folder of a {@linkcode writeDirAtomic}. */
+export interface DirWriter {
+  /** The temporary folder being filled. */
+  readonly path: string;
+  /** Writes (and syncs) one file, given as bytes or text, relative to the folder. */
+  write(name: string, data: Uint8Array | string): Promise<void>;
+}
+
+/**
+ * Replaces the folder `target` atomically: `fill` writes the new content
+ * into a temporary folder beside it (`.<name>.tmp-*`), which is then renamed
+ * into place; an existing target is moved aside first and deleted after.
+ * If `fill` throws (or the process dies), the previous folder stays as it
+ * was. Stale temporary folders of earlier crashed writes are removed after a
+ * successful one. Not for concurrent writers of the same target.
+ *
+ * @example
+ * ```ts
+ * import { writeDirAtomic } from "./saved_model.ts";
+ * const dir = await Deno.makeTempDir();
+ * await writeDirAtomic(`${dir}/run`, async (out) => {
+ *   await out.write("a.txt", "hello");
+ * });
+ * console.log(await Deno.readTextFile(`${dir}/run/a.txt`)); // hello
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function writeDirAtomic(
+  target: string,
+  fill: (out: DirWriter) => Promise<void>,
+): Promise<void> {
+  const dir = resolve(target);
+  const parent = dirname(dir);
+  await Deno.mkdir(parent, { recursive: true });
+  await recoverDirAtomic(dir);
+  const tag = `${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+  const tmp = join(parent, `.${basename(dir)}.tmp-${tag}`);
+  await Deno.mkdir(tmp);
+  try {
+    await fill({
+      path: tmp,
+      write: (name, data) =>
+        writeSynced(
+          join(tmp, name),
+          typeof data === "string" ? new TextEncoder().encode(data) : data,
+        ),
+    });
+  } catch (error) {
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    throw error;
+  }
+  if (existsSync(dir)) {
+    const old = join(parent, `.${basename(dir)}.old-${tag}`);
+    await Deno.rename(dir, old);
+    await Deno.rename(tmp, dir);
+    await Deno.remove(old, { recursive: true }).catch(() => {});
+  } else {
+    await Deno.rename(tmp, dir);
+  }
+  for (const stale of [...siblings(dir, "tmp"), ...siblings(dir, "old")]) {
+    await Deno.remove(stale, { recursive: true }).catch(() => {});
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Saving and loading
+// ---------------------------------------------------------------------------
+
+/** A model serialised in the tfjs Layers format, in memory. */
+export interface LayersArtifacts {
+  /** The content of `model.json`. */
+  modelJson: Record<string, unknown>;
+  /** The content of `weights.bin`. */
+  weights: Uint8Array;
+}
+
+/**
+ * Serialises a model to the tfjs Layers format in memory (through
+ * `tf.io.withSaveHandler`), with one weights file called `weightsFile`.
+ *
+ * @example
+ * ```ts
+ * import { layersArtifacts } from "./saved_model.ts";
+ * import { tf } from "../core/tf.ts";
+ * const model = tf.sequential({ layers: [tf.layers.dense({ units: 2, inputShape: [3] })] });
+ * const { modelJson, weights } = await layersArtifacts(model);
+ * console.log(Object.keys(modelJson), weights.byteLength); // [...] 32
+ * model.dispose();
+ * ```
+ */
+export async function layersArtifacts(
+  model: LayersModel,
+  weightsFile: string = MODEL_FILES.weights,
+): Promise<LayersArtifacts> {
+  let captured: ModelArtifacts | undefined;
+  await model.save(tf.io.withSaveHandler((artifacts) => {
+    captured = artifacts;
+    return Promise.resolve({
+      modelArtifactsInfo: {
+        dateSaved: new Date(),
+        modelTopologyType: "JSON",
+      },
+    });
+  }));
+  if (!captured) throw new Error("model.save produced no artifacts");
+  const data = captured.weightData === undefined
+    ? new ArrayBuffer(0)
+    : tf.io.CompositeArrayBuffer.join(captured.weightData);
+  const modelJson: Record<string, unknown> = {
+    format: captured.format ?? "layers-model",
+    generatedBy: captured.generatedBy,
+    convertedBy: captured.convertedBy ?? null,
+    modelTopology: captured.modelTopology,
+    weightsManifest: [{
+      paths: [weightsFile],
+      weights: captured.weightSpecs ?? [],
+    }],
+  };
+  return { modelJson, weights: new Uint8Array(data) };
+}
+
+/** Options for {@linkcode saveModel}. */
+export interface SaveModelOptions {
+  /** The model to save. */
+  model: LayersModel;
+  /** Target folder (replaced atomically). */
+  dir: string;
+  /** Its metadata (checked before anything is written). */
+  metadata: ModelMetadata;
+}
+
+/** What {@linkcode saveModel} wrote. */
+export interface SavedModelInfo {
+  /** The folder, absolute. */
+  dir: string;
+  /** Total bytes of the three files. */
+  bytes: number;
+}
+
+/**
+ * Saves a model with its metadata, atomically. The metadata is checked first
+ * ({@linkcode validateMetadata}) and against the model's input and output
+ * shapes, so a model that could not be loaded again is never written.
+ *
+ * @example
+ * ```ts
+ * import { defaultPreprocessing, MODEL_FORMAT, MODEL_FORMAT_VERSION, saveModel } from "./saved_model.ts";
+ * import { buildModel } from "./models.ts";
+ * const model = buildModel("seedCnn", { inputSize: 32, channels: 1, numClasses: 2, seed: 1 });
+ * const dir = await Deno.makeTempDir();
+ * await saveModel({
+ *   model,
+ *   dir: `${dir}/model`,
+ *   metadata: {
+ *     format: MODEL_FORMAT, formatVersion: MODEL_FORMAT_VERSION,
+ *     classes: ["a", "b"], inputSize: 32, channels: 1,
+ *     preprocessing: defaultPreprocessing(32), arch: "seedCnn",
+ *     training: { epochs: 0, bestEpoch: 0, batchSize: 32, learningRate: 1e-3, seed: 1, augmentation: false, classWeights: null },
+ *     datasetFingerprint: "", metrics: {}, createdAt: new Date().toISOString(),
+ *   },
+ * });
+ * model.dispose();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function saveModel(
+  options: SaveModelOptions,
+): Promise<SavedModelInfo> {
+  const dir = resolve(options.dir);
+  const metadata = validateMetadata(
+    JSON.parse(JSON.stringify(options.metadata)),
+    dir,
+  );
+  checkShapes(options.model, metadata, dir);
+  const { modelJson, weights } = await layersArtifacts(options.model);
+  const modelText = JSON.stringify(modelJson);
+  const metadataText = JSON.stringify(metadata, null, 2) + "\n";
+  await writeDirAtomic(dir, async (out) => {
+    await out.write(MODEL_FILES.weights, weights);
+    await out.write(MODEL_FILES.modelJson, modelText);
+    await out.write(MODEL_FILES.metadata, metadataText);
+  });
+  const encoder = new TextEncoder();
+  return {
+    dir,
+    bytes: weights.byteLength + encoder.encode(modelText).byteLength +
+      encoder.encode(metadataText).byteLength,
+  };
+}
+
+function checkShapes(
+  model: LayersModel,
+  metadata: ModelMetadata,
+  dir: string,
+): void {
+  if (model.inputs.length !== 1 || model.outputs.length !== 1) {
+    throw new SavedModelError(
+      dir,
+      `the network has ${model.inputs.length} inputs and ` +
+        `${model.outputs.length} outputs; expected one of each`,
+    );
+  }
+  const input = model.inputs[0].shape;
+  const want = [
+    null,
+    metadata.inputSize,
+    metadata.inputSize,
+    metadata.channels,
+  ];
+  if (input.length !== 4 || input.some((d, i) => i > 0 && d !== want[i])) {
+    throw new SavedModelError(
+      dir,
+      `the network's input shape [${
+        input.map((d) => d ?? "batch")
+      }] does not match the metadata ` +
+        `(inputSize ${metadata.inputSize}, channels ${metadata.channels}: ` +
+        `[batch,${want.slice(1)}])`,
+    );
+  }
+  const output = model.outputs[0].shape;
+  if (output.length !== 2 || output[1] !== metadata.classes.length) {
+    throw new SavedModelError(
+      dir,
+      `the network's output shape [${
+        output.map((d) => d ?? "batch")
+      }] does not match the ${metadata.classes.length} classes of the metadata`,
+    );
+  }
+}
+
+async function readJson(path: string, dir: string, what: string) {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new SavedModelError(dir, `${what} is missing`);
+    }
+    throw new SavedModelError(dir, `cannot read ${what}: ${error}`, {
+      cause: error,
+    });
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new SavedModelError(dir, `${what} is not valid JSON: ${error}`, {
+      cause: error,
+    });
+  }
+}
+
+/**
+ * Reads and checks a saved model's `metadata.json` without loading the
+ * network.
+ *
+ * @example
+ * ```ts ignore
+ * import { readModelMetadata } from "./saved_model.ts";
+ * const metadata = await readModelMetadata("models/resnet-128-e1/model");
+ * console.log(metadata.classes, metadata.inputSize);
+ * ```
+ */
+export async function readModelMetadata(dir: string): Promise<ModelMetadata> {
+  const abs = resolveModelDir(dir);
+  await recoverDirAtomic(abs);
+  if (!existsSync(abs) || !statSync(abs).isDirectory()) {
+    throw new SavedModelError(abs, "no such folder");
+  }
+  return validateMetadata(
+    await readJson(join(abs, MODEL_FILES.metadata), abs, "metadata.json"),
+    abs,
+  );
+}
+
+/**
+ * The saved-model folder a path names: the folder itself when it holds
+ * `metadata.json`, else its `model/` subfolder when that does (so a training
+ * run folder such as `models/resnet-128-e1` works where `models/resnet-128-e1/model`
+ * is meant). Returns an absolute path; does not check that anything exists.
+ *
+ * @example
+ * ```ts
+ * import { resolveModelDir } from "./saved_model.ts";
+ * console.log(resolveModelDir("/nowhere/model")); // "/nowhere/model"
+ * ```
+ */
+export function resolveModelDir(dir: string): string {
+  const abs = resolve(dir);
+  if (
+    !existsSync(join(abs, MODEL_FILES.metadata)) &&
+    existsSync(join(abs, "model", MODEL_FILES.metadata))
+  ) return join(abs, "model");
+  return abs;
+}
+
+/** A loaded model and its metadata. */
+export interface LoadedModel {
+  /** The network (uncompiled; call `predict`). */
+  model: LayersModel;
+  /** Its checked metadata. */
+  metadata: ModelMetadata;
+}
+
+/**
+ * Loads a saved model folder and checks it against its metadata. Throws a
+ * {@linkcode SavedModelError} naming the folder when the metadata is missing
+ * or invalid, its format version unknown, a file missing or truncated, or the
+ * network's input/output shape differs from the metadata.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadSavedModel } from "./saved_model.ts";
+ * import { tf } from "../core/tf.ts";
+ * const { model, metadata } = await loadSavedModel("models/resnet-128-e1/model");
+ * const x = tf.zeros([1, metadata.inputSize, metadata.inputSize, metadata.channels]);
+ * const probs = model.predict(x);
+ * ```
+ */
+export async function loadSavedModel(dir: string): Promise<LoadedModel> {
+  const abs = resolveModelDir(dir);
+  const metadata = await readModelMetadata(abs);
+  const json = await readJson(
+    join(abs, MODEL_FILES.modelJson),
+    abs,
+    "model.json",
+  );
+  if (!isRecord(json) || !isRecord(json.modelTopology)) {
+    throw new SavedModelError(
+      abs,
+      "model.json has no modelTopology (not a tfjs Layers model)",
+    );
+  }
+  const manifest = json.weightsManifest;
+  if (!Array.isArray(manifest)) {
+    throw new SavedModelError(abs, "model.json has no weightsManifest");
+  }
+  const specs: WeightsManifestEntry[] = [];
+  const buffers: Uint8Array[] = [];
+  for (const group of manifest) {
+    if (!isRecord(group) || !Array.isArray(group.paths)) {
+      throw new SavedModelError(abs, "model.json: malformed weightsManifest");
+    }
+    specs.push(...(group.weights as WeightsManifestEntry[]));
+    for (const path of group.paths as string[]) {
+      if (typeof path !== "string" || path.includes("..")) {
+        throw new SavedModelError(
+          abs,
+          `model.json names an invalid weights file ${JSON.stringify(path)}`,
+        );
+      }
+      try {
+        buffers.push(await Deno.readFile(join(abs, path)));
+      } catch (error) {
+        throw new SavedModelError(abs, `weights file ${path} is missing`, {
+          cause: error,
+        });
+      }
+    }
+  }
+  const expected = specs.reduce(
+    (sum, s) =>
+      sum +
+      s.shape.reduce((a: number, b: number) => a * b, 1) *
+        (s.dtype === "float32" || s.dtype === "int32" ? 4 : 1),
+    0,
+  );
+  const total = buffers.reduce((sum, b) => sum + b.byteLength, 0);
+  if (specs.every((s) => !s.quantization) && total !== expected) {
+    throw new SavedModelError(
+      abs,
+      `weights are ${total} bytes, model.json describes ${expected} ` +
+        "(truncated or mismatched files)",
+    );
+  }
+  const weightData = new Uint8Array(total);
+  let offset = 0;
+  for (const b of buffers) {
+    weightData.set(b, offset);
+    offset += b.byteLength;
+  }
+  let model: LayersModel;
+  try {
+    model = await tf.loadLayersModel(tf.io.fromMemory({
+      modelTopology: json.modelTopology,
+      weightSpecs: specs,
+      weightData: weightData.buffer,
+      format: json.format as string | undefined,
+    }));
+  } catch (error) {
+    throw new SavedModelError(
+      abs,
+      `the network cannot be loaded: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+  try {
+    checkShapes(model, metadata, abs);
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
+  return { model, metadata };
+}
+
+/** `current.inference` with `patch.inference` over it, keys set to `undefined` dropped; `undefined` if nothing is left. */
+function mergeInference(
+  current: ModelMetadata,
+  patch: Partial<ModelMetadata>,
+): Inference | undefined {
+  const merged = Object.fromEntries(
+    Object.entries({ ...current.inference, ...patch.inference }).filter((
+      [, v],
+    ) => v !== undefined),
+  );
+  return Object.keys(merged).length ? merged as Inference : undefined;
+}
+
+/**
+ * Changes fields of a saved model's `metadata.json` (atomically, checked),
+ * e.g. to add test metrics after training. `metrics` and `inference` are
+ * merged (a key set to `undefined` in `inference` is removed, and an empty
+ * `inference` with it); other fields replace.
+ *
+ * @example
+ * ```ts ignore
+ * import { updateModelMetadata } from "./saved_model.ts";
+ * await updateModelMetadata("models/resnet-128-e1/model", { metrics: { test_acc: 0.95 } });
+ * ```
+ */
+export async function updateModelMetadata(
+  dir: string,
+  patch: Partial<ModelMetadata>,
+): Promise<ModelMetadata> {
+  const abs = resolve(dir);
+  const current = await readModelMetadata(abs);
+  const next = validateMetadata(
+    {
+      ...current,
+      ...patch,
+      metrics: { ...current.metrics, ...(patch.metrics ?? {}) },
+      ...(patch.inference ? { inference: mergeInference(current, patch) } : {}),
+    },
+    abs,
+  );
+  await writeTextAtomic(
+    join(abs, MODEL_FILES.metadata),
+    JSON.stringify(next, null, 2) + "\n",
+  );
+  return next;
+}

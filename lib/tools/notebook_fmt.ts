@@ -1,0 +1,93 @@
+/**
+ * Formats the code cells of notebooks with `deno fmt`, one cell at a time.
+ *
+ * Deno 2.9.6's `deno fmt --check` reports `.ipynb` files as unformatted even
+ * when `deno fmt` leaves them unchanged (the same class of bug as
+ * denoland/deno#25840), so deno.json excludes notebooks from `deno fmt` and
+ * `deno task fmt:notebooks` formats their code cells through this module;
+ * the notebook hygiene test checks them the same way.
+ *
+ * @module
+ */
+import { writeTextAtomic } from "../core/atomic.ts";
+import { taskArgs } from "../core/cli.ts";
+import { seriesNotebooks } from "./notebooks.ts";
+
+/**
+ * A TypeScript cell's source as `deno fmt` formats it (without the trailing
+ * newline, as notebooks store it).
+ *
+ * @example
+ * ```ts
+ * import { formatCell } from "./notebook_fmt.ts";
+ * console.log(await formatCell("const  x=1")); // "const x = 1;"
+ * ```
+ */
+export async function formatCell(source: string): Promise<string> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["fmt", "--ext", "ts", "-"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(source));
+  await writer.close();
+  const out = await child.output();
+  if (!out.success) {
+    throw new Error(
+      `deno fmt failed on a cell: ${
+        new TextDecoder().decode(out.stderr).trim()
+      }`,
+    );
+  }
+  return new TextDecoder().decode(out.stdout).trimEnd();
+}
+
+interface Cell {
+  cell_type: string;
+  source: string | string[];
+}
+
+/**
+ * Formats every code cell of a notebook in place (atomically); returns the
+ * 1-based numbers of the cells it changed.
+ *
+ * @example
+ * ```ts
+ * import { formatNotebook } from "./notebook_fmt.ts";
+ * console.log(await formatNotebook("notebooks/00_setup_check.ipynb")); // []
+ * ```
+ */
+export async function formatNotebook(path: string): Promise<number[]> {
+  const nb = JSON.parse(await Deno.readTextFile(path));
+  const changed: number[] = [];
+  for (const [i, cell] of (nb.cells as Cell[]).entries()) {
+    if (cell.cell_type !== "code") continue;
+    const source = Array.isArray(cell.source)
+      ? cell.source.join("")
+      : cell.source;
+    const formatted = await formatCell(source);
+    if (formatted !== source.trimEnd()) {
+      changed.push(i + 1);
+      const lines = formatted.split("\n");
+      cell.source = lines.map((l, k) => k < lines.length - 1 ? `${l}\n` : l);
+    }
+  }
+  if (changed.length) {
+    await writeTextAtomic(path, JSON.stringify(nb, null, 1) + "\n");
+  }
+  return changed;
+}
+
+if (import.meta.main) {
+  const paths = taskArgs();
+  for (const path of paths.length ? paths : seriesNotebooks()) {
+    const changed = await formatNotebook(path);
+    console.log(
+      changed.length
+        ? `${path}: formatted cells ${changed.join(", ")}`
+        : `${path}: ok`,
+    );
+  }
+}

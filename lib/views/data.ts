@@ -1,0 +1,387 @@
+/**
+ * Notebook views of the data pipeline: the source banner, class balance,
+ * sample scans, image sizes, duplicate pairs, split sizes and augmentation.
+ * Each returns a display object; nothing here touches `Deno.jupyter`.
+ *
+ * @module
+ */
+import sharp from "sharp";
+import type { AuditReport } from "../data/audit.ts";
+import { augmentationGrid } from "../data/augment.ts";
+import type { DataSource, PreparedData, SplitData } from "../data/prepare.ts";
+import type { Dataset } from "../data/dataset.ts";
+import {
+  type Displayable,
+  displayable,
+  escapeHtml,
+  htmlTable,
+} from "../core/display.ts";
+import { type GridImage, imageGrid } from "../core/image_grid.ts";
+import { figure } from "../core/plot.ts";
+import { preprocessImage } from "../data/preprocess.ts";
+
+/**
+ * A banner saying where the images come from; loud (red) when the data is the
+ * synthetic default.
+ *
+ * @example
+ * ```ts
+ * import { sourceBanner } from "./data.ts";
+ * sourceBanner({ root: "/data", synthetic: true, reason: "no dataset configured" });
+ * ```
+ */
+export function sourceBanner(source: DataSource): Displayable {
+  const text = source.synthetic
+    ? `SYNTHETIC DATA: these are generated, MRI-like cartoons, not scans ` +
+      `(${source.reason}). Results below say nothing about real MRI. ` +
+      `Set BRAIN_MRI_DATA to the Kaggle dataset to use real scans.`
+    : `Dataset: ${source.root} (${source.reason})`;
+  const style = source.synthetic
+    ? "background:#fde2e1;border:2px solid #c0392b;color:#7b1d14;font-weight:bold"
+    : "background:#e8f4ea;border:1px solid #2e7d32";
+  return displayable({
+    "text/html": `<div style="${style};padding:8px 12px;border-radius:4px">${
+      escapeHtml(text)
+    }</div>`,
+    "text/plain": source.synthetic ? `*** ${text} ***` : text,
+  });
+}
+
+/**
+ * Images per class and origin (Training/Testing) as a grouped bar chart.
+ *
+ * @example
+ * ```ts
+ * import { discoverDataset } from "../data/dataset.ts";
+ * import { classBalanceChart } from "./data.ts";
+ * classBalanceChart(await discoverDataset("data"));
+ * ```
+ */
+export function classBalanceChart(dataset: Dataset): Displayable {
+  const origins = Object.keys(dataset.counts) as (keyof Dataset["counts"])[];
+  const data = origins.map((origin) => ({
+    type: "bar",
+    name: origin,
+    x: dataset.classes,
+    y: dataset.classes.map((c) => dataset.counts[origin]?.[c] ?? 0),
+    text: dataset.classes.map((c) => String(dataset.counts[origin]?.[c] ?? 0)),
+    textposition: "auto",
+  }));
+  return figure({
+    data,
+    layout: {
+      title: { text: "Images per class" },
+      barmode: "group",
+      xaxis: { title: { text: "class" } },
+      yaxis: { title: { text: "images" } },
+      height: 380,
+    },
+  }, {
+    text: "Images per class\n" + origins.map((o) =>
+      `${o}: ` +
+      dataset.classes.map((c) => `${c} ${dataset.counts[o]?.[c] ?? 0}`).join(
+        ", ",
+      )
+    ).join("\n"),
+  });
+}
+
+/** Options for {@linkcode sampleGrid}. */
+export interface SampleGridOptions {
+  /** The split to draw from. */
+  split: SplitData;
+  /** Class names in label order. */
+  classes: string[];
+  /** Image side of the split's pixels. */
+  size: number;
+  /** Images per class; default 6. */
+  perClass?: number;
+}
+
+/**
+ * The first few preprocessed scans of each class, one row per class.
+ *
+ * @example
+ * ```ts
+ * import { prepareData } from "../data/prepare.ts";
+ * import { sampleGrid } from "./data.ts";
+ * const data = await prepareData();
+ * await sampleGrid({ split: data.train, classes: data.classes, size: data.size });
+ * ```
+ */
+export function sampleGrid(options: SampleGridOptions): Promise<Displayable> {
+  const perClass = options.perClass ?? 6;
+  const area = options.size * options.size;
+  const images: GridImage[] = [];
+  options.classes.forEach((label, c) => {
+    let taken = 0;
+    options.split.files.forEach((file, i) => {
+      if (options.split.labels[i] !== c || taken >= perClass) return;
+      taken++;
+      images.push({
+        pixels: options.split.pixels.subarray(i * area, (i + 1) * area),
+        width: options.size,
+        height: options.size,
+        caption: `${label}\n${file.path.split("/").pop()}`,
+      });
+    });
+  });
+  return imageGrid({
+    images,
+    columns: perClass,
+    title:
+      `${perClass} scans per class (${options.size}×${options.size}, grayscale)`,
+  });
+}
+
+/** Width and height of one image file. */
+export interface ImageDimensions {
+  /** The file. */
+  path: string;
+  /** Width in pixels. */
+  width: number;
+  /** Height in pixels. */
+  height: number;
+}
+
+/**
+ * Reads the width and height of every image from its header (no decoding),
+ * a few files at a time. Unreadable files are left out.
+ *
+ * @example
+ * ```ts
+ * import { imageDimensions } from "./data.ts";
+ * const dims = await imageDimensions({ paths: ["scan.jpg"] });
+ * console.log(dims[0]?.width);
+ * ```
+ */
+export async function imageDimensions(
+  options: { paths: string[]; concurrency?: number },
+): Promise<ImageDimensions[]> {
+  const out: (ImageDimensions | undefined)[] = new Array(options.paths.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < options.paths.length) {
+      const i = next++;
+      try {
+        const meta = await sharp(options.paths[i]).metadata();
+        if (meta.width && meta.height) {
+          out[i] = {
+            path: options.paths[i],
+            width: meta.width,
+            height: meta.height,
+          };
+        }
+      } catch {
+        // unreadable: reported by the preprocessing step, skipped here
+      }
+    }
+  };
+  await Promise.all(
+    Array.from({ length: options.concurrency ?? 8 }, worker),
+  );
+  return out.filter((d): d is ImageDimensions => d !== undefined);
+}
+
+/**
+ * The distribution of original image sizes: one marker per distinct
+ * width×height, its area proportional to how many images have that size.
+ *
+ * @example
+ * ```ts
+ * import { sizeDistributionChart } from "./data.ts";
+ * sizeDistributionChart([{ path: "a.jpg", width: 512, height: 512 }]);
+ * ```
+ */
+export function sizeDistributionChart(dims: ImageDimensions[]): Displayable {
+  const counts = new Map<string, number>();
+  for (const d of dims) {
+    const key = `${d.width}×${d.height}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  const entries = [...counts.entries()].sort((a, b) => b[1] - a[1]);
+  const max = Math.max(1, ...entries.map(([, n]) => n));
+  const top = entries.slice(0, 5).map(([k, n]) => `${k} (${n})`).join(", ");
+  return figure({
+    data: [{
+      type: "scatter",
+      mode: "markers",
+      x: entries.map(([k]) => Number(k.split("×")[0])),
+      y: entries.map(([k]) => Number(k.split("×")[1])),
+      text: entries.map(([k, n]) => `${k}: ${n} images`),
+      hoverinfo: "text",
+      marker: {
+        size: entries.map(([, n]) => 6 + 40 * Math.sqrt(n / max)),
+        opacity: 0.6,
+      },
+    }],
+    layout: {
+      title: {
+        text: `${counts.size} distinct sizes in ${dims.length} images`,
+      },
+      xaxis: { title: { text: "width (px)" } },
+      yaxis: { title: { text: "height (px)" } },
+      height: 420,
+    },
+  }, {
+    text:
+      `${counts.size} distinct sizes in ${dims.length} images; most common: ${top}`,
+  });
+}
+
+/** Options for {@linkcode duplicatePairsGrid}. */
+export interface DuplicatePairsOptions {
+  /** The audit. */
+  audit: AuditReport;
+  /** `exact` or `near` groups; default near (exact pairs look identical). */
+  kind?: "exact" | "near";
+  /** How many pairs; default 4. */
+  pairs?: number;
+  /** Display side; default 128. */
+  size?: number;
+}
+
+/**
+ * Example duplicate pairs side by side: for near groups, the pairs with the
+ * largest distance within the threshold first (the least obvious ones).
+ *
+ * @example
+ * ```ts
+ * import { auditDuplicates } from "../data/audit.ts";
+ * import { duplicatePairsGrid } from "./data.ts";
+ * const audit = await auditDuplicates({ files: [] });
+ * await duplicatePairsGrid({ audit });
+ * ```
+ */
+export async function duplicatePairsGrid(
+  options: DuplicatePairsOptions,
+): Promise<Displayable> {
+  const kind = options.kind ?? "near";
+  const size = options.size ?? 128;
+  const want = options.pairs ?? 4;
+  const labelOf = new Map<string, string>();
+  const groups = kind === "near"
+    ? options.audit.nearGroups
+    : options.audit.exactGroups;
+  for (const g of groups) {
+    for (const m of g.members) labelOf.set(m.path, m.label);
+  }
+  const candidates: { a: string; b: string; distance: number }[] = kind ===
+      "near"
+    ? groups.flatMap((g) => g.pairs ?? []).sort((x, y) =>
+      y.distance - x.distance || x.a.localeCompare(y.a)
+    )
+    : groups.map((g) => ({
+      a: g.members[0].path,
+      b: g.members[1].path,
+      distance: 0,
+    }));
+  const chosen = candidates.slice(0, want);
+  const images: GridImage[] = [];
+  for (const pair of chosen) {
+    for (const path of [pair.a, pair.b]) {
+      images.push({
+        pixels: await preprocessImage(path, { size }),
+        width: size,
+        height: size,
+        caption: `${labelOf.get(path) ?? ""} · ${path.split("/").pop()}` +
+          (path === pair.b ? `\ndistance ${pair.distance}` : ""),
+      });
+    }
+  }
+  if (images.length === 0) {
+    return displayable({
+      "text/plain": `no ${kind}-duplicate pairs`,
+      "text/html": `<p>No ${kind}-duplicate pairs.</p>`,
+    });
+  }
+  return imageGrid({
+    images,
+    columns: 4,
+    title: `${
+      kind === "near" ? "Near" : "Exact"
+    }-duplicate pairs (side by side)`,
+  });
+}
+
+/**
+ * Images per class in each split, with totals.
+ *
+ * @example
+ * ```ts
+ * import { prepareData } from "../data/prepare.ts";
+ * import { splitTable } from "./data.ts";
+ * splitTable(await prepareData());
+ * ```
+ */
+export function splitTable(
+  data: Pick<
+    PreparedData,
+    "classes" | "train" | "validation" | "test" | "testDeduplicated"
+  >,
+): Displayable {
+  const parts = {
+    train: data.train,
+    validation: data.validation,
+    test: data.test,
+    "test (de-duplicated)": data.testDeduplicated,
+  };
+  const rows = data.classes.map((label, c) => ({
+    class: label,
+    ...Object.fromEntries(
+      Object.entries(parts).map((
+        [name, s],
+      ) => [name, s.labels.filter((l) => l === c).length]),
+    ),
+  }));
+  rows.push({
+    class: "total",
+    ...Object.fromEntries(
+      Object.entries(parts).map(([name, s]) => [name, s.files.length]),
+    ),
+  });
+  return htmlTable({ rows, caption: "Images per split" });
+}
+
+/** Options for {@linkcode augmentationView}. */
+export interface AugmentationViewOptions {
+  /** One image, `size*size` grayscale bytes. */
+  pixels: Uint8Array;
+  /** Its side. */
+  size: number;
+  /** Seed of the variants. */
+  seed: number;
+  /** How many images including the original; default 8. */
+  count?: number;
+}
+
+/**
+ * One scan and what training-time augmentation makes of it.
+ *
+ * @example
+ * ```ts
+ * import { augmentationView } from "./data.ts";
+ * await augmentationView({ pixels: new Uint8Array(64 * 64), size: 64, seed: 1 });
+ * ```
+ */
+export function augmentationView(
+  options: AugmentationViewOptions,
+): Promise<Displayable> {
+  const variants = augmentationGrid({
+    image: options.pixels,
+    size: options.size,
+    seed: options.seed,
+    count: options.count ?? 8,
+    includeOriginal: true,
+  });
+  return imageGrid({
+    images: variants.map((pixels, i) => ({
+      pixels,
+      width: options.size,
+      height: options.size,
+      caption: i === 0 ? "original" : `augmented #${i}`,
+    })),
+    columns: 4,
+    title: "Training-time augmentation of one scan",
+  });
+}
