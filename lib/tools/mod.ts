@@ -11,6 +11,7 @@
  * | `browser.ts` | Headless Chromium for the browser tests: finding it, installing Debian's package when set-up… |
  * | `lab.ts` | `deno task lab`: starts JupyterLab on the project with the project's Deno kernel |
  * | `libtensorflow.ts` | Provisioning tfjs-node's native side: libtensorflow and the N-API binding |
+ * | `lint.ts` | The project's own `deno lint` rule: functions of at most 80 lines |
  * | `notebook_fmt.ts` | Formats the code cells of notebooks with `deno fmt`, one cell at a time |
  * | `notebooks.ts` | Executes notebooks headlessly with the Deno kernel through nbclient, writing executed copies and… |
  * | `pip_index.ts` | Which Python package index pip should use, and the pip arguments for it |
@@ -23,6 +24,7 @@
 export * from "./browser.ts";
 export * from "./lab.ts";
 export * from "./libtensorflow.ts";
+export * from "./lint.ts";
 export * from "./notebook_fmt.ts";
 export * from "./notebooks.ts";
 export * from "./pip_index.ts";
