@@ -3,9 +3,11 @@
  *
  * @module
  */
+import assert from "node:assert/strict";
 import { join } from "node:path";
 import sharp from "sharp";
 import { rng } from "../lib/core/random.ts";
+import { run } from "../lib/tools/proc.ts";
 // Types only: saveTinyModel imports TensorFlow lazily, so the fixtures of
 // tests that do not need it stay light.
 import type { ModelMetadata } from "../lib/model/saved_model.ts";
@@ -261,4 +263,36 @@ export async function withSyntheticDataset(
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+/**
+ * Checks a command-line entry point built on `runCli`: `--help` prints its
+ * usage to stdout and exits 0; an unknown flag prints the error and the usage
+ * to stderr and exits 2; neither does any work. Returns the usage text, for
+ * the caller to check its flags.
+ *
+ * Runs the script in a `deno` subprocess, so it is not run by
+ * `deno test --doc`.
+ *
+ * @example
+ * ```ts ignore
+ * import { checkUsage } from "./fixtures.ts";
+ * const usage = await checkUsage("lib/tools/setup.ts");
+ * console.log(usage.split("\n")[0]); // "usage: deno task setup -- [options]"
+ * ```
+ */
+export async function checkUsage(script: string): Promise<string> {
+  const help = await run(Deno.execPath(), {
+    args: ["run", "-A", script, "--help"],
+  });
+  assert.equal(help.code, 0, help.stderr);
+  assert.match(help.stdout, /^usage: deno task /);
+  const bad = await run(Deno.execPath(), {
+    args: ["run", "-A", script, "--no-such-flag"],
+  });
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /^error: Unknown option '--no-such-flag'/);
+  assert.match(bad.stderr, /usage: deno task /);
+  assert.equal(bad.stdout, "");
+  return help.stdout;
 }

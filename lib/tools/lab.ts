@@ -1,13 +1,15 @@
 /**
  * `deno task lab`: starts JupyterLab on the project with the project's Deno
- * kernel. Flags after `--` go to JupyterLab (e.g. `-- --port 8899 --no-browser`).
+ * kernel. Everything after `--` goes to JupyterLab
+ * (`deno task lab -- --port 8899 --no-browser`); before it, `--help` shows
+ * the usage.
  *
  * @module
  */
 import { join } from "node:path";
 import { projectPaths } from "../core/paths.ts";
 import { jupyterEnv } from "./python_env.ts";
-import { taskArgs } from "../core/cli.ts";
+import { runCli } from "../core/cli.ts";
 
 /** Options for {@linkcode labCommand}. */
 export interface LabCommandOptions {
@@ -26,9 +28,13 @@ export interface LabCommandOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { labCommand } from "./lab.ts";
- * const { command, args } = labCommand({ args: ["--no-browser"] });
- * console.log(command, args.join(" "));
+ * const { command, args, env } = labCommand({ args: ["--no-browser"] });
+ * assert.match(command, /\/\.venv\/bin\/jupyter$/);
+ * assert.equal(args[0], "lab");
+ * assert.equal(args.at(-1), "--no-browser");
+ * assert.match(env.PATH, /\.venv\/bin:/);
  * ```
  */
 export function labCommand(
@@ -48,12 +54,59 @@ export function labCommand(
   };
 }
 
-if (import.meta.main) {
-  const { command, args, env } = labCommand({ args: taskArgs() });
+/** A command line of `deno task lab`, split at its first `--`. */
+export interface LabArgs {
+  /** The arguments before `--`: the lab's own (only `--help`). */
+  own: string[];
+  /** The arguments after `--`, for JupyterLab. */
+  jupyter: string[];
+}
+
+/**
+ * Splits the arguments `deno task lab` was given at the first `--`: what
+ * comes before is the lab's own command line, what comes after goes to
+ * JupyterLab unchanged (another `--` included).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { labArgs } from "./lab.ts";
+ * assert.deepEqual(labArgs(["--", "--port", "8899"]), {
+ *   own: [],
+ *   jupyter: ["--port", "8899"],
+ * });
+ * assert.deepEqual(labArgs(["--help"]), { own: ["--help"], jupyter: [] });
+ * ```
+ */
+export function labArgs(args: readonly string[]): LabArgs {
+  const end = args.indexOf("--");
+  return end < 0
+    ? { own: [...args], jupyter: [] }
+    : { own: args.slice(0, end), jupyter: args.slice(end + 1) };
+}
+
+/** The command line of `deno task lab`. */
+const LAB_CLI = {
+  command: "deno task lab",
+  summary: "Starts JupyterLab on the project with the project's Deno kernel.",
+  flags: {},
+  footer: "Every argument after `--` goes to JupyterLab, e.g.\n" +
+    "  deno task lab -- --no-browser --port 8899\n" +
+    "(JupyterLab's own options: deno task lab -- --help)",
+} as const;
+
+/** Runs JupyterLab until it exits (Ctrl-C stops it); returns its exit code. */
+async function startLab(jupyterArgs: string[]): Promise<number> {
+  const { command, args, env } = labCommand({ args: jupyterArgs });
   const child = new Deno.Command(command, { args, env, stdin: "inherit" })
     .spawn();
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(signal, () => child.kill(signal));
   }
-  Deno.exit((await child.status).code);
+  return (await child.status).code;
+}
+
+if (import.meta.main) {
+  const { own, jupyter } = labArgs(Deno.args);
+  Deno.exit(await runCli(LAB_CLI, () => startLab(jupyter), { args: own }));
 }

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
-import { labCommand } from "./lab.ts";
+import { fileURLToPath } from "node:url";
+import { labArgs, labCommand } from "./lab.ts";
 import { PROJECT_ROOT } from "../core/paths.ts";
 import { stopProcess } from "./proc.ts";
+import { checkUsage } from "../../tests/fixtures.ts";
 
 /** Sends one execute_request and resolves with the text/plain result. */
 function executeOverWebsocket(url: string, code: string): Promise<string> {
@@ -70,6 +72,25 @@ Deno.test("labCommand serves the project root unless told another folder", () =>
   assert.ok(other.args.includes("--ServerApp.root_dir=/tmp/elsewhere"));
   assert.ok(!other.args.includes(`--ServerApp.root_dir=${PROJECT_ROOT}`));
   assert.equal(other.command, project.command);
+});
+
+Deno.test("lab: everything after -- goes to JupyterLab; before it, only --help", async () => {
+  // `deno task lab -- --no-browser --port 8899` gives these arguments.
+  assert.deepEqual(labArgs(["--", "--no-browser", "--port", "8899"]), {
+    own: [],
+    jupyter: ["--no-browser", "--port", "8899"],
+  });
+  assert.deepEqual(labArgs(["--", "--", "x"]), {
+    own: [],
+    jupyter: ["--", "x"],
+  });
+  assert.deepEqual(labArgs(["-h", "--", "y"]), { own: ["-h"], jupyter: ["y"] });
+  assert.deepEqual(labArgs([]), { own: [], jupyter: [] });
+  const usage = await checkUsage(
+    fileURLToPath(new URL("./lab.ts", import.meta.url)),
+  );
+  assert.match(usage, /^usage: deno task lab -- \[options\]\n/);
+  assert.match(usage, /Every argument after `--` goes to JupyterLab/);
 });
 
 Deno.test("lab: JupyterLab starts on the project and runs code in the Deno kernel", async () => {

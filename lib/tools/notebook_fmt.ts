@@ -10,7 +10,7 @@
  * @module
  */
 import { writeTextAtomic } from "../core/atomic.ts";
-import { taskArgs } from "../core/cli.ts";
+import { type ParsedCli, runCli } from "../core/cli.ts";
 import { seriesNotebooks } from "./notebooks.ts";
 
 /**
@@ -80,9 +80,20 @@ export async function formatNotebook(path: string): Promise<number[]> {
   return changed;
 }
 
-if (import.meta.main) {
-  const paths = taskArgs();
-  for (const path of paths.length ? paths : seriesNotebooks()) {
+/** The command line of `deno task fmt:notebooks`. */
+const NOTEBOOK_FMT_CLI = {
+  command: "deno task fmt:notebooks",
+  summary: "Formats the code cells of notebooks with `deno fmt`, in place.\n" +
+    "Without arguments, every notebooks/*.ipynb.",
+  positionals: "[NOTEBOOK...]",
+  flags: {},
+} as const;
+
+/** Formats the notebooks named (or the series), one line per notebook. */
+async function notebookFmtMain(
+  { positionals }: ParsedCli<typeof NOTEBOOK_FMT_CLI>,
+): Promise<number> {
+  for (const path of positionals.length ? positionals : seriesNotebooks()) {
     const changed = await formatNotebook(path);
     console.log(
       changed.length
@@ -90,4 +101,9 @@ if (import.meta.main) {
         : `${path}: ok`,
     );
   }
+  return 0;
+}
+
+if (import.meta.main) {
+  Deno.exit(await runCli(NOTEBOOK_FMT_CLI, notebookFmtMain));
 }

@@ -10,12 +10,11 @@
  */
 import { existsSync, readdirSync } from "node:fs";
 import { basename, join, relative } from "node:path";
-import { parseArgs } from "node:util";
 import { writeTextAtomic } from "../core/atomic.ts";
 import { projectPaths } from "../core/paths.ts";
 import { plotlyJsPath } from "../core/plot.ts";
 import { jupyterEnv, KERNEL_NAME } from "./python_env.ts";
-import { taskArgs } from "../core/cli.ts";
+import { type ParsedCli, runCli } from "../core/cli.ts";
 import { trainParams } from "../core/params.ts";
 
 /** The outcome of one notebook. */
@@ -357,11 +356,21 @@ export async function runReport(
   }
 }
 
-if (import.meta.main) {
-  const { positionals } = parseArgs({
-    args: taskArgs(),
-    allowPositionals: true,
-  });
+/** The command line of `deno task notebooks` (and `deno task report`). */
+const NOTEBOOKS_CLI = {
+  command: "deno task notebooks",
+  summary: "Executes notebooks headlessly with the Deno kernel into a new\n" +
+    "reports/<timestamp>/ folder: executed copies, HTML exports, an index\n" +
+    "page and summary.json. Without arguments, every notebooks/*.ipynb in\n" +
+    "name order.",
+  positionals: "[NOTEBOOK...]",
+  flags: {},
+} as const;
+
+/** Runs the report from the command line: exit 0 when every notebook ran, else 1. */
+async function notebooksMain(
+  { positionals }: ParsedCli<typeof NOTEBOOKS_CLI>,
+): Promise<number> {
   const notebooks = positionals.length ? positionals : seriesNotebooks();
   try {
     const { dir, results, summary } = await runReport({ notebooks });
@@ -373,8 +382,11 @@ if (import.meta.main) {
       if (key in metrics) console.log(`${key}: ${metrics[key].toFixed(4)}`);
     }
     console.log(`report: ${join(dir, "index.html")}`);
+    return 0;
   } catch (error) {
     console.error(`FAILED: ${(error as Error).message}`);
-    Deno.exit(1);
+    return 1;
   }
 }
+
+if (import.meta.main) Deno.exit(await runCli(NOTEBOOKS_CLI, notebooksMain));

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import {
   NotebookError,
   reportIndex,
@@ -9,7 +10,21 @@ import {
   runReport,
   seriesNotebooks,
 } from "./notebooks.ts";
-import { type NotebookCell, notebookJson } from "../../tests/fixtures.ts";
+import {
+  checkUsage,
+  type NotebookCell,
+  notebookJson,
+} from "../../tests/fixtures.ts";
+
+Deno.test("notebooks: --help shows the usage; an unknown flag is a usage error", async () => {
+  const usage = await checkUsage(
+    fileURLToPath(new URL("./notebooks.ts", import.meta.url)),
+  );
+  assert.match(
+    usage,
+    /^usage: deno task notebooks -- \[options\] \[NOTEBOOK\.\.\.\]\n/,
+  );
+});
 
 Deno.test("notebooks: a good notebook runs in the Deno kernel and is exported", async () => {
   const dir = await Deno.makeTempDir();

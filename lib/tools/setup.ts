@@ -21,20 +21,25 @@
  */
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { writeTextAtomic } from "../core/atomic.ts";
 import { ensureChromium } from "./browser.ts";
 import {
   bindingStatus,
   provisionLibtensorflow,
+  type ProvisionOutcome,
   SetupError,
   tfjsNodeDir,
 } from "./libtensorflow.ts";
 import { projectPaths } from "../core/paths.ts";
 import { configuredIndexes } from "./pip_index.ts";
 import { run } from "./proc.ts";
-import { ensureVenv, installKernelspec, pinDeno } from "./python_env.ts";
-import { taskArgs } from "../core/cli.ts";
+import {
+  ensureVenv,
+  installKernelspec,
+  KERNEL_NAME,
+  pinDeno,
+} from "./python_env.ts";
+import { type ParsedCli, runCli } from "../core/cli.ts";
 
 /** Options for {@linkcode setup}. */
 export interface SetupOptions {
@@ -58,12 +63,66 @@ export interface SetupReport {
   totalMs: number;
 }
 
+/** Runs one named step, timing it and recording its outcome. */
+type StepRunner = (name: string, body: () => Promise<string>) => Promise<void>;
+
+function stepRecorder(
+  steps: SetupReport["steps"],
+  log: (message: string) => void,
+): StepRunner {
+  return async (name, body) => {
+    const t0 = performance.now();
+    const outcome = await body();
+    const ms = performance.now() - t0;
+    steps[name] = { ms, outcome };
+    log(`${name}: ${outcome} (${(ms / 1000).toFixed(1)} s)`);
+  };
+}
+
+/** `deno install` from `deno.lock`. */
+async function installNpmPackages(root: string): Promise<string> {
+  const result = await run(Deno.execPath(), {
+    args: ["install", "--quiet"],
+    cwd: root,
+    env: { NO_COLOR: "1" },
+    timeoutMs: 20 * 60_000,
+  });
+  if (result.code !== 0) {
+    throw new SetupError(
+      `\`deno install\` failed: ${
+        result.stderr.trim().split("\n").slice(-8).join("\n")
+      }`,
+      "check that the npm registry is reachable (npm config get registry)",
+    );
+  }
+  return "installed from deno.lock";
+}
+
+/** What each way of provisioning libtensorflow reads as in the report. */
+const PROVISION_OUTCOMES: Record<ProvisionOutcome, string> = {
+  present: "already built",
+  built: "binding built against the libtensorflow in deps/",
+  official: "downloaded by tfjs-node",
+  wheel: "built from the tensorflow-cpu wheel",
+};
+
+/** Makes sure a headless Chromium is there; says which and whether it was installed. */
+async function chromiumOutcome(log: (message: string) => void) {
+  const { chromium, installed } = await ensureChromium({ log });
+  return `${installed ? "installed" : "present"}: ${chromium.executable}${
+    chromium.version ? ` (${chromium.version})` : ""
+  }`;
+}
+
 /**
  * Runs every set-up step; throws {@linkcode SetupError} naming what is missing
  * and how to fix it.
  *
+ * Installs packages, builds native code and may download, so it is not run
+ * by `deno test --doc`.
+ *
  * @example
- * ```ts
+ * ```ts ignore
  * import { setup } from "./setup.ts";
  * const report = await setup();
  * console.log(report.totalMs);
@@ -74,49 +133,23 @@ export async function setup(options: SetupOptions = {}): Promise<SetupReport> {
   const log = options.log ?? ((m: string) => console.error(`[setup] ${m}`));
   const started = performance.now();
   const steps: SetupReport["steps"] = {};
-  const step = async (name: string, body: () => Promise<string>) => {
-    const t0 = performance.now();
-    const outcome = await body();
-    const ms = performance.now() - t0;
-    steps[name] = { ms, outcome };
-    log(`${name}: ${outcome} (${(ms / 1000).toFixed(1)} s)`);
-  };
+  const step = stepRecorder(steps, log);
 
   let deno = "";
   await step("deno", async () => {
     deno = await pinDeno(paths.tools);
     return `${Deno.version.deno} at ${deno}`;
   });
-
-  await step("npm packages", async () => {
-    const result = await run(Deno.execPath(), {
-      args: ["install", "--quiet"],
-      cwd: paths.root,
-      env: { NO_COLOR: "1" },
-      timeoutMs: 20 * 60_000,
-    });
-    if (result.code !== 0) {
-      throw new SetupError(
-        `\`deno install\` failed: ${
-          result.stderr.trim().split("\n").slice(-8).join("\n")
-        }`,
-        "check that the npm registry is reachable (npm config get registry)",
-      );
-    }
-    return "installed from deno.lock";
-  });
-
+  await step("npm packages", () => installNpmPackages(paths.root));
   let indexes: string[] = [];
   await step("python environment", async () => {
     indexes = await configuredIndexes();
     const changed = await ensureVenv({ venv: paths.venv, indexes, log });
     return changed ? "installed" : "up to date";
   });
-
   const packageDir = tfjsNodeDir(paths.root);
-  let outcome = "present";
   await step("libtensorflow", async () => {
-    outcome = await provisionLibtensorflow({
+    const outcome = await provisionLibtensorflow({
       packageDir,
       python: paths.python,
       indexes,
@@ -125,37 +158,21 @@ export async function setup(options: SetupOptions = {}): Promise<SetupReport> {
       force: options.forceLibtensorflow,
       log,
     });
-    return {
-      present: "already built",
-      built: "binding built against the libtensorflow in deps/",
-      official: "downloaded by tfjs-node",
-      wheel: "built from the tensorflow-cpu wheel",
-    }[outcome] ?? outcome;
+    return PROVISION_OUTCOMES[outcome];
   });
-
   await step(
     "tensorflow check",
     () => verifyTensorflow(paths.root, paths.cache, packageDir),
   );
-
   await step("jupyter kernel", async () => {
     const dir = await installKernelspec({
       jupyterData: paths.jupyterData,
       deno,
       projectRoot: paths.root,
     });
-    return `kernelspec '${"deno"}' in ${dir}`;
+    return `kernelspec '${KERNEL_NAME}' in ${dir}`;
   });
-
-  if (options.browser) {
-    await step("chromium", async () => {
-      const { chromium, installed } = await ensureChromium({ log });
-      return `${installed ? "installed" : "present"}: ${chromium.executable}${
-        chromium.version ? ` (${chromium.version})` : ""
-      }`;
-    });
-  }
-
+  if (options.browser) await step("chromium", () => chromiumOutcome(log));
   return { steps, totalMs: performance.now() - started };
 }
 
@@ -202,23 +219,32 @@ async function verifyTensorflow(
   return `backend tensorflow, libtensorflow ${info.libtensorflow}`;
 }
 
-if (import.meta.main) {
-  const { values } = parseArgs({
-    args: taskArgs(),
-    options: {
-      "force-libtensorflow": { type: "boolean", default: false },
-      "skip-official-download": { type: "boolean", default: false },
-      browser: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
+/** The command line of `deno task setup`. */
+const SETUP_CLI = {
+  command: "deno task setup",
+  summary: "Installs everything the project needs, idempotently: the npm\n" +
+    "packages, the Python environment with JupyterLab, tfjs-node's native\n" +
+    "TensorFlow and the Deno Jupyter kernel. A second run is a fast no-op.",
+  flags: {
+    "force-libtensorflow": {
+      type: "boolean",
+      help: "rebuild libtensorflow and the binding even if present",
     },
-  });
-  if (values.help) {
-    console.log(
-      "deno task setup [--force-libtensorflow] [--skip-official-download] " +
-        "[--browser]",
-    );
-    Deno.exit(0);
-  }
+    "skip-official-download": {
+      type: "boolean",
+      help: "skip tfjs-node's own download; use the tensorflow-cpu wheel",
+    },
+    browser: {
+      type: "boolean",
+      help: "also make sure a headless Chromium is there (browser tests)",
+    },
+  },
+} as const;
+
+/** Runs set-up from the command line: exit 0 when done, 1 on failure. */
+async function setupMain(
+  { values }: ParsedCli<typeof SETUP_CLI>,
+): Promise<number> {
   try {
     const report = await setup({
       forceLibtensorflow: values["force-libtensorflow"],
@@ -226,6 +252,7 @@ if (import.meta.main) {
       browser: values.browser,
     });
     console.error(`[setup] done in ${(report.totalMs / 1000).toFixed(1)} s`);
+    return 0;
   } catch (error) {
     if (error instanceof SetupError) {
       console.error(
@@ -234,6 +261,8 @@ if (import.meta.main) {
     } else {
       console.error(`\n[setup] FAILED: ${(error as Error)?.message ?? error}`);
     }
-    Deno.exit(1);
+    return 1;
   }
 }
+
+if (import.meta.main) Deno.exit(await runCli(SETUP_CLI, setupMain));
