@@ -142,10 +142,13 @@ function flatLayers(model: LayersModel): Layer[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { gradCamLayer } from "./gradcam.ts";
  * import { seedCnn } from "../model/models.ts";
  * const model = seedCnn({ inputSize: 32, channels: 1, numClasses: 4 });
- * console.log(gradCamLayer(model).name); // "conv3"
+ * assert.equal(gradCamLayer(model).name, "conv3");
+ * assert.equal(gradCamLayer(model, "conv2").name, "conv2");
+ * assert.throws(() => gradCamLayer(model, "nope"), /has no layer "nope"/);
  * model.dispose();
  * ```
  */
@@ -259,13 +262,22 @@ function wrapCall(layer: Layer, wrapper: (original: CallFn) => CallFn) {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { gradCam, overlayHeatmap } from "./gradcam.ts";
- * import { buildModel } from "../model/models.ts";
- * const model = buildModel("seedCnn", { inputSize: 64, channels: 1, numClasses: 4 });
- * const pixels = new Uint8Array(64 * 64).fill(90);
- * const cam = gradCam({ model, images: { pixels, size: 64 } });
- * console.log(cam.layerName, cam.score, cam.heatmaps[0].length); // "conv3" "logit" 4096
- * const rgb = overlayHeatmap({ pixels, size: 64, heatmap: cam.heatmaps[0] });
+ * import { seedCnn } from "../model/models.ts";
+ * import { tf } from "../core/tf.ts";
+ * const model = seedCnn({ inputSize: 32, channels: 1, numClasses: 4 });
+ * const before = tf.memory().numTensors;
+ * const pixels = new Uint8Array(32 * 32).map((_, i) => (i * 37) % 256);
+ * const cam = gradCam({ model, images: { pixels, size: 32 }, classIndex: 2 });
+ * assert.equal(tf.memory().numTensors, before); // nothing left behind
+ * assert.equal(cam.layerName, "conv3");
+ * assert.equal(cam.score, "logit");
+ * assert.deepEqual(cam.classIndex, [2]);
+ * assert.equal(cam.heatmaps[0].length, 32 * 32);
+ * assert.ok(cam.heatmaps[0].every((v) => v >= 0 && v <= 1));
+ * const rgb = overlayHeatmap({ pixels, size: 32, heatmap: cam.heatmaps[0] });
+ * assert.equal(rgb.length, 32 * 32 * 3);
  * model.dispose();
  * ```
  */
@@ -346,53 +358,94 @@ interface CamBatchInput {
   wanted: number[] | undefined;
 }
 
-/** Grad-CAM of one batch: see the module documentation. */
-function camBatch(input: CamBatchInput) {
+/** What the wrapped layers record during one forward pass. */
+interface Captured {
+  /** The zero tensor `Z` the gradient is taken against. */
+  perturbation?: Tensor;
+  /** The explained layer's activations `A` (kept past the model's tidy). */
+  activations?: Tensor;
+  /** The pre-softmax logits, when the model ends in a softmax `Dense`. */
+  logits?: Tensor;
+  /** How many times the explained layer ran. */
+  calls: number;
+}
+
+/**
+ * Wraps the explained layer to record its activations and return `A + Z`,
+ * and the softmax head (if any) to record its logits, for one forward pass
+ * (see the module documentation). Returns the function that unwraps both.
+ */
+function wrapForCam(
+  layer: Layer,
+  head: Layer | undefined,
+  captured: Captured,
+): () => void {
+  const restore = [wrapCall(layer, (original) => (inputs, kwargs) => {
+    if (++captured.calls > 1) {
+      throw new Error(
+        `gradCam: layer "${layer.name}" is used more than once in the ` +
+          "model; choose another layer",
+      );
+    }
+    const out = original(inputs, kwargs) as Tensor;
+    // Kept: the model's call runs in a tidy that would free it.
+    captured.activations = tf.keep(out);
+    return tf.add(out, captured.perturbation!);
+  })];
+  if (head) {
+    restore.push(wrapCall(head, (original) => (inputs, kwargs) => {
+      const features = (Array.isArray(inputs) ? inputs[0] : inputs) as Tensor;
+      const [kernel, bias] = head.weights.map((w) => w.read());
+      let z = tf.matMul(features as Tensor, kernel as Tensor);
+      if (bias) z = tf.add(z, bias);
+      captured.logits = tf.keep(z);
+      return original(inputs, kwargs);
+    }));
+  }
+  return () => {
+    for (const undo of restore.reverse()) undo();
+  };
+}
+
+/** The activations of one batch with the gradient of the explained scores. */
+interface ActivationGradient {
+  /** The explained layer's activations `A`. */
+  activations: Tensor;
+  /** `∂y/∂A`, `y` the sum of each image's explained class score. */
+  grad: Tensor;
+  /** The class each image's map explains. */
+  classIndex: number[];
+  /** The model's class probabilities for each image. */
+  probabilities: number[][];
+}
+
+/**
+ * One forward and backward pass through the wrapped model: the explained
+ * layer's activations and the gradient of the chosen classes' scores with
+ * respect to them. Frees everything else it made, also on error.
+ */
+function activationGradient(input: CamBatchInput): ActivationGradient {
   const { model, layer, head, numClasses, x, wanted } = input;
-  const [n, height, width] = x.shape;
-  const actShape = [n, ...(layer.outputShape as number[]).slice(1)];
-  let perturbation: Tensor | undefined;
-  let activations: Tensor | undefined;
-  let logits: Tensor | undefined;
+  const captured: Captured = { calls: 0 };
   let probs: Tensor | undefined;
   let grad: Tensor | undefined;
-  let calls = 0;
   let classIndex: number[] = [];
   let probabilities: number[][] = [];
-  const restore: (() => void)[] = [];
-  const zero = tf.zeros(actShape);
+  const zero = tf.zeros([
+    x.shape[0],
+    ...(layer.outputShape as number[]).slice(1),
+  ]);
+  const unwrap = wrapForCam(layer, head, captured);
   try {
-    restore.push(wrapCall(layer, (original) => (inputs, kwargs) => {
-      if (++calls > 1) {
-        throw new Error(
-          `gradCam: layer "${layer.name}" is used more than once in the ` +
-            "model; choose another layer",
-        );
-      }
-      const out = original(inputs, kwargs) as Tensor;
-      // Kept: the model's call runs in a tidy that would free it.
-      activations = tf.keep(out);
-      return tf.add(out, perturbation!);
-    }));
-    if (head) {
-      restore.push(wrapCall(head, (original) => (inputs, kwargs) => {
-        const features = (Array.isArray(inputs) ? inputs[0] : inputs) as Tensor;
-        const [kernel, bias] = head.weights.map((w) => w.read());
-        let z = tf.matMul(features as Tensor, kernel as Tensor);
-        if (bias) z = tf.add(z, bias);
-        logits = tf.keep(z);
-        return original(inputs, kwargs);
-      }));
-    }
     grad = tf.grad((z: Tensor) => {
-      perturbation = z;
+      captured.perturbation = z;
       const output = model.apply(x, { training: false }) as Tensor;
-      if (calls !== 1 || !activations) {
+      if (captured.calls !== 1 || !captured.activations) {
         throw new Error(
           `gradCam: layer "${layer.name}" did not run in the forward pass`,
         );
       }
-      const score = head ? logits! : output;
+      const score = head ? captured.logits! : output;
       probs = tf.keep(head ? tf.softmax(score) : output);
       probabilities = probs.arraySync() as number[][];
       classIndex = wanted ??
@@ -402,16 +455,36 @@ function camBatch(input: CamBatchInput) {
       return tf.sum(tf.mul(score, mask));
     })(zero);
   } finally {
-    for (const undo of restore.reverse()) undo();
+    unwrap();
     zero.dispose();
     // The maps need only the activations and the gradient.
-    tf.dispose([logits, probs].filter((t): t is Tensor => t !== undefined));
-    if (!grad && activations) activations.dispose();
+    tf.dispose(
+      [captured.logits, probs].filter((t): t is Tensor => t !== undefined),
+    );
+    if (!grad && captured.activations) captured.activations.dispose();
   }
+  return {
+    activations: captured.activations!,
+    grad,
+    classIndex,
+    probabilities,
+  };
+}
 
+/**
+ * `ReLU(Σ_k α_k A_k)` with `α_k` the gradient averaged over positions,
+ * upsampled bilinearly to `height × width`: the raw maps of a batch, one
+ * after another. Disposes the activations and the gradient.
+ */
+function upsampledCams(
+  activations: Tensor,
+  grad: Tensor,
+  height: number,
+  width: number,
+): Float32Array {
   const maps = tf.tidy(() => {
-    const weights = tf.mean(grad!, [1, 2], true);
-    const cam = tf.relu(tf.sum(tf.mul(activations!, weights), -1, true));
+    const weights = tf.mean(grad, [1, 2], true);
+    const cam = tf.relu(tf.sum(tf.mul(activations, weights), -1, true));
     return tf.image.resizeBilinear(
       cam as Tensor4D,
       [height, width],
@@ -420,9 +493,17 @@ function camBatch(input: CamBatchInput) {
     );
   });
   const values = maps.dataSync() as Float32Array;
-  tf.dispose([maps, grad!, activations!]);
-  const area = height * width;
-  const heatmaps = Array.from({ length: n }, (_, i) => {
+  tf.dispose([maps, grad, activations]);
+  return values;
+}
+
+/** Scales each of `n` maps of `area` values to [0, 1]; a constant map becomes zeros. */
+function minMaxPerImage(
+  values: Float32Array,
+  n: number,
+  area: number,
+): Float32Array[] {
+  return Array.from({ length: n }, (_, i) => {
     const map = values.slice(i * area, (i + 1) * area);
     let lo = Infinity;
     let hi = -Infinity;
@@ -435,6 +516,16 @@ function camBatch(input: CamBatchInput) {
     for (let j = 0; j < area; j++) map[j] = (map[j] - lo) / range;
     return map;
   });
+}
+
+/** Grad-CAM of one batch: see the module documentation. */
+function camBatch(input: CamBatchInput) {
+  const [n, height, width] = input.x.shape;
+  const { activations, grad, classIndex, probabilities } = activationGradient(
+    input,
+  );
+  const values = upsampledCams(activations, grad, height, width);
+  const heatmaps = minMaxPerImage(values, n, height * width);
   return { heatmaps, classIndex, probabilities };
 }
 
@@ -446,8 +537,11 @@ function camBatch(input: CamBatchInput) {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { turbo } from "./gradcam.ts";
- * console.log(turbo(0), turbo(0.5), turbo(1)); // [35, 23, 27] [150, 250, 80] [144, 13, 0]
+ * assert.deepEqual(turbo(0), [35, 23, 27]);
+ * assert.deepEqual(turbo(1), [144, 13, 0]);
+ * assert.deepEqual(turbo(2), turbo(1)); // clamped
  * ```
  */
 export function turbo(t: number): [number, number, number] {
@@ -487,13 +581,15 @@ export interface OverlayOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { overlayHeatmap } from "./gradcam.ts";
  * const rgb = overlayHeatmap({
- *   pixels: new Uint8Array(4).fill(100),
+ *   pixels: new Uint8Array([100, 100, 100, 100]),
  *   size: 2,
  *   heatmap: [0, 0.5, 1, 0],
+ *   alpha: 0,
  * });
- * console.log(rgb.length); // 12
+ * assert.deepEqual([...rgb], new Array(12).fill(100)); // alpha 0: the scan
  * ```
  */
 export function overlayHeatmap(options: OverlayOptions): Uint8Array {
