@@ -73,9 +73,21 @@ function popcount32(x: number): number {
  *
  * @example
  * ```ts
- * import { pHashFromPixels } from "./phash.ts";
- * const pixels = Array.from({ length: 1024 }, (_, i) => (i % 32) * 8);
- * console.log(pHashFromPixels(pixels).toString(16));
+ * import assert from "node:assert/strict";
+ * import { hammingDistance, pHashFromPixels } from "./phash.ts";
+ * // A made-up 32×32 image: a bright square on a dark background.
+ * const square = Array.from({ length: 1024 }, (_, i) => {
+ *   const [y, x] = [Math.floor(i / 32), i % 32];
+ *   return x >= 8 && x < 20 && y >= 10 && y < 24 ? 200 : 30;
+ * });
+ * const hash = pHashFromPixels(square);
+ * // Brighter overall: the DC term is left out, so the hash does not move.
+ * assert.equal(pHashFromPixels(square.map((v) => v + 40)), hash);
+ * // The same square mirrored left–right is a different picture.
+ * const mirrored = square.map((_, i) => square[i - (i % 32) + 31 - (i % 32)]);
+ * assert.ok(hammingDistance(pHashFromPixels(mirrored), hash) > 4);
+ * // Every hash of a non-flat image has 32 bits set (above the median).
+ * assert.equal(hammingDistance(hash, 0n), 32);
  * ```
  */
 export function pHashFromPixels(pixels: ArrayLike<number>): bigint {
@@ -124,12 +136,16 @@ export function pHashFromPixels(pixels: ArrayLike<number>): bigint {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import sharp from "sharp";
- * import { hashToHex, pHash } from "./phash.ts";
- * const png = await sharp({
- *   create: { width: 64, height: 64, channels: 3, background: "#808080" },
- * }).png().toBuffer();
- * console.log(hashToHex(await pHash(png)));
+ * import { hammingDistance, pHash } from "./phash.ts";
+ * // A made-up image (a white disc on black), encoded as PNG and as JPEG.
+ * const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64">
+ *   <rect width="64" height="64"/><circle cx="24" cy="30" r="14" fill="#fff"/>
+ * </svg>`;
+ * const png = await sharp(new TextEncoder().encode(svg)).png().toBuffer();
+ * const jpeg = await sharp(png).jpeg({ quality: 70 }).toBuffer();
+ * assert.ok(hammingDistance(await pHash(png), await pHash(jpeg)) <= 4);
  * ```
  */
 export async function pHash(input: ImageInput): Promise<bigint> {
@@ -145,12 +161,16 @@ export async function pHash(input: ImageInput): Promise<bigint> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import sharp from "sharp";
- * import { dHash, hashToHex } from "./phash.ts";
- * const png = await sharp({
- *   create: { width: 64, height: 64, channels: 3, background: "#808080" },
- * }).png().toBuffer();
- * console.log(hashToHex(await dHash(png)));
+ * import { dHash } from "./phash.ts";
+ * // A made-up image that gets brighter from left to right.
+ * const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64">
+ *   <linearGradient id="g"><stop offset="0"/><stop offset="1" stop-color="#fff"/>
+ *   </linearGradient><rect width="64" height="64" fill="url(#g)"/></svg>`;
+ * const png = await sharp(new TextEncoder().encode(svg)).png().toBuffer();
+ * assert.equal(await dHash(png), 0xffffffffffffffffn); // each darker than its right
+ * assert.equal(await dHash(await sharp(png).flop().toBuffer()), 0n); // mirrored
  * ```
  */
 export async function dHash(input: ImageInput): Promise<bigint> {
@@ -206,9 +226,12 @@ function areaResample(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { dHashFromPixels } from "./phash.ts";
+ * // Brighter to the right everywhere: every bit set; mirrored, none.
  * const ramp = Array.from({ length: 1024 }, (_, i) => (i % 32) * 8);
- * console.log(dHashFromPixels(ramp) === 0xffffffffffffffffn); // true
+ * assert.equal(dHashFromPixels(ramp), 0xffffffffffffffffn);
+ * assert.equal(dHashFromPixels(ramp.map((v) => 248 - v)), 0n);
  * ```
  */
 export function dHashFromPixels(pixels: ArrayLike<number>): bigint {
@@ -258,13 +281,16 @@ async function decodeGray(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import sharp from "sharp";
- * import { imageHashes } from "./phash.ts";
+ * import { dHash, imageHashes, pHash } from "./phash.ts";
  * const png = await sharp({
  *   create: { width: 40, height: 40, channels: 3, background: "#336699" },
  * }).png().toBuffer();
  * const { phash, dhash } = await imageHashes(png);
- * console.log(phash, dhash);
+ * assert.equal(phash, await pHash(png)); // one decode, the same hashes
+ * assert.equal(dhash, await dHash(png));
+ * assert.equal((await imageHashes(png, { dhash: false })).dhash, undefined);
  * ```
  */
 export async function imageHashes(
@@ -282,9 +308,10 @@ export async function imageHashes(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { hammingDistance } from "./phash.ts";
- * console.log(hammingDistance(0b1011n, 0b0001n)); // 2
- * console.log(hammingDistance("00000000000000ff", "000000000000000f")); // 4
+ * assert.equal(hammingDistance(0b1011n, 0b0001n), 2);
+ * assert.equal(hammingDistance("00000000000000ff", "000000000000000f"), 4);
  * ```
  */
 export function hammingDistance(
@@ -304,8 +331,9 @@ export function hammingDistance(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { hashToHex } from "./phash.ts";
- * console.log(hashToHex(255n)); // "00000000000000ff"
+ * assert.equal(hashToHex(255n), "00000000000000ff");
  * ```
  */
 export function hashToHex(hash: bigint): string {
@@ -317,8 +345,10 @@ export function hashToHex(hash: bigint): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { hashFromHex } from "./phash.ts";
- * console.log(hashFromHex("00000000000000ff")); // 255n
+ * assert.equal(hashFromHex("00000000000000ff"), 255n);
+ * assert.throws(() => hashFromHex("ff"), /not a 16-character hex hash/);
  * ```
  */
 export function hashFromHex(hex: string): bigint {
@@ -333,8 +363,9 @@ export function hashFromHex(hex: string): bigint {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sha256Bytes } from "./phash.ts";
- * console.log(sha256Bytes(new TextEncoder().encode("abc")).slice(0, 8)); // "ba7816bf"
+ * assert.equal(sha256Bytes(new TextEncoder().encode("abc")).slice(0, 8), "ba7816bf");
  * ```
  */
 export function sha256Bytes(bytes: Uint8Array): string {
@@ -347,10 +378,11 @@ export function sha256Bytes(bytes: Uint8Array): string {
  *
  * @example
  * ```ts
- * import { sha256File } from "./phash.ts";
+ * import assert from "node:assert/strict";
+ * import { sha256Bytes, sha256File } from "./phash.ts";
  * const path = await Deno.makeTempFile();
  * await Deno.writeTextFile(path, "abc");
- * console.log(await sha256File(path)); // "ba7816bf..."
+ * assert.equal(await sha256File(path), sha256Bytes(new TextEncoder().encode("abc")));
  * await Deno.remove(path);
  * ```
  */
@@ -418,12 +450,25 @@ export interface HashFilesResult {
  * are still duplicates) but has no pHash. Both land in `errors`; neither
  * stops the run.
  *
- * @example
+ * @example Hash a real image and a broken one in a temporary folder
  * ```ts
- * import { hashFiles, hashToHex } from "./phash.ts";
- * const { hashes, errors } = await hashFiles({ paths: ["a.jpg", "b.jpg"] });
- * for (const h of hashes) console.log(h.path, h.sha256, h.phash && hashToHex(h.phash));
- * console.log(errors);
+ * import assert from "node:assert/strict";
+ * import { join } from "node:path";
+ * import sharp from "sharp";
+ * import { hashFiles } from "./phash.ts";
+ * const dir = await Deno.makeTempDir();
+ * const good = join(dir, "good.png");
+ * const broken = join(dir, "broken.jpg");
+ * await sharp({
+ *   create: { width: 16, height: 16, channels: 3, background: "#444" },
+ * }).png().toFile(good);
+ * await Deno.writeTextFile(broken, "not an image");
+ * const { hashes, errors } = await hashFiles({ paths: [good, broken] });
+ * assert.equal(hashes.length, 2); // both read: both have a SHA-256
+ * assert.equal(typeof hashes[0].phash, "bigint");
+ * assert.equal(hashes[1].phash, undefined); // the broken one did not decode
+ * assert.deepEqual(errors.map((e) => e.path), [broken]);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function hashFiles(

@@ -31,10 +31,12 @@ export class UnionFind {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { UnionFind } from "./split.ts";
    * const uf = new UnionFind(3);
    * uf.union(0, 2);
-   * console.log(uf.find(0) === uf.find(2)); // true
+   * assert.equal(uf.find(0), uf.find(2));
+   * assert.notEqual(uf.find(0), uf.find(1));
    * ```
    */
   constructor(n: number) {
@@ -47,9 +49,10 @@ export class UnionFind {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { UnionFind } from "./split.ts";
    * const uf = new UnionFind(2);
-   * console.log(uf.find(1)); // 1
+   * assert.equal(uf.find(1), 1);
    * ```
    */
   find(i: number): number {
@@ -66,11 +69,13 @@ export class UnionFind {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { UnionFind } from "./split.ts";
    * const uf = new UnionFind(3);
    * uf.union(0, 1);
-   * uf.union(1, 2);
-   * console.log(uf.find(0) === uf.find(2)); // true
+   * const root = uf.union(1, 2);
+   * assert.equal(uf.find(0), root);
+   * assert.equal(uf.find(2), root);
    * ```
    */
   union(a: number, b: number): number {
@@ -88,10 +93,12 @@ export class UnionFind {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { UnionFind } from "./split.ts";
    * const uf = new UnionFind(4);
    * uf.union(0, 3);
-   * console.log(uf.components(2)); // [[0, 3]]
+   * assert.deepEqual(uf.components(2), [[0, 3]]);
+   * assert.equal(uf.components().length, 3);
    * ```
    */
   components(minSize = 1): number[][] {
@@ -193,18 +200,25 @@ function quotas(n: number, f: StratifiedSplitOptions["fractions"]): number[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { stratifiedSplit } from "./split.ts";
  * const items = Array.from({ length: 20 }, (_, i) => ({
  *   id: `img${i}`,
  *   label: i % 2 ? "glioma" : "notumor",
  *   group: i < 2 ? "dup-1" : undefined, // img0 and img1 are copies
  * }));
- * const s = stratifiedSplit({
+ * const options = {
  *   items,
  *   fractions: { train: 0.7, validation: 0.15, test: 0.15 },
  *   seed: 42,
- * });
- * console.log(s.train.length, s.validation.length, s.test.length);
+ * };
+ * const s = stratifiedSplit(options);
+ * const all = [...s.train, ...s.validation, ...s.test];
+ * assert.equal(new Set(all).size, 20); // every item once
+ * const home = (id: string) =>
+ *   s.train.includes(id) ? "train" : s.validation.includes(id) ? "validation" : "test";
+ * assert.equal(home("img0"), home("img1")); // the copies stay together
+ * assert.deepEqual(stratifiedSplit(options), s); // same seed, same split
  * ```
  */
 export function stratifiedSplit(options: StratifiedSplitOptions): Splits {
@@ -344,6 +358,7 @@ export interface DatasetSplit extends Splits {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { splitDataset } from "./split.ts";
  * const files = [
  *   { path: "Training/glioma/a.jpg", label: "glioma", origin: "Training" },
@@ -356,7 +371,10 @@ export interface DatasetSplit extends Splits {
  *   validation: 0.5,
  *   groups: [["Training/glioma/b.jpg", "Testing/glioma/c.jpg"]],
  * });
- * console.log(s.mode, s.test, s.dropped); // official-test [c] [b]
+ * assert.equal(s.mode, "official-test");
+ * assert.deepEqual(s.test, ["Testing/glioma/c.jpg"]);
+ * assert.deepEqual(s.dropped, ["Training/glioma/b.jpg"]);
+ * assert.deepEqual(s.train.concat(s.validation), ["Training/glioma/a.jpg"]);
  * ```
  */
 export function splitDataset(options: SplitDatasetOptions): DatasetSplit {
@@ -444,14 +462,14 @@ export function splitDataset(options: SplitDatasetOptions): DatasetSplit {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { assertNoLeak } from "./split.ts";
  * const splits = { train: ["a", "b"], validation: [], test: ["c"] };
- * assertNoLeak(splits, [["a", "b"]]); // fine
- * try {
- *   assertNoLeak(splits, [["b", "c"]]);
- * } catch (e) {
- *   console.log((e as Error).message); // names b (train) and c (test)
- * }
+ * assertNoLeak(splits, [["a", "b"]]); // fine: both in train
+ * assert.throws(
+ *   () => assertNoLeak(splits, [["b", "c"]]),
+ *   /straddles test and train: b \(train\), c \(test\)/,
+ * );
  * ```
  */
 export function assertNoLeak(
