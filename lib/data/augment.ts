@@ -162,9 +162,17 @@ function range(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resolveAugmentOptions } from "./augment.ts";
- * console.log(resolveAugmentOptions({ rotation: false, zoom: 0.2 }));
- * // { flip: true, rotation: 0, zoom: 0.2, shift: 0.08, brightness: 0.1, contrast: 0.1 }
+ * assert.deepEqual(resolveAugmentOptions({ rotation: false, zoom: 0.2 }), {
+ *   flip: true,
+ *   rotation: 0,
+ *   zoom: 0.2,
+ *   shift: 0.08,
+ *   brightness: 0.1,
+ *   contrast: 0.1,
+ * });
+ * assert.throws(() => resolveAugmentOptions({ zoom: 1 }), /"zoom" must be/);
  * ```
  */
 export function resolveAugmentOptions(
@@ -203,9 +211,17 @@ export interface SampleAugmentParamsOptions extends AugmentOptions, AugmentKey {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sampleAugmentParams } from "./augment.ts";
- * const params = sampleAugmentParams({ seed: 42, epoch: 0, batch: 0, count: 2 });
- * console.log(params[0].rotation, params[1].flip);
+ * const key = { seed: 42, epoch: 0, batch: 0 };
+ * const params = sampleAugmentParams({ ...key, count: 2 });
+ * assert.equal(params.length, 2);
+ * assert.ok(Math.abs(params[0].rotation) <= 10); // the default ±10°
+ * // Image 1 gets the same parameters in a batch of 5, and without flips
+ * // its rotation is unchanged.
+ * assert.deepEqual(sampleAugmentParams({ ...key, count: 5 })[1], params[1]);
+ * const noFlip = sampleAugmentParams({ ...key, count: 2, flip: false });
+ * assert.equal(noFlip[1].rotation, params[1].rotation);
  * ```
  */
 export function sampleAugmentParams(
@@ -258,9 +274,15 @@ export interface ImageSize {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { affineTransform, IDENTITY_PARAMS } from "./augment.ts";
- * console.log(affineTransform({ ...IDENTITY_PARAMS, flip: true }, { height: 4, width: 4 }));
- * // [-1, 0, 3, 0, 1, 0, 0, 0]
+ * const size = { height: 4, width: 4 };
+ * // Output column x reads input column 3 - x: a mirror.
+ * assert.deepEqual(
+ *   affineTransform({ ...IDENTITY_PARAMS, flip: true }, size),
+ *   [-1, 0, 3, 0, 1, 0, 0, 0],
+ * );
+ * assert.deepEqual(affineTransform(IDENTITY_PARAMS, size), [1, 0, 0, 0, 1, 0, 0, 0]);
  * ```
  */
 export function affineTransform(
@@ -371,11 +393,14 @@ function checkBatch(batch: Tensor4D): void {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { augmentWithParams, IDENTITY_PARAMS } from "./augment.ts";
- * import { tf, type Tensor4D } from "../core/tf.ts";
- * const x = tf.randomUniform([1, 8, 8, 1]) as Tensor4D;
- * const y = augmentWithParams(x, [{ ...IDENTITY_PARAMS, rotation: 90 }]);
- * console.log(y.shape); // [1, 8, 8, 1]
+ * import { tf } from "../core/tf.ts";
+ * // A 1×3 image [0, 0.5, 1], mirrored.
+ * const x = tf.tensor4d([0, 0.5, 1], [1, 1, 3, 1]);
+ * const y = augmentWithParams(x, [{ ...IDENTITY_PARAMS, flip: true }]);
+ * assert.deepEqual(y.shape, [1, 1, 3, 1]);
+ * assert.deepEqual(Array.from(y.dataSync()), [1, 0.5, 0]);
  * tf.dispose([x, y]);
  * ```
  */
@@ -422,12 +447,16 @@ export interface ApplyAugmentationOptions extends AugmentOptions, AugmentKey {}
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { applyAugmentation } from "./augment.ts";
  * import { tf, type Tensor4D } from "../core/tf.ts";
- * const x = tf.randomUniform([4, 32, 32, 1]) as Tensor4D;
- * const y = applyAugmentation(x, { seed: 42, epoch: 3, batch: 17 });
- * console.log(y.shape); // [4, 32, 32, 1]
- * tf.dispose([x, y]);
+ * const x = tf.randomUniform([4, 32, 32, 1], 0, 1, "float32", 1) as Tensor4D;
+ * const key = { seed: 42, epoch: 3, batch: 17 };
+ * const y = applyAugmentation(x, key);
+ * const again = applyAugmentation(x, key); // a resumed run sees the same
+ * assert.deepEqual(y.shape, [4, 32, 32, 1]);
+ * assert.deepEqual(y.dataSync(), again.dataSync());
+ * tf.dispose([x, y, again]);
  * ```
  */
 export function applyAugmentation(
@@ -473,15 +502,20 @@ export interface CreateAugmenterOptions extends AugmentOptions {
  *
  * @example
  * ```ts
- * import { createAugmenter } from "./augment.ts";
+ * import assert from "node:assert/strict";
+ * import { applyAugmentation, createAugmenter } from "./augment.ts";
  * import { tf, type Tensor4D } from "../core/tf.ts";
  * const aug = createAugmenter({ seed: 7, rotation: 5 });
- * const x = tf.randomUniform([2, 16, 16, 1]) as Tensor4D;
- * const y = aug.apply(x);
- * const saved = aug.state(); // { seed: 7, step: 1 }
+ * const x = tf.randomUniform([2, 16, 16, 1], 0, 1, "float32", 1) as Tensor4D;
+ * const first = aug.apply(x);
+ * const saved = aug.state();
+ * assert.deepEqual(saved, { seed: 7, step: 1 });
+ * // A new augmenter resumed at the saved step continues the same stream.
  * const resumed = createAugmenter({ seed: 7, rotation: 5, step: saved.step });
- * tf.dispose([x, y]);
- * console.log(resumed.state());
+ * const second = resumed.apply(x);
+ * const expected = applyAugmentation(x, { seed: 7, rotation: 5, epoch: 0, batch: 1 });
+ * assert.deepEqual(second.dataSync(), expected.dataSync());
+ * tf.dispose([x, first, second, expected]);
  * ```
  */
 export function createAugmenter(options: CreateAugmenterOptions): Augmenter {
@@ -539,10 +573,19 @@ export interface AugmentationGridOptions extends AugmentOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { augmentationGrid } from "./augment.ts";
  * const image = new Uint8Array(64 * 64).map((_, i) => (i % 64) * 4);
- * const variants = augmentationGrid({ image, size: 64, seed: 1, count: 6 });
- * console.log(variants.length, variants[0].length); // 6 4096
+ * const variants = augmentationGrid({
+ *   image,
+ *   size: 64,
+ *   seed: 1,
+ *   count: 6,
+ *   includeOriginal: true,
+ * });
+ * assert.equal(variants.length, 6);
+ * assert.equal(variants[0].length, 64 * 64);
+ * assert.deepEqual(variants[0], image); // the unchanged image comes first
  * ```
  */
 export function augmentationGrid(
