@@ -4,29 +4,45 @@
  * and de-duplicated) and prints a summary.
  *
  * ```sh
- * deno task train -- --data DIR --arch seedCnn --size 128 --epochs 20 --out models/NAME \
+ * deno task train -- --data DIR --arch seedCnn --size 128 --epochs 10 --out models/NAME \
  *   [--batch-size 32] [--lr 0.001] [--seed 42] [--val 0.15] [--test 0.15] \
  *   [--no-augment] [--class-weights balanced] [--patience 5] [--lr-patience 2] [--resume]
  * ```
  *
- * An `--out` folder that already holds a run is refused unless `--resume` is
- * given; then training continues from its last completed epoch (`--epochs`
- * may be raised; other settings must match). Ctrl-C stops after the current
- * batch; the last checkpoint stays, and `--resume` continues.
+ * Every flag, its type, default and help is declared once in
+ * {@linkcode TRAIN_CLI}; `deno task train --help` prints the usage generated
+ * from it. An `--out` folder that already holds a run is refused unless
+ * `--resume` is given; then training continues from its last completed epoch
+ * (`--epochs` may be raised; other settings must match). Ctrl-C stops after
+ * the current batch; the last checkpoint stays, and `--resume` continues.
+ *
+ * The command runs as named stages: {@linkcode parseTrainArgs} parses the
+ * command line and checks the combinations of flags, then `main` checks the
+ * run folder, prepares the data, trains, evaluates the test split and writes
+ * the run files.
  *
  * @module
  */
 import { existsSync, readdirSync } from "node:fs";
 import { relative, resolve } from "node:path";
-import { parseArgs } from "node:util";
 import {
   type AugmentOptions,
   DEFAULT_AUGMENT_OPTIONS,
   resolveAugmentOptions,
 } from "../data/augment.ts";
-import { taskArgs } from "../core/cli.ts";
+import {
+  type FlagValues,
+  parseFlags,
+  runCli,
+  taskArgs,
+  UsageError,
+} from "../core/cli.ts";
 import { hasCheckpoint, readCheckpointState } from "./checkpoint.ts";
-import { prepareData, resolveDataSource } from "../data/prepare.ts";
+import {
+  prepareData,
+  type PreparedData,
+  resolveDataSource,
+} from "../data/prepare.ts";
 import { type Architecture, ARCHITECTURES } from "../model/models.ts";
 import { projectPaths } from "../core/paths.ts";
 import { formatDuration, terminalProgress } from "./progress.ts";
@@ -36,64 +52,161 @@ import {
   evaluateSplit,
   runPaths,
   trainModel,
+  type TrainOptions,
+  type TrainResult,
   type TrainSplit,
   type TrainState,
   updateRunManifest,
 } from "./train.ts";
 
-/** The usage text. */
-export const USAGE =
-  `usage: deno task train -- [--data DIR] [--arch seedCnn|vgg|resnet] [--size N]
-                          [--epochs N] [--out DIR] [options]
+/** The training command line: every flag with its type, default and help. */
+export const TRAIN_CLI = {
+  command: "deno task train",
+  summary:
+    "Prepares the data, trains a model into a run folder with live progress,\n" +
+    "evaluates the best model on the held-out test split (full and\n" +
+    "de-duplicated) and prints a summary.",
+  flags: {
+    data: {
+      type: "string",
+      value: "DIR",
+      defaultText: "BRAIN_MRI_DATA, data/, else synthetic",
+      help: "dataset root (Kaggle layout or class\nfolders)",
+    },
+    arch: {
+      type: "string",
+      choices: Object.keys(ARCHITECTURES) as Architecture[],
+      default: DEFAULTS.arch,
+      help: "architecture",
+    },
+    size: {
+      type: "integer",
+      default: DEFAULTS.imageSize,
+      help: "image side in pixels",
+    },
+    epochs: { type: "integer", default: DEFAULTS.epochs, help: "most epochs" },
+    out: {
+      type: "string",
+      value: "DIR",
+      defaultText: "models/<arch>-<size>",
+      help: "run folder",
+    },
+    "batch-size": {
+      type: "integer",
+      default: DEFAULTS.batchSize,
+      help: "batch size",
+    },
+    lr: {
+      type: "number",
+      default: DEFAULTS.learningRate,
+      help: "Adam's learning rate",
+    },
+    seed: {
+      type: "integer",
+      default: DEFAULTS.seed,
+      help: "seed of the split and of training",
+    },
+    val: {
+      type: "number",
+      default: DEFAULTS.validationFraction,
+      help: "validation fraction",
+    },
+    test: {
+      type: "number",
+      default: DEFAULTS.testFraction,
+      help: "test fraction carved from Training",
+    },
+    "no-augment": { type: "boolean", help: "train without augmentation" },
+    augment: {
+      type: "string",
+      value: "JSON",
+      help: "augmentation ranges instead of the defaults,\n" +
+        `e.g. '{"rotation":15,"zoom":0.15}'; keys:\n${
+          Object.keys(DEFAULT_AUGMENT_OPTIONS).join(", ")
+        }`,
+    },
+    "class-weights": {
+      type: "string",
+      value: "W",
+      help: '"balanced", or weights "glioma=1.2,notumor=0.8"',
+    },
+    patience: {
+      type: "integer",
+      defaultText: `${DEFAULTS.earlyStoppingPatience}; 0 = off`,
+      help: "early-stopping patience, epochs",
+    },
+    "lr-patience": {
+      type: "integer",
+      defaultText: `${DEFAULTS.plateauPatience}; 0 = off`,
+      help: "epochs without improvement before halving the\nlearning rate",
+    },
+    cosine: {
+      type: "boolean",
+      help: "cosine learning-rate decay over --epochs instead\n" +
+        "of halving on plateaus",
+    },
+    "cosine-over": {
+      type: "string",
+      choices: ["epochs", "time"],
+      defaultText: "epochs",
+      help: "what the cosine decay runs over: --epochs, or\n" +
+        "the --max-minutes budget (reaching its floor as\n" +
+        "it runs out); implies --cosine",
+    },
+    ema: {
+      type: "number",
+      value: "DECAY",
+      help: "validate, select and save an exponential moving\n" +
+        `average of the weights (e.g. ${DEFAULTS.emaDecay}), updated after\n` +
+        "every batch",
+    },
+    "weight-decay": {
+      type: "number",
+      default: 0,
+      help: "decoupled weight decay of the kernels (AdamW\n" +
+        "style: each step scales them by 1 - lr·X),\n0 = off",
+    },
+    "label-smoothing": {
+      type: "number",
+      value: "E",
+      default: 0,
+      help: "train against targets 1 - E + E/k and E/k\n" +
+        "instead of one-hot (e.g. 0.1), 0 = off; the\n" +
+        "validation loss stays cross-entropy",
+    },
+    "max-minutes": {
+      type: "number",
+      value: "M",
+      help: "training time budget: stop after the epoch past\n" +
+        "which one more would exceed it",
+    },
+    refit: {
+      type: "boolean",
+      help: "final fit of settings already chosen on\n" +
+        "validation: train on the training and validation\n" +
+        "splits together (same test split), no validation,\n" +
+        "no early stopping; needs --cosine; the epoch with\n" +
+        "the lowest training loss is kept",
+    },
+    "model-options": {
+      type: "string",
+      value: "JSON",
+      help: "extra options for the architecture, e.g.\n" +
+        `'{"filters":[32,64,128,256]}'`,
+    },
+    "no-test": {
+      type: "boolean",
+      help: "do not evaluate the test split (for experiments:\n" +
+        "select on validation, test only the final choice)",
+    },
+    resume: {
+      type: "boolean",
+      help: "continue the run in --out from its checkpoint",
+    },
+  },
+} as const;
 
-  --data DIR            dataset root (Kaggle layout or class folders);
-                        default: BRAIN_MRI_DATA, data/, else the synthetic set
-  --arch NAME           seedCnn (default), vgg or resnet
-  --size N              image side in pixels (default 128)
-  --epochs N            epochs (default 20)
-  --out DIR             run folder (default models/<arch>-<size>)
-  --batch-size N        batch size (default 32)
-  --lr X                Adam's learning rate (default 0.001)
-  --seed N              seed of the split and of training (default 42)
-  --val X               validation fraction (default ${DEFAULTS.validationFraction})
-  --test X              test fraction carved from Training (default ${DEFAULTS.testFraction})
-  --no-augment          train without augmentation
-  --augment JSON        augmentation ranges instead of the defaults, e.g.
-                        '{"rotation":15,"zoom":0.15}' (keys flip, rotation,
-                        zoom, shift, brightness, contrast)
-  --class-weights W     "balanced", or weights "glioma=1.2,notumor=0.8"
-  --patience N          early-stopping patience in epochs (default 5; 0 = off)
-  --lr-patience N       epochs without improvement before halving the
-                        learning rate (default 2; 0 = off)
-  --cosine              cosine learning-rate decay over --epochs instead
-                        of halving on plateaus
-  --cosine-over UNIT    "epochs" (default) or "time": the cosine decay runs
-                        over the --max-minutes budget instead, reaching its
-                        floor as the budget runs out (implies --cosine)
-  --ema DECAY           validate, select and save an exponential moving
-                        average of the weights (e.g. 0.998), updated after
-                        every batch
-  --weight-decay X      decoupled weight decay of the kernels (AdamW style:
-                        each step scales them by 1 - lr·X; default 0 = off)
-  --label-smoothing E   train against targets 1 - E + E/k and E/k instead
-                        of one-hot (e.g. 0.1; default 0 = off); validation
-                        loss stays plain cross-entropy
-  --max-minutes M       training time budget: stop after the epoch past
-                        which one more would exceed it
-  --refit               final fit of settings already chosen on validation:
-                        train on the training and validation splits
-                        together (same test split), no validation, no early
-                        stopping; needs --cosine; the epoch with the lowest
-                        training loss is kept
-  --model-options JSON  extra options for the architecture, e.g.
-                        '{"filters":[32,64,128,256]}'
-  --no-test             do not evaluate the test split (for experiments:
-                        select on validation, test only the final choice)
-  --resume              continue the run in --out from its checkpoint
-  --help                this text`;
-
-/** A mistake in the command line. */
-export class UsageError extends Error {}
+type TrainFlags = FlagValues<typeof TRAIN_CLI>;
 
 /** Parsed command line. */
 export interface TrainCliOptions {
@@ -145,41 +258,30 @@ export interface TrainCliOptions {
   evalTest: boolean;
   /** Resume. */
   resume: boolean;
-  /** Print usage and stop. */
-  help: boolean;
 }
 
-function int(
-  value: string | undefined,
-  flag: string,
-  fallback: number,
-  min = 1,
-) {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) {
+// ---------------------------------------------------------------- parse
+
+function atLeast(value: number, flag: string, min: number): number {
+  if (value < min) {
     throw new UsageError(
       `--${flag} must be an integer >= ${min} (got "${value}")`,
     );
   }
-  return n;
+  return value;
 }
 
-function fraction(value: string | undefined, flag: string, fallback: number) {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0 || n >= 1) {
+function fraction(value: number, flag: string): number {
+  if (!(value >= 0 && value < 1)) {
     throw new UsageError(
       `--${flag} must be a number in [0, 1) (got "${value}")`,
     );
   }
-  return n;
+  return value;
 }
 
-/** The augmentation options there are: the keys of the defaults. */
-const AUGMENT_KEYS = Object.keys(DEFAULT_AUGMENT_OPTIONS);
-
-function augmentArg(text: string): AugmentOptions {
+/** A JSON object given on the command line, or a usage error. */
+function jsonObject(text: string, flag: string): Record<string, unknown> {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -187,8 +289,16 @@ function augmentArg(text: string): AugmentOptions {
     value = null;
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new UsageError(`--augment must be a JSON object (got "${text}")`);
+    throw new UsageError(`--${flag} must be a JSON object (got "${text}")`);
   }
+  return value as Record<string, unknown>;
+}
+
+/** The augmentation options there are: the keys of the defaults. */
+const AUGMENT_KEYS = Object.keys(DEFAULT_AUGMENT_OPTIONS);
+
+function augmentArg(text: string): AugmentOptions {
+  const value = jsonObject(text, "augment");
   const unknown = Object.keys(value).filter((k) => !AUGMENT_KEYS.includes(k));
   if (unknown.length) {
     throw new UsageError(
@@ -206,211 +316,170 @@ function augmentArg(text: string): AugmentOptions {
   return value as AugmentOptions;
 }
 
-/**
- * Parses the command line (a leading `--` is dropped).
- *
- * @example
- * ```ts
- * import { parseTrainArgs } from "./train_cli.ts";
- * const o = parseTrainArgs(["--", "--arch", "vgg", "--epochs", "3", "--out", "/tmp/run"]);
- * console.log(o.arch, o.epochs, o.out); // vgg 3 /tmp/run
- * ```
- */
-export function parseTrainArgs(args: readonly string[]): TrainCliOptions {
-  const { values, positionals } = parseArgs({
-    args: taskArgs(args),
-    options: {
-      data: { type: "string" },
-      arch: { type: "string" },
-      size: { type: "string" },
-      epochs: { type: "string" },
-      out: { type: "string" },
-      "batch-size": { type: "string" },
-      lr: { type: "string" },
-      seed: { type: "string" },
-      val: { type: "string" },
-      test: { type: "string" },
-      "no-augment": { type: "boolean" },
-      augment: { type: "string" },
-      "class-weights": { type: "string" },
-      patience: { type: "string" },
-      "lr-patience": { type: "string" },
-      cosine: { type: "boolean" },
-      "cosine-over": { type: "string" },
-      ema: { type: "string" },
-      "weight-decay": { type: "string" },
-      "label-smoothing": { type: "string" },
-      "max-minutes": { type: "string" },
-      "model-options": { type: "string" },
-      "no-test": { type: "boolean" },
-      refit: { type: "boolean" },
-      resume: { type: "boolean" },
-      help: { type: "boolean", short: "h" },
-    },
-    strict: true,
-    allowPositionals: true,
-  });
-  if (positionals.length) {
-    throw new UsageError(`unexpected argument "${positionals[0]}"`);
-  }
-  const arch = (values.arch ?? "seedCnn") as Architecture;
-  if (!(arch in ARCHITECTURES)) {
-    throw new UsageError(
-      `--arch must be one of ${
-        Object.keys(ARCHITECTURES).join(", ")
-      } (got "${arch}")`,
-    );
-  }
-  const size = int(values.size, "size", 128);
-  const lr = values.lr === undefined ? 1e-3 : Number(values.lr);
-  if (!(lr > 0 && Number.isFinite(lr))) {
-    throw new UsageError(`--lr must be a positive number (got "${values.lr}")`);
-  }
-  const seed = values.seed === undefined ? 42 : Number(values.seed);
-  if (!Number.isSafeInteger(seed)) {
-    throw new UsageError(`--seed must be an integer (got "${values.seed}")`);
-  }
-  let classWeights: TrainCliOptions["classWeights"];
-  const cw = values["class-weights"];
-  if (cw !== undefined) {
-    if (cw === "balanced") classWeights = "balanced";
-    else {
-      classWeights = {};
-      for (const part of cw.split(",")) {
-        const [name, w] = part.split("=");
-        const weight = Number(w);
-        if (!name || !(weight > 0)) {
-          throw new UsageError(
-            `--class-weights must be "balanced" or "class=weight,..." (got "${cw}")`,
-          );
-        }
-        classWeights[name.trim()] = weight;
-      }
-    }
-  }
-  let augment: boolean | AugmentOptions = !values["no-augment"];
-  if (values.augment !== undefined) {
-    if (values["no-augment"]) {
-      throw new UsageError("--augment and --no-augment cannot be combined");
-    }
-    augment = augmentArg(values.augment);
-  }
-  let modelOptions: unknown = {};
-  if (values["model-options"] !== undefined) {
-    try {
-      modelOptions = JSON.parse(values["model-options"]);
-    } catch {
-      modelOptions = null;
-    }
-    if (
-      typeof modelOptions !== "object" || modelOptions === null ||
-      Array.isArray(modelOptions)
-    ) {
+function classWeightsArg(
+  text: string | undefined,
+): TrainCliOptions["classWeights"] {
+  if (text === undefined || text === "balanced") return text;
+  const weights: Record<string, number> = {};
+  for (const part of text.split(",")) {
+    const [name, w] = part.split("=");
+    const weight = Number(w);
+    if (!name || !(weight > 0)) {
       throw new UsageError(
-        `--model-options must be a JSON object (got "${
-          values["model-options"]
-        }")`,
+        `--class-weights must be "balanced" or "class=weight,..." (got "${text}")`,
       );
     }
+    weights[name.trim()] = weight;
   }
-  const maxMinutes = values["max-minutes"] === undefined
-    ? undefined
-    : Number(values["max-minutes"]);
+  return weights;
+}
+
+function augmentation(values: TrainFlags): boolean | AugmentOptions {
+  if (values.augment === undefined) return !values["no-augment"];
+  if (values["no-augment"]) {
+    throw new UsageError("--augment and --no-augment cannot be combined");
+  }
+  return augmentArg(values.augment);
+}
+
+/** The numeric flags a type cannot fully check: ranges and bounds. */
+function checkNumbers(values: TrainFlags) {
+  atLeast(values.size, "size", 1);
+  atLeast(values.epochs, "epochs", 1);
+  atLeast(values["batch-size"], "batch-size", 1);
+  const { lr, seed, ema } = values;
+  if (!(lr > 0)) {
+    throw new UsageError(`--lr must be a positive number (got "${lr}")`);
+  }
+  if (!Number.isSafeInteger(seed)) {
+    throw new UsageError(`--seed must be an integer (got "${seed}")`);
+  }
+  const maxMinutes = values["max-minutes"];
   if (maxMinutes !== undefined && !(maxMinutes > 0)) {
     throw new UsageError(
-      `--max-minutes must be a positive number (got "${
-        values["max-minutes"]
-      }")`,
+      `--max-minutes must be a positive number (got "${maxMinutes}")`,
     );
   }
-  const ema = values.ema === undefined ? undefined : Number(values.ema);
   if (ema !== undefined && !(ema > 0 && ema < 1)) {
+    throw new UsageError(`--ema must be a decay in (0, 1) (got "${ema}")`);
+  }
+  const weightDecay = values["weight-decay"];
+  if (!(weightDecay >= 0)) {
     throw new UsageError(
-      `--ema must be a decay in (0, 1) (got "${values.ema}")`,
+      `--weight-decay must be a number >= 0 (got "${weightDecay}")`,
     );
   }
-  const weightDecay = values["weight-decay"] === undefined
-    ? 0
-    : Number(values["weight-decay"]);
-  if (!(weightDecay >= 0 && Number.isFinite(weightDecay))) {
+  const smoothing = values["label-smoothing"];
+  if (!(smoothing >= 0 && smoothing < 1)) {
     throw new UsageError(
-      `--weight-decay must be a number >= 0 (got "${values["weight-decay"]}")`,
+      `--label-smoothing must be in [0, 1) (got "${smoothing}")`,
     );
   }
-  const labelSmoothing = values["label-smoothing"] === undefined
-    ? 0
-    : Number(values["label-smoothing"]);
-  if (!(labelSmoothing >= 0 && labelSmoothing < 1)) {
-    throw new UsageError(
-      `--label-smoothing must be in [0, 1) (got "${
-        values["label-smoothing"]
-      }")`,
-    );
+  const val = fraction(values.val, "val");
+  const test = fraction(values.test, "test");
+  if (val + test >= 1) {
+    throw new UsageError("--val plus --test must be below 1");
   }
+}
+
+/**
+ * The learning-rate schedule and stopping flags, checked together: a cosine
+ * decay replaces the plateau cuts, a time-long one needs a budget, and a
+ * refit (no validation) needs a cosine decay and no early stopping.
+ */
+function schedule(values: TrainFlags) {
   const cosineOver = values["cosine-over"] ?? "epochs";
-  if (cosineOver !== "epochs" && cosineOver !== "time") {
-    throw new UsageError(
-      `--cosine-over must be "epochs" or "time" (got "${cosineOver}")`,
-    );
-  }
-  if (cosineOver === "time" && maxMinutes === undefined) {
+  if (cosineOver === "time" && values["max-minutes"] === undefined) {
     throw new UsageError("--cosine-over time needs --max-minutes");
   }
-  const cosine = (values.cosine ?? false) ||
-    values["cosine-over"] !== undefined;
+  const cosine = values.cosine || values["cosine-over"] !== undefined;
   if (cosine && values["lr-patience"] !== undefined) {
     throw new UsageError("--cosine and --lr-patience cannot be combined");
   }
-  const refit = values.refit ?? false;
+  const refit = values.refit;
   if (refit && !cosine) {
     throw new UsageError(
       "--refit needs --cosine (or --cosine-over): without validation there " +
         "is no loss for reduce-on-plateau to watch",
     );
   }
-  if (refit && values.patience !== undefined && values.patience !== "0") {
+  if (refit && values.patience !== undefined && values.patience !== 0) {
     throw new UsageError(
       "--refit trains without validation: early stopping is off (drop --patience)",
     );
   }
-  const val = fraction(values.val, "val", DEFAULTS.validationFraction);
-  if (refit && val === 0) {
+  if (refit && values.val === 0) {
     throw new UsageError(
       "--refit needs a validation split to merge (--val > 0)",
     );
   }
-  const test = fraction(values.test, "test", DEFAULTS.testFraction);
-  if (val + test >= 1) {
-    throw new UsageError("--val plus --test must be below 1");
-  }
+  const patience = values.patience ?? DEFAULTS.earlyStoppingPatience;
+  const lrPatience = values["lr-patience"] ?? DEFAULTS.plateauPatience;
+  return {
+    cosine,
+    cosineOver,
+    refit,
+    patience: refit ? 0 : atLeast(patience, "patience", 0),
+    lrPatience: cosine ? 0 : atLeast(lrPatience, "lr-patience", 0),
+  };
+}
+
+/**
+ * Parses the training command line (a leading `--` is dropped) and checks
+ * the combinations of flags. Throws `UsageError` (from `../core/cli.ts`) on
+ * any mistake.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseTrainArgs } from "./train_cli.ts";
+ * const o = parseTrainArgs(["--", "--arch", "vgg", "--epochs", "3", "--out", "runs/vgg"]);
+ * assert.equal(o.arch, "vgg");
+ * assert.equal(o.epochs, 3);
+ * assert.equal(o.batchSize, 32);
+ * assert.ok(o.out.endsWith("runs/vgg"));
+ * assert.throws(() => parseTrainArgs(["--cosine-over", "time"]), /needs --max-minutes/);
+ * ```
+ */
+export function parseTrainArgs(args: readonly string[]): TrainCliOptions {
+  return trainCliOptions(parseFlags(TRAIN_CLI, args).values);
+}
+
+/** The parsed flags, checked together, as {@linkcode TrainCliOptions}. */
+function trainCliOptions(values: TrainFlags): TrainCliOptions {
+  checkNumbers(values);
+  const plan = schedule(values);
+  const classWeights = classWeightsArg(values["class-weights"]);
+  const { arch, size } = values;
   return {
     ...(values.data !== undefined ? { data: resolve(values.data) } : {}),
     arch,
     size,
-    epochs: int(values.epochs, "epochs", 20),
+    epochs: values.epochs,
     out: resolve(values.out ?? `${projectPaths().models}/${arch}-${size}`),
-    batchSize: int(values["batch-size"], "batch-size", 32),
-    lr,
-    seed,
-    val,
-    test,
-    augment,
+    batchSize: values["batch-size"],
+    lr: values.lr,
+    seed: values.seed,
+    val: values.val,
+    test: values.test,
+    augment: augmentation(values),
     ...(classWeights ? { classWeights } : {}),
-    patience: refit ? 0 : int(values.patience, "patience", 5, 0),
-    lrPatience: cosine ? 0 : int(values["lr-patience"], "lr-patience", 2, 0),
-    cosine,
-    cosineOver,
-    ...(maxMinutes !== undefined ? { maxMinutes } : {}),
-    ...(ema !== undefined ? { ema } : {}),
-    weightDecay,
-    labelSmoothing,
-    refit,
-    modelOptions: modelOptions as Record<string, unknown>,
+    ...plan,
+    ...(values["max-minutes"] !== undefined
+      ? { maxMinutes: values["max-minutes"] }
+      : {}),
+    ...(values.ema !== undefined ? { ema: values.ema } : {}),
+    weightDecay: values["weight-decay"],
+    labelSmoothing: values["label-smoothing"],
+    modelOptions: values["model-options"] === undefined
+      ? {}
+      : jsonObject(values["model-options"], "model-options"),
     evalTest: !values["no-test"],
-    resume: values.resume ?? false,
-    help: values.help ?? false,
+    resume: values.resume,
   };
 }
+
+// ---------------------------------------------------------------- stages
 
 function pct(x: number): string {
   return Number.isFinite(x) ? `${(100 * x).toFixed(2)} %` : "–";
@@ -422,59 +491,38 @@ function shown(path: string): string {
 }
 
 /**
- * Runs the command. Returns the exit code (0 ok, 1 failure, 2 usage,
- * 130 interrupted).
- *
- * @example
- * ```ts ignore
- * import { main } from "./train_cli.ts";
- * Deno.exit(await main(["--size", "64", "--epochs", "2", "--out", "/tmp/run"]));
- * ```
+ * Why the run folder cannot be used, or `null` when it can: a folder holding
+ * a run is refused without `--resume`, a non-empty folder without a
+ * checkpoint always.
  */
-export async function main(
-  args: readonly string[] = Deno.args,
-): Promise<number> {
-  const wall0 = performance.now();
-  let o: TrainCliOptions;
-  try {
-    o = parseTrainArgs(args);
-  } catch (error) {
-    console.error(`train: ${(error as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (o.help) {
-    console.log(USAGE);
-    return 0;
-  }
+async function runFolderProblem(o: TrainCliOptions): Promise<string | null> {
   const paths = runPaths(o.out);
   if (await hasCheckpoint(paths.checkpoint)) {
+    if (o.resume) return null;
     const state = await readCheckpointState<TrainState>(paths.checkpoint);
-    if (!o.resume) {
-      console.error(
-        `train: ${shown(paths.root)} already holds a training run ` +
-          `(${state.config.arch} ${state.config.inputSize}px, checkpoint after ` +
-          `epoch ${state.epochsCompleted} of ${state.config.epochs}). ` +
-          "Pass --resume to continue it, or choose another --out.",
-      );
-      return 1;
-    }
-  } else if (
-    existsSync(paths.root) && readdirSync(paths.root).length > 0
-  ) {
-    console.error(
-      `train: ${shown(paths.root)} exists and holds no checkpoint to resume; ` +
-        "choose another --out or remove it.",
-    );
-    return 1;
-  } else if (o.resume) {
+    return `${shown(paths.root)} already holds a training run ` +
+      `(${state.config.arch} ${state.config.inputSize}px, checkpoint after ` +
+      `epoch ${state.epochsCompleted} of ${state.config.epochs}). ` +
+      "Pass --resume to continue it, or choose another --out.";
+  }
+  if (existsSync(paths.root) && readdirSync(paths.root).length > 0) {
+    return `${shown(paths.root)} exists and holds no checkpoint to resume; ` +
+      "choose another --out or remove it.";
+  }
+  if (o.resume) {
     console.log(
       `nothing to resume in ${shown(paths.root)}: starting a new run`,
     );
   }
+  return null;
+}
 
-  const source = o.data ?? await resolveDataSource();
+/** Prepares (decodes, caches, splits) the dataset and says what it holds. */
+async function prepareTrainingData(
+  o: TrainCliOptions,
+): Promise<PreparedData> {
   const data = await prepareData({
-    source,
+    source: o.data ?? await resolveDataSource(),
     size: o.size,
     seed: o.seed,
     validation: o.val,
@@ -488,146 +536,7 @@ export async function main(
       `train ${data.train.labels.length}, validation ${data.validation.labels.length}, ` +
       `test ${data.test.labels.length} (${data.testDeduplicated.labels.length} after de-duplication)`,
   );
-
-  // A refit trains on training + validation and validates nothing.
-  const train = o.refit ? mergeSplits(data.train, data.validation) : data.train;
-  const validation = o.refit
-    ? { pixels: new Uint8Array(0), labels: new Int32Array(0) }
-    : data.validation;
-  if (o.refit) {
-    console.log(
-      `refit: training on train + validation (${train.labels.length} images), ` +
-        "no validation; the test split is unchanged",
-    );
-  }
-
-  const controller = new AbortController();
-  const onInterrupt = () => {
-    if (controller.signal.aborted) Deno.exit(130);
-    console.error(
-      "\ninterrupted: stopping after this batch (Ctrl-C again to quit now); " +
-        "continue later with --resume",
-    );
-    controller.abort();
-  };
-  Deno.addSignalListener("SIGINT", onInterrupt);
-  let result;
-  try {
-    result = await trainModel({
-      train,
-      validation,
-      classes: data.classes,
-      size: o.size,
-      arch: o.arch,
-      modelOptions: o.modelOptions,
-      epochs: o.epochs,
-      batchSize: o.batchSize,
-      learningRate: o.lr,
-      seed: o.seed,
-      augment: o.augment,
-      ...(o.classWeights ? { classWeights: o.classWeights } : {}),
-      earlyStopping: o.patience > 0 ? { patience: o.patience } : false,
-      reduceLrOnPlateau: o.lrPatience > 0 ? { patience: o.lrPatience } : false,
-      cosineDecay: o.cosine ? { over: o.cosineOver } : false,
-      ...(o.ema !== undefined ? { ema: { decay: o.ema } } : {}),
-      weightDecay: o.weightDecay,
-      labelSmoothing: o.labelSmoothing,
-      ...(o.maxMinutes !== undefined ? { maxSeconds: o.maxMinutes * 60 } : {}),
-      runDir: paths.root,
-      resume: o.resume,
-      datasetFingerprint: data.fingerprint,
-      split: {
-        validation: o.val,
-        test: o.test,
-        ...(o.refit ? { validationTrained: true } : {}),
-      },
-      manifestExtra: {
-        source: { root: data.source.root, synthetic: data.source.synthetic },
-        split: {
-          seed: o.seed,
-          validation: o.val,
-          test: o.test,
-          ...(o.refit ? { validationTrained: true } : {}),
-          testImages: data.test.labels.length,
-          testDeduplicatedImages: data.testDeduplicated.labels.length,
-        },
-      },
-      callbacks: terminalProgress(),
-      signal: controller.signal,
-    });
-  } finally {
-    Deno.removeSignalListener("SIGINT", onInterrupt);
-  }
-  try {
-    let testLine = "not evaluated (--no-test)";
-    let finite: Record<string, number> | null = null;
-    if (o.evalTest) {
-      const test = await evaluateSplit(result.model, data.test, {
-        size: o.size,
-      });
-      const dedup = await evaluateSplit(result.model, data.testDeduplicated, {
-        size: o.size,
-      });
-      const testMetrics = {
-        test_acc: test.acc,
-        test_loss: test.loss,
-        test_images: test.count,
-        test_dedup_acc: dedup.acc,
-        test_dedup_loss: dedup.loss,
-        test_dedup_images: dedup.count,
-      };
-      finite = Object.fromEntries(
-        Object.entries(testMetrics).filter(([, v]) => Number.isFinite(v)),
-      );
-      testLine = `${pct(test.acc)} on ${test.count} images; ` +
-        `${pct(dedup.acc)} on ${dedup.count} de-duplicated`;
-    }
-    if (finite && existsSync(paths.model)) {
-      await updateModelMetadata(paths.model, { metrics: finite });
-    }
-    const wall = (performance.now() - wall0) / 1000;
-    const history = result.history;
-    const trainSeconds = history.reduce((s, r) => s + r.trainSeconds, 0);
-    const images = history.reduce(
-      (s, r) => s + r.imagesPerSecond * r.trainSeconds,
-      0,
-    );
-    const msPerImage = images ? (1000 * trainSeconds) / images : NaN;
-    await updateRunManifest(paths.root, {
-      test: finite,
-      testEvaluated: o.evalTest,
-      cli: { wallSeconds: wall, args: taskArgs(args) },
-    });
-    const best = result.best;
-    console.log(
-      [
-        "",
-        `run:            ${
-          shown(paths.root)
-        } (${result.stopReason}, ${history.length} epochs` +
-        (result.resumedFrom
-          ? `, resumed after epoch ${result.resumedFrom}`
-          : "") +
-        ")",
-        o.refit
-          ? `kept epoch:     ${best?.epoch ?? "–"} (lowest training loss ${
-            best?.loss.toFixed(4) ?? "–"
-          }; refit, no validation)`
-          : `best epoch:     ${best?.epoch ?? "–"} (val_loss ${
-            best?.val_loss?.toFixed(4) ?? "–"
-          }, val acc ${pct(best?.val_acc ?? NaN)})`,
-        `test accuracy:  ${testLine}`,
-        `wall time:      ${formatDuration(wall)} (training ${
-          formatDuration(result.seconds)
-        })`,
-        `speed:          ${msPerImage.toFixed(2)} ms/image/epoch`,
-        `model:          ${shown(paths.model)}`,
-      ].join("\n"),
-    );
-    return result.stopReason === "aborted" ? 130 : 0;
-  } finally {
-    result.model.dispose();
-  }
+  return data;
 }
 
 /** One split holding the images of `a` then those of `b`. */
@@ -639,6 +548,238 @@ function mergeSplits(a: TrainSplit, b: TrainSplit): TrainSplit {
   labels.set(a.labels);
   labels.set(b.labels, a.labels.length);
   return { pixels, labels };
+}
+
+/** What is trained and validated on: a refit trains on both, validates none. */
+function trainingSplits(o: TrainCliOptions, data: PreparedData) {
+  if (!o.refit) return { train: data.train, validation: data.validation };
+  const train = mergeSplits(data.train, data.validation);
+  console.log(
+    `refit: training on train + validation (${train.labels.length} images), ` +
+      "no validation; the test split is unchanged",
+  );
+  return {
+    train,
+    validation: { pixels: new Uint8Array(0), labels: new Int32Array(0) },
+  };
+}
+
+/** `trainModel`'s options for this command line, data and run folder. */
+function trainOptions(
+  o: TrainCliOptions,
+  data: PreparedData,
+  signal: AbortSignal,
+): TrainOptions {
+  const split = {
+    validation: o.val,
+    test: o.test,
+    ...(o.refit ? { validationTrained: true } : {}),
+  };
+  return {
+    ...trainingSplits(o, data),
+    classes: data.classes,
+    size: o.size,
+    arch: o.arch,
+    modelOptions: o.modelOptions,
+    epochs: o.epochs,
+    batchSize: o.batchSize,
+    learningRate: o.lr,
+    seed: o.seed,
+    augment: o.augment,
+    ...(o.classWeights ? { classWeights: o.classWeights } : {}),
+    earlyStopping: o.patience > 0 ? { patience: o.patience } : false,
+    reduceLrOnPlateau: o.lrPatience > 0 ? { patience: o.lrPatience } : false,
+    cosineDecay: o.cosine ? { over: o.cosineOver } : false,
+    ...(o.ema !== undefined ? { ema: { decay: o.ema } } : {}),
+    weightDecay: o.weightDecay,
+    labelSmoothing: o.labelSmoothing,
+    ...(o.maxMinutes !== undefined ? { maxSeconds: o.maxMinutes * 60 } : {}),
+    runDir: runPaths(o.out).root,
+    resume: o.resume,
+    datasetFingerprint: data.fingerprint,
+    split,
+    manifestExtra: {
+      source: { root: data.source.root, synthetic: data.source.synthetic },
+      split: {
+        seed: o.seed,
+        ...split,
+        testImages: data.test.labels.length,
+        testDeduplicatedImages: data.testDeduplicated.labels.length,
+      },
+    },
+    callbacks: terminalProgress(),
+    signal,
+  };
+}
+
+/**
+ * Trains with live progress. The first Ctrl-C stops after the current batch
+ * (the checkpoint stays for `--resume`); a second one quits at once.
+ */
+async function train(
+  o: TrainCliOptions,
+  data: PreparedData,
+): Promise<TrainResult> {
+  const controller = new AbortController();
+  const onInterrupt = () => {
+    if (controller.signal.aborted) Deno.exit(130);
+    console.error(
+      "\ninterrupted: stopping after this batch (Ctrl-C again to quit now); " +
+        "continue later with --resume",
+    );
+    controller.abort();
+  };
+  Deno.addSignalListener("SIGINT", onInterrupt);
+  try {
+    return await trainModel(trainOptions(o, data, controller.signal));
+  } finally {
+    Deno.removeSignalListener("SIGINT", onInterrupt);
+  }
+}
+
+/** The test split's metrics (full and de-duplicated) and their summary line. */
+interface TestOutcome {
+  /** The finite metrics, or `null` when the test split was not evaluated. */
+  metrics: Record<string, number> | null;
+  /** One line for the summary. */
+  line: string;
+}
+
+/** Evaluates the trained model on the test split, full and de-duplicated. */
+async function evaluateTestSplit(
+  o: TrainCliOptions,
+  result: TrainResult,
+  data: PreparedData,
+): Promise<TestOutcome> {
+  if (!o.evalTest) {
+    return { metrics: null, line: "not evaluated (--no-test)" };
+  }
+  const test = await evaluateSplit(result.model, data.test, { size: o.size });
+  const dedup = await evaluateSplit(result.model, data.testDeduplicated, {
+    size: o.size,
+  });
+  const all = {
+    test_acc: test.acc,
+    test_loss: test.loss,
+    test_images: test.count,
+    test_dedup_acc: dedup.acc,
+    test_dedup_loss: dedup.loss,
+    test_dedup_images: dedup.count,
+  };
+  return {
+    metrics: Object.fromEntries(
+      Object.entries(all).filter(([, v]) => Number.isFinite(v)),
+    ),
+    line: `${pct(test.acc)} on ${test.count} images; ` +
+      `${pct(dedup.acc)} on ${dedup.count} de-duplicated`,
+  };
+}
+
+/** Training milliseconds per image per epoch, over every epoch run. */
+function msPerImage(result: TrainResult): number {
+  const history = result.history;
+  const seconds = history.reduce((s, r) => s + r.trainSeconds, 0);
+  const images = history.reduce(
+    (s, r) => s + r.imagesPerSecond * r.trainSeconds,
+    0,
+  );
+  return images ? (1000 * seconds) / images : NaN;
+}
+
+/** Records the test metrics in the model's metadata and the run manifest. */
+async function writeRunFiles(
+  o: TrainCliOptions,
+  test: TestOutcome,
+  cli: { wallSeconds: number; args: string[] },
+): Promise<void> {
+  const paths = runPaths(o.out);
+  if (test.metrics && existsSync(paths.model)) {
+    await updateModelMetadata(paths.model, { metrics: test.metrics });
+  }
+  await updateRunManifest(paths.root, {
+    test: test.metrics,
+    testEvaluated: o.evalTest,
+    cli,
+  });
+}
+
+/** The closing summary: run, kept epoch, test accuracy, time and speed. */
+function summary(
+  o: TrainCliOptions,
+  result: TrainResult,
+  test: TestOutcome,
+  wallSeconds: number,
+): string {
+  const paths = runPaths(o.out);
+  const best = result.best;
+  const resumed = result.resumedFrom
+    ? `, resumed after epoch ${result.resumedFrom}`
+    : "";
+  return [
+    "",
+    `run:            ${shown(paths.root)} (${result.stopReason}, ` +
+    `${result.history.length} epochs${resumed})`,
+    o.refit
+      ? `kept epoch:     ${best?.epoch ?? "–"} (lowest training loss ${
+        best?.loss.toFixed(4) ?? "–"
+      }; refit, no validation)`
+      : `best epoch:     ${best?.epoch ?? "–"} (val_loss ${
+        best?.val_loss?.toFixed(4) ?? "–"
+      }, val acc ${pct(best?.val_acc ?? NaN)})`,
+    `test accuracy:  ${test.line}`,
+    `wall time:      ${formatDuration(wallSeconds)} (training ${
+      formatDuration(result.seconds)
+    })`,
+    `speed:          ${msPerImage(result).toFixed(2)} ms/image/epoch`,
+    `model:          ${shown(paths.model)}`,
+  ].join("\n");
+}
+
+/** The command once parsed: the stages in order. Returns the exit code. */
+async function trainCommand(
+  o: TrainCliOptions,
+  args: string[],
+  wall0: number,
+): Promise<number> {
+  const problem = await runFolderProblem(o);
+  if (problem) {
+    console.error(`train: ${problem}`);
+    return 1;
+  }
+  const data = await prepareTrainingData(o);
+  const result = await train(o, data);
+  try {
+    const test = await evaluateTestSplit(o, result, data);
+    const wallSeconds = (performance.now() - wall0) / 1000;
+    await writeRunFiles(o, test, { wallSeconds, args });
+    console.log(summary(o, result, test, wallSeconds));
+    return result.stopReason === "aborted" ? 130 : 0;
+  } finally {
+    result.model.dispose();
+  }
+}
+
+/**
+ * Runs the command: `--help` prints the usage (0), a usage error prints it
+ * with the error (2); otherwise it trains. Returns the exit code (0 ok, 1
+ * failure, 2 usage, 130 interrupted).
+ *
+ * Trains a model on a dataset, so it is not run by `deno test --doc`.
+ *
+ * @example
+ * ```ts ignore
+ * import { main } from "./train_cli.ts";
+ * Deno.exit(await main(["--size", "64", "--epochs", "2", "--out", "runs/tiny"]));
+ * ```
+ */
+export function main(args: readonly string[] = Deno.args): Promise<number> {
+  const wall0 = performance.now();
+  return runCli(
+    TRAIN_CLI,
+    ({ values }) =>
+      trainCommand(trainCliOptions(values), taskArgs(args), wall0),
+    { args },
+  );
 }
 
 if (import.meta.main) {
