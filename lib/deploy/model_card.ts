@@ -6,14 +6,14 @@
  * hand, so the numbers are the ones `deno task evaluate` reproduces.
  *
  * ```sh
- * deno task model-card -- [--model DIR] [--data DIR] [--split test] [--out FILE]
+ * deno task model-card -- [--model DIR] [--data DIR] [--split test|validation|auto] [--out FILE]
  * ```
  *
  * @module
  */
 import { basename, dirname, join, resolve } from "node:path";
 import { writeTextAtomic } from "../core/atomic.ts";
-import { parseCli, taskArgs } from "../core/cli.ts";
+import { runCli } from "../core/cli.ts";
 import { describeDecision } from "../model/decision.ts";
 import {
   evaluateModel,
@@ -129,36 +129,9 @@ function runConfigLine(c: Record<string, unknown>): string {
   return `- Schedule: ${parts.join("; ")}.`;
 }
 
-/**
- * The model card's Markdown.
- *
- * @example
- * ```ts ignore
- * import { evaluateModel } from "../evaluate/evaluate.ts";
- * import { modelCard } from "./model_card.ts";
- * const e = await evaluateModel({ modelDir: "models/resnet-128-e1", data: "data/Training", split: "test" });
- * console.log(modelCard({ name: "resnet-128-e1", ...e, command: "deno task evaluate ..." }));
- * ```
- */
-export function modelCard(options: ModelCardOptions): string {
-  const { name, metadata: m, full, deduplicated: d } = options;
-  const t = m.training;
-  const errors = full.n - Math.round(full.accuracy * full.n);
-  const confusions = topConfusions(full);
-  const b = full.binary;
-  const bd = d.binary;
-  const aug = t.augmentation
-    ? Object.entries(t.augmentation).map(([k, v]) => `${k} ${v}`).join(", ")
-    : "none";
-  const perClassRows = full.perClass.map((c, k) => {
-    const dc = d.perClass[k];
-    return `| ${c.class} | ${c.support} | ${pct(c.precision)} | ${
-      pct(c.recall)
-    } (${ci(recallCi(full, k))}) | ${num(c.f1)} | ${num(c.auc, 4)} | ${
-      pct(dc.recall)
-    } (${ci(recallCi(d, k))}) |`;
-  });
-  const lines = [
+/** The title and the "What it is" section. */
+function whatItIs(name: string, m: ModelMetadata): string[] {
+  return [
     `# ${name}: brain MRI tumour classifier (${m.arch}, ${m.inputSize}×${m.inputSize} grayscale)`,
     "",
     "_Written by `deno task model-card` from the model's metadata and a fresh",
@@ -177,34 +150,50 @@ export function modelCard(options: ModelCardOptions): string {
         "augmentation, chosen on the validation split)."
       : "."),
     "",
-    m.inference?.tumourThreshold === undefined
-      ? "Decision: the most probable class (argmax)."
-      : `Decision: an operating point chosen on the validation split ` +
-        `(\`select-threshold\`, the operating-point rule): ${
-          describeDecision({ tumourThreshold: m.inference.tumourThreshold })
-        }. It only turns "notumor" calls into tumour calls; every metric ` +
-        "below that counts right and wrong answers uses it (the loss and " +
-        "the calibration error measure the probabilities).",
+    decisionLine(m),
     "",
-    "## Intended use",
-    "",
-    "- Teaching and research: a worked, reproducible example of the CNN",
-    "  pipeline (data audit, training, evaluation, deployment) on the public",
-    '  Kaggle "Brain Tumor MRI Dataset".',
-    "- Benchmarking preprocessing, training and serving code against it.",
-    "",
-    "## Must not be used for",
-    "",
-    "- **Diagnosis, triage or any clinical decision.** It is not a medical",
-    "  device, has not been validated prospectively or on any hospital's data,",
-    "  and its tumour sensitivity below is not 100%: it misses tumours.",
-    "- Images unlike its training data: other modalities (CT, X-ray), other",
-    "  MRI sequences or planes than the dataset's, whole volumes, children's",
-    '  scans, post-operative scans, other tumour types. It has no "unknown"',
-    "  answer: any image, even a photo of a cat, gets one of its classes.",
-    "- Grading, sizing or locating tumours: Grad-CAM overlays show what",
-    "  drove a prediction, not where a tumour is.",
-    "",
+  ];
+}
+
+/** How the model turns probabilities into a class: argmax or its operating point. */
+function decisionLine(m: ModelMetadata): string {
+  return m.inference?.tumourThreshold === undefined
+    ? "Decision: the most probable class (argmax)."
+    : `Decision: an operating point chosen on the validation split ` +
+      `(\`select-threshold\`, the operating-point rule): ${
+        describeDecision({ tumourThreshold: m.inference.tumourThreshold })
+      }. It only turns "notumor" calls into tumour calls; every metric ` +
+      "below that counts right and wrong answers uses it (the loss and " +
+      "the calibration error measure the probabilities).";
+}
+
+/** What the model is for and what it must not be used for: the same for every model. */
+const USES: readonly string[] = [
+  "## Intended use",
+  "",
+  "- Teaching and research: a worked, reproducible example of the CNN",
+  "  pipeline (data audit, training, evaluation, deployment) on the public",
+  '  Kaggle "Brain Tumor MRI Dataset".',
+  "- Benchmarking preprocessing, training and serving code against it.",
+  "",
+  "## Must not be used for",
+  "",
+  "- **Diagnosis, triage or any clinical decision.** It is not a medical",
+  "  device, has not been validated prospectively or on any hospital's data,",
+  "  and its tumour sensitivity below is not 100%: it misses tumours.",
+  "- Images unlike its training data: other modalities (CT, X-ray), other",
+  "  MRI sequences or planes than the dataset's, whole volumes, children's",
+  '  scans, post-operative scans, other tumour types. It has no "unknown"',
+  "  answer: any image, even a photo of a cat, gets one of its classes.",
+  "- Grading, sizing or locating tumours: Grad-CAM overlays show what",
+  "  drove a prediction, not where a tumour is.",
+  "",
+];
+
+/** The "Training data" section: source, splits, what chose what. */
+function trainingData(m: ModelMetadata): string[] {
+  const t = m.training;
+  return [
     "## Training data",
     "",
     `- Source: the dataset's \`Training/\` folder only (fingerprint`,
@@ -228,6 +217,19 @@ export function modelCard(options: ModelCardOptions): string {
         " own exists."
       : ""),
     "",
+  ];
+}
+
+/** The "Training" section: optimiser, epochs, schedule, augmentation, versions. */
+function training(
+  m: ModelMetadata,
+  runConfig: Record<string, unknown> | undefined,
+): string[] {
+  const t = m.training;
+  const aug = t.augmentation
+    ? Object.entries(t.augmentation).map(([k, v]) => `${k} ${v}`).join(", ")
+    : "none";
+  return [
     "## Training",
     "",
     `- ${m.arch}, Adam (learning rate ${t.learningRate}), batch ${t.batchSize}, ` +
@@ -238,7 +240,7 @@ export function modelCard(options: ModelCardOptions): string {
     }; ` +
     `stopped: ${t.stopReason ?? "n/a"})` +
     (t.seconds ? `, ${(t.seconds / 60).toFixed(1)} min on 2 CPU cores.` : "."),
-    ...(options.runConfig ? [runConfigLine(options.runConfig)] : []),
+    ...(runConfig ? [runConfigLine(runConfig)] : []),
     `- Augmentation: ${aug}. Class weights: ${
       t.classWeights ? JSON.stringify(t.classWeights) : "none"
     }.`,
@@ -246,57 +248,98 @@ export function modelCard(options: ModelCardOptions): string {
       Object.entries(m.versions ?? {}).map(([k, v]) => `${k} ${v}`).join(", ")
     }.`,
     "",
+  ];
+}
+
+/** A macro-F1 with its bootstrap interval. */
+function f1WithCi(r: EvaluationReport): string {
+  return `${num(r.macro.f1)} (${
+    r.macroF1Ci ? `${num(r.macroF1Ci.lower)}–${num(r.macroF1Ci.upper)}` : "n/a"
+  })`;
+}
+
+/** The tumour sensitivity and specificity rows, when both reports have them. */
+function binaryRows(full: EvaluationReport, d: EvaluationReport): string[] {
+  const b = full.binary;
+  const bd = d.binary;
+  if (!b || !bd) return [];
+  return [
+    `| tumour sensitivity (${
+      b.positiveClasses.join("/")
+    } vs ${b.negativeClass}) | ${pct(b.sensitivity, 2)} (${
+      ci(b.sensitivityCi)
+    }) | ${pct(bd.sensitivity, 2)} (${ci(bd.sensitivityCi)}) |`,
+    `| tumour specificity | ${pct(b.specificity, 2)} (${
+      ci(b.specificityCi)
+    }) | ${pct(bd.specificity, 2)} (${ci(bd.specificityCi)}) |`,
+  ];
+}
+
+/** The "Metrics" section's summary table: the full test split beside the de-duplicated one. */
+function summaryTable(full: EvaluationReport, d: EvaluationReport): string[] {
+  return [
+    "| metric | test split | de-duplicated |",
+    "| --- | --- | --- |",
+    `| accuracy | ${pct(full.accuracy, 2)} (${ci(full.accuracyCi)}) | ${
+      pct(d.accuracy, 2)
+    } (${ci(d.accuracyCi)}) |`,
+    `| macro F1 | ${f1WithCi(full)} | ${f1WithCi(d)} |`,
+    `| Cohen's kappa | ${num(full.cohenKappa)} | ${num(d.cohenKappa)} |`,
+    `| macro AUC (one vs rest) | ${num(full.macro.auc, 4)} | ${
+      num(d.macro.auc, 4)
+    } |`,
+    ...binaryRows(full, d),
+    `| expected calibration error (${full.calibration.bins} bins) | ${
+      num(full.calibration.ece)
+    } | ${num(d.calibration.ece)} |`,
+    `| cross-entropy loss | ${num(full.loss)} | ${num(d.loss)} |`,
+    "",
+  ];
+}
+
+/** The per-class table: precision, recall with its interval, F1, AUC. */
+function perClassTable(full: EvaluationReport, d: EvaluationReport): string[] {
+  const rows = full.perClass.map((c, k) => {
+    const dc = d.perClass[k];
+    return `| ${c.class} | ${c.support} | ${pct(c.precision)} | ${
+      pct(c.recall)
+    } (${ci(recallCi(full, k))}) | ${num(c.f1)} | ${num(c.auc, 4)} | ${
+      pct(dc.recall)
+    } (${ci(recallCi(d, k))}) |`;
+  });
+  return [
+    "Per class (test split; recall with its 95% interval):",
+    "",
+    "| class | images | precision | recall | F1 | AUC | recall, de-duplicated |",
+    "| --- | --- | --- | --- | --- | --- | --- |",
+    ...rows,
+    "",
+  ];
+}
+
+/** The "Metrics" section. */
+function metrics(options: ModelCardOptions): string[] {
+  const { full, deduplicated: d } = options;
+  return [
     "## Metrics",
     "",
     `On the ${options.dataset}: ${full.n} images, ${d.n} after removing exact`,
     "and near duplicates within it. 95% intervals: Wilson for proportions,",
     "bootstrap for macro-F1.",
     "",
-    "| metric | test split | de-duplicated |",
-    "| --- | --- | --- |",
-    `| accuracy | ${pct(full.accuracy, 2)} (${ci(full.accuracyCi)}) | ${
-      pct(d.accuracy, 2)
-    } (${ci(d.accuracyCi)}) |`,
-    `| macro F1 | ${num(full.macro.f1)} (${
-      full.macroF1Ci
-        ? `${num(full.macroF1Ci.lower)}–${num(full.macroF1Ci.upper)}`
-        : "n/a"
-    }) | ${num(d.macro.f1)} (${
-      d.macroF1Ci
-        ? `${num(d.macroF1Ci.lower)}–${num(d.macroF1Ci.upper)}`
-        : "n/a"
-    }) |`,
-    `| Cohen's kappa | ${num(full.cohenKappa)} | ${num(d.cohenKappa)} |`,
-    `| macro AUC (one vs rest) | ${num(full.macro.auc, 4)} | ${
-      num(d.macro.auc, 4)
-    } |`,
-    ...(b && bd
-      ? [
-        `| tumour sensitivity (${
-          b.positiveClasses.join("/")
-        } vs ${b.negativeClass}) | ${pct(b.sensitivity, 2)} (${
-          ci(b.sensitivityCi)
-        }) | ${pct(bd.sensitivity, 2)} (${ci(bd.sensitivityCi)}) |`,
-        `| tumour specificity | ${pct(b.specificity, 2)} (${
-          ci(b.specificityCi)
-        }) | ${pct(bd.specificity, 2)} (${ci(bd.specificityCi)}) |`,
-      ]
-      : []),
-    `| expected calibration error (${full.calibration.bins} bins) | ${
-      num(full.calibration.ece)
-    } | ${num(d.calibration.ece)} |`,
-    `| cross-entropy loss | ${num(full.loss)} | ${num(d.loss)} |`,
-    "",
-    "Per class (test split; recall with its 95% interval):",
-    "",
-    "| class | images | precision | recall | F1 | AUC | recall, de-duplicated |",
-    "| --- | --- | --- | --- | --- | --- | --- |",
-    ...perClassRows,
-    "",
+    ...summaryTable(full, d),
+    ...perClassTable(full, d),
+  ];
+}
+
+/** The "Known failure modes" section: the confusions, calibration, shift. */
+function failureModes(full: EvaluationReport): string[] {
+  const errors = full.n - Math.round(full.accuracy * full.n);
+  return [
     "## Known failure modes",
     "",
     `- ${errors} of ${full.n} test scans are misclassified. The most frequent confusions:`,
-    ...confusions.map((c) =>
+    ...topConfusions(full).map((c) =>
       `  - ${c.from} taken for ${c.to}: ${c.count} (${
         pct(c.share)
       } of ${c.from})`
@@ -314,6 +357,12 @@ export function modelCard(options: ModelCardOptions): string {
     "- Notebook 04 shows the most confident mistakes with Grad-CAM",
     "  overlays; look there before trusting a single prediction.",
     "",
+  ];
+}
+
+/** The "Use" and "Reproduce these numbers" sections. */
+function useAndReproduce(name: string, command: string): string[] {
+  return [
     "## Use",
     "",
     "```sh",
@@ -324,11 +373,53 @@ export function modelCard(options: ModelCardOptions): string {
     "## Reproduce these numbers",
     "",
     "```sh",
-    options.command,
+    command,
     "```",
     "",
   ];
-  return lines.join("\n");
+}
+
+/**
+ * The model card's Markdown: what the model is, its intended uses and
+ * misuses, its training data and training, its metrics with 95% intervals
+ * (full and de-duplicated test split), its known failure modes, and the
+ * commands that use it and reproduce the numbers.
+ *
+ * @example A card for the shipped model from a small made-up report
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { evaluationReport } from "../evaluate/metrics.ts";
+ * import { readModelMetadata } from "../model/saved_model.ts";
+ * import { modelCard } from "./model_card.ts";
+ * const metadata = await readModelMetadata("models/resnet-128-e11");
+ * const report = evaluationReport({
+ *   yTrue: [0, 1, 2, 3],
+ *   probs: [[0.7, 0.1, 0.1, 0.1], [0.1, 0.7, 0.1, 0.1], [0.1, 0.1, 0.7, 0.1], [0.1, 0.1, 0.1, 0.7]],
+ *   classes: metadata.classes,
+ * });
+ * const card = modelCard({
+ *   name: "resnet-128-e11",
+ *   metadata,
+ *   dataset: "test split of <data>",
+ *   full: report,
+ *   deduplicated: report,
+ *   command: "deno task evaluate -- --model models/resnet-128-e11 --data <data>",
+ * });
+ * assert.match(card, /^# resnet-128-e11: brain MRI tumour classifier \(resnet, 128×128 grayscale\)/);
+ * assert.match(card, /- 0 of 4 test scans are misclassified/);
+ * ```
+ */
+export function modelCard(options: ModelCardOptions): string {
+  const { name, metadata } = options;
+  return [
+    ...whatItIs(name, metadata),
+    ...USES,
+    ...trainingData(metadata),
+    ...training(metadata, options.runConfig),
+    ...metrics(options),
+    ...failureModes(options.full),
+    ...useAndReproduce(name, options.command),
+  ].join("\n");
 }
 
 /** Options for {@linkcode writeModelCard}. */
@@ -346,10 +437,13 @@ export interface WriteModelCardOptions {
 /**
  * Evaluates a model and writes its card atomically. Returns the card's path.
  *
+ * Needs the dataset the model was trained on, so it is not run by
+ * `deno test --doc`.
+ *
  * @example
  * ```ts ignore
  * import { writeModelCard } from "./model_card.ts";
- * console.log(await writeModelCard({ model: "models/resnet-128-e1", data: "/data/brain/Training" }));
+ * console.log(await writeModelCard({ model: "models/resnet-128-e11", data: "data/Training" }));
  * ```
  */
 export async function writeModelCard(
@@ -363,14 +457,7 @@ export async function writeModelCard(
   const split = options.split ?? "test";
   const e = await evaluateModel({ modelDir, data, split });
   const name = basename(runDir);
-  let runConfig: Record<string, unknown> | undefined;
-  try {
-    runConfig = JSON.parse(
-      await Deno.readTextFile(join(runDir, "manifest.json")),
-    ).config;
-  } catch {
-    runConfig = undefined;
-  }
+  const runConfig = await readRunConfig(runDir);
   const out = options.out ?? join(runDir, "README.md");
   await writeTextAtomic(
     out,
@@ -388,41 +475,69 @@ export async function writeModelCard(
   return out;
 }
 
-const USAGE =
-  `usage: deno task model-card -- [--model DIR] [--data DIR] [--split test|validation|auto] [--out FILE]
-
-  Evaluates the model (default: the shipped one) on its own test split of DIR
-  (default: BRAIN_MRI_DATA, else data/) and writes its model card (README.md
-  in its run folder, or --out FILE).`;
-
-async function main(args: string[]): Promise<number> {
-  const parsed = parseCli(USAGE, {
-    args,
-    options: {
-      model: { type: "string" },
-      data: { type: "string" },
-      split: { type: "string", default: "test" },
-      out: { type: "string" },
-    },
-    strict: true,
-  });
-  if (typeof parsed === "number") return parsed;
-  const { values } = parsed;
+/** The training run's `config` from its `manifest.json`; none if unreadable. */
+async function readRunConfig(
+  runDir: string,
+): Promise<Record<string, unknown> | undefined> {
   try {
-    const out = await writeModelCard({
-      ...(values.model ? { model: values.model } : {}),
-      ...(values.data ? { data: values.data } : {}),
-      split: values.split as EvaluateModelOptions["split"],
-      ...(values.out ? { out: values.out } : {}),
-    });
-    console.log(`model card: ${out}`);
-    return 0;
-  } catch (error) {
-    console.error(`model-card: ${(error as Error).message}`);
-    return 1;
+    return JSON.parse(
+      await Deno.readTextFile(join(runDir, "manifest.json")),
+    ).config;
+  } catch {
+    return undefined;
   }
 }
 
+const SPEC = {
+  command: "deno task model-card",
+  summary:
+    "Evaluates the model (default: the shipped one) on its own test split of\n" +
+    "the dataset and writes its model card (README.md in its run folder, or\n" +
+    "--out FILE).",
+  flags: {
+    model: {
+      type: "string",
+      value: "DIR",
+      defaultText: "BRAIN_MRI_MODEL, else the shipped model",
+      help: "saved model (or run folder holding model/)",
+    },
+    data: {
+      type: "string",
+      value: "DIR",
+      defaultText: "BRAIN_MRI_DATA, else data/",
+      help: "dataset root the model was trained on",
+    },
+    split: {
+      type: "string",
+      choices: ["test", "validation", "auto"],
+      default: "test",
+      help: "which images to evaluate",
+    },
+    out: {
+      type: "string",
+      value: "FILE",
+      defaultText: "README.md in the run folder",
+      help: "where to write the card",
+    },
+  },
+} as const;
+
 if (import.meta.main) {
-  Deno.exit(await main(taskArgs()));
+  Deno.exit(
+    await runCli(SPEC, async ({ values }) => {
+      try {
+        const out = await writeModelCard({
+          ...(values.model ? { model: values.model } : {}),
+          ...(values.data ? { data: values.data } : {}),
+          split: values.split,
+          ...(values.out ? { out: values.out } : {}),
+        });
+        console.log(`model card: ${out}`);
+        return 0;
+      } catch (error) {
+        console.error(`model-card: ${(error as Error).message}`);
+        return 1;
+      }
+    }),
+  );
 }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { reportFromProbabilities } from "../evaluate/evaluate.ts";
+import type { EvaluationReport } from "../evaluate/metrics.ts";
 import { modelCard, writeModelCard } from "./model_card.ts";
 import { buildModel } from "../model/models.ts";
 import {
@@ -40,27 +41,33 @@ function metadata(): ModelMetadata {
   };
 }
 
-Deno.test("modelCard: metrics with intervals, per-class rows, confusions, uses and misuses", () => {
-  // 8 scans: two glioma taken for meningioma, the rest right.
+/** 8 scans: two glioma taken for meningioma, the rest right. */
+function eightScans(): EvaluationReport {
   const labels = Int32Array.from([0, 0, 0, 1, 1, 2, 2, 3]);
   const predicted = [1, 1, 0, 1, 1, 2, 2, 3];
   const probabilities = new Float32Array(8 * 4).fill(0.1);
   predicted.forEach((p, i) => (probabilities[i * 4 + p] = 0.7));
-  const full = reportFromProbabilities({
-    probabilities,
-    labels,
-    classes: CLASSES,
+  return reportFromProbabilities({ probabilities, labels, classes: CLASSES });
+}
+
+/** The card of the eight scans, with a run config and metadata. */
+function cardOf(
+  runConfig?: Record<string, unknown>,
+  meta: ModelMetadata = metadata(),
+): string {
+  const full = eightScans();
+  return modelCard({
+    name: "tiny",
+    metadata: meta,
+    dataset: "test split of <data> (seed 7)",
+    full,
+    deduplicated: full,
+    command: "deno task evaluate -- --model models/tiny --data <data>",
+    runConfig,
   });
-  const cardOf = (runConfig?: Record<string, unknown>, meta = metadata()) =>
-    modelCard({
-      name: "tiny",
-      metadata: meta,
-      dataset: "test split of <data> (seed 7)",
-      full,
-      deduplicated: full,
-      command: "deno task evaluate -- --model models/tiny --data <data>",
-      runConfig,
-    });
+}
+
+Deno.test("modelCard: the schedule from the run's config; a refit says it has no validation", () => {
   const card = cardOf({
     epochs: 48,
     modelOptions: { filters: [8, 16] },
@@ -106,6 +113,10 @@ Deno.test("modelCard: metrics with intervals, per-class rows, confusions, uses a
     /the lowest training loss: a refit has no validation/,
   );
   assert.equal(refitCard.includes("the best on validation loss"), false);
+});
+
+Deno.test("modelCard: metrics with intervals, per-class rows, confusions, uses and misuses", () => {
+  const card = cardOf();
   assert.match(card, /^# tiny: brain MRI tumour classifier \(seedCnn, 32×32/);
   assert.match(card, /\| accuracy \| 75\.00% \(\d+\.\d%–\d+\.\d%\) \|/);
   assert.match(card, /validation 20%, test 25%/);
