@@ -141,9 +141,12 @@ function resolve(input: ClassificationInput, what: string): Resolved {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { accuracy } from "./metrics.ts";
- * console.log(accuracy({ yTrue: [0, 1, 1], probs: [[0.9, 0.1], [0.4, 0.6], [0.7, 0.3]] })); // 0.666...
- * console.log(accuracy({ yTrue: [0, 1], yPred: [0, 1] })); // 1
+ * const probs = [[0.9, 0.1], [0.4, 0.6], [0.7, 0.3]];
+ * assert.equal(accuracy({ yTrue: [0, 1, 1], probs }), 2 / 3);
+ * assert.equal(accuracy({ yTrue: [0, 1], yPred: [0, 1] }), 1);
+ * assert.ok(Number.isNaN(accuracy({ yTrue: [], yPred: [] })));
  * ```
  */
 export function accuracy(input: ClassificationInput): number {
@@ -173,8 +176,13 @@ export interface CrossEntropyInput {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { crossEntropy } from "./metrics.ts";
- * console.log(crossEntropy({ yTrue: [0, 1], probs: [[0.5, 0.5], [0.5, 0.5]] })); // 0.693... (ln 2)
+ * const halves = [[0.5, 0.5], [0.5, 0.5]];
+ * assert.equal(crossEntropy({ yTrue: [0, 1], probs: halves }), Math.LN2);
+ * // A confident mistake costs −ln(1e-7), not infinity.
+ * const wrong = crossEntropy({ yTrue: [0], probs: [[0, 1]] });
+ * assert.ok(Math.abs(wrong - 16.118) < 1e-3);
  * ```
  */
 export function crossEntropy(input: CrossEntropyInput): number {
@@ -196,9 +204,12 @@ export function crossEntropy(input: CrossEntropyInput): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { confusionMatrix } from "./metrics.ts";
- * console.log(confusionMatrix({ yTrue: [0, 0, 1, 2], yPred: [0, 1, 1, 1], numClasses: 3 }));
- * // [[1, 1, 0], [0, 1, 0], [0, 1, 0]]
+ * assert.deepEqual(
+ *   confusionMatrix({ yTrue: [0, 0, 1, 2], yPred: [0, 1, 1, 1], numClasses: 3 }),
+ *   [[1, 1, 0], [0, 1, 0], [0, 1, 0]],
+ * );
  * ```
  */
 export function confusionMatrix(input: ClassificationInput): number[][] {
@@ -234,8 +245,9 @@ function checkSquare(matrix: readonly (readonly number[])[], what: string) {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { normalizeRows } from "./metrics.ts";
- * console.log(normalizeRows([[3, 1], [0, 0]])); // [[0.75, 0.25], [0, 0]]
+ * assert.deepEqual(normalizeRows([[3, 1], [0, 0]]), [[0.75, 0.25], [0, 0]]);
  * ```
  */
 export function normalizeRows(
@@ -297,10 +309,19 @@ export interface PerClassInput {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { perClassMetrics } from "./metrics.ts";
  * const r = perClassMetrics({ confusion: [[2, 0], [1, 1]], classes: ["a", "b"] });
- * console.log(r.perClass[0]); // { class: "a", precision: 0.666..., recall: 1, f1: 0.8, support: 2 }
- * console.log(r.macro.f1); // 0.733...
+ * assert.deepEqual(r.perClass[0], {
+ *   class: "a",
+ *   precision: 2 / 3,
+ *   recall: 1,
+ *   f1: 0.8,
+ *   support: 2,
+ * });
+ * assert.equal(r.perClass[1].precision, 1);
+ * assert.equal(r.perClass[1].recall, 0.5);
+ * assert.ok(Math.abs(r.macro.f1 - (0.8 + 2 / 3) / 2) < 1e-12);
  * ```
  */
 export function perClassMetrics(input: PerClassInput): PerClassReport {
@@ -356,8 +377,11 @@ export function perClassMetrics(input: PerClassInput): PerClassReport {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { cohenKappa } from "./metrics.ts";
- * console.log(cohenKappa([[2, 0], [1, 1]])); // 0.5
+ * assert.equal(cohenKappa([[2, 0], [1, 1]]), 0.5);
+ * assert.equal(cohenKappa([[3, 0], [0, 3]]), 1);
+ * assert.ok(Number.isNaN(cohenKappa([[4, 0], [0, 0]]))); // one class everywhere
  * ```
  */
 export function cohenKappa(confusion: readonly (readonly number[])[]): number {
@@ -390,8 +414,11 @@ export function cohenKappa(confusion: readonly (readonly number[])[]): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { normalQuantile } from "./metrics.ts";
- * console.log(normalQuantile(0.975)); // 1.95996...
+ * assert.ok(Math.abs(normalQuantile(0.975) - 1.959964) < 1e-6);
+ * assert.equal(normalQuantile(0.5), 0);
+ * assert.equal(normalQuantile(1), Infinity);
  * ```
  */
 export function normalQuantile(p: number): number {
@@ -470,8 +497,15 @@ export interface WilsonInput {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { wilsonInterval } from "./metrics.ts";
- * console.log(wilsonInterval({ successes: 8, total: 10 })); // { lower: 0.4902, upper: 0.9433 } (rounded)
+ * const { lower, upper } = wilsonInterval({ successes: 8, total: 10 });
+ * assert.equal(lower.toFixed(4), "0.4902");
+ * assert.equal(upper.toFixed(4), "0.9433");
+ * assert.deepEqual(wilsonInterval({ successes: 0, total: 0 }), {
+ *   lower: 0,
+ *   upper: 1,
+ * });
  * ```
  */
 export function wilsonInterval(input: WilsonInput): Interval {
@@ -567,13 +601,24 @@ export interface BinaryInput {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { binaryMetrics } from "./metrics.ts";
- * const b = binaryMetrics({
+ * const input = {
  *   yTrue: [0, 1, 2, 1],
  *   probs: [[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.6, 0.3, 0.1], [0.5, 0.4, 0.1]],
  *   classes: ["glioma", "notumor", "pituitary"],
- * });
- * console.log(b.sensitivity, b.specificity); // 1 0.5
+ * };
+ * const b = binaryMetrics(input);
+ * // The pituitary scan called glioma still counts as a tumour found.
+ * assert.deepEqual([b.tp, b.fn, b.tn, b.fp], [2, 0, 1, 1]);
+ * assert.equal(b.sensitivity, 1);
+ * assert.equal(b.specificity, 0.5);
+ * // A threshold of 0.65 on P(tumour) = 1 − P(notumor) clears the last scan
+ * // (its P(tumour) is 0.6) and still finds both tumours.
+ * const strict = binaryMetrics({ ...input, threshold: 0.65 });
+ * assert.equal(strict.specificity, 1);
+ * assert.equal(strict.sensitivity, 1);
+ * assert.deepEqual(strict.decision, { threshold: 0.65 });
  * ```
  */
 export function binaryMetrics(input: BinaryInput): BinaryMetrics {
@@ -644,8 +689,9 @@ export function binaryMetrics(input: BinaryInput): BinaryMetrics {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { macroF1 } from "./metrics.ts";
- * console.log(macroF1([[2, 0], [1, 1]])); // 0.733...
+ * assert.ok(Math.abs(macroF1([[2, 0], [1, 1]]) - (0.8 + 2 / 3) / 2) < 1e-12);
  * ```
  */
 export function macroF1(confusion: readonly (readonly number[])[]): number {
@@ -686,9 +732,18 @@ export interface BootstrapInterval extends Interval {
  *
  * @example
  * ```ts
- * import { bootstrapInterval } from "./metrics.ts";
- * const ci = bootstrapInterval({ yTrue: [0, 0, 1, 1, 2, 2], yPred: [0, 1, 1, 1, 2, 0], samples: 500, seed: 7 });
- * console.log(ci.estimate, ci.lower, ci.upper);
+ * import assert from "node:assert/strict";
+ * import { bootstrapInterval, macroF1 } from "./metrics.ts";
+ * const input = {
+ *   yTrue: [0, 0, 1, 1, 2, 2],
+ *   yPred: [0, 1, 1, 1, 2, 0],
+ *   samples: 500,
+ *   seed: 7,
+ * };
+ * const ci = bootstrapInterval(input);
+ * assert.equal(ci.estimate, macroF1([[1, 1, 0], [0, 2, 0], [1, 0, 1]]));
+ * assert.ok(ci.lower <= ci.estimate && ci.estimate <= ci.upper);
+ * assert.deepEqual(bootstrapInterval(input), ci); // same seed, same interval
  * ```
  */
 export function bootstrapInterval(input: BootstrapInput): BootstrapInterval {
@@ -896,14 +951,21 @@ function nullable(value: number): Maybe {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { evaluationReport } from "./metrics.ts";
  * const report = evaluationReport({
  *   yTrue: [0, 1, 2, 3],
  *   probs: [[0.7, 0.1, 0.1, 0.1], [0.1, 0.7, 0.1, 0.1], [0.1, 0.1, 0.7, 0.1], [0.1, 0.1, 0.1, 0.7]],
  *   classes: ["glioma", "meningioma", "notumor", "pituitary"],
  * });
- * console.log(report.accuracy, report.binary?.sensitivity); // 1 1
- * console.log(JSON.stringify(report).length > 0); // true
+ * assert.equal(report.accuracy, 1);
+ * assert.equal(report.binary?.sensitivity, 1);
+ * assert.equal(report.binary?.positives, 3);
+ * assert.equal(report.macro.auc, 1);
+ * // Every confidence is 0.7: one bin, 30 points over-confident.
+ * assert.ok(Math.abs(report.calibration.ece! - 0.3) < 1e-9);
+ * // JSON-ready: what goes out comes back the same.
+ * assert.deepEqual(JSON.parse(JSON.stringify(report)), report);
  * ```
  */
 export function evaluationReport(input: EvaluationInput): EvaluationReport {
@@ -914,49 +976,16 @@ export function evaluationReport(input: EvaluationInput): EvaluationReport {
   checkLabels(input.yTrue, rows.length, k);
   const confidence = input.confidence ?? DEFAULT_CONFIDENCE;
   const yTrue = Int32Array.from(input.yTrue);
-  const negativeClass = input.negativeClass ?? DEFAULT_NEGATIVE_CLASS;
-  const tumourThreshold = input.tumourThreshold;
-  const decide = decider(classes, { tumourThreshold, negativeClass });
+  const decide = decider(classes, {
+    tumourThreshold: input.tumourThreshold,
+    negativeClass: input.negativeClass ?? DEFAULT_NEGATIVE_CLASS,
+  });
   const yPred = Int32Array.from(rows, decide);
   const n = rows.length;
   const confusion = countMatrix(yTrue, yPred, k);
   const correct = confusion.reduce((s, row, c) => s + row[c], 0);
   const prf = perClassMetrics({ confusion, classes });
   const roc = oneVsRestRoc({ yTrue, probs: rows, classes });
-  let macroF1Ci: EvaluationReport["macroF1Ci"] = null;
-  if (input.bootstrap !== false) {
-    const b = bootstrapInterval({
-      yTrue,
-      yPred,
-      numClasses: k,
-      samples: input.bootstrap?.samples,
-      seed: input.bootstrap?.seed,
-      confidence,
-    });
-    macroF1Ci = {
-      lower: b.lower,
-      upper: b.upper,
-      samples: b.samples,
-      seed: b.seed,
-    };
-  }
-  let binary: ReportBinary | null = null;
-  if (input.negativeClass !== undefined || classes.includes(negativeClass)) {
-    const b = binaryMetrics({
-      yTrue,
-      probs: rows,
-      classes,
-      negativeClass,
-      confidence,
-      ...(tumourThreshold === undefined ? {} : { threshold: tumourThreshold }),
-    });
-    binary = { ...b, auc: nullable(b.auc) };
-  }
-  const cal = calibration({
-    yTrue,
-    probs: rows,
-    bins: input.calibrationBins ?? DEFAULT_CALIBRATION_BINS,
-  });
   return {
     n,
     classes,
@@ -973,21 +1002,92 @@ export function evaluationReport(input: EvaluationInput): EvaluationReport {
     })),
     macro: { ...prf.macro, auc: nullable(roc.macroAuc) },
     weighted: prf.weighted,
-    macroF1Ci,
-    binary,
-    calibration: {
-      bins: cal.bins,
-      ece: nullable(cal.ece),
-      mce: nullable(cal.mce),
-      meanConfidence: nullable(cal.meanConfidence),
-      reliability: cal.reliability.map((b) => ({
-        lower: b.lower,
-        upper: b.upper,
-        count: b.count,
-        meanConfidence: nullable(b.meanConfidence),
-        accuracy: nullable(b.accuracy),
-        gap: nullable(b.gap),
-      })),
-    },
+    macroF1Ci: reportMacroF1Ci(input, { yTrue, yPred, k, confidence }),
+    binary: reportBinary(input, { yTrue, rows, confidence }),
+    calibration: reportCalibration(input, { yTrue, rows }),
+  };
+}
+
+/** The labels, decisions and probabilities the report's sections share. */
+interface ReportBasis {
+  /** True class indices. */
+  yTrue: Int32Array;
+  /** Predicted class indices (by the operating point). */
+  yPred: Int32Array;
+  /** Probability rows. */
+  rows: number[][];
+  /** Number of classes. */
+  k: number;
+  /** Confidence level of the intervals. */
+  confidence: number;
+}
+
+/** The report's seeded bootstrap interval of the macro F1, unless skipped. */
+function reportMacroF1Ci(
+  input: EvaluationInput,
+  basis: Pick<ReportBasis, "yTrue" | "yPred" | "k" | "confidence">,
+): EvaluationReport["macroF1Ci"] {
+  if (input.bootstrap === false) return null;
+  const b = bootstrapInterval({
+    yTrue: basis.yTrue,
+    yPred: basis.yPred,
+    numClasses: basis.k,
+    samples: input.bootstrap?.samples,
+    seed: input.bootstrap?.seed,
+    confidence: basis.confidence,
+  });
+  return { lower: b.lower, upper: b.upper, samples: b.samples, seed: b.seed };
+}
+
+/**
+ * The report's tumour-vs-no-tumour view at its operating point; `null` when
+ * the default negative class is not among the classes.
+ */
+function reportBinary(
+  input: EvaluationInput,
+  basis: Pick<ReportBasis, "yTrue" | "rows" | "confidence">,
+): ReportBinary | null {
+  const negativeClass = input.negativeClass ?? DEFAULT_NEGATIVE_CLASS;
+  if (
+    input.negativeClass === undefined &&
+    !input.classes.includes(negativeClass)
+  ) {
+    return null;
+  }
+  const threshold = input.tumourThreshold;
+  const b = binaryMetrics({
+    yTrue: basis.yTrue,
+    probs: basis.rows,
+    classes: input.classes,
+    negativeClass,
+    confidence: basis.confidence,
+    ...(threshold === undefined ? {} : { threshold }),
+  });
+  return { ...b, auc: nullable(b.auc) };
+}
+
+/** The report's calibration section: undefined values as `null`. */
+function reportCalibration(
+  input: EvaluationInput,
+  basis: Pick<ReportBasis, "yTrue" | "rows">,
+): EvaluationReport["calibration"] {
+  const cal = calibration({
+    yTrue: basis.yTrue,
+    probs: basis.rows,
+    bins: input.calibrationBins ?? DEFAULT_CALIBRATION_BINS,
+  });
+  return {
+    bins: cal.bins,
+    ece: nullable(cal.ece),
+    mce: nullable(cal.mce),
+    meanConfidence: nullable(cal.meanConfidence),
+    reliability: cal.reliability.map((b) => ({
+      lower: b.lower,
+      upper: b.upper,
+      count: b.count,
+      meanConfidence: nullable(b.meanConfidence),
+      accuracy: nullable(b.accuracy),
+      gap: nullable(b.gap),
+    })),
   };
 }
