@@ -93,9 +93,11 @@ const ORIGIN_ORDER: Record<Origin, number> = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sniffFormat } from "./dataset.ts";
- * console.log(sniffFormat(new Uint8Array([0xff, 0xd8, 0xff, 0xe0]))); // "JPEG"
- * console.log(sniffFormat(new TextEncoder().encode("GIF89a"))); // "GIF"
+ * assert.equal(sniffFormat(new Uint8Array([0xff, 0xd8, 0xff, 0xe0])), "JPEG");
+ * assert.equal(sniffFormat(new TextEncoder().encode("GIF89a")), "GIF");
+ * assert.equal(sniffFormat(new Uint8Array([0, 1, 2])), "unknown");
  * ```
  */
 export function sniffFormat(head: Uint8Array): SniffedFormat {
@@ -129,9 +131,12 @@ export function sniffFormat(head: Uint8Array): SniffedFormat {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { imageFormatProblem } from "./dataset.ts";
- * console.log(imageFormatProblem(new TextEncoder().encode("hello"))); // "not a JPEG or PNG (text)"
- * console.log(imageFormatProblem(new Uint8Array([0xff, 0xd8, 0xff, 0xe0]))); // undefined
+ * const text = new TextEncoder().encode("hello");
+ * assert.equal(imageFormatProblem(text), "not a JPEG or PNG (text)");
+ * assert.equal(imageFormatProblem(new Uint8Array()), "empty file");
+ * assert.equal(imageFormatProblem(new Uint8Array([0xff, 0xd8, 0xff, 0xe0])), undefined);
  * ```
  */
 export function imageFormatProblem(head: Uint8Array): string | undefined {
@@ -149,8 +154,9 @@ export function imageFormatProblem(head: Uint8Array): string | undefined {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { byCodeUnit } from "./dataset.ts";
- * console.log(["b", "a", "B", "ä"].sort(byCodeUnit)); // ["B", "a", "b", "ä"]
+ * assert.deepEqual(["b", "a", "B", "ä"].sort(byCodeUnit), ["B", "a", "b", "ä"]);
  * ```
  */
 export function byCodeUnit(a: string, b: string): number {
@@ -173,9 +179,15 @@ function errorCode(error: unknown): string | undefined {
  * for a missing or unreadable file.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { readHead, sniffFormat } from "./dataset.ts";
- * console.log(sniffFormat(readHead("scan.jpg"))); // "JPEG"
+ * const path = await Deno.makeTempFile();
+ * await Deno.writeFile(path, new Uint8Array(100).fill(7).fill(0xff, 0, 1));
+ * assert.equal(readHead(path).length, 16); // only the first 16 bytes
+ * await Deno.writeTextFile(path, "GIF89a");
+ * assert.equal(sniffFormat(readHead(path)), "GIF");
+ * await Deno.remove(path);
  * ```
  */
 export function readHead(path: string): Uint8Array {
@@ -251,13 +263,20 @@ interface ScanResult {
   skipped: SkippedFile[];
 }
 
-/** Scans one folder of class folders (`Training`, `Testing` or the root). */
-async function scanSplit(
+/** A file in a class folder, still to be sniffed. */
+interface Candidate {
+  path: string;
+  label: string;
+}
+
+/**
+ * The entries beside the class folders, as skipped files; throws when there
+ * is no class folder at all.
+ */
+function classFolders(
   dir: string,
-  origin: Origin,
-  extensions: Set<string> | undefined,
-): Promise<ScanResult> {
-  const entries = await listFolder(dir);
+  entries: Entry[],
+): { classDirs: Entry[]; skipped: SkippedFile[] } {
   const classDirs = entries.filter((e) => e.kind === "dir");
   const skipped: SkippedFile[] = entries
     .filter((e) => e.kind !== "dir")
@@ -273,33 +292,47 @@ async function scanSplit(
         `(e.g. ${join(dir, "glioma")}/*.jpg)`,
     );
   }
-  const candidates: { path: string; label: string }[] = [];
-  const perClass = new Map<string, number>();
+  return { classDirs, skipped };
+}
+
+/** Why an entry of a class folder is not a candidate, or `undefined`. */
+function entryProblem(
+  e: Entry,
+  extensions: Set<string> | undefined,
+): string | undefined {
+  if (e.kind === "dir") return "folder inside a class folder (not searched)";
+  if (e.kind === "other") return "not a regular file";
+  if (extensions && !extensions.has(extname(e.name).toLowerCase())) {
+    return `extension "${extname(e.name)}" not in ${
+      [...extensions].join(", ")
+    }`;
+  }
+  return undefined;
+}
+
+/** The files of every class folder that may be images; the rest to `skipped`. */
+async function listCandidates(
+  classDirs: Entry[],
+  extensions: Set<string> | undefined,
+  skipped: SkippedFile[],
+): Promise<Candidate[]> {
+  const candidates: Candidate[] = [];
   for (const classDir of classDirs) {
-    const inside = await listFolder(classDir.path);
-    perClass.set(classDir.name, 0);
-    for (const e of inside) {
-      if (e.kind === "dir") {
-        skipped.push({
-          path: e.path,
-          reason: "folder inside a class folder (not searched)",
-        });
-      } else if (e.kind === "other") {
-        skipped.push({ path: e.path, reason: "not a regular file" });
-      } else if (
-        extensions && !extensions.has(extname(e.name).toLowerCase())
-      ) {
-        skipped.push({
-          path: e.path,
-          reason: `extension "${extname(e.name)}" not in ${
-            [...extensions].join(", ")
-          }`,
-        });
-      } else {
-        candidates.push({ path: e.path, label: classDir.name });
-      }
+    for (const e of await listFolder(classDir.path)) {
+      const reason = entryProblem(e, extensions);
+      if (reason) skipped.push({ path: e.path, reason });
+      else candidates.push({ path: e.path, label: classDir.name });
     }
   }
+  return candidates;
+}
+
+/** Keeps the candidates whose first bytes are a JPEG or PNG; the rest to `skipped`. */
+function sniffCandidates(
+  candidates: Candidate[],
+  origin: Origin,
+  skipped: SkippedFile[],
+): ImageFile[] {
   const heads = candidates.map((c) => {
     try {
       return readHead(c.path);
@@ -310,31 +343,42 @@ async function scanSplit(
   const files: ImageFile[] = [];
   candidates.forEach((c, i) => {
     const head = heads[i];
-    if (head instanceof Error) {
-      skipped.push({
-        path: c.path,
-        reason: `cannot be read: ${head.message}`,
-      });
-      return;
-    }
-    const problem = imageFormatProblem(head);
-    if (problem) {
-      skipped.push({ path: c.path, reason: problem });
-    } else {
-      files.push({ path: c.path, label: c.label, origin });
-      perClass.set(c.label, (perClass.get(c.label) ?? 0) + 1);
-    }
+    const problem = head instanceof Error
+      ? `cannot be read: ${head.message}`
+      : imageFormatProblem(head);
+    if (problem) skipped.push({ path: c.path, reason: problem });
+    else files.push({ path: c.path, label: c.label, origin });
   });
+  return files;
+}
+
+/** Throws, naming the folder, when a class folder kept no image. */
+function requireImagesInEachClass(
+  classDirs: Entry[],
+  files: ImageFile[],
+  skipped: SkippedFile[],
+): void {
+  const kept = new Set(files.map((f) => f.label));
   for (const classDir of classDirs) {
-    if ((perClass.get(classDir.name) ?? 0) === 0) {
-      throw new Error(
-        `Class folder ${classDir.path} has no JPEG or PNG images` +
-          (inside(skipped, classDir.path)
-            ? ` (${inside(skipped, classDir.path)} skipped)`
-            : " (it is empty)"),
-      );
-    }
+    if (kept.has(classDir.name)) continue;
+    const count = inside(skipped, classDir.path);
+    throw new Error(
+      `Class folder ${classDir.path} has no JPEG or PNG images` +
+        (count ? ` (${count} skipped)` : " (it is empty)"),
+    );
   }
+}
+
+/** Scans one folder of class folders (`Training`, `Testing` or the root). */
+async function scanSplit(
+  dir: string,
+  origin: Origin,
+  extensions: Set<string> | undefined,
+): Promise<ScanResult> {
+  const { classDirs, skipped } = classFolders(dir, await listFolder(dir));
+  const candidates = await listCandidates(classDirs, extensions, skipped);
+  const files = sniffCandidates(candidates, origin, skipped);
+  requireImagesInEachClass(classDirs, files, skipped);
   return { classes: classDirs.map((d) => d.name), files, skipped };
 }
 
@@ -371,11 +415,28 @@ function countFiles(
  * folder, when there are no class folders, when a class folder holds no JPEG
  * or PNG image, or when `Testing` has a class that `Training` lacks.
  *
- * @example Discover the Training split
+ * @example A small dataset in the Kaggle layout, made in a temporary folder
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { join } from "node:path";
+ * import sharp from "sharp";
  * import { discoverDataset } from "./dataset.ts";
- * const ds = await discoverDataset("/work/shared/data/brain-tumor-mri");
- * console.log(ds.layout, ds.classes, ds.files.length, ds.skipped.length);
+ * const root = await Deno.makeTempDir();
+ * const jpeg = await sharp({
+ *   create: { width: 8, height: 8, channels: 3, background: "#333" },
+ * }).jpeg().toBuffer();
+ * for (const file of ["Training/glioma/a.jpg", "Training/notumor/b.jpg", "Testing/glioma/c.jpg"]) {
+ *   await Deno.mkdir(join(root, file, ".."), { recursive: true });
+ *   await Deno.writeFile(join(root, file), jpeg);
+ * }
+ * await Deno.writeTextFile(join(root, "Training/glioma/notes.txt"), "not a scan");
+ * const ds = await discoverDataset(root);
+ * assert.equal(ds.layout, "kaggle");
+ * assert.deepEqual(ds.classes, ["glioma", "notumor"]);
+ * assert.equal(ds.files.length, 3);
+ * assert.deepEqual(ds.skipped.map((s) => s.reason), ["not a JPEG or PNG (text)"]);
+ * assert.deepEqual(ds.counts.Testing, { glioma: 1, notumor: 0 });
+ * await Deno.remove(root, { recursive: true });
  * ```
  */
 export async function discoverDataset(
@@ -459,9 +520,22 @@ export interface SummaryRow {
  *
  * @example
  * ```ts
- * import { discoverDataset, summarizeDataset } from "./dataset.ts";
- * const ds = await discoverDataset("/work/shared/data/brain-tumor-mri");
- * console.table(summarizeDataset(ds));
+ * import assert from "node:assert/strict";
+ * import { type Dataset, summarizeDataset } from "./dataset.ts";
+ * const ds: Dataset = {
+ *   root: "data",
+ *   layout: "kaggle",
+ *   classes: ["glioma", "notumor"],
+ *   files: [],
+ *   skipped: [],
+ *   counts: { Training: { glioma: 3, notumor: 2 }, Testing: { glioma: 1, notumor: 1 } },
+ * };
+ * assert.deepEqual(summarizeDataset(ds), [
+ *   { origin: "Training", class: "glioma", count: 3 },
+ *   { origin: "Training", class: "notumor", count: 2 },
+ *   { origin: "Testing", class: "glioma", count: 1 },
+ *   { origin: "Testing", class: "notumor", count: 1 },
+ * ]);
  * ```
  */
 export function summarizeDataset(ds: Dataset): SummaryRow[] {
@@ -501,10 +575,24 @@ export interface ClassBalance {
  *
  * @example
  * ```ts
- * import { classBalance, discoverDataset } from "./dataset.ts";
- * const ds = await discoverDataset("/work/shared/data/brain-tumor-mri");
+ * import assert from "node:assert/strict";
+ * import { classBalance, type ImageFile } from "./dataset.ts";
+ * const file = (label: string, origin: "Training" | "Testing"): ImageFile =>
+ *   ({ path: `${origin}/${label}/x.jpg`, label, origin });
+ * const ds = {
+ *   classes: ["glioma", "notumor"],
+ *   files: [
+ *     file("glioma", "Training"),
+ *     file("glioma", "Training"),
+ *     file("glioma", "Training"),
+ *     file("notumor", "Training"),
+ *     file("notumor", "Testing"),
+ *   ],
+ * };
  * const balance = classBalance(ds, { origin: "Training" });
- * console.log(balance.imbalanceRatio.toFixed(2));
+ * assert.equal(balance.total, 4);
+ * assert.equal(balance.imbalanceRatio, 3); // 3 glioma against 1 notumor
+ * assert.equal(balance.classes[0].fraction, 0.75);
  * ```
  */
 export function classBalance(
