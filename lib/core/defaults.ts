@@ -32,6 +32,11 @@ export interface Defaults {
   readonly batchSize: number;
   /** Batch size of validation and inference. */
   readonly evalBatchSize: number;
+  /**
+   * Images per forward pass of `deno task predict`: 1, so that a scan's
+   * probabilities never depend on the other files and equal `serve`'s.
+   */
+  readonly predictBatchSize: number;
   /** Adam's initial learning rate. */
   readonly learningRate: number;
   /** Epochs without a better validation loss before training stops. */
@@ -56,6 +61,7 @@ export const DEFAULTS: Defaults = Object.freeze({
   epochs: 10,
   batchSize: 32,
   evalBatchSize: 64,
+  predictBatchSize: 1,
   learningRate: 1e-3,
   earlyStoppingPatience: 5,
   plateauPatience: 2,
