@@ -20,7 +20,8 @@
  * `./split.ts` keeps together, {@linkcode auditTables} into notebook tables and
  * {@linkcode auditToJSON} into plain JSON.
  *
- * Run as a script: `deno run -A lib/data/audit.ts --data DIR [--json] [--threshold N] [--sweep N]`.
+ * Run as a script: `deno task audit --data DIR [--json] [--threshold N] [--sweep N]`
+ * (flags in {@linkcode AUDIT_CLI}; `--help` prints them).
  *
  * @module
  */
@@ -37,7 +38,12 @@ import {
   hashToHex,
 } from "./phash.ts";
 import { UnionFind } from "./split.ts";
-import { parseCli, taskArgs } from "../core/cli.ts";
+import {
+  type FlagValues,
+  type ParsedCli,
+  runCli,
+  UsageError,
+} from "../core/cli.ts";
 
 /**
  * Default near-duplicate threshold: pHashes differing in at most 4 of 64
@@ -805,102 +811,123 @@ export function auditTables(report: AuditReport): Displayable[] {
 
 // ---------------------------------------------------------------- CLI
 
-const USAGE =
-  `usage: deno task audit --data DIR [--json] [--threshold N] [--sweep N] [--concurrency N]
-
-  --data DIR        dataset root: DIR/<class>/*.jpg or DIR/{Training,Testing}/<class>/*
-  --json            print one JSON object (summary, groups, errors) instead of tables
-  --threshold N     near-duplicate pHash distance, bits of 64 (default ${DEFAULT_NEAR_THRESHOLD})
-  --sweep N         also count near duplicates at every threshold 0..N
-  --concurrency N   images decoded at once (default 4)`;
-
-async function main(args: string[]): Promise<number> {
-  const parsed = parseCli(USAGE, {
-    args,
-    options: {
-      data: { type: "string" },
-      json: { type: "boolean", default: false },
-      threshold: { type: "string" },
-      sweep: { type: "string" },
-      concurrency: { type: "string" },
+/** The audit's command line: every flag with its type, default and help. */
+export const AUDIT_CLI = {
+  command: "deno task audit",
+  summary: "Duplicate and leakage audit of an image dataset: exact and near\n" +
+    "duplicates, label conflicts and duplicates crossing splits.",
+  flags: {
+    data: {
+      type: "string",
+      value: "DIR",
+      help: "dataset root, required: DIR/<class>/*.jpg or\n" +
+        "DIR/{Training,Testing}/<class>/*",
     },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (typeof parsed === "number") return parsed;
-  const { values } = parsed;
-  const int = (name: string, v: string | undefined, max: number) => {
-    if (v === undefined) return undefined;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0 || n > max) {
-      throw new UsageError(`--${name} must be an integer in 0..${max}`);
-    }
-    return n;
-  };
-  try {
-    if (!values.data) throw new UsageError("--data DIR is required");
-    const threshold = int("threshold", values.threshold, 64);
-    const sweep = int("sweep", values.sweep, 64);
-    const concurrency = int("concurrency", values.concurrency, 256);
-    const dataset = await discoverDataset(values.data);
-    const files: AuditFile[] = dataset.files;
-    for (const s of dataset.skipped) {
-      console.error(`skipped: ${s.path}: ${s.reason}`);
-    }
-    const t0 = performance.now();
-    const report = await auditDuplicates({
-      files,
-      nearThreshold: threshold,
-      concurrency: concurrency || undefined,
-    });
-    const wallMs = performance.now() - t0;
-    const sweepRows = sweep === undefined ? undefined : thresholdSweep({
-      hashes: report.hashes,
-      thresholds: Array.from({ length: sweep + 1 }, (_, i) => i),
-    });
-    if (values.json) {
-      console.log(JSON.stringify({
-        data: values.data,
-        ...auditToJSON(report),
-        wallMs,
-        ...(sweepRows ? { sweep: sweepRows } : {}),
-      }));
-      return 0;
-    }
-    const text = (d: Displayable) =>
-      d[JUPYTER_DISPLAY]()["text/plain"] as string;
-    for (const t of auditTables(report)) console.log(text(t) + "\n");
-    if (sweepRows) {
-      console.log(
-        text(htmlTable({
-          rows: sweepRows,
-          caption: "Near duplicates by pHash threshold (distinct contents)",
-        })) + "\n",
-      );
-    }
-    for (const e of report.errors) {
-      console.log(`unreadable: ${e.path}: ${e.error}`);
-    }
+    json: {
+      type: "boolean",
+      help:
+        "print one JSON object (summary, groups, errors)\ninstead of tables",
+    },
+    threshold: {
+      type: "integer",
+      default: DEFAULT_NEAR_THRESHOLD,
+      help: "near-duplicate pHash distance, bits of 64",
+    },
+    sweep: {
+      type: "integer",
+      help: "also count near duplicates at every threshold 0..N",
+    },
+    concurrency: {
+      type: "integer",
+      defaultText: "4",
+      help: "images decoded at once",
+    },
+  },
+} as const;
+
+/** A whole number in 0..max, or a usage error naming the flag. */
+function inRange<T extends number | undefined>(
+  name: string,
+  value: T,
+  max: number,
+): T {
+  if (value !== undefined && (value < 0 || value > max)) {
+    throw new UsageError(`--${name} must be an integer in 0..${max}`);
+  }
+  return value;
+}
+
+/** Prints the audit as text tables, then what could not be read. */
+function printAudit(
+  report: AuditReport,
+  sweepRows: ReturnType<typeof thresholdSweep> | undefined,
+  wallMs: number,
+): void {
+  const text = (d: Displayable) => d[JUPYTER_DISPLAY]()["text/plain"] as string;
+  for (const t of auditTables(report)) console.log(text(t) + "\n");
+  if (sweepRows) {
     console.log(
-      `${files.length} images; hashing ${
-        (report.timings.hashMs / 1000).toFixed(1)
-      } s, ` +
-        `grouping ${(report.timings.groupMs / 1000).toFixed(2)} s, ` +
-        `total ${(wallMs / 1000).toFixed(1)} s`,
+      text(htmlTable({
+        rows: sweepRows,
+        caption: "Near duplicates by pHash threshold (distinct contents)",
+      })) + "\n",
     );
+  }
+  for (const e of report.errors) {
+    console.log(`unreadable: ${e.path}: ${e.error}`);
+  }
+  console.log(
+    `${report.summary.files} images; hashing ${
+      (report.timings.hashMs / 1000).toFixed(1)
+    } s, ` +
+      `grouping ${(report.timings.groupMs / 1000).toFixed(2)} s, ` +
+      `total ${(wallMs / 1000).toFixed(1)} s`,
+  );
+}
+
+/** Audits the dataset the command line names and prints the result. */
+async function audit(
+  values: FlagValues<typeof AUDIT_CLI>,
+  data: string,
+): Promise<void> {
+  const dataset = await discoverDataset(data);
+  for (const s of dataset.skipped) {
+    console.error(`skipped: ${s.path}: ${s.reason}`);
+  }
+  const t0 = performance.now();
+  const report = await auditDuplicates({
+    files: dataset.files,
+    nearThreshold: values.threshold,
+    concurrency: values.concurrency || undefined,
+  });
+  const wallMs = performance.now() - t0;
+  const sweepRows = values.sweep === undefined ? undefined : thresholdSweep({
+    hashes: report.hashes,
+    thresholds: Array.from({ length: values.sweep + 1 }, (_, i) => i),
+  });
+  if (!values.json) return printAudit(report, sweepRows, wallMs);
+  console.log(JSON.stringify({
+    data,
+    ...auditToJSON(report),
+    wallMs,
+    ...(sweepRows ? { sweep: sweepRows } : {}),
+  }));
+}
+
+async function main(
+  { values }: ParsedCli<typeof AUDIT_CLI>,
+): Promise<number> {
+  if (!values.data) throw new UsageError("--data DIR is required");
+  inRange("threshold", values.threshold, 64);
+  inRange("sweep", values.sweep, 64);
+  inRange("concurrency", values.concurrency, 256);
+  try {
+    await audit(values, values.data);
     return 0;
   } catch (err) {
-    if (err instanceof UsageError) {
-      console.error(`error: ${err.message}\n${USAGE}`);
-      return 2;
-    }
     console.error(`error: ${(err as Error).message}`);
     return 1;
   }
 }
 
-class UsageError extends Error {}
-
-if (import.meta.main) {
-  Deno.exit(await main(taskArgs()));
-}
+if (import.meta.main) Deno.exit(await runCli(AUDIT_CLI, main));

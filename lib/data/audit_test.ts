@@ -419,7 +419,7 @@ Deno.test("CLI: tables, --json, and a usage error on bad flags", async () => {
       cwd: PROJECT_ROOT,
     });
     assert.equal(bad.code, 2);
-    assert.match(bad.stderr, /--threshold must be an integer/);
+    assert.match(bad.stderr, /--threshold must be a number \(got "x"\)/);
     assert.match(bad.stderr, /usage:/);
     assert.doesNotMatch(bad.stderr, /at .*audit\.ts:\d+/);
 
