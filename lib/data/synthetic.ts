@@ -34,10 +34,10 @@
  */
 import sharp from "sharp";
 import { join, resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { writeFileAtomic, writeTextAtomic } from "../core/atomic.ts";
 import { deriveSeed, type Rng, rng } from "../core/random.ts";
-import { taskArgs } from "../core/cli.ts";
+import { type ParsedCli, runCli, UsageError } from "../core/cli.ts";
+import { DEFAULTS } from "../core/defaults.ts";
 
 /** The four classes, in the Kaggle dataset's (alphabetical) order. */
 export const SYNTHETIC_CLASSES = [
@@ -1222,23 +1222,35 @@ export async function generateSyntheticDataset(
 // CLI
 // ---------------------------------------------------------------------------
 
-const USAGE =
-  `Usage: deno run -A lib/data/synthetic.ts --out DIR [--seed N] [--train-per-class N]
-         [--test-per-class N] [--sizes 256,300,450x504] [--quality Q]
-
-Writes a SYNTHETIC MRI-like dataset in the Kaggle "Brain Tumor MRI Dataset"
-layout (DIR/Training/<class>/*.jpg, DIR/Testing/<class>/*.jpg) plus a
-SYNTHETIC.md marker. Defaults: --seed 42 --train-per-class 150
---test-per-class 40 --quality 90. Re-running with the same settings is a no-op.`;
-
-function parseInteger(text: string, flag: string): number {
-  if (!/^-?\d+$/.test(text.trim())) {
-    throw new UsageError(
-      `--${flag} must be an integer, got ${JSON.stringify(text)}`,
-    );
-  }
-  return Number(text);
-}
+/** The generator's command line: every flag with its type, default and help. */
+export const SYNTHETIC_CLI = {
+  command: "deno run -A lib/data/synthetic.ts",
+  summary:
+    'Writes a SYNTHETIC MRI-like dataset in the Kaggle "Brain Tumor MRI\n' +
+    'Dataset" layout (DIR/Training/<class>/*.jpg, DIR/Testing/<class>/*.jpg)\n' +
+    "plus a SYNTHETIC.md marker. Re-running with the same settings is a no-op.",
+  flags: {
+    out: { type: "string", value: "DIR", help: "where to write, required" },
+    seed: { type: "integer", default: DEFAULTS.seed, help: "base seed" },
+    "train-per-class": {
+      type: "integer",
+      defaultText: "150",
+      help: "Training images per class",
+    },
+    "test-per-class": {
+      type: "integer",
+      defaultText: "40",
+      help: "Testing images per class",
+    },
+    sizes: {
+      type: "string",
+      value: "LIST",
+      defaultText: "a mix like the Kaggle set's",
+      help: "image sizes to draw from, e.g.\n256,300,450x504",
+    },
+    quality: { type: "integer", defaultText: "90", help: "JPEG quality" },
+  },
+} as const;
 
 function parseSizes(text: string): SyntheticSize[] {
   return text.split(",").map((part) => {
@@ -1254,64 +1266,40 @@ function parseSizes(text: string): SyntheticSize[] {
   });
 }
 
-class UsageError extends Error {}
-
-async function main(args: string[]): Promise<number> {
-  let options: SyntheticOptions;
-  try {
-    const { values } = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        out: { type: "string" },
-        seed: { type: "string" },
-        "train-per-class": { type: "string" },
-        "test-per-class": { type: "string" },
-        sizes: { type: "string" },
-        quality: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-    if (values.help) {
-      console.log(USAGE);
-      return 0;
-    }
-    if (values.out === undefined) throw new UsageError("--out is required");
-    const int = (name: keyof typeof values) => {
-      const value = values[name];
-      return typeof value === "string" ? parseInteger(value, name) : undefined;
-    };
-    options = {
-      outDir: values.out,
-      seed: int("seed"),
-      trainPerClass: int("train-per-class"),
-      testPerClass: int("test-per-class"),
-      sizes: values.sizes === undefined ? undefined : parseSizes(values.sizes),
-      quality: int("quality"),
-    };
-  } catch (error) {
-    console.error(`error: ${error instanceof Error ? error.message : error}`);
-    console.error(USAGE);
-    return 2;
+/** Generates the dataset the command line describes and says what it did. */
+async function generate(options: SyntheticOptions): Promise<void> {
+  const start = performance.now();
+  const result = await generateSyntheticDataset(options);
+  const seconds = (performance.now() - start) / 1000;
+  if (result.reused) {
+    console.log(
+      `${result.outDir} already holds this synthetic dataset ` +
+        `(${result.files} images); nothing to do.`,
+    );
+  } else {
+    console.log(
+      `Wrote ${result.files} SYNTHETIC images to ${result.outDir} in ` +
+        `${seconds.toFixed(2)} s (${
+          (result.files / seconds).toFixed(0)
+        } images/s).`,
+    );
   }
+}
+
+async function main(
+  { values }: ParsedCli<typeof SYNTHETIC_CLI>,
+): Promise<number> {
+  if (values.out === undefined) throw new UsageError("--out is required");
+  const options: SyntheticOptions = {
+    outDir: values.out,
+    seed: values.seed,
+    trainPerClass: values["train-per-class"],
+    testPerClass: values["test-per-class"],
+    sizes: values.sizes === undefined ? undefined : parseSizes(values.sizes),
+    quality: values.quality,
+  };
   try {
-    const start = performance.now();
-    const result = await generateSyntheticDataset(options);
-    const seconds = (performance.now() - start) / 1000;
-    if (result.reused) {
-      console.log(
-        `${result.outDir} already holds this synthetic dataset ` +
-          `(${result.files} images); nothing to do.`,
-      );
-    } else {
-      console.log(
-        `Wrote ${result.files} SYNTHETIC images to ${result.outDir} in ` +
-          `${seconds.toFixed(2)} s (${
-            (result.files / seconds).toFixed(0)
-          } images/s).`,
-      );
-    }
+    await generate(options);
     return 0;
   } catch (error) {
     console.error(`error: ${error instanceof Error ? error.message : error}`);
@@ -1319,6 +1307,4 @@ async function main(args: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) {
-  Deno.exit(await main(taskArgs()));
-}
+if (import.meta.main) Deno.exit(await runCli(SYNTHETIC_CLI, main));
