@@ -63,9 +63,12 @@ export interface Calibration {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { binOf } from "./calibration.ts";
- * console.log(binOf(0.7, 10), binOf(0.70001, 10), binOf(0, 10)); // 6 7 0
- * console.log(binOf(0.7333333333333334, 15)); // 11 (11/15 is 0.7333333333333333)
+ * assert.equal(binOf(0.7, 10), 6); // (0.6, 0.7]
+ * assert.equal(binOf(0.70001, 10), 7);
+ * assert.equal(binOf(0, 10), 0);
+ * assert.equal(binOf(0.7333333333333334, 15), 11); // just above 11/15
  * ```
  */
 export function binOf(conf: number, bins: number): number {
@@ -94,14 +97,19 @@ export interface CalibrationInput {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { calibration } from "./calibration.ts";
  * const cal = calibration({
  *   yTrue: [0, 1, 1, 0],
  *   probs: [[0.9, 0.1], [0.3, 0.7], [0.2, 0.8], [0.1, 0.9]],
  *   bins: 10,
  * });
- * console.log(cal.ece.toFixed(3)); // "0.325"
- * console.log(cal.reliability[8]); // the (0.8, 0.9] bin: count 2, accuracy 0.5
+ * assert.equal(cal.ece.toFixed(3), "0.325");
+ * assert.equal(cal.mce.toFixed(3), "0.400");
+ * const bin = cal.reliability[8]; // (0.8, 0.9]: two predictions at 0.9
+ * assert.equal(bin.count, 2);
+ * assert.equal(bin.accuracy, 0.5);
+ * assert.equal(bin.meanConfidence.toFixed(2), "0.90");
  * ```
  */
 export function calibration(input: CalibrationInput): Calibration {
@@ -167,8 +175,9 @@ export function calibration(input: CalibrationInput): Calibration {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { expectedCalibrationError } from "./calibration.ts";
- * console.log(expectedCalibrationError({ yTrue: [0], probs: [[0.75, 0.25]] })); // 0.25
+ * assert.equal(expectedCalibrationError({ yTrue: [0], probs: [[0.75, 0.25]] }), 0.25);
  * ```
  */
 export function expectedCalibrationError(input: CalibrationInput): number {
@@ -180,8 +189,9 @@ export function expectedCalibrationError(input: CalibrationInput): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { maximumCalibrationError } from "./calibration.ts";
- * console.log(maximumCalibrationError({ yTrue: [1], probs: [[0.75, 0.25]] })); // 0.75
+ * assert.equal(maximumCalibrationError({ yTrue: [1], probs: [[0.75, 0.25]] }), 0.75);
  * ```
  */
 export function maximumCalibrationError(input: CalibrationInput): number {

@@ -45,9 +45,11 @@ function isFlat(probs: Probabilities): probs is Float32Array | Float64Array {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { probabilityRows } from "./roc.ts";
  * const rows = probabilityRows(new Float32Array([0.25, 0.75, 1, 0]), 2);
- * console.log(rows); // [[0.25, 0.75], [1, 0]]
+ * assert.deepEqual(rows, [[0.25, 0.75], [1, 0]]);
+ * assert.throws(() => probabilityRows([[0.5, 0.5], [1]]), /row 1 has 1 values/);
  * ```
  */
 export function probabilityRows(
@@ -104,8 +106,12 @@ export function probabilityRows(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { predictedClasses } from "./roc.ts";
- * console.log(predictedClasses([[0.1, 0.9], [0.5, 0.5]])); // Int32Array [1, 0]
+ * assert.deepEqual(
+ *   predictedClasses([[0.1, 0.9], [0.5, 0.5]]),
+ *   Int32Array.from([1, 0]), // a tie goes to the first class
+ * );
  * ```
  */
 export function predictedClasses(
@@ -123,8 +129,11 @@ export function predictedClasses(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkLabels } from "./roc.ts";
  * checkLabels([0, 2, 1], 3, 3); // fine
+ * assert.throws(() => checkLabels([0, 3], 2, 3), /label 1 is 3/);
+ * assert.throws(() => checkLabels([0], 2, 3), /1 labels for 2 predictions/);
  * ```
  */
 export function checkLabels(
@@ -182,9 +191,13 @@ export interface RocInput {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { rocCurve } from "./roc.ts";
  * const roc = rocCurve({ yTrue: [0, 0, 1, 1], scores: [0.1, 0.4, 0.35, 0.8] });
- * console.log(roc.fpr, roc.tpr, roc.auc); // [0, 0, 0.5, 0.5, 1] [0, 0.5, 0.5, 1, 1] 0.75
+ * assert.deepEqual(roc.fpr, [0, 0, 0.5, 0.5, 1]);
+ * assert.deepEqual(roc.tpr, [0, 0.5, 0.5, 1, 1]);
+ * assert.deepEqual(roc.thresholds, [Infinity, 0.8, 0.4, 0.35, 0.1]);
+ * assert.equal(roc.auc, 0.75);
  * ```
  */
 export function rocCurve(input: RocInput): RocCurve {
@@ -236,8 +249,9 @@ export function rocCurve(input: RocInput): RocCurve {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { trapezoid } from "./roc.ts";
- * console.log(trapezoid([0, 0.5, 1], [0, 1, 1])); // 0.75
+ * assert.equal(trapezoid([0, 0.5, 1], [0, 1, 1]), 0.75);
  * ```
  */
 export function trapezoid(x: ArrayLike<number>, y: ArrayLike<number>): number {
@@ -257,8 +271,11 @@ export function trapezoid(x: ArrayLike<number>, y: ArrayLike<number>): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { rocAuc } from "./roc.ts";
- * console.log(rocAuc({ yTrue: [0, 0, 1, 1], scores: [0.1, 0.4, 0.35, 0.8] })); // 0.75
+ * assert.equal(rocAuc({ yTrue: [0, 0, 1, 1], scores: [0.1, 0.4, 0.35, 0.8] }), 0.75);
+ * assert.equal(rocAuc({ yTrue: [0, 1], scores: [0.5, 0.5] }), 0.5); // a tie: half
+ * assert.ok(Number.isNaN(rocAuc({ yTrue: [1, 1], scores: [0.2, 0.9] })));
  * ```
  */
 export function rocAuc(input: RocInput): number {
@@ -309,13 +326,15 @@ function classNames(classes: readonly string[] | undefined, k: number) {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { oneVsRestRoc } from "./roc.ts";
  * const roc = oneVsRestRoc({
  *   yTrue: [0, 1, 2],
  *   probs: [[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.1, 0.2, 0.7]],
  *   classes: ["a", "b", "c"],
  * });
- * console.log(roc.macroAuc); // 1
+ * assert.deepEqual(roc.curves.map((c) => c.auc), [1, 1, 1]);
+ * assert.equal(roc.macroAuc, 1);
  * ```
  */
 export function oneVsRestRoc(input: MulticlassRocInput): OneVsRestRoc {
@@ -361,8 +380,10 @@ export interface BinaryRocInput extends MulticlassRocInput {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { negativeIndex } from "./roc.ts";
- * console.log(negativeIndex(["glioma", "notumor"], "notumor")); // 1
+ * assert.equal(negativeIndex(["glioma", "notumor"], "notumor"), 1);
+ * assert.throws(() => negativeIndex(["a", "b"], "notumor"), /not one of the classes/);
  * ```
  */
 export function negativeIndex(
@@ -386,13 +407,16 @@ export function negativeIndex(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { binaryTumourRoc } from "./roc.ts";
  * const roc = binaryTumourRoc({
  *   yTrue: [0, 1, 2],
  *   probs: [[0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.3, 0.1, 0.6]],
  *   classes: ["glioma", "notumor", "pituitary"],
  * });
- * console.log(roc.auc); // 1
+ * assert.deepEqual(roc.positiveClasses, ["glioma", "pituitary"]);
+ * assert.deepEqual([roc.positives, roc.negatives], [2, 1]);
+ * assert.equal(roc.auc, 1);
  * ```
  */
 export function binaryTumourRoc(input: BinaryRocInput): BinaryTumourRoc {

@@ -43,8 +43,16 @@ function recallOf(report: EvaluationReport, name: string): number | null {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CLINICAL_TARGETS } from "./targets.ts";
- * console.log(CLINICAL_TARGETS.map((t) => t.name).join(", "));
+ * assert.deepEqual(CLINICAL_TARGETS.map((t) => t.name), [
+ *   "accuracy ≥ 97%",
+ *   "macro-F1 ≥ 0.96",
+ *   "glioma recall ≥ 94%",
+ *   "meningioma recall ≥ 94%",
+ *   "tumour sensitivity ≥ 99%",
+ *   "ECE ≤ 0.03",
+ * ]);
  * ```
  */
 export const CLINICAL_TARGETS: readonly Target[] = [
@@ -123,6 +131,7 @@ export interface ScoreTargetsOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { evaluationReport } from "./metrics.ts";
  * import { scoreTargets } from "./targets.ts";
  * const report = evaluationReport({
@@ -131,8 +140,17 @@ export interface ScoreTargetsOptions {
  *   classes: ["glioma", "notumor"],
  * });
  * const s = scoreTargets({ report, focusClasses: ["glioma"] });
- * console.log(s.results[0]); // { name: "accuracy ≥ 97%", value: 1, met: true, percent: true }
- * console.log(s.weakestRecall); // 1
+ * assert.deepEqual(s.results[0], {
+ *   name: "accuracy ≥ 97%",
+ *   value: 1,
+ *   met: true,
+ *   percent: true,
+ * });
+ * // No meningioma class: its recall is undefined, which is not met.
+ * assert.deepEqual(s.results[3].value, null);
+ * assert.equal(s.results[3].met, false);
+ * assert.equal(s.weakestRecall, 1);
+ * assert.equal(s.met, 4); // all but meningioma and the ECE (0.15)
  * ```
  */
 export function scoreTargets(options: ScoreTargetsOptions): TargetScore {
@@ -188,6 +206,7 @@ export interface RankRunsOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { evaluationReport } from "./metrics.ts";
  * import { rankRuns } from "./targets.ts";
  * const classes = ["glioma", "notumor"];
@@ -197,7 +216,7 @@ export interface RankRunsOptions {
  * const ranked = rankRuns({ candidates: [
  *   { name: "a", report: wrong }, { name: "b", report: sure },
  * ] });
- * console.log(ranked[0].name); // "b"
+ * assert.deepEqual(ranked.map((r) => [r.rank, r.name]), [[1, "b"], [2, "a"]]);
  * ```
  */
 export function rankRuns(options: RankRunsOptions): RankedRun[] {
@@ -225,6 +244,7 @@ export function rankRuns(options: RankRunsOptions): RankedRun[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { evaluationReport } from "./metrics.ts";
  * import { formatRanking, rankRuns } from "./targets.ts";
  * const report = evaluationReport({
@@ -232,7 +252,13 @@ export function rankRuns(options: RankRunsOptions): RankedRun[] {
  *   probs: [[0.9, 0.1], [0.2, 0.8]],
  *   classes: ["glioma", "notumor"],
  * });
- * console.log(formatRanking(rankRuns({ candidates: [{ name: "a", report }] })));
+ * const text = formatRanking(rankRuns({ candidates: [{ name: "a", report }] }));
+ * assert.equal(
+ *   text,
+ *   "rank  run   met  weakest  loss\n" +
+ *     "1     a     4/6   100.00  0.1643  accuracy 100.00*, macro-F1 1.000*, " +
+ *     "glioma 100.00*, meningioma —, tumour 100.00*, ECE 0.150",
+ * );
  * ```
  */
 export function formatRanking(ranked: readonly RankedRun[]): string {
@@ -270,6 +296,7 @@ export interface TargetsTableOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { evaluationReport } from "./metrics.ts";
  * import { scoreTargets, targetsTable } from "./targets.ts";
  * const report = evaluationReport({
@@ -277,7 +304,11 @@ export interface TargetsTableOptions {
  *   probs: [[0.9, 0.1], [0.2, 0.8]],
  *   classes: ["glioma", "notumor"],
  * });
- * targetsTable({ score: scoreTargets({ report }) });
+ * import { JUPYTER_DISPLAY } from "../core/display.ts";
+ * const table = targetsTable({ score: scoreTargets({ report }) });
+ * const text = table[JUPYTER_DISPLAY]()["text/plain"] as string;
+ * assert.match(text, /^4 of 6 targets met\n/);
+ * assert.match(text, /accuracy ≥ 97% +100\.00% +yes/);
  * ```
  */
 export function targetsTable(options: TargetsTableOptions): Displayable {
