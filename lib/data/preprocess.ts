@@ -54,7 +54,7 @@ export type Decoder = "auto" | "sharp";
 
 /** Options for {@linkcode preprocessFiles} and {@linkcode preprocessImage}. */
 export interface PreprocessOptions {
-  /** Output side in pixels (default 128). */
+  /** Output side in pixels (default `DEFAULTS.imageSize`, 128). */
   size?: number;
   /**
    * `fill` (default): stretch to the square, ignoring the aspect ratio, as
@@ -148,9 +148,15 @@ const MAX_SIZE = 4096;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resolveSettings } from "./preprocess.ts";
- * console.log(resolveSettings({ size: 64 }));
- * // { size: 64, fit: "fill", decoder: "auto", shrinkOnLoad: true }
+ * assert.deepEqual(resolveSettings({ size: 64 }), {
+ *   size: 64,
+ *   fit: "fill",
+ *   decoder: "auto",
+ *   shrinkOnLoad: true,
+ * });
+ * assert.throws(() => resolveSettings({ size: 0 }), /size must be an integer/);
  * ```
  */
 export function resolveSettings(
@@ -181,8 +187,14 @@ export function resolveSettings(
  *
  * @example
  * ```ts
- * import { pipelineKey } from "./preprocess.ts";
- * console.log(pipelineKey({ size: 128 })); // "v1-128-fill-gray-auto-tf..-vips.."
+ * import assert from "node:assert/strict";
+ * import { PIPELINE_VERSION, pipelineKey } from "./preprocess.ts";
+ * const key = pipelineKey({ size: 64 });
+ * assert.ok(key.startsWith(`v${PIPELINE_VERSION}-64-fill-gray-auto-tf`));
+ * assert.match(key, /-vips[\d.]+$/);
+ * // Every setting that changes the pixels changes the key.
+ * assert.notEqual(pipelineKey({ size: 64, fit: "cover" }), key);
+ * assert.notEqual(pipelineKey({ size: 64, shrinkOnLoad: false }), key);
  * ```
  */
 export function pipelineKey(options: SettingsOptions = {}): string {
@@ -532,136 +544,200 @@ interface WorkerReply {
   message?: string;
 }
 
+/** How {@linkcode runPool} spreads the work. */
+interface PoolOptions {
+  /** The pipeline's settings. */
+  settings: PipelineSettings;
+  /** Web Workers to start. */
+  workers: number;
+  /** sharp calls in flight in each thread. */
+  concurrency: number;
+  /** Called with the number of jobs each finished chunk held. */
+  onDone?: (count: number) => void;
+}
+
 /**
- * Runs jobs chunk by chunk on `count` workers, and on this thread until the
- * first worker is ready, and puts the outcomes in input order. A worker that
- * fails (cannot start, or dies) is dropped and its chunks go to the other
- * workers, or to this thread when none is left, so the run still completes.
+ * One {@linkcode runPool} call: the jobs cut into chunks, the workers, which
+ * chunks each has in flight, and the outcomes in input order.
  */
-async function runPool(
-  jobs: DecodeJob[],
-  s: PipelineSettings,
-  count: number,
-  concurrency: number,
-  onDone?: (count: number) => void,
-): Promise<DecodeOutcome[]> {
-  const out = new Array<DecodeOutcome>(jobs.length);
-  const chunks: [number, number][] = [];
-  for (let start = 0; start < jobs.length; start += WORKER_CHUNK) {
-    chunks.push([start, Math.min(jobs.length, start + WORKER_CHUNK)]);
+class DecodePool {
+  readonly out: DecodeOutcome[];
+  readonly #jobs: DecodeJob[];
+  readonly #options: PoolOptions;
+  readonly #chunks: [number, number][] = [];
+  readonly #workers = new Set<Worker>();
+  readonly #ready = new Set<Worker>();
+  readonly #pending = new Map<Worker, Set<number>>();
+  readonly #retry: number[] = [];
+  #nextChunk = 0;
+  #finished = 0;
+  #mainRunning = false;
+  #resolve: () => void = () => {};
+  #reject: (error: unknown) => void = () => {};
+
+  constructor(jobs: DecodeJob[], options: PoolOptions) {
+    this.#jobs = jobs;
+    this.#options = options;
+    this.out = new Array<DecodeOutcome>(jobs.length);
+    for (let start = 0; start < jobs.length; start += WORKER_CHUNK) {
+      this.#chunks.push([start, Math.min(jobs.length, start + WORKER_CHUNK)]);
+    }
   }
-  const area = s.size * s.size;
-  const workers = new Set<Worker>();
-  const pending = new Map<Worker, Set<number>>();
-  const retry: number[] = [];
-  let nextChunk = 0;
-  let finished = 0;
-  const ready = new Set<Worker>();
-  let mainRunning = false;
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const take = (): number | undefined =>
-        retry.length > 0
-          ? retry.shift()
-          : nextChunk < chunks.length
-          ? nextChunk++
-          : undefined;
-      const completed = (n: number) => {
-        onDone?.(n);
-        finished++;
-        if (finished === chunks.length) resolve();
-      };
-      // This thread decodes only while no worker is ready (they spend ~0.3 s
-      // loading TensorFlow) or after every worker has failed, and gives the
-      // event loop a turn after each chunk: decoding is synchronous, so
-      // without that turn the workers' "ready" messages would wait until
-      // this thread had done the whole batch alone.
-      const mainLoop = async () => {
-        if (mainRunning) return;
-        mainRunning = true;
-        try {
-          while (ready.size === 0) {
-            const id = take();
-            if (id === undefined) break;
-            const [start, end] = chunks[id];
-            const done = await runLocal(jobs.slice(start, end), s, concurrency);
-            done.forEach((o, j) => (out[start + j] = o));
-            completed(end - start);
-            await new Promise((next) => setTimeout(next, 0));
-          }
-        } finally {
-          mainRunning = false;
-        }
-      };
-      const startMain = () => mainLoop().catch((error) => reject(error));
-      const drop = (w: Worker) => {
-        if (!workers.delete(w)) return;
-        ready.delete(w);
-        w.terminate();
-        retry.push(...(pending.get(w) ?? []));
-        pending.delete(w);
-        // The surviving workers take the dropped chunks; with none left,
-        // this thread does.
-        for (const other of ready) if (retry.length > 0) feed(other);
-        startMain();
-      };
-      const feed = (w: Worker) => {
-        const id = take();
-        if (id === undefined) return;
-        pending.get(w)!.add(id);
-        const [start, end] = chunks[id];
-        const request: WorkerRequest = {
-          id,
-          settings: s,
-          concurrency,
-          jobs: jobs.slice(start, end),
-        };
-        w.postMessage(request);
-      };
-      for (let k = 0; k < count; k++) {
-        const w = new Worker(import.meta.url, {
-          type: "module",
-          name: WORKER_NAME,
-        });
-        workers.add(w);
-        pending.set(w, new Set());
-        w.onerror = (event) => {
-          event.preventDefault();
-          drop(w);
-        };
-        w.onmessageerror = () => drop(w);
-        w.onmessage = (event: MessageEvent<WorkerReply>) => {
-          const reply = event.data;
-          if (reply.type === "ready") {
-            ready.add(w);
-            // Two chunks in flight, so a worker never waits for this thread.
-            feed(w);
-            return feed(w);
-          }
-          if (reply.type === "failed") return drop(w);
-          pending.get(w)?.delete(reply.id!);
-          const [start, end] = chunks[reply.id!];
-          for (let i = start; i < end; i++) {
-            const j = i - start;
-            const outcome: DecodeOutcome = {};
-            if (reply.hashes![j]) outcome.sha256 = reply.hashes![j]!;
-            if (reply.ok![j]) {
-              outcome.pixels = reply.pixels!.slice(j * area, (j + 1) * area);
-            } else {
-              outcome.error = reply.errors![j] ?? "unknown error";
-            }
-            out[i] = outcome;
-          }
-          feed(w);
-          completed(end - start);
-        };
+
+  /** Starts the workers and this thread; settles when every chunk is done. */
+  async run(): Promise<DecodeOutcome[]> {
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.#resolve = resolve;
+        this.#reject = reject;
+        for (let k = 0; k < this.#options.workers; k++) this.#spawn();
+        this.#startMain();
+      });
+    } finally {
+      for (const w of this.#workers) w.terminate();
+    }
+    return this.out;
+  }
+
+  /** The next chunk to hand out: a dropped worker's first, then new ones. */
+  #take(): number | undefined {
+    return this.#retry.length > 0
+      ? this.#retry.shift()
+      : this.#nextChunk < this.#chunks.length
+      ? this.#nextChunk++
+      : undefined;
+  }
+
+  #completed(count: number): void {
+    this.#options.onDone?.(count);
+    this.#finished++;
+    if (this.#finished === this.#chunks.length) this.#resolve();
+  }
+
+  /**
+   * This thread decodes only while no worker is ready (they spend ~0.3 s
+   * loading TensorFlow) or after every worker has failed, and gives the event
+   * loop a turn after each chunk: decoding is synchronous, so without that
+   * turn the workers' "ready" messages would wait until this thread had done
+   * the whole batch alone.
+   */
+  async #mainLoop(): Promise<void> {
+    if (this.#mainRunning) return;
+    this.#mainRunning = true;
+    const { settings, concurrency } = this.#options;
+    try {
+      while (this.#ready.size === 0) {
+        const id = this.#take();
+        if (id === undefined) break;
+        const [start, end] = this.#chunks[id];
+        const jobs = this.#jobs.slice(start, end);
+        const done = await runLocal(jobs, settings, concurrency);
+        done.forEach((o, j) => (this.out[start + j] = o));
+        this.#completed(end - start);
+        await new Promise((next) => setTimeout(next, 0));
       }
-      startMain();
-    });
-  } finally {
-    for (const w of workers) w.terminate();
+    } finally {
+      this.#mainRunning = false;
+    }
   }
-  return out;
+
+  #startMain(): void {
+    this.#mainLoop().catch((error) => this.#reject(error));
+  }
+
+  /** Starts one worker and listens to it. */
+  #spawn(): void {
+    const w = new Worker(import.meta.url, {
+      type: "module",
+      name: WORKER_NAME,
+    });
+    this.#workers.add(w);
+    this.#pending.set(w, new Set());
+    w.onerror = (event) => {
+      event.preventDefault();
+      this.#drop(w);
+    };
+    w.onmessageerror = () => this.#drop(w);
+    w.onmessage = (event: MessageEvent<WorkerReply>) =>
+      this.#onReply(w, event.data);
+  }
+
+  #onReply(w: Worker, reply: WorkerReply): void {
+    if (reply.type === "ready") {
+      this.#ready.add(w);
+      // Two chunks in flight, so a worker never waits for this thread.
+      this.#feed(w);
+      return this.#feed(w);
+    }
+    if (reply.type === "failed") return this.#drop(w);
+    this.#pending.get(w)?.delete(reply.id!);
+    const [start, end] = this.#store(reply);
+    this.#feed(w);
+    this.#completed(end - start);
+  }
+
+  /** Puts a worker's finished chunk into `out`; returns the chunk's range. */
+  #store(reply: WorkerReply): [number, number] {
+    const area = this.#options.settings.size ** 2;
+    const [start, end] = this.#chunks[reply.id!];
+    for (let i = start; i < end; i++) {
+      const j = i - start;
+      const outcome: DecodeOutcome = {};
+      if (reply.hashes![j]) outcome.sha256 = reply.hashes![j]!;
+      if (reply.ok![j]) {
+        outcome.pixels = reply.pixels!.slice(j * area, (j + 1) * area);
+      } else {
+        outcome.error = reply.errors![j] ?? "unknown error";
+      }
+      this.out[i] = outcome;
+    }
+    return [start, end];
+  }
+
+  /** Sends a worker the next chunk, if any is left. */
+  #feed(w: Worker): void {
+    const id = this.#take();
+    if (id === undefined) return;
+    this.#pending.get(w)!.add(id);
+    const [start, end] = this.#chunks[id];
+    const request: WorkerRequest = {
+      id,
+      settings: this.#options.settings,
+      concurrency: this.#options.concurrency,
+      jobs: this.#jobs.slice(start, end),
+    };
+    w.postMessage(request);
+  }
+
+  /**
+   * Drops a failed worker: its chunks go to the surviving workers, or, with
+   * none left, to this thread.
+   */
+  #drop(w: Worker): void {
+    if (!this.#workers.delete(w)) return;
+    this.#ready.delete(w);
+    w.terminate();
+    this.#retry.push(...(this.#pending.get(w) ?? []));
+    this.#pending.delete(w);
+    for (const other of this.#ready) {
+      if (this.#retry.length > 0) this.#feed(other);
+    }
+    this.#startMain();
+  }
+}
+
+/**
+ * Runs jobs chunk by chunk on `options.workers` workers, and on this thread
+ * until the first worker is ready, and puts the outcomes in input order. A
+ * worker that fails (cannot start, or dies) is dropped and its chunks go to
+ * the other workers, or to this thread when none is left, so the run still
+ * completes.
+ */
+function runPool(
+  jobs: DecodeJob[],
+  options: PoolOptions,
+): Promise<DecodeOutcome[]> {
+  return new DecodePool(jobs, options).run();
 }
 
 /**
@@ -670,11 +746,22 @@ async function runPool(
  * carries `error` instead. The building block of {@linkcode preprocessFiles}
  * and of the image cache.
  *
- * @example
+ * @example Decode encoded bytes: a made-up grey PNG and a broken file
  * ```ts
+ * import assert from "node:assert/strict";
+ * import sharp from "sharp";
  * import { preprocessJobs } from "./preprocess.ts";
- * const [one] = await preprocessJobs([{ path: "scan.jpg", hash: true }]);
- * console.log(one.error ?? one.pixels!.length, one.sha256);
+ * const png = await sharp({
+ *   create: { width: 40, height: 30, channels: 3, background: "#808080" },
+ * }).png().toBuffer();
+ * const [good, bad] = await preprocessJobs([
+ *   { bytes: png, hash: true },
+ *   { bytes: new TextEncoder().encode("not an image") },
+ * ], { size: 16 });
+ * assert.equal(good.pixels!.length, 16 * 16);
+ * assert.equal(good.sha256!.length, 64);
+ * assert.equal(bad.pixels, undefined);
+ * assert.equal(typeof bad.error, "string"); // the decoder's reason
  * ```
  */
 export async function preprocessJobs(
@@ -697,7 +784,12 @@ export async function preprocessJobs(
   if (threads <= 1 || jobs.length <= WORKER_CHUNK) {
     return await runLocal(jobs, s, concurrency, onDone);
   }
-  return await runPool(jobs, s, threads, concurrency, onDone);
+  return await runPool(jobs, {
+    settings: s,
+    workers: threads,
+    concurrency,
+    onDone,
+  });
 }
 
 /**
@@ -705,11 +797,23 @@ export async function preprocessJobs(
  * reporting) the ones that fail. The pixels of the files that decoded are
  * packed in input order.
  *
- * @example Preprocess a few files to 128×128
+ * @example Preprocess the files of a temporary folder to 32×32
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { join } from "node:path";
+ * import sharp from "sharp";
  * import { preprocessFiles } from "./preprocess.ts";
- * const r = await preprocessFiles(["a.jpg", "b.png"], { size: 128 });
- * console.log(r.ok.length, r.pixels.length, r.errors);
+ * const dir = await Deno.makeTempDir();
+ * const [a, b] = [join(dir, "a.jpg"), join(dir, "b.png")];
+ * await sharp({
+ *   create: { width: 64, height: 64, channels: 3, background: "#222" },
+ * }).jpeg().toFile(a);
+ * await Deno.writeTextFile(b, "truncated");
+ * const r = await preprocessFiles([a, b], { size: 32 });
+ * assert.deepEqual(r.ok, [0]);
+ * assert.equal(r.pixels.length, 32 * 32);
+ * assert.deepEqual(r.errors.map((e) => e.path), [b]);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function preprocessFiles(
@@ -730,9 +834,16 @@ export async function preprocessFiles(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { packOutcomes } from "./preprocess.ts";
- * const r = packOutcomes(["a.jpg"], [{ error: "broken" }], 128);
- * console.log(r.errors); // [{ path: "a.jpg", reason: "broken" }]
+ * const r = packOutcomes(
+ *   ["a.jpg", "b.jpg"],
+ *   [{ error: "broken" }, { pixels: new Uint8Array([1, 2, 3, 4]) }],
+ *   2,
+ * );
+ * assert.deepEqual(r.ok, [1]);
+ * assert.deepEqual(r.pixels, new Uint8Array([1, 2, 3, 4]));
+ * assert.deepEqual(r.errors, [{ path: "a.jpg", reason: "broken" }]);
  * ```
  */
 export function packOutcomes(
@@ -759,9 +870,19 @@ export function packOutcomes(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import sharp from "sharp";
  * import { preprocessImage } from "./preprocess.ts";
- * const pixels = await preprocessImage("scan.jpg", { size: 64 });
- * console.log(pixels.length); // 4096
+ * const png = await sharp({
+ *   create: { width: 100, height: 80, channels: 3, background: "#808080" },
+ * }).png().toBuffer();
+ * const pixels = await preprocessImage(png, { size: 64 });
+ * assert.equal(pixels.length, 64 * 64);
+ * assert.ok(pixels.every((v) => v === pixels[0])); // flat grey stays flat
+ * await assert.rejects(
+ *   preprocessImage(new Uint8Array([1, 2, 3])),
+ *   /^Error: image bytes: /,
+ * );
  * ```
  */
 export async function preprocessImage(
@@ -789,9 +910,12 @@ export async function preprocessImage(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { toBatchTensor } from "./preprocess.ts";
  * const x = toBatchTensor(new Uint8Array(2 * 4 * 4).fill(255), 2, 4);
- * console.log(x.shape); // [2, 4, 4, 1]
+ * assert.deepEqual(x.shape, [2, 4, 4, 1]);
+ * assert.equal(x.dtype, "float32");
+ * assert.ok(x.dataSync().every((v) => v === 1)); // 255 → 1
  * x.dispose();
  * ```
  */
