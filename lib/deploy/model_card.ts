@@ -488,7 +488,7 @@ async function readRunConfig(
   }
 }
 
-const SPEC = {
+const MODEL_CARD_CLI = {
   command: "deno task model-card",
   summary:
     "Evaluates the model (default: the shipped one) on its own test split of\n" +
@@ -499,7 +499,7 @@ const SPEC = {
       type: "string",
       value: "DIR",
       defaultText: "BRAIN_MRI_MODEL, else the shipped model",
-      help: "saved model (or run folder holding model/)",
+      help: "saved model, or a run folder holding model/",
     },
     data: {
       type: "string",
@@ -524,7 +524,7 @@ const SPEC = {
 
 if (import.meta.main) {
   Deno.exit(
-    await runCli(SPEC, async ({ values }) => {
+    await runCli(MODEL_CARD_CLI, async ({ values }) => {
       try {
         const out = await writeModelCard({
           ...(values.model ? { model: values.model } : {}),

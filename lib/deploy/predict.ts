@@ -26,7 +26,8 @@
  *   network saw, e.g. 128×128), written atomically as
  *   `<file name>.<10 hex digits of SHA-256 of the absolute path>.png`, so
  *   same-named files from different folders never collide.
- * - **`--batch-size N`** (default 1): images per forward pass. With the
+ * - **`--batch-size N`** (default 1, `DEFAULTS.predictBatchSize`): images
+ *   per forward pass. With the
  *   default each scan's probabilities do not depend on the other files of the
  *   run and equal `deno task serve`'s to the bit. A larger batch is faster on
  *   many files (about 1.6× at 32 on 2 cores) but TensorFlow's kernels round
@@ -42,7 +43,8 @@ import { createHash } from "node:crypto";
 import { readdir, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { writeFileAtomic } from "../core/atomic.ts";
-import { parseCli, taskArgs } from "../core/cli.ts";
+import { type ParsedCli, runCli, UsageError } from "../core/cli.ts";
+import { DEFAULTS } from "../core/defaults.ts";
 import { byCodeUnit, imageFormatProblem, readHead } from "../data/dataset.ts";
 import { argmax, decider, type DecisionRule } from "../model/decision.ts";
 import { predictProbabilities } from "../model/inference.ts";
@@ -125,7 +127,10 @@ export interface PredictFilesOptions {
   model?: string | LoadedModel;
   /** Folder of the model when `model` is a loaded one (for the output). */
   modelDir?: string;
-  /** Images per forward pass (default 1; see the module documentation). */
+  /**
+   * Images per forward pass (default `DEFAULTS.predictBatchSize`, 1; see the
+   * module documentation).
+   */
   batchSize?: number;
   /** Write a Grad-CAM overlay PNG per scan into this folder. */
   gradcamDir?: string;
@@ -156,10 +161,11 @@ const CHUNK = 64;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { defaultPreprocessing, type ModelMetadata } from "../model/saved_model.ts";
  * import { modelSettings } from "./predict.ts";
  * const metadata = { preprocessing: defaultPreprocessing(128) } as ModelMetadata;
- * console.log(modelSettings(metadata)); // { size: 128, fit: "fill" }
+ * assert.deepEqual(modelSettings(metadata), { size: 128, fit: "fill" });
  * ```
  */
 export function modelSettings(metadata: ModelMetadata): SettingsOptions {
@@ -175,10 +181,14 @@ export function modelSettings(metadata: ModelMetadata): SettingsOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { modelName } from "./predict.ts";
  * import type { ModelMetadata } from "../model/saved_model.ts";
  * const metadata = { arch: "seedCnn", training: {} } as ModelMetadata;
- * console.log(modelName("/m/seedcnn-128/model", metadata)); // "seedcnn-128"
+ * assert.equal(modelName("runs/seedcnn-128/model", metadata), "seedcnn-128");
+ * assert.equal(modelName("runs/seedcnn-128", metadata), "seedcnn-128");
+ * const named = { arch: "resnet", training: { run: "resnet-128-e11" } } as ModelMetadata;
+ * assert.equal(modelName("anywhere/model", named), "resnet-128-e11");
  * ```
  */
 export function modelName(dir: string, metadata: ModelMetadata): string {
@@ -192,12 +202,17 @@ export function modelName(dir: string, metadata: ModelMetadata): string {
  * The model part of the output: folder, name, classes, input size,
  * preprocessing.
  *
- * @example
- * ```ts ignore
+ * @example The shipped model (its run folder resolves to `model/`)
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { modelInfo } from "./predict.ts";
- * import { loadSavedModel } from "../model/saved_model.ts";
- * const { metadata } = await loadSavedModel("models/resnet-128-e1");
- * console.log(modelInfo("models/resnet-128-e1", metadata).classes);
+ * import { readModelMetadata } from "../model/saved_model.ts";
+ * const metadata = await readModelMetadata("models/resnet-128-e11");
+ * const info = modelInfo("models/resnet-128-e11", metadata);
+ * assert.equal(info.name, "resnet-128-e11");
+ * assert.match(info.dir, /resnet-128-e11[\\/]model$/);
+ * assert.deepEqual(info.classes, ["glioma", "meningioma", "notumor", "pituitary"]);
+ * assert.equal(info.inputSize, 128);
  * ```
  */
 export function modelInfo(
@@ -243,11 +258,16 @@ export { imageFormatProblem };
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { toPrediction } from "./predict.ts";
  * const p = toPrediction([0.1, 0.7, 0.2], ["a", "b", "c"]);
- * console.log(p.class, p.confidence); // "b" 0.7
- * const q = toPrediction([0.2, 0.7, 0.1], ["glioma", "notumor", "pituitary"], { tumourThreshold: 0.3 });
- * console.log(q.class); // "glioma"
+ * assert.deepEqual(p, { class: "b", confidence: 0.7, probabilities: { a: 0.1, b: 0.7, c: 0.2 } });
+ * // P(tumour) = 0.3 reaches τ = 0.3: the most probable tumour class, not notumor
+ * const classes = ["glioma", "notumor", "pituitary"];
+ * const q = toPrediction([0.2, 0.7, 0.1], classes, { tumourThreshold: 0.3 });
+ * assert.equal(q.class, "glioma");
+ * assert.equal(q.confidence, 0.2);
+ * assert.equal(q.byOperatingPoint, true);
  * ```
  */
 export function toPrediction(
@@ -296,6 +316,8 @@ export interface CollectedInputs {
  * is sniffed by content; non-images, empty, unreadable and missing paths are
  * errors. A file named twice is kept once.
  *
+ * Needs files on disk, so it is not run by `deno test --doc`.
+ *
  * @example
  * ```ts ignore
  * import { collectInputs } from "./predict.ts";
@@ -305,87 +327,108 @@ export interface CollectedInputs {
 export async function collectInputs(
   inputs: readonly string[],
 ): Promise<CollectedInputs> {
-  const files: string[] = [];
-  const errors: PredictError[] = [];
-  const order: { file: string; error?: string }[] = [];
-  const seen = new Set<string>();
-  const visitedDirs = new Set<string>();
-  const fail = (file: string, error: string) => {
-    errors.push({ file, error });
-    order.push({ file, error });
-  };
-  const addFile = (path: string) => {
+  const collector = new InputCollector();
+  for (const input of inputs) await collector.addInput(input);
+  const { files, errors, order } = collector;
+  return { files, errors, order };
+}
+
+/** The state of {@linkcode collectInputs}: what was found, in input order. */
+class InputCollector implements CollectedInputs {
+  files: string[] = [];
+  errors: PredictError[] = [];
+  order: { file: string; error?: string }[] = [];
+  #seen = new Set<string>();
+  #visitedDirs = new Set<string>();
+
+  /** A path given on the command line: a file, a folder or a mistake. */
+  async addInput(input: string): Promise<void> {
+    let info;
+    try {
+      info = await stat(input);
+    } catch (error) {
+      return this.#fail(input, errorText(error));
+    }
+    if (info.isDirectory()) {
+      if (await this.#walk(input) === 0) {
+        this.#fail(input, "no files in this folder");
+      }
+    } else if (info.isFile()) {
+      this.#addFile(input);
+    } else {
+      this.#fail(input, "not a regular file or folder");
+    }
+  }
+
+  #fail(file: string, error: string): void {
+    this.errors.push({ file, error });
+    this.order.push({ file, error });
+  }
+
+  /** Keeps a file (once) if its first bytes are a JPEG's or a PNG's. */
+  #addFile(path: string): void {
     const abs = resolve(path);
-    if (seen.has(abs)) return;
-    seen.add(abs);
+    if (this.#seen.has(abs)) return;
+    this.#seen.add(abs);
     let head: Uint8Array;
     try {
       head = readHead(path);
     } catch (error) {
-      return fail(path, `cannot be read: ${errorText(error)}`);
+      return this.#fail(path, `cannot be read: ${errorText(error)}`);
     }
     const problem = imageFormatProblem(head);
-    if (problem) return fail(path, problem);
-    files.push(path);
-    order.push({ file: path });
-  };
-  const walk = async (dir: string): Promise<number> => {
-    let real: string;
+    if (problem) return this.#fail(path, problem);
+    this.files.push(path);
+    this.order.push({ file: path });
+  }
+
+  /** A folder's visible entries, sorted; `undefined` if seen or unreadable. */
+  async #entries(dir: string): Promise<string[] | undefined> {
     try {
-      real = await Deno.realPath(dir);
+      const real = await Deno.realPath(dir);
+      if (this.#visitedDirs.has(real)) return [];
+      this.#visitedDirs.add(real);
     } catch (error) {
-      fail(dir, `cannot be read: ${errorText(error)}`);
-      return 1;
+      this.#fail(dir, `cannot be read: ${errorText(error)}`);
+      return undefined;
     }
-    if (visitedDirs.has(real)) return 0;
-    visitedDirs.add(real);
-    let names: string[];
     try {
-      names = (await readdir(dir)).filter((n) => !n.startsWith("."));
+      const names = (await readdir(dir)).filter((n) => !n.startsWith("."));
+      return names.sort(byCodeUnit);
     } catch (error) {
-      fail(dir, `cannot be read: ${errorText(error)}`);
-      return 1;
+      this.#fail(dir, `cannot be read: ${errorText(error)}`);
+      return undefined;
     }
+  }
+
+  /**
+   * Walks a folder recursively (a folder reached twice through links is
+   * walked once); returns how many files and errors it held.
+   */
+  async #walk(dir: string): Promise<number> {
+    const names = await this.#entries(dir);
+    if (names === undefined) return 1;
     let found = 0;
-    for (const name of names.sort(byCodeUnit)) {
+    for (const name of names) {
       const path = join(dir, name);
       let info;
       try {
         info = await stat(path);
       } catch (error) {
-        fail(path, `cannot be read: ${errorText(error)}`);
+        this.#fail(path, `cannot be read: ${errorText(error)}`);
         found++;
         continue;
       }
       if (info.isDirectory()) {
-        found += await walk(path);
-      } else if (info.isFile()) {
-        addFile(path);
-        found++;
+        found += await this.#walk(path);
       } else {
-        fail(path, "not a regular file");
+        if (info.isFile()) this.#addFile(path);
+        else this.#fail(path, "not a regular file");
         found++;
       }
     }
     return found;
-  };
-  for (const input of inputs) {
-    let info;
-    try {
-      info = await stat(input);
-    } catch (error) {
-      fail(input, errorText(error));
-      continue;
-    }
-    if (info.isDirectory()) {
-      if (await walk(input) === 0) fail(input, "no files in this folder");
-    } else if (info.isFile()) {
-      addFile(input);
-    } else {
-      fail(input, "not a regular file or folder");
-    }
   }
-  return { files, errors, order };
 }
 
 /**
@@ -395,8 +438,10 @@ export async function collectInputs(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { gradcamFileName } from "./predict.ts";
- * console.log(gradcamFileName("/a/scan.jpg") !== gradcamFileName("/b/scan.jpg")); // true
+ * assert.match(gradcamFileName("a/scan.jpg"), /^scan\.jpg\.[0-9a-f]{10}\.png$/);
+ * assert.notEqual(gradcamFileName("a/scan.jpg"), gradcamFileName("b/scan.jpg"));
  * ```
  */
 export function gradcamFileName(file: string): string {
@@ -405,7 +450,7 @@ export function gradcamFileName(file: string): string {
 }
 
 function positiveInteger(value: number | undefined, what: string): number {
-  const n = value ?? 1;
+  const n = value ?? DEFAULTS.predictBatchSize;
   if (!Number.isInteger(n) || n < 1) {
     throw new Error(`${what} must be a positive integer (got ${value})`);
   }
@@ -418,6 +463,8 @@ function positiveInteger(value: number | undefined, what: string): number {
  * metadata), optionally writing Grad-CAM overlays. Bad files are reported
  * in `errors` and skipped; they never stop the run. Leaks no tensor (a
  * model loaded here is disposed before returning).
+ *
+ * Needs scans on disk, so it is not run by `deno test --doc`.
  *
  * @example
  * ```ts ignore
@@ -435,102 +482,164 @@ export async function predictFiles(
     ? await loadSavedModel(given)
     : given;
   try {
-    const { model, metadata } = loaded;
     const dir = typeof given === "string" ? given : options.modelDir;
-    const info = dir !== undefined ? modelInfo(dir, metadata) : describeModel(
-      "(in memory)",
-      metadata.training?.run ?? metadata.arch,
-      metadata,
-    );
+    const info = describeLoaded(dir, loaded.metadata);
     const collected = await collectInputs(options.inputs);
     options.onCollected?.(collected);
-    const predictions: FilePrediction[] = [];
-    const errors: PredictError[] = [];
-    const report = (e: PredictError) => {
-      errors.push(e);
-      options.onError?.(e);
-    };
-    // The errors found while collecting, reported just before the next
-    // image in input order (or at the end), so callbacks keep input order.
-    const errorsBefore = new Map<string, PredictError[]>();
-    let lead: PredictError[] = [];
-    for (const item of collected.order) {
-      if (item.error === undefined) {
-        errorsBefore.set(item.file, lead);
-        lead = [];
-      } else {
-        lead.push({ file: item.file, error: item.error });
-      }
-    }
-    const settings = modelSettings(metadata);
-    const size = metadata.preprocessing.size;
-    const area = size * size;
-    const k = metadata.classes.length;
+    const results = new InputOrder(collected.order, options);
     for (let start = 0; start < collected.files.length; start += CHUNK) {
       const chunk = collected.files.slice(start, start + CHUNK);
-      const outcomes = await preprocessJobs(
-        chunk.map((path) => ({ path })),
-        settings,
-      );
-      const packed = packOutcomes(chunk, outcomes, size);
-      const probs = await predictProbabilities(model, {
-        pixels: packed.pixels,
-        size,
-        scale: metadata.preprocessing.scale,
+      const outcomes = await predictChunk(loaded, chunk, {
         batchSize,
-        tta: metadata.inference?.tta,
+        gradcamDir: options.gradcamDir,
       });
-      const made: FilePrediction[] = packed.ok.map((i, j) => ({
-        file: chunk[i],
-        ...toPrediction(
-          probs.subarray(j * k, (j + 1) * k),
-          metadata.classes,
-          metadata.inference ?? {},
-        ),
-      }));
-      if (options.gradcamDir && made.length) {
-        const cam = gradCam({
-          model,
-          images: { pixels: packed.pixels, size },
-          classIndex: made.map((p) => metadata.classes.indexOf(p.class)),
-          batchSize: Math.min(batchSize, 16),
-        });
-        for (let j = 0; j < made.length; j++) {
-          const rgb = overlayHeatmap({
-            pixels: packed.pixels.subarray(j * area, (j + 1) * area),
-            size,
-            heatmap: cam.heatmaps[j],
-          });
-          const png = await encodePng({
-            pixels: rgb,
-            width: size,
-            height: size,
-            channels: 3,
-          });
-          const out = join(options.gradcamDir, gradcamFileName(made[j].file));
-          await writeFileAtomic(out, png);
-          made[j].gradcam = out;
-        }
-      }
-      const byFile = new Map(made.map((p) => [p.file, p]));
-      const failed = new Map(
-        packed.errors.map((e) => [e.path, e.reason] as const),
-      );
-      for (const file of chunk) {
-        for (const e of errorsBefore.get(file) ?? []) report(e);
-        const p = byFile.get(file);
-        if (p) {
-          predictions.push(p);
-          options.onPrediction?.(p);
-        } else {
-          report({ file, error: failed.get(file) ?? "unknown error" });
-        }
-      }
+      for (const outcome of outcomes) results.add(outcome);
     }
-    for (const e of lead) report(e);
+    results.finish();
+    const { predictions, errors } = results;
     return { model: info, predictions, errors };
   } finally {
     if (typeof given === "string") loaded.model.dispose();
+  }
+}
+
+/** The model part of the output, for a folder or a model held in memory. */
+function describeLoaded(
+  dir: string | undefined,
+  metadata: ModelMetadata,
+): PredictModelInfo {
+  return dir !== undefined ? modelInfo(dir, metadata) : describeModel(
+    "(in memory)",
+    metadata.training?.run ?? metadata.arch,
+    metadata,
+  );
+}
+
+/**
+ * Hands predictions and skipped files to the caller in input order: an
+ * error found while collecting is reported just before the next image that
+ * followed it in the input (or at the end).
+ */
+class InputOrder {
+  readonly predictions: FilePrediction[] = [];
+  readonly errors: PredictError[] = [];
+  #before = new Map<string, PredictError[]>();
+  #trailing: PredictError[] = [];
+  #callbacks: Pick<PredictFilesOptions, "onPrediction" | "onError">;
+
+  constructor(
+    order: CollectedInputs["order"],
+    callbacks: Pick<PredictFilesOptions, "onPrediction" | "onError">,
+  ) {
+    this.#callbacks = callbacks;
+    for (const item of order) {
+      if (item.error === undefined) {
+        this.#before.set(item.file, this.#trailing);
+        this.#trailing = [];
+      } else {
+        this.#trailing.push({ file: item.file, error: item.error });
+      }
+    }
+  }
+
+  /** One image's outcome, after the errors that came before it. */
+  add(outcome: FilePrediction | PredictError): void {
+    for (const e of this.#before.get(outcome.file) ?? []) this.#error(e);
+    if ("error" in outcome) return this.#error(outcome);
+    this.predictions.push(outcome);
+    this.#callbacks.onPrediction?.(outcome);
+  }
+
+  /** The errors after the last image. */
+  finish(): void {
+    for (const e of this.#trailing) this.#error(e);
+  }
+
+  #error(e: PredictError): void {
+    this.errors.push(e);
+    this.#callbacks.onError?.(e);
+  }
+}
+
+/**
+ * Decodes, preprocesses and predicts one chunk of image files (and writes
+ * their Grad-CAM overlays when asked); one outcome per file, in order.
+ */
+async function predictChunk(
+  loaded: LoadedModel,
+  chunk: string[],
+  options: { batchSize: number; gradcamDir?: string },
+): Promise<(FilePrediction | PredictError)[]> {
+  const { model, metadata } = loaded;
+  const size = metadata.preprocessing.size;
+  const k = metadata.classes.length;
+  const outcomes = await preprocessJobs(
+    chunk.map((path) => ({ path })),
+    modelSettings(metadata),
+  );
+  const packed = packOutcomes(chunk, outcomes, size);
+  const probs = await predictProbabilities(model, {
+    pixels: packed.pixels,
+    size,
+    scale: metadata.preprocessing.scale,
+    batchSize: options.batchSize,
+    tta: metadata.inference?.tta,
+  });
+  const made: FilePrediction[] = packed.ok.map((i, j) => ({
+    file: chunk[i],
+    ...toPrediction(
+      probs.subarray(j * k, (j + 1) * k),
+      metadata.classes,
+      metadata.inference ?? {},
+    ),
+  }));
+  if (options.gradcamDir && made.length) {
+    await writeGradcams(loaded, made, {
+      pixels: packed.pixels,
+      dir: options.gradcamDir,
+      batchSize: options.batchSize,
+    });
+  }
+  const byFile = new Map(made.map((p) => [p.file, p]));
+  const failed = new Map(packed.errors.map((e) => [e.path, e.reason]));
+  return chunk.map((file) =>
+    byFile.get(file) ?? { file, error: failed.get(file) ?? "unknown error" }
+  );
+}
+
+/**
+ * Writes the Grad-CAM overlay of each prediction's class over its scan at
+ * the model's input size, and records the PNG's path in the prediction.
+ */
+async function writeGradcams(
+  loaded: LoadedModel,
+  made: FilePrediction[],
+  options: { pixels: Uint8Array; dir: string; batchSize: number },
+): Promise<void> {
+  const { model, metadata } = loaded;
+  const size = metadata.preprocessing.size;
+  const area = size * size;
+  const cam = gradCam({
+    model,
+    images: { pixels: options.pixels, size },
+    classIndex: made.map((p) => metadata.classes.indexOf(p.class)),
+    batchSize: Math.min(options.batchSize, 16),
+  });
+  for (let j = 0; j < made.length; j++) {
+    const rgb = overlayHeatmap({
+      pixels: options.pixels.subarray(j * area, (j + 1) * area),
+      size,
+      heatmap: cam.heatmaps[j],
+    });
+    const png = await encodePng({
+      pixels: rgb,
+      width: size,
+      height: size,
+      channels: 3,
+    });
+    const out = join(options.dir, gradcamFileName(made[j].file));
+    await writeFileAtomic(out, png);
+    made[j].gradcam = out;
   }
 }
 
@@ -552,11 +661,13 @@ export interface FormatOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatPrediction } from "./predict.ts";
- * console.log(formatPrediction(
+ * const line = formatPrediction(
  *   { file: "a.jpg", class: "glioma", confidence: 0.9, probabilities: { glioma: 0.9, notumor: 0.1 } },
  *   { classes: ["glioma", "notumor"] },
- * )); // "a.jpg  glioma   90.0%  glioma 0.9000  notumor 0.1000"
+ * );
+ * assert.equal(line, "a.jpg  glioma    90.0%  glioma 0.9000  notumor 0.1000");
  * ```
  */
 export function formatPrediction(
@@ -579,8 +690,12 @@ export function formatPrediction(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatPredictError } from "./predict.ts";
- * console.log(formatPredictError({ file: "x.txt", error: "not a JPEG or PNG (text)" }));
+ * assert.equal(
+ *   formatPredictError({ file: "x.txt", error: "not a JPEG or PNG (text)" }),
+ *   "skipped x.txt: not a JPEG or PNG (text)",
+ * );
  * ```
  */
 export function formatPredictError(e: PredictError): string {
@@ -591,10 +706,27 @@ export function formatPredictError(e: PredictError): string {
  * Every prediction as an aligned line, then the skipped files (one line
  * each), as the CLI prints them.
  *
- * @example
- * ```ts ignore
- * import { formatPredictions, predictFiles } from "./predict.ts";
- * console.log(formatPredictions(await predictFiles({ inputs: ["scans/"] })));
+ * @example Two made-up predictions and a skipped file
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { formatPredictions, type PredictFilesResult, toPrediction } from "./predict.ts";
+ * const classes = ["glioma", "notumor"];
+ * const result = {
+ *   model: { classes } as PredictFilesResult["model"],
+ *   predictions: [
+ *     { file: "a.jpg", ...toPrediction([0.9, 0.1], classes) },
+ *     { file: "scans/b.png", ...toPrediction([0.25, 0.75], classes) },
+ *   ],
+ *   errors: [{ file: "notes.txt", error: "not a JPEG or PNG (text)" }],
+ * };
+ * assert.equal(
+ *   formatPredictions(result),
+ *   [
+ *     "a.jpg        glioma    90.0%  glioma 0.9000  notumor 0.1000",
+ *     "scans/b.png  notumor   75.0%  glioma 0.2500  notumor 0.7500",
+ *     "skipped notes.txt: not a JPEG or PNG (text)",
+ *   ].join("\n"),
+ * );
  * ```
  */
 export function formatPredictions(result: PredictFilesResult): string {
@@ -618,9 +750,22 @@ export function formatPredictions(result: PredictFilesResult): string {
  * gradcam? }]` and `errors: [{ file, error }]`.
  *
  * @example
- * ```ts ignore
- * import { predictFiles, predictionsJson } from "./predict.ts";
- * console.log(JSON.stringify(predictionsJson(await predictFiles({ inputs: ["a.jpg"] }))));
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type PredictFilesResult, predictionsJson, toPrediction } from "./predict.ts";
+ * const result: PredictFilesResult = {
+ *   model: { name: "m", classes: ["glioma", "notumor"] } as PredictFilesResult["model"],
+ *   predictions: [{ file: "a.jpg", ...toPrediction([0.9, 0.1], ["glioma", "notumor"]) }],
+ *   errors: [],
+ * };
+ * const json = JSON.parse(JSON.stringify(predictionsJson(result)));
+ * assert.deepEqual(Object.keys(json), ["model", "predictions", "errors"]);
+ * assert.deepEqual(json.predictions[0], {
+ *   file: "a.jpg",
+ *   class: "glioma",
+ *   confidence: 0.9,
+ *   probabilities: { glioma: 0.9, notumor: 0.1 },
+ * });
  * ```
  */
 export function predictionsJson(result: PredictFilesResult): {
@@ -635,50 +780,54 @@ export function predictionsJson(result: PredictFilesResult): {
   };
 }
 
-const USAGE =
-  `usage: deno task predict -- [--model DIR] [--json] [--gradcam OUT_DIR] [--batch-size N] FILE_OR_DIR...
-
-  --model DIR       saved model (or run folder holding model/); default ${projectPaths().defaultModel}
-  --json            print one JSON object { model, predictions, errors }
-  --gradcam OUT_DIR write a Grad-CAM overlay PNG per scan (model input size)
-  --batch-size N    images per forward pass (default 1: results independent of
-                    the other files and identical to deno task serve's)
-
-Folders are searched recursively; files are recognised by content (JPEG, PNG).
-Unusable files are reported on stderr and skipped; the exit code is then 1.`;
-
-async function main(args: string[]): Promise<number> {
-  const parsed = parseCli(USAGE, {
-    args,
-    options: {
-      model: { type: "string" },
-      json: { type: "boolean", default: false },
-      gradcam: { type: "string" },
-      "batch-size": { type: "string" },
+const PREDICT_CLI = {
+  command: "deno task predict",
+  summary:
+    "Predicts the class of scans with a saved model: one line per file\n" +
+    "(path, class, confidence, every class's probability).",
+  positionals: "FILE_OR_DIR...",
+  minPositionals: 1,
+  flags: {
+    model: {
+      type: "string",
+      value: "DIR",
+      defaultText: "BRAIN_MRI_MODEL, else the shipped model",
+      help: "saved model, or a run folder holding model/",
     },
-    allowPositionals: true,
-    strict: true,
-  });
-  if (typeof parsed === "number") return parsed;
-  const { values, positionals } = parsed;
-  if (positionals.length === 0) {
-    console.error(`error: give at least one FILE_OR_DIR\n${USAGE}`);
-    return 2;
-  }
-  const batchSize = values["batch-size"] === undefined
-    ? 1
-    : Number(values["batch-size"]);
-  if (!Number.isInteger(batchSize) || batchSize < 1) {
-    console.error(
-      `error: --batch-size must be a positive integer (got "${
-        values["batch-size"]
-      }")\n${USAGE}`,
+    json: {
+      type: "boolean",
+      help: "print one JSON object { model, predictions, errors }",
+    },
+    gradcam: {
+      type: "string",
+      value: "OUT_DIR",
+      help: "write a Grad-CAM overlay PNG per scan (model input size)",
+    },
+    "batch-size": {
+      type: "integer",
+      default: DEFAULTS.predictBatchSize,
+      help:
+        "images per forward pass; 1 keeps each scan's result independent\n" +
+        "of the other files and identical to deno task serve's",
+    },
+  },
+  footer:
+    "Folders are searched recursively; files are recognised by content (JPEG, PNG).\n" +
+    "Unusable files are reported on stderr and skipped; the exit code is then 1.",
+} as const;
+
+/** `deno task predict`: prints each prediction as soon as it is made. */
+async function predictMain(
+  { values, positionals }: ParsedCli<typeof PREDICT_CLI>,
+): Promise<number> {
+  const batchSize = values["batch-size"];
+  if (batchSize < 1) {
+    throw new UsageError(
+      `--batch-size must be a positive integer (got "${batchSize}")`,
     );
-    return 2;
   }
   if (values.gradcam !== undefined && values.gradcam.trim() === "") {
-    console.error(`error: --gradcam needs a folder\n${USAGE}`);
-    return 2;
+    throw new UsageError("--gradcam needs a folder");
   }
   const json = values.json;
   let pathWidth = 0;
@@ -697,21 +846,17 @@ async function main(args: string[]): Promise<number> {
       onError: (e) => console.error(formatPredictError(e)),
     });
     if (json) console.log(JSON.stringify(predictionsJson(result)));
-    if (result.errors.length) {
-      console.error(
-        `${result.errors.length} file${
-          result.errors.length === 1 ? "" : "s"
-        } skipped, ${result.predictions.length} predicted`,
-      );
-      return 1;
-    }
-    return 0;
+    if (result.errors.length === 0) return 0;
+    const skipped = result.errors.length;
+    console.error(
+      `${skipped} file${skipped === 1 ? "" : "s"} skipped, ` +
+        `${result.predictions.length} predicted`,
+    );
+    return 1;
   } catch (error) {
     console.error(`error: ${(error as Error).message}`);
     return 1;
   }
 }
 
-if (import.meta.main) {
-  Deno.exit(await main(taskArgs()));
-}
+if (import.meta.main) Deno.exit(await runCli(PREDICT_CLI, predictMain));
