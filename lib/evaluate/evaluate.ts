@@ -4,7 +4,8 @@
  * the images preprocessed exactly as the model's metadata says (never from
  * flags).
  *
- * `deno task evaluate -- --model DIR --data DIR [--json]`:
+ * `deno task evaluate -- --model DIR --data DIR [--json]` (flags in
+ * {@linkcode EVALUATE_CLI}; `--help` prints them):
  * - a Kaggle root (with `Testing/`): evaluates `Testing/`;
  * - a bare class-folder root: evaluates all of it;
  * - `--split test|validation` with a root that the model was trained on:
@@ -19,7 +20,12 @@ import {
   dedupeKeep,
   DEFAULT_NEAR_THRESHOLD,
 } from "../data/audit.ts";
-import { parseCli, taskArgs } from "../core/cli.ts";
+import {
+  type FlagValues,
+  type ParsedCli,
+  runCli,
+  UsageError,
+} from "../core/cli.ts";
 import { prepareData } from "../data/prepare.ts";
 import { discoverDataset, type ImageFile } from "../data/dataset.ts";
 import { loadImages } from "../data/image_cache.ts";
@@ -28,7 +34,6 @@ import { type EvaluationReport, evaluationReport } from "./metrics.ts";
 import { projectPaths, SHIPPED_MODEL } from "../core/paths.ts";
 import { DEFAULTS } from "../core/defaults.ts";
 import {
-  isTta,
   loadSavedModel,
   type ModelMetadata,
   type Tta,
@@ -57,13 +62,21 @@ export interface ReportFromProbabilitiesOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { reportFromProbabilities } from "./evaluate.ts";
- * const r = reportFromProbabilities({
- *   probabilities: new Float32Array([0.9, 0.1, 0.2, 0.8]),
- *   labels: [0, 1],
- *   classes: ["glioma", "notumor"],
+ * const probabilities = new Float32Array([0.9, 0.1, 0.2, 0.8, 0.3, 0.7]);
+ * const labels = [0, 1, 0];
+ * const classes = ["glioma", "notumor"];
+ * const all = reportFromProbabilities({ probabilities, labels, classes });
+ * assert.equal(all.n, 3);
+ * assert.equal(all.accuracy, 2 / 3);
+ * const firstTwo = reportFromProbabilities({
+ *   probabilities,
+ *   labels,
+ *   classes,
+ *   indices: [0, 1],
  * });
- * console.log(r.accuracy); // 1
+ * assert.equal(firstTwo.accuracy, 1);
  * ```
  */
 export function reportFromProbabilities(
@@ -214,10 +227,12 @@ function checkClasses(
  * Loads a saved model and evaluates it on a dataset (see the module
  * documentation for which images), on the full set and the de-duplicated one.
  *
+ * Needs a dataset on disk, so it is not run by `deno test --doc`.
+ *
  * @example
- * ```ts
+ * ```ts ignore
  * import { evaluateModel } from "./evaluate.ts";
- * const e = await evaluateModel({ modelDir: "models/resnet-128-e1/model", data: "data" });
+ * const e = await evaluateModel({ modelDir: "models/resnet-128-e11", data: "data" });
  * console.log(e.full.accuracy, e.deduplicated.accuracy);
  * ```
  */
@@ -291,81 +306,69 @@ const pct = (x: number | null | undefined) =>
     ? "n/a"
     : `${(100 * x).toFixed(2)}%`;
 
-/**
- * A readable plain-text report of an evaluation.
- *
- * @example
- * ```ts
- * import { evaluateModel, formatEvaluation } from "./evaluate.ts";
- * console.log(formatEvaluation(await evaluateModel({ modelDir: "m", data: "d" })));
- * ```
- */
-export function formatEvaluation(e: ModelEvaluation): string {
-  const lines: string[] = [];
+/** What was evaluated, how it was decided, and the overall metrics. */
+function overallLines(e: ModelEvaluation): string[] {
   const r = e.full;
   const d = e.deduplicated;
-  lines.push(`model: ${e.metadata.arch} (${e.metadata.classes.join(", ")})`);
-  lines.push(
+  const decision = describeDecision(
+    e.tumourThreshold === null ? {} : { tumourThreshold: e.tumourThreshold },
+  );
+  const lines = [
+    `model: ${e.metadata.arch} (${e.metadata.classes.join(", ")})`,
     `data:  ${e.dataset}: ${r.n} images (${d.n} after de-duplication)`,
-  );
-  lines.push(
-    `decision: ${
-      describeDecision(
-        e.tumourThreshold === null
-          ? {}
-          : { tumourThreshold: e.tumourThreshold },
-      )
-    }; test-time augmentation: ${e.tta}`,
-  );
-  lines.push("");
-  lines.push(
+    `decision: ${decision}; test-time augmentation: ${e.tta}`,
+    "",
     `accuracy        ${pct(r.accuracy)}  95% CI ${pct(r.accuracyCi.lower)}–${
       pct(r.accuracyCi.upper)
     }   de-duplicated ${pct(d.accuracy)}  (${pct(d.accuracyCi.lower)}–${
       pct(d.accuracyCi.upper)
     })`,
-  );
-  lines.push(`loss            ${r.loss.toFixed(4)}`);
-  lines.push(
+    `loss            ${r.loss.toFixed(4)}`,
     `macro F1        ${r.macro.f1.toFixed(4)}   de-duplicated ${
       d.macro.f1.toFixed(4)
     }`,
-  );
-  lines.push(`Cohen's kappa   ${(r.cohenKappa ?? NaN).toFixed(4)}`);
-  lines.push(`macro AUC       ${(r.macro.auc ?? NaN).toFixed(4)}`);
+    `Cohen's kappa   ${(r.cohenKappa ?? NaN).toFixed(4)}`,
+    `macro AUC       ${(r.macro.auc ?? NaN).toFixed(4)}`,
+  ];
   if (r.calibration) {
     lines.push(`ECE (15 bins)   ${(r.calibration.ece ?? NaN).toFixed(4)}`);
   }
-  if (r.binary) {
-    const b = r.binary;
-    lines.push("");
-    lines.push(`tumour vs no tumour (negative class: ${b.negativeClass})`);
-    lines.push(
-      `  sensitivity ${pct(b.sensitivity)} (${pct(b.sensitivityCi.lower)}–${
-        pct(b.sensitivityCi.upper)
-      })   specificity ${pct(b.specificity)} (${pct(b.specificityCi.lower)}–${
-        pct(b.specificityCi.upper)
-      })   AUC ${(b.auc ?? NaN).toFixed(4)}`,
-    );
-  }
-  lines.push("");
-  lines.push("class        precision  recall    F1      support  AUC");
-  for (const c of r.perClass) {
-    lines.push(
+  return lines;
+}
+
+/** Tumour against no tumour, when the classes have a negative class. */
+function binaryLines(r: EvaluationReport): string[] {
+  if (!r.binary) return [];
+  const b = r.binary;
+  return [
+    "",
+    `tumour vs no tumour (negative class: ${b.negativeClass})`,
+    `  sensitivity ${pct(b.sensitivity)} (${pct(b.sensitivityCi.lower)}–${
+      pct(b.sensitivityCi.upper)
+    })   specificity ${pct(b.specificity)} (${pct(b.specificityCi.lower)}–${
+      pct(b.specificityCi.upper)
+    })   AUC ${(b.auc ?? NaN).toFixed(4)}`,
+  ];
+}
+
+/** The per-class table and the confusion matrix. */
+function classLines(r: EvaluationReport): string[] {
+  const lines = [
+    "",
+    "class        precision  recall    F1      support  AUC",
+    ...r.perClass.map((c) =>
       `${c.class.padEnd(12)} ${pct(c.precision).padEnd(10)} ${
         pct(c.recall).padEnd(9)
       } ${c.f1.toFixed(3).padEnd(7)} ${String(c.support).padEnd(8)} ${
         (c.auc ?? NaN).toFixed(3)
-      }`,
-    );
-  }
-  lines.push("");
-  lines.push("confusion matrix (rows: true, columns: predicted)");
-  lines.push(
+      }`
+    ),
+    "",
+    "confusion matrix (rows: true, columns: predicted)",
     `${"".padEnd(12)} ${
       r.classes.map((c) => c.slice(0, 10).padEnd(10)).join(" ")
     }`,
-  );
+  ];
   r.confusionMatrix.forEach((row, i) =>
     lines.push(
       `${r.classes[i].padEnd(12)} ${
@@ -373,105 +376,177 @@ export function formatEvaluation(e: ModelEvaluation): string {
       }`,
     )
   );
-  if (e.errors.length) {
-    lines.push("");
-    for (const err of e.errors) {
-      lines.push(`skipped ${err.path}: ${err.reason}`);
-    }
-  }
-  return lines.join("\n");
+  return lines;
 }
 
-const USAGE =
-  `usage: deno task evaluate [--model DIR] --data DIR [--json] [--split auto|test|validation] [--val F] [--test F] [--tta T] [--tumour-threshold T]
+/**
+ * A readable plain-text report of an evaluation: what was evaluated, the
+ * overall metrics (full and de-duplicated), tumour against no tumour, the
+ * per-class table, the confusion matrix and the skipped files.
+ *
+ * @example A report of two scans, both right
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { formatEvaluation, reportFromProbabilities } from "./evaluate.ts";
+ * import type { ModelMetadata } from "../model/saved_model.ts";
+ * const classes = ["glioma", "notumor"];
+ * const probabilities = new Float32Array([0.9, 0.1, 0.2, 0.8]);
+ * const labels = Int32Array.from([0, 1]);
+ * const report = reportFromProbabilities({ probabilities, labels, classes });
+ * const text = formatEvaluation({
+ *   metadata: { arch: "seedCnn", classes } as ModelMetadata,
+ *   dataset: "two scans",
+ *   full: report,
+ *   deduplicated: report,
+ *   files: [],
+ *   probabilities,
+ *   labels,
+ *   errors: [],
+ *   tta: "none",
+ *   tumourThreshold: null,
+ * });
+ * assert.match(text, /^model: seedCnn \(glioma, notumor\)$/m);
+ * assert.match(text, /^data: {2}two scans: 2 images \(2 after de-duplication\)$/m);
+ * assert.match(text, /^accuracy +100\.00%/m);
+ * ```
+ */
+export function formatEvaluation(e: ModelEvaluation): string {
+  return [
+    ...overallLines(e),
+    ...binaryLines(e.full),
+    ...classLines(e.full),
+    ...(e.errors.length ? [""] : []),
+    ...e.errors.map((err) => `skipped ${err.path}: ${err.reason}`),
+  ].join("\n");
+}
 
-  --model DIR   a saved model folder (model.json, weights.bin, metadata.json)
-                or a run folder holding one in model/; default: BRAIN_MRI_MODEL,
-                else the shipped model (models/${SHIPPED_MODEL})
-  --data DIR    a Kaggle root (evaluates Testing/) or a bare class-folder root (evaluates all)
-  --split S     test|validation: re-derive that split of DIR exactly as training did
-  --val F, --test F   the fractions training used (default: the model's
-                      metadata, else ${DEFAULTS.validationFraction} and ${DEFAULTS.testFraction})
-  --tta T       none|hflip: test-time augmentation (default: the model's own)
-  --tumour-threshold T
-                argmax, or a number in (0, 0.5]: call a tumour when
-                P(tumour) = 1 - P(notumor) >= T (default: the model's own
-                operating point, else argmax)
-  --json        one JSON object: { model, dataset, full, deduplicated } (keys: see README)`;
+// ---------------------------------------------------------------- CLI
 
-async function main(args: string[]): Promise<number> {
-  const parsed = parseCli(USAGE, {
-    args,
-    options: {
-      model: { type: "string" },
-      data: { type: "string" },
-      json: { type: "boolean", default: false },
-      split: { type: "string", default: "auto" },
-      val: { type: "string" },
-      test: { type: "string" },
-      tta: { type: "string" },
-      "tumour-threshold": { type: "string" },
+/** The evaluation's command line: every flag with its type, default and help. */
+export const EVALUATE_CLI = {
+  command: "deno task evaluate",
+  summary: "Evaluates a saved model on a dataset, on the full and on the\n" +
+    "de-duplicated set, with the images preprocessed as its metadata says.",
+  flags: {
+    model: {
+      type: "string",
+      value: "DIR",
+      defaultText: `BRAIN_MRI_MODEL, else\nmodels/${SHIPPED_MODEL}`,
+      help: "a saved model folder (model.json, weights.bin,\n" +
+        "metadata.json) or a run folder holding one in\nmodel/",
     },
-    strict: true,
-  });
-  if (typeof parsed === "number") return parsed;
-  const { values } = parsed;
-  if (!values.data) {
-    console.error(`error: --data is required\n${USAGE}`);
-    return 2;
-  }
-  if (values.tta !== undefined && !isTta(values.tta)) {
-    console.error(`error: --tta must be none or hflip\n${USAGE}`);
-    return 2;
-  }
-  const thresholdFlag = values["tumour-threshold"];
-  const tumourThreshold = thresholdFlag === undefined
-    ? undefined
-    : thresholdFlag === "argmax"
-    ? null
-    : Number(thresholdFlag);
-  if (
-    typeof tumourThreshold === "number" &&
-    tumourThresholdProblem(tumourThreshold)
-  ) {
-    console.error(
-      `error: --tumour-threshold must be argmax or a number in (0, 0.5] (got ${thresholdFlag})\n${USAGE}`,
+    data: {
+      type: "string",
+      value: "DIR",
+      help: "required: a Kaggle root (evaluates Testing/) or a\n" +
+        "bare class-folder root (evaluates all of it)",
+    },
+    split: {
+      type: "string",
+      choices: ["auto", "test", "validation"],
+      value: "SPLIT",
+      default: "auto",
+      help: "auto, or test|validation: re-derive that split\n" +
+        "of DIR exactly as training did",
+    },
+    val: {
+      type: "number",
+      defaultText: `the model's, else ${DEFAULTS.validationFraction}`,
+      help: "the validation fraction training\nused",
+    },
+    test: {
+      type: "number",
+      defaultText: `the model's, else ${DEFAULTS.testFraction}`,
+      help: "the test fraction training\nused",
+    },
+    tta: {
+      type: "string",
+      choices: ["none", "hflip"],
+      defaultText: "the model's own",
+      help: "test-time augmentation",
+    },
+    "tumour-threshold": {
+      type: "string",
+      value: "T",
+      defaultText: "the model's\noperating point, else argmax",
+      help: "argmax, or a number in (0, 0.5]: call a tumour\n" +
+        "when P(tumour) = 1 - P(notumor) >= T",
+    },
+    json: {
+      type: "boolean",
+      help: "one JSON object: { model, dataset, full,\n" +
+        "deduplicated, skipped } (keys: see README)",
+    },
+  },
+} as const;
+
+type EvaluateFlags = FlagValues<typeof EVALUATE_CLI>;
+
+function fraction(value: number | undefined, flag: string) {
+  if (value !== undefined && !(value >= 0 && value < 1)) {
+    throw new UsageError(
+      `--${flag} must be a number in [0, 1) (got "${value}")`,
     );
-    return 2;
   }
-  if (!["auto", "test", "validation"].includes(values.split)) {
-    console.error(`error: --split must be auto, test or validation\n${USAGE}`);
-    return 2;
+  return value;
+}
+
+/** `--tumour-threshold`: `undefined` (the model's), `null` (argmax) or τ. */
+function thresholdArg(text: string | undefined): number | null | undefined {
+  if (text === undefined) return undefined;
+  if (text === "argmax") return null;
+  const threshold = Number(text);
+  if (tumourThresholdProblem(threshold)) {
+    throw new UsageError(
+      `--tumour-threshold must be argmax or a number in (0, 0.5] (got ${text})`,
+    );
   }
+  return threshold;
+}
+
+/** The command line as {@linkcode evaluateModel}'s options. */
+function evaluateOptions(values: EvaluateFlags): EvaluateModelOptions {
+  if (!values.data) throw new UsageError("--data is required");
+  const tumourThreshold = thresholdArg(values["tumour-threshold"]);
+  return {
+    modelDir: values.model ?? projectPaths().defaultModel,
+    data: values.data,
+    split: values.split,
+    validation: fraction(values.val, "val"),
+    test: fraction(values.test, "test"),
+    ...(values.tta ? { tta: values.tta } : {}),
+    ...(tumourThreshold === undefined ? {} : { tumourThreshold }),
+  };
+}
+
+/** The `--json` output: the model, the dataset, both reports, the skipped. */
+function evaluationJson(e: ModelEvaluation, modelDir: string) {
+  return {
+    model: {
+      dir: modelDir,
+      arch: e.metadata.arch,
+      classes: e.metadata.classes,
+      inputSize: e.metadata.inputSize,
+      datasetFingerprint: e.metadata.datasetFingerprint,
+      tta: e.tta,
+      tumourThreshold: e.tumourThreshold,
+    },
+    dataset: e.dataset,
+    full: e.full,
+    deduplicated: e.deduplicated,
+    skipped: e.errors,
+  };
+}
+
+async function main({ values }: ParsedCli<typeof EVALUATE_CLI>) {
+  const options = evaluateOptions(values);
   try {
-    const e = await evaluateModel({
-      modelDir: values.model ?? projectPaths().defaultModel,
-      data: values.data,
-      split: values.split as EvaluateModelOptions["split"],
-      validation: values.val === undefined ? undefined : Number(values.val),
-      test: values.test === undefined ? undefined : Number(values.test),
-      ...(values.tta ? { tta: values.tta } : {}),
-      ...(tumourThreshold === undefined ? {} : { tumourThreshold }),
-    });
-    if (values.json) {
-      console.log(JSON.stringify({
-        model: {
-          dir: values.model ?? projectPaths().defaultModel,
-          arch: e.metadata.arch,
-          classes: e.metadata.classes,
-          inputSize: e.metadata.inputSize,
-          datasetFingerprint: e.metadata.datasetFingerprint,
-          tta: e.tta,
-          tumourThreshold: e.tumourThreshold,
-        },
-        dataset: e.dataset,
-        full: e.full,
-        deduplicated: e.deduplicated,
-        skipped: e.errors,
-      }));
-    } else {
-      console.log(formatEvaluation(e));
-    }
+    const e = await evaluateModel(options);
+    console.log(
+      values.json
+        ? JSON.stringify(evaluationJson(e, options.modelDir))
+        : formatEvaluation(e),
+    );
     return 0;
   } catch (error) {
     console.error(`error: ${(error as Error).message}`);
@@ -479,6 +554,4 @@ async function main(args: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) {
-  Deno.exit(await main(taskArgs()));
-}
+if (import.meta.main) Deno.exit(await runCli(EVALUATE_CLI, main));
