@@ -46,14 +46,16 @@ import {
   type Fit,
   packOutcomes,
   pipelineKey,
+  type PipelineSettings,
   preprocessJobs,
+  type PreprocessOptions,
   type PreprocessResult,
   resolveSettings,
 } from "./preprocess.ts";
 
 /** Options for {@linkcode loadImages}. */
 export interface LoadImagesOptions {
-  /** Output side in pixels (default 128). */
+  /** Output side in pixels (default `DEFAULTS.imageSize`, 128). */
   size?: number;
   /** Fit mode (default `fill`). */
   fit?: Fit;
@@ -236,11 +238,21 @@ async function hashWithIndex(
  * cache's `hashes.json` for files whose size and times have not changed.
  * Throws, naming the file, when a file cannot be read.
  *
- * @example
+ * @example A file in a temporary folder, hashed, then changed
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { createHash } from "node:crypto";
+ * import { join } from "node:path";
  * import { contentHashes } from "./image_cache.ts";
- * const [h] = await contentHashes(["scan.jpg"]);
- * console.log(h.length); // 64
+ * const dir = await Deno.makeTempDir();
+ * const path = join(dir, "scan.bin");
+ * await Deno.writeTextFile(path, "abc");
+ * const options = { cacheDir: join(dir, "cache") };
+ * const [h] = await contentHashes([path], options);
+ * assert.equal(h, createHash("sha256").update("abc").digest("hex"));
+ * await Deno.writeTextFile(path, "abcd"); // a new size: hashed again
+ * assert.notEqual((await contentHashes([path], options))[0], h);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function contentHashes(
@@ -271,10 +283,14 @@ export async function contentHashes(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { fingerprintFromHashes } from "./image_cache.ts";
- * const a = fingerprintFromHashes([{ label: "x", hash: "ab" }, { label: "y", hash: "cd" }]);
- * const b = fingerprintFromHashes([{ label: "y", hash: "cd" }, { label: "x", hash: "ab" }]);
- * console.log(a === b); // true
+ * const x = { label: "glioma", hash: "ab" };
+ * const y = { label: "notumor", hash: "cd" };
+ * const a = fingerprintFromHashes([x, y]);
+ * assert.equal(fingerprintFromHashes([y, x]), a); // order does not matter
+ * assert.notEqual(fingerprintFromHashes([x, { ...y, label: "glioma" }]), a);
+ * assert.match(a, /^[0-9a-f]{64}$/);
  * ```
  */
 export function fingerprintFromHashes(
@@ -289,12 +305,20 @@ export function fingerprintFromHashes(
  * content hash) pairs of the files. Renaming or moving files keeps it; a
  * changed image, a changed label, an added or a removed file changes it.
  *
- * @example
+ * @example Moving a file keeps the fingerprint; relabelling it does not
  * ```ts
- * import { discoverDataset } from "./dataset.ts";
+ * import assert from "node:assert/strict";
+ * import { join } from "node:path";
  * import { datasetFingerprint } from "./image_cache.ts";
- * const ds = await discoverDataset("/work/shared/data/brain-tumor-mri");
- * console.log(await datasetFingerprint(ds.files));
+ * const dir = await Deno.makeTempDir();
+ * const [a, b] = [join(dir, "a.jpg"), join(dir, "b.jpg")];
+ * await Deno.writeTextFile(a, "scan");
+ * const options = { cacheDir: join(dir, "cache") };
+ * const before = await datasetFingerprint([{ path: a, label: "glioma" }], options);
+ * await Deno.rename(a, b);
+ * assert.equal(await datasetFingerprint([{ path: b, label: "glioma" }], options), before);
+ * assert.notEqual(await datasetFingerprint([{ path: b, label: "notumor" }], options), before);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function datasetFingerprint(
@@ -358,19 +382,227 @@ async function writePack(
   return id;
 }
 
+/** Where each cached image is, by content hash: its pack and slot. */
+type Slots = Map<string, { pack: number; slot: number }>;
+
+/**
+ * One {@linkcode loadImages} call: its files, what the cache holds for these
+ * settings, and what has become of each file so far.
+ */
+interface Load {
+  /** The files, resolved. */
+  paths: string[];
+  /** Bytes per image. */
+  area: number;
+  /** The folder of this pipeline's packs. */
+  packDir: string;
+  index: HashIndex;
+  packs: PackRef[];
+  slots: Slots;
+  stamps: (Stamp | Error)[];
+  /** Content hash of each file (`""` while unknown). */
+  hashes: string[];
+  outcomes: DecodeOutcome[];
+}
+
+/** Reads the hash index and lists the packs made with these settings. */
+async function openCache(
+  files: { path: string }[],
+  settings: PipelineSettings,
+  cacheDirOption: string | undefined,
+): Promise<Load> {
+  const area = settings.size * settings.size;
+  const cacheDir = resolve(cacheDirOption ?? defaultCacheDir());
+  const packDir = join(cacheDir, pipelineKey(settings));
+  const paths = files.map((f) => resolve(f.path));
+  const packs = await listPacks(packDir, area);
+  const slots: Slots = new Map();
+  packs.forEach((p, k) =>
+    p.hashes.forEach((h, slot) => {
+      if (!slots.has(h)) slots.set(h, { pack: k, slot });
+    })
+  );
+  return {
+    paths,
+    area,
+    packDir,
+    index: await loadHashIndex(cacheDir),
+    packs,
+    slots,
+    stamps: [],
+    hashes: [],
+    outcomes: new Array<DecodeOutcome>(paths.length),
+  };
+}
+
+/**
+ * Content hashes from the stat index; when packs exist, the files it does
+ * not know are hashed now so that cached images are found; otherwise they
+ * are hashed while decoding.
+ */
+async function findHashes(load: Load, verify: boolean): Promise<void> {
+  const { paths, index } = load;
+  const stamps = paths.map(stampOf);
+  const hashes = paths.map((p, i) => {
+    const st = stamps[i];
+    return st instanceof Error || verify ? "" : knownHash(index, p, st);
+  });
+  load.stamps = stamps;
+  load.hashes = hashes;
+  if (load.slots.size === 0) return;
+  const unknown = paths.map((_, i) => i).filter((i) =>
+    !hashes[i] && !(stamps[i] instanceof Error)
+  );
+  const sub = await hashWithIndex(unknown.map((i) => paths[i]), index, true);
+  unknown.forEach((i, k) => {
+    hashes[i] = sub.hashes[k];
+    if (sub.stamps[k] instanceof Error) stamps[i] = sub.stamps[k];
+  });
+}
+
+/**
+ * Reads the packs holding any requested image, and gives each unreadable
+ * file its error. A pack that vanished since it was listed (a concurrent run
+ * replaced it) only turns its images into misses.
+ */
+async function readUsedPacks(load: Load): Promise<Map<number, Uint8Array>> {
+  const used = new Set<number>();
+  load.stamps.forEach((st, i) => {
+    if (st instanceof Error) {
+      load.outcomes[i] = { error: `cannot be read: ${reasonOf(st)}` };
+      return;
+    }
+    const at = load.hashes[i] ? load.slots.get(load.hashes[i]) : undefined;
+    if (at) used.add(at.pack);
+  });
+  const bins = new Map<number, Uint8Array>();
+  for (const k of used) {
+    const pack = load.packs[k];
+    try {
+      const bin = await Deno.readFile(join(load.packDir, `${pack.id}.bin`));
+      if (bin.length === pack.hashes.length * load.area) bins.set(k, bin);
+    } catch {
+      // gone: decode instead
+    }
+  }
+  return bins;
+}
+
+/** Serves the images found in `bins`; returns the hits and the files to decode. */
+function serveHits(
+  load: Load,
+  bins: Map<number, Uint8Array>,
+): { hits: number; misses: number[] } {
+  const { area, hashes, outcomes } = load;
+  const misses: number[] = [];
+  let hits = 0;
+  for (let i = 0; i < load.paths.length; i++) {
+    if (outcomes[i]) continue;
+    const at = hashes[i] ? load.slots.get(hashes[i]) : undefined;
+    const bin = at ? bins.get(at.pack) : undefined;
+    if (at && bin) {
+      outcomes[i] = {
+        pixels: bin.subarray(at.slot * area, (at.slot + 1) * area),
+      };
+      hits++;
+    } else {
+      misses.push(i);
+    }
+  }
+  return { hits, misses };
+}
+
+/** Decodes the misses, hashing the ones whose hash is still unknown. */
+async function decodeMisses(
+  load: Load,
+  misses: number[],
+  options: PreprocessOptions,
+): Promise<void> {
+  if (misses.length === 0) return;
+  const { paths, hashes, stamps, index } = load;
+  const total = paths.length;
+  const before = total - misses.length;
+  const onProgress = options.onProgress;
+  const jobs: DecodeJob[] = misses.map((i) => ({
+    path: paths[i],
+    hash: !hashes[i],
+  }));
+  const decoded = await preprocessJobs(jobs, {
+    ...options,
+    onProgress: onProgress ? (n) => onProgress(before + n, total) : undefined,
+  });
+  misses.forEach((i, k) => {
+    const o = decoded[k];
+    if (o.sha256) {
+      hashes[i] = o.sha256;
+      remember(index, paths[i], stamps[i] as Stamp, o.sha256);
+    }
+    load.outcomes[i] = o.pixels
+      ? { pixels: o.pixels }
+      : { error: o.error ?? "unknown error" };
+  });
+}
+
+/**
+ * Writes one pack with every good image of this request, when anything was
+ * decoded or the hits came from several packs; then drops the packs it makes
+ * redundant.
+ */
+async function storePack(
+  load: Load,
+  misses: number[],
+  packsRead: number,
+): Promise<void> {
+  const { hashes, outcomes, packDir } = load;
+  const good = new Map<string, Uint8Array>();
+  outcomes.forEach((o, i) => {
+    if (o.pixels && hashes[i] && !good.has(hashes[i])) {
+      good.set(hashes[i], o.pixels);
+    }
+  });
+  const decodedGood = misses.some((i) => outcomes[i].pixels);
+  if (good.size === 0 || !(decodedGood || packsRead > 1)) return;
+  const id = await writePack(
+    packDir,
+    load.area,
+    [...good.keys()],
+    (h) => good.get(h)!,
+  );
+  for (const p of load.packs) {
+    if (p.id !== id && p.hashes.every((h) => good.has(h))) {
+      await Deno.remove(join(packDir, `${p.id}.json`)).catch(() => {});
+      await Deno.remove(join(packDir, `${p.id}.bin`)).catch(() => {});
+    }
+  }
+}
+
 /**
  * Loads preprocessed images for `files`, decoding only what the cache lacks
  * (see the module documentation). Files that cannot be read or decoded are
  * reported in `errors` and skipped; `pixels` holds the good ones in input
  * order, as listed by `ok`.
  *
- * @example Load the Training split at 128×128
+ * @example Two made-up images: the first load decodes, the second reads the cache
  * ```ts
- * import { discoverDataset } from "./dataset.ts";
+ * import assert from "node:assert/strict";
+ * import { join } from "node:path";
+ * import sharp from "sharp";
  * import { loadImages } from "./image_cache.ts";
- * const ds = await discoverDataset("/work/shared/data/brain-tumor-mri");
- * const r = await loadImages(ds.files, { size: 128 });
- * console.log(r.ok.length, r.cacheHits, r.cacheMisses, r.seconds.toFixed(2));
+ * const dir = await Deno.makeTempDir();
+ * const files = [{ path: join(dir, "a.png") }, { path: join(dir, "b.png") }];
+ * for (const [i, { path }] of files.entries()) {
+ *   await sharp({
+ *     create: { width: 48, height: 48, channels: 3, background: i ? "#fff" : "#444" },
+ *   }).png().toFile(path);
+ * }
+ * const options = { size: 32, cacheDir: join(dir, "cache") };
+ * const cold = await loadImages(files, options);
+ * assert.deepEqual([cold.cacheHits, cold.cacheMisses], [0, 2]);
+ * const warm = await loadImages(files, options);
+ * assert.deepEqual([warm.cacheHits, warm.cacheMisses], [2, 0]);
+ * assert.deepEqual(warm.pixels, cold.pixels);
+ * assert.equal(warm.pixels.length, 2 * 32 * 32);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function loadImages(
@@ -379,143 +611,24 @@ export async function loadImages(
 ): Promise<LoadImagesResult> {
   const t0 = performance.now();
   const settings = resolveSettings(options);
-  const area = settings.size * settings.size;
-  const cacheDir = resolve(options.cacheDir ?? defaultCacheDir());
-  const packDir = join(cacheDir, pipelineKey(settings));
-  const paths = files.map((f) => resolve(f.path));
-  const total = paths.length;
-  const verify = options.verify ?? false;
-
-  const index = await loadHashIndex(cacheDir);
-  const packs = await listPacks(packDir, area);
-  const where = new Map<string, { pack: number; slot: number }>();
-  packs.forEach((p, k) =>
-    p.hashes.forEach((h, slot) => {
-      if (!where.has(h)) where.set(h, { pack: k, slot });
-    })
-  );
-
-  // 1. Content hashes: from the stat index; when packs exist, hash unknown
-  //    files now so cached images are found; otherwise hash while decoding.
-  const stamps = paths.map(stampOf);
-  const hashes = paths.map((p, i) => {
-    const st = stamps[i];
-    return st instanceof Error || verify ? "" : knownHash(index, p, st);
+  const load = await openCache(files, settings, options.cacheDir);
+  await findHashes(load, options.verify ?? false);
+  const bins = await readUsedPacks(load);
+  const { hits, misses } = serveHits(load, bins);
+  const total = load.paths.length;
+  options.onProgress?.(total - misses.length, total);
+  await decodeMisses(load, misses, {
+    ...settings,
+    workers: options.workers,
+    onProgress: options.onProgress,
   });
-  if (where.size > 0) {
-    const unknown = paths.map((_, i) => i).filter((i) =>
-      !hashes[i] && !(stamps[i] instanceof Error)
-    );
-    const sub = await hashWithIndex(
-      unknown.map((i) => paths[i]),
-      index,
-      true,
-    );
-    unknown.forEach((i, k) => {
-      hashes[i] = sub.hashes[k];
-      if (sub.stamps[k] instanceof Error) stamps[i] = sub.stamps[k];
-    });
-  }
-
-  // 2. Hits and misses. A pack that vanished since it was listed (a
-  //    concurrent run replaced it) only turns its images into misses.
-  const outcomes = new Array<DecodeOutcome>(total);
-  const usedPacks = new Set<number>();
-  for (let i = 0; i < total; i++) {
-    const st = stamps[i];
-    if (st instanceof Error) {
-      outcomes[i] = { error: `cannot be read: ${reasonOf(st)}` };
-      continue;
-    }
-    const at = hashes[i] ? where.get(hashes[i]) : undefined;
-    if (at) usedPacks.add(at.pack);
-  }
-  const bins = new Map<number, Uint8Array>();
-  for (const k of usedPacks) {
-    try {
-      const bin = await Deno.readFile(join(packDir, `${packs[k].id}.bin`));
-      if (bin.length === packs[k].hashes.length * area) bins.set(k, bin);
-    } catch {
-      // gone: decode instead
-    }
-  }
-  const misses: number[] = [];
-  let cacheHits = 0;
-  for (let i = 0; i < total; i++) {
-    if (outcomes[i]) continue;
-    const at = hashes[i] ? where.get(hashes[i]) : undefined;
-    const bin = at ? bins.get(at.pack) : undefined;
-    if (at && bin) {
-      outcomes[i] = {
-        pixels: bin.subarray(at.slot * area, (at.slot + 1) * area),
-      };
-      cacheHits++;
-    } else {
-      misses.push(i);
-    }
-  }
-  let done = total - misses.length;
-  options.onProgress?.(done, total);
-
-  // 3. Decode the misses (hashing the ones whose hash is still unknown).
-  if (misses.length > 0) {
-    const jobs: DecodeJob[] = misses.map((i) => ({
-      path: paths[i],
-      hash: !hashes[i],
-    }));
-    const decoded = await preprocessJobs(jobs, {
-      ...settings,
-      workers: options.workers,
-      onProgress: options.onProgress
-        ? (n) => options.onProgress!(done + n, total)
-        : undefined,
-    });
-    done += misses.length;
-    misses.forEach((i, k) => {
-      const o = decoded[k];
-      if (o.sha256) {
-        hashes[i] = o.sha256;
-        remember(index, paths[i], stamps[i] as Stamp, o.sha256);
-      }
-      outcomes[i] = o.pixels
-        ? { pixels: o.pixels }
-        : { error: o.error ?? "unknown error" };
-    });
-  }
-
-  // 4. Store: one pack with every good image of this request, when anything
-  //    was decoded or the hits came from several packs; then drop the packs
-  //    it makes redundant.
-  const good = new Map<string, Uint8Array>();
-  outcomes.forEach((o, i) => {
-    if (o.pixels && hashes[i] && !good.has(hashes[i])) {
-      good.set(hashes[i], o.pixels);
-    }
-  });
-  const decodedGood = misses.some((i) => outcomes[i].pixels);
-  if (good.size > 0 && (decodedGood || bins.size > 1)) {
-    const packHashes = [...good.keys()];
-    const id = await writePack(
-      packDir,
-      area,
-      packHashes,
-      (h) => good.get(h)!,
-    );
-    for (const p of packs) {
-      if (p.id !== id && p.hashes.every((h) => good.has(h))) {
-        await Deno.remove(join(packDir, `${p.id}.json`)).catch(() => {});
-        await Deno.remove(join(packDir, `${p.id}.bin`)).catch(() => {});
-      }
-    }
-  }
-  await saveHashIndex(index);
-
-  const result = packOutcomes(paths, outcomes, settings.size);
+  await storePack(load, misses, bins.size);
+  await saveHashIndex(load.index);
   return {
-    ...result,
-    cacheHits,
+    ...packOutcomes(load.paths, load.outcomes, settings.size),
+    cacheHits: hits,
     cacheMisses: misses.length,
     seconds: (performance.now() - t0) / 1000,
-    hashes,
+    hashes: load.hashes,
   };
 }
