@@ -12,9 +12,11 @@
  * deno task select-run -- --data DIR [--tta none,hflip [--record]] [--json] RUN_DIR...
  * ```
  *
+ * The flags are declared in {@linkcode SELECT_RUN_CLI}; `--help` prints them.
+ *
  * @module
  */
-import { parseCli, taskArgs } from "../lib/core/cli.ts";
+import { type ParsedCli, runCli, UsageError } from "../lib/core/cli.ts";
 import { evaluateModel } from "../lib/evaluate/evaluate.ts";
 import {
   isTta,
@@ -70,12 +72,14 @@ export interface RunSelection {
  * The runs must share that split (same seed, fractions and dataset), and
  * refits (trained on their validation split) are refused.
  *
+ * Needs the runs' dataset on disk, so it is not run by `deno test --doc`.
+ *
  * @example
  * ```ts ignore
  * import { selectRun } from "./select_run.ts";
  * const s = await selectRun({
- *   runs: ["models/resnet-128-e7", "models/resnet-128-e9"],
- *   data: "../shared/data/brain-tumor-mri/Training",
+ *   runs: ["models/resnet-128-e1", "models/resnet-128-e7"],
+ *   data: "data/Training",
  * });
  * console.log(s.ranking[0].name);
  * ```
@@ -150,53 +154,64 @@ export async function selectRun(
   return { ranking, candidates, recorded };
 }
 
-const USAGE =
-  `usage: deno task select-run -- --data DIR [--tta none,hflip [--record]] [--json] RUN_DIR...
-
-  Ranks runs on their validation splits by the clinical targets: most targets
-  met, then the weakest of the glioma and meningioma recalls, then the loss.
-  --data DIR   the dataset the runs were trained on
-  --tta LIST   modes to score for each run (default: each run's own)
-  --record     write the winner's mode into its metadata.json
-  --json       print the ranking as JSON`;
-
-async function main(args: string[]): Promise<number> {
-  const parsed = parseCli(USAGE, {
-    args,
-    options: {
-      data: { type: "string" },
-      tta: { type: "string" },
-      json: { type: "boolean", default: false },
-      record: { type: "boolean", default: false },
+/** The run ranking's command line: every flag with its type and help. */
+export const SELECT_RUN_CLI = {
+  command: "deno task select-run",
+  summary:
+    "Ranks runs on their validation splits by the clinical targets: most\n" +
+    "targets met, then the weaker of the glioma and meningioma recalls, then\n" +
+    "the validation loss.",
+  positionals: "RUN_DIR...",
+  flags: {
+    data: {
+      type: "string",
+      value: "DIR",
+      help: "the dataset the runs were trained on (required)",
     },
-    allowPositionals: true,
-    strict: true,
-  });
-  if (typeof parsed === "number") return parsed;
-  const { values, positionals } = parsed;
-  if (!values.data || positionals.length === 0) {
-    console.error(`error: --data and at least one run are required\n${USAGE}`);
-    return 2;
-  }
-  const tta = values.tta === undefined
-    ? undefined
-    : [...new Set(values.tta.split(",").map((s) => s.trim()))];
-  const bad = tta?.find((t) => !isTta(t));
+    tta: {
+      type: "string",
+      value: "LIST",
+      multiple: true,
+      defaultText: "each run's own",
+      help:
+        "test-time modes to score for each run,\ncomma-separated (none,hflip)",
+    },
+    record: {
+      type: "boolean",
+      help: "write the winner's mode into its metadata.json\n(needs --tta)",
+    },
+    json: { type: "boolean", help: "print the ranking as JSON" },
+  },
+} as const;
+
+/** `--tta` lists (repeated or comma-separated), each mode once. */
+function ttaArg(lists: readonly string[]): Tta[] | undefined {
+  if (lists.length === 0) return undefined;
+  const modes = [
+    ...new Set(lists.flatMap((l) => l.split(",")).map((s) => s.trim())),
+  ];
+  const bad = modes.find((t) => !isTta(t));
   if (bad !== undefined) {
-    console.error(`error: --tta: "${bad}" is not none or hflip\n${USAGE}`);
-    return 2;
+    throw new UsageError(`--tta: "${bad}" is not none or hflip`);
   }
+  return modes as Tta[];
+}
+
+async function main(
+  { values, positionals }: ParsedCli<typeof SELECT_RUN_CLI>,
+): Promise<number> {
+  if (!values.data || positionals.length === 0) {
+    throw new UsageError("--data and at least one run are required");
+  }
+  const tta = ttaArg(values.tta);
   if (values.record && !tta) {
-    console.error(
-      `error: --record needs --tta (the modes to choose from)\n${USAGE}`,
-    );
-    return 2;
+    throw new UsageError("--record needs --tta (the modes to choose from)");
   }
   try {
     const s = await selectRun({
       runs: positionals,
       data: values.data,
-      ...(tta ? { tta: tta as Tta[] } : {}),
+      ...(tta ? { tta } : {}),
       record: values.record,
     });
     console.log(
@@ -213,6 +228,4 @@ async function main(args: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) {
-  Deno.exit(await main(taskArgs()));
-}
+if (import.meta.main) Deno.exit(await runCli(SELECT_RUN_CLI, main));
