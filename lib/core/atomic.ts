@@ -12,8 +12,18 @@ import { basename, dirname, join } from "node:path";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { join } from "node:path";
  * import { writeFileAtomic } from "./atomic.ts";
- * await writeFileAtomic("/tmp/example.bin", new Uint8Array([1, 2, 3]));
+ * const dir = await Deno.makeTempDir();
+ * const path = join(dir, "new", "example.bin"); // the folder is created
+ * await writeFileAtomic(path, new Uint8Array([1, 2, 3]));
+ * assert.deepEqual(await Deno.readFile(path), new Uint8Array([1, 2, 3]));
+ * // Nothing but the file itself is left beside it.
+ * assert.deepEqual([...Deno.readDirSync(join(dir, "new"))].map((e) => e.name), [
+ *   "example.bin",
+ * ]);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeFileAtomic(
@@ -40,8 +50,15 @@ export async function writeFileAtomic(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { join } from "node:path";
  * import { writeTextAtomic } from "./atomic.ts";
- * await writeTextAtomic("/tmp/example.json", JSON.stringify({ ok: true }));
+ * const dir = await Deno.makeTempDir();
+ * const path = join(dir, "example.json");
+ * await writeTextAtomic(path, JSON.stringify({ ok: true }));
+ * await writeTextAtomic(path, JSON.stringify({ ok: false })); // replaced whole
+ * assert.deepEqual(JSON.parse(await Deno.readTextFile(path)), { ok: false });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function writeTextAtomic(path: string, text: string): Promise<void> {

@@ -28,9 +28,11 @@ export interface Displayable {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { displayable, JUPYTER_DISPLAY } from "./display.ts";
  * const d = displayable({ "text/plain": "hi", "text/html": "<b>hi</b>" });
- * console.log(d[JUPYTER_DISPLAY]()["text/plain"]); // "hi"
+ * assert.equal(d[JUPYTER_DISPLAY]()["text/plain"], "hi");
+ * assert.equal(JUPYTER_DISPLAY, Symbol.for("Jupyter.display"));
  * ```
  */
 export function displayable(bundle: MimeBundle): Displayable {
@@ -42,8 +44,9 @@ export function displayable(bundle: MimeBundle): Displayable {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { escapeHtml } from "./display.ts";
- * console.log(escapeHtml("<a & b>")); // "&lt;a &amp; b&gt;"
+ * assert.equal(escapeHtml('<a & "b">'), "&lt;a &amp; &quot;b&quot;&gt;");
  * ```
  */
 export function escapeHtml(text: string): string {
@@ -76,9 +79,19 @@ function cell(value: unknown): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { htmlTable, JUPYTER_DISPLAY } from "./display.ts";
- * const t = htmlTable({ rows: [{ class: "glioma", images: 1321 }] });
- * console.log(t[JUPYTER_DISPLAY]()["text/plain"]);
+ * const t = htmlTable({
+ *   rows: [{ class: "glioma", images: 1321 }, { class: "notumor", images: 0.5 }],
+ * })[JUPYTER_DISPLAY]();
+ * assert.equal(
+ *   t["text/plain"],
+ *   "class    images\n" +
+ *     "-------  ------\n" +
+ *     "glioma   1321\n" +
+ *     "notumor  0.5000",
+ * );
+ * assert.match(t["text/html"] as string, /<th>class<\/th><th>images<\/th>/);
  * ```
  */
 export function htmlTable(options: HtmlTableOptions): Displayable {

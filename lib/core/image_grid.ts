@@ -26,9 +26,14 @@ export interface GridImage {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { encodePng } from "./image_grid.ts";
  * const png = await encodePng({ pixels: new Uint8Array(16 * 16), width: 16, height: 16 });
- * console.log(png[1] === 0x50); // "P" of the PNG signature
+ * assert.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47]); // "PNG"
+ * await assert.rejects(
+ *   () => encodePng({ pixels: new Uint8Array(3), width: 2, height: 2 }),
+ *   /3 bytes do not make a 2×2×1 image/,
+ * );
  * ```
  */
 export async function encodePng(image: GridImage): Promise<Uint8Array> {
@@ -74,11 +79,16 @@ export interface ImageGridOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { JUPYTER_DISPLAY } from "./display.ts";
  * import { imageGrid } from "./image_grid.ts";
  * const grid = await imageGrid({
  *   images: [{ pixels: new Uint8Array(64 * 64).fill(128), width: 64, height: 64, caption: "grey" }],
  *   title: "One grey square",
  * });
+ * const bundle = grid[JUPYTER_DISPLAY]();
+ * assert.equal(bundle["text/plain"], "One grey square\n[1] 64×64 grey");
+ * assert.match(bundle["text/html"] as string, /src="data:image\/png;base64,/);
  * ```
  */
 export async function imageGrid(

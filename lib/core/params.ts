@@ -1,22 +1,31 @@
 /**
  * Notebook and run parameters, read from environment variables so that
  * headless runs (`deno task report`) can change them without editing cells.
+ * A variable that is unset or blank takes its default from
+ * {@linkcode DEFAULTS} (`./defaults.ts`), the same default every command-line
+ * tool uses; the three training refinements are off unless set.
  *
- * | variable              | default | what                                   |
- * | --------------------- | ------- | -------------------------------------- |
- * | `BRAIN_MRI_SEED`      | 42      | seed of every random choice            |
- * | `BRAIN_MRI_IMAGE_SIZE`| 128     | side of the square input images        |
- * | `BRAIN_MRI_VAL`       | 0.15    | validation fraction                    |
- * | `BRAIN_MRI_TEST`      | 0.15    | test fraction (carved from Training)   |
- * | `BRAIN_MRI_ARCH`      | seedCnn | architecture to train                  |
- * | `BRAIN_MRI_EPOCHS`    | 10      | most epochs to train                   |
- * | `BRAIN_MRI_BATCH`     | 32      | batch size                             |
- * | `BRAIN_MRI_LR`        | 0.001   | Adam's initial learning rate           |
- * | `BRAIN_MRI_RUN`       | `<arch>-<size>-notebook` | run folder name under models/ |
+ * | variable                    | default                          | what                                  |
+ * | --------------------------- | -------------------------------- | ------------------------------------- |
+ * | `BRAIN_MRI_SEED`            | `DEFAULTS.seed`                  | seed of every random choice           |
+ * | `BRAIN_MRI_IMAGE_SIZE`      | `DEFAULTS.imageSize`             | side of the square input images       |
+ * | `BRAIN_MRI_VAL`             | `DEFAULTS.validationFraction`    | validation fraction                   |
+ * | `BRAIN_MRI_TEST`            | `DEFAULTS.testFraction`          | test fraction (carved from Training)  |
+ * | `BRAIN_MRI_ARCH`            | `DEFAULTS.arch`                  | architecture to train                 |
+ * | `BRAIN_MRI_EPOCHS`          | `DEFAULTS.epochs`                | most epochs to train                  |
+ * | `BRAIN_MRI_BATCH`           | `DEFAULTS.batchSize`             | batch size                            |
+ * | `BRAIN_MRI_LR`              | `DEFAULTS.learningRate`          | Adam's initial learning rate          |
+ * | `BRAIN_MRI_RUN`             | `<arch>-<size>-notebook`         | run folder name under `models/`       |
+ * | `BRAIN_MRI_EMA`             | 0 (off)                          | decay of the weights' moving average  |
+ * | `BRAIN_MRI_WEIGHT_DECAY`    | 0 (off)                          | decoupled weight decay                |
+ * | `BRAIN_MRI_LABEL_SMOOTHING` | 0 (off)                          | label smoothing of the training loss  |
  *
  * @module
  */
 import { DEFAULTS } from "./defaults.ts";
+
+/** The value of a training refinement (EMA, weight decay, label smoothing) that is off. */
+const OFF = 0;
 
 /** The parameters every notebook shares. */
 export interface RunParams {
@@ -51,8 +60,19 @@ function numberFrom(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { DEFAULTS } from "./defaults.ts";
  * import { runParams } from "./params.ts";
- * console.log(runParams({ env: { BRAIN_MRI_SEED: "7" } }).seed); // 7
+ * assert.deepEqual(runParams({ env: { BRAIN_MRI_SEED: "7" } }), {
+ *   seed: 7,
+ *   size: DEFAULTS.imageSize,
+ *   validation: DEFAULTS.validationFraction,
+ *   test: DEFAULTS.testFraction,
+ * });
+ * assert.throws(
+ *   () => runParams({ env: { BRAIN_MRI_VAL: "1.5" } }),
+ *   /BRAIN_MRI_VAL=1\.5 is not a valid value/,
+ * );
  * ```
  */
 export function runParams(
@@ -99,12 +119,22 @@ export interface TrainParams {
 }
 
 /**
- * Reads the training parameters from the environment, with defaults.
+ * Reads the training parameters from the environment, with defaults (see
+ * the module documentation); a malformed value is an error naming the
+ * variable.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { DEFAULTS } from "./defaults.ts";
  * import { trainParams } from "./params.ts";
- * console.log(trainParams({ env: { BRAIN_MRI_EPOCHS: "3" } }).epochs); // 3
+ * const train = trainParams({
+ *   env: { BRAIN_MRI_EPOCHS: "3", BRAIN_MRI_ARCH: "resnet" },
+ * });
+ * assert.equal(train.epochs, 3);
+ * assert.equal(train.batchSize, DEFAULTS.batchSize);
+ * assert.equal(train.run, `resnet-${DEFAULTS.imageSize}-notebook`);
+ * assert.equal(train.ema, 0); // off
  * ```
  */
 export function trainParams(
@@ -139,17 +169,17 @@ export function trainParams(
       (n) => n > 0 && n < 1,
     ),
     run: env.BRAIN_MRI_RUN?.trim() || `${arch}-${size}-notebook`,
-    ema: numberFrom(env, "BRAIN_MRI_EMA", 0, (n) => n >= 0 && n < 1),
+    ema: numberFrom(env, "BRAIN_MRI_EMA", OFF, (n) => n >= 0 && n < 1),
     weightDecay: numberFrom(
       env,
       "BRAIN_MRI_WEIGHT_DECAY",
-      0,
+      OFF,
       (n) => n >= 0 && Number.isFinite(n),
     ),
     labelSmoothing: numberFrom(
       env,
       "BRAIN_MRI_LABEL_SMOOTHING",
-      0,
+      OFF,
       (n) => n >= 0 && n < 1,
     ),
   };

@@ -88,9 +88,16 @@ function override(root: string, value: string | undefined, fallback: string) {
  *
  * @example Default data folder and an override
  * ```ts
- * import { projectPaths } from "./paths.ts";
- * const paths = projectPaths({ env: { BRAIN_MRI_DATA: "/datasets/mri" } });
- * console.log(paths.data); // "/datasets/mri"
+ * import assert from "node:assert/strict";
+ * import { join } from "node:path";
+ * import { PROJECT_ROOT, projectPaths } from "./paths.ts";
+ * const paths = projectPaths({
+ *   env: { BRAIN_MRI_DATA: "/datasets/mri", BRAIN_MRI_MODELS: "runs" },
+ * });
+ * assert.equal(paths.data, "/datasets/mri");
+ * assert.equal(paths.models, join(PROJECT_ROOT, "runs")); // relative to the root
+ * assert.equal(paths.reports, join(PROJECT_ROOT, "reports")); // the default
+ * assert.equal(projectPaths({ env: { BRAIN_MRI_DATA: " " } }).data, join(PROJECT_ROOT, "data"));
  * ```
  */
 export function projectPaths(options: ProjectPathsOptions = {}): ProjectPaths {

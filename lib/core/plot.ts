@@ -39,8 +39,9 @@ export interface Figure {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { plotlyJsPath } from "./plot.ts";
- * console.log(plotlyJsPath()); // ".../node_modules/plotly.js-dist/plotly.js"
+ * assert.match(plotlyJsPath(), /\/node_modules\/plotly\.js-dist\/plotly\.js$/);
  * ```
  */
 export function plotlyJsPath(): string {
@@ -58,11 +59,20 @@ export interface FigureOptions {
  *
  * @example
  * ```ts
- * import { figure } from "./plot.ts";
+ * import assert from "node:assert/strict";
+ * import { JUPYTER_DISPLAY } from "./display.ts";
+ * import { figure, PLOTLY_MIME } from "./plot.ts";
  * const fig = figure({
  *   data: [{ type: "bar", x: ["a", "b"], y: [1, 2] }],
  *   layout: { title: { text: "Two bars" } },
+ * })[JUPYTER_DISPLAY]();
+ * assert.deepEqual(fig[PLOTLY_MIME], {
+ *   data: [{ type: "bar", x: ["a", "b"], y: [1, 2] }],
+ *   layout: { title: { text: "Two bars" } },
+ *   config: { responsive: true },
  * });
+ * assert.equal(fig["text/plain"], "Plotly figure: Two bars (1 trace: bar)");
+ * assert.match(fig["text/html"] as string, /Plotly\.newPlot/);
  * ```
  */
 export function figure(fig: Figure, options: FigureOptions = {}): Displayable {
@@ -117,8 +127,19 @@ export interface BarChartOptions {
  *
  * @example
  * ```ts
- * import { barChart } from "./plot.ts";
- * const fig = barChart({ x: ["glioma", "notumor"], y: [1321, 1595], title: "Images per class" });
+ * import assert from "node:assert/strict";
+ * import { JUPYTER_DISPLAY } from "./display.ts";
+ * import { barChart, type Figure, PLOTLY_MIME } from "./plot.ts";
+ * const chart = barChart({
+ *   x: ["glioma", "notumor"],
+ *   y: [1321, 1595],
+ *   title: "Images per class",
+ * });
+ * const fig = chart[JUPYTER_DISPLAY]();
+ * const [bars] = (fig[PLOTLY_MIME] as Figure).data;
+ * assert.deepEqual(bars.y, [1321, 1595]);
+ * assert.deepEqual(bars.text, ["1321", "1595"]);
+ * assert.equal(fig["text/plain"], "Images per class\nglioma: 1321\nnotumor: 1595");
  * ```
  */
 export function barChart(options: BarChartOptions): Displayable {

@@ -33,10 +33,17 @@ export interface Rng {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { rng } from "./random.ts";
- * const r = rng(42);
- * const order = r.shuffle([1, 2, 3, 4, 5]);
- * console.log(order, r.int(0, 9), r.normal(0, 1));
+ * const a = rng(42);
+ * const b = rng(42);
+ * const order = a.shuffle([1, 2, 3, 4, 5]);
+ * assert.deepEqual(order, b.shuffle([1, 2, 3, 4, 5])); // same seed, same order
+ * assert.deepEqual([...order].sort(), [1, 2, 3, 4, 5]);
+ * const k = a.int(0, 9);
+ * assert.ok(Number.isInteger(k) && k >= 0 && k <= 9);
+ * assert.equal(b.int(0, 9), k);
+ * assert.equal(a.normal(0, 1), b.normal(0, 1));
  * ```
  */
 export function rng(seed: number | string): Rng {
@@ -71,8 +78,10 @@ export function rng(seed: number | string): Rng {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { deriveSeed } from "./random.ts";
- * console.log(deriveSeed(42, "split") !== deriveSeed(42, "augment")); // true
+ * assert.notEqual(deriveSeed(42, "split"), deriveSeed(42, "augment"));
+ * assert.equal(deriveSeed(42, "split"), deriveSeed(42, "split"));
  * ```
  */
 export function deriveSeed(seed: number, name: string): number {

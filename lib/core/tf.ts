@@ -47,10 +47,17 @@ type UtilShim = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import util from "node:util";
  * import { patchNodeUtil } from "./tf.ts";
  * patchNodeUtil();
- * console.log(typeof (util as unknown as { isArray: unknown }).isArray); // "function"
+ * const u = util as unknown as {
+ *   isArray(v: unknown): boolean;
+ *   isNullOrUndefined(v: unknown): boolean;
+ * };
+ * assert.equal(u.isArray([1]), true);
+ * assert.equal(u.isNullOrUndefined(null), true);
+ * assert.equal(u.isNullOrUndefined(0), false);
  * ```
  */
 export function patchNodeUtil(): void {
@@ -94,8 +101,9 @@ export const tf: TF = await load();
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { backendName } from "./tf.ts";
- * console.log(backendName()); // "tensorflow"
+ * assert.equal(backendName(), "tensorflow");
  * ```
  */
 export function backendName(): string {
@@ -120,9 +128,12 @@ export interface TfInfo {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tfInfo } from "./tf.ts";
  * const info = tfInfo();
- * console.log(info.backend, info.tfjs["tfjs-node"], info.libtensorflow);
+ * assert.equal(info.backend, "tensorflow");
+ * assert.match(info.tfjs["tfjs-node"], /^\d+\.\d+\.\d+$/);
+ * assert.match(info.libtensorflow, /^\d+\.\d+/);
  * ```
  */
 export function tfInfo(): TfInfo {

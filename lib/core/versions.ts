@@ -18,8 +18,14 @@ export type Versions = Record<string, string>;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { versions } from "./versions.ts";
- * console.log(versions()["libtensorflow"]); // "2.21.0"
+ * const v = versions();
+ * assert.equal(v.deno, Deno.version.deno);
+ * assert.equal(v.backend, "tensorflow");
+ * for (const key of ["tfjs-node", "libtensorflow", "sharp", "libvips", "plotly.js"]) {
+ *   assert.match(v[key], /^\d+\.\d+/, key);
+ * }
  * ```
  */
 export function versions(): Versions {
