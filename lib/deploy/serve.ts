@@ -38,7 +38,7 @@
  *
  * @module
  */
-import { parseCli, taskArgs } from "../core/cli.ts";
+import { type ParsedCli, runCli, UsageError } from "../core/cli.ts";
 import {
   type ImageClassifier,
   localClassifier,
@@ -48,7 +48,6 @@ import {
 import { projectPaths } from "../core/paths.ts";
 import { imageFormatProblem, modelName, toPrediction } from "./predict.ts";
 import {
-  isTta,
   loadSavedModel,
   type ModelMetadata,
   type Tta,
@@ -57,6 +56,12 @@ import type { LayersModel } from "../core/tf.ts";
 
 /** Default body limit: 10 MiB. */
 export const DEFAULT_MAX_BYTES = 10 * 1024 * 1024;
+
+/** Default port of {@linkcode startServer} and `deno task serve`. */
+export const DEFAULT_PORT = 8000;
+
+/** Default interface: loopback only. */
+export const DEFAULT_HOSTNAME = "127.0.0.1";
 
 /** Raw body types `POST /predict` accepts (besides none and multipart). */
 export const RAW_IMAGE_TYPES: readonly string[] = [
@@ -220,22 +225,18 @@ export interface PredictResponse {
   model: string;
 }
 
-/**
- * Makes the request handler of the prediction server (see the module
- * documentation for the routes and status codes), for `Deno.serve` or for
- * calling directly.
- *
- * @example
- * ```ts ignore
- * import { createPredictHandler } from "./serve.ts";
- * import { loadSavedModel } from "../model/saved_model.ts";
- * const { model, metadata } = await loadSavedModel("models/resnet-128-e1");
- * const server = Deno.serve({ port: 0 }, createPredictHandler({ model, metadata }));
- * ```
- */
-export function createPredictHandler(
-  options: PredictHandlerOptions,
-): (req: Request) => Promise<Response> {
+/** What the handler needs for every request, and what it counts. */
+interface HandlerState {
+  classifier: ImageClassifier;
+  metadata: ModelMetadata;
+  name: string;
+  maxBytes: number;
+  started: number;
+  requests: number;
+}
+
+/** Checks the handler's options and fills in their defaults. */
+function handlerState(options: PredictHandlerOptions): HandlerState {
   const { metadata } = options;
   if ((options.model === undefined) === (options.classifier === undefined)) {
     throw new Error("give createPredictHandler a model or a classifier");
@@ -249,90 +250,147 @@ export function createPredictHandler(
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) {
     throw new Error(`maxBytes must be a positive integer (got ${maxBytes})`);
   }
-  const name = options.name ?? metadata.training?.run ?? metadata.arch;
+  return {
+    classifier,
+    metadata,
+    name: options.name ?? metadata.training?.run ?? metadata.arch,
+    maxBytes,
+    started: performance.now(),
+    requests: 0,
+  };
+}
+
+/** One image's `POST /predict` answer: sniffed, classified, decided. */
+async function predictImage(
+  state: HandlerState,
+  bytes: Uint8Array,
+): Promise<PredictResponse> {
+  if (bytes.length === 0) {
+    throw new HttpError(400, "empty body: send a JPEG or PNG image");
+  }
+  const problem = imageFormatProblem(bytes.subarray(0, 16));
+  if (problem) throw new HttpError(415, `body is ${problem}`);
+  let probs: Float32Array;
+  try {
+    probs = await state.classifier.classify(bytes);
+  } catch (error) {
+    if (error instanceof UndecodableImageError) {
+      throw new HttpError(
+        400,
+        `corrupt or undecodable image: ${error.message}`,
+      );
+    }
+    throw error;
+  }
+  const { classes, inference } = state.metadata;
+  return {
+    ...toPrediction(probs, classes, inference ?? {}),
+    model: state.name,
+  };
+}
+
+/** Throws 405 (with `Allow`) unless the request's method is one of `methods`. */
+function allowOnly(req: Request, path: string, methods: string): void {
+  if (!methods.split(", ").includes(req.method)) {
+    throw new HttpError(
+      405,
+      `${req.method} is not allowed on ${path} (allowed: ${methods})`,
+      { allow: methods },
+    );
+  }
+}
+
+/** The answer to one request on one of the routes (or 404). */
+async function route(
+  state: HandlerState,
+  req: Request,
+  path: string,
+): Promise<Response> {
+  const { metadata } = state;
+  switch (path) {
+    case "/predict":
+      allowOnly(req, path, "POST");
+      return json(
+        await predictImage(state, await imageBytes(req, state.maxBytes)),
+      );
+    case "/health":
+      allowOnly(req, path, "GET, HEAD");
+      return json({
+        status: "ok",
+        model: state.name,
+        arch: metadata.arch,
+        classes: metadata.classes,
+        inputSize: metadata.inputSize,
+        workers: state.classifier.workers,
+        uptimeSeconds: (performance.now() - state.started) / 1000,
+        requests: state.requests,
+      });
+    case "/model":
+      allowOnly(req, path, "GET, HEAD");
+      return json(metadata);
+    default:
+      throw new HttpError(
+        404,
+        `no such path ${path} (routes: POST /predict, GET /health, GET /model)`,
+      );
+  }
+}
+
+/** The JSON error answer for what a route threw, and the note for the log. */
+function errorResponse(error: unknown): { response: Response; note: string } {
+  if (error instanceof HttpError) {
+    return {
+      response: json({ error: error.message }, error.status, error.headers),
+      note: error.message,
+    };
+  }
+  return {
+    response: json({ error: `internal error: ${error}` }, 500),
+    note: String(error),
+  };
+}
+
+/**
+ * Makes the request handler of the prediction server (see the module
+ * documentation for the routes and status codes), for `Deno.serve` or for
+ * calling directly.
+ *
+ * @example Asking the shipped model's handler directly, without a server
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createPredictHandler } from "./serve.ts";
+ * import { loadSavedModel } from "../model/saved_model.ts";
+ * const { model, metadata } = await loadSavedModel("models/resnet-128-e11");
+ * const handler = createPredictHandler({ model, metadata, log: false });
+ * const health = await handler(new Request("http://localhost/health"));
+ * assert.equal(health.status, 200);
+ * assert.equal((await health.json()).model, "resnet-128-e11");
+ * const text = await handler(new Request("http://localhost/predict", {
+ *   method: "POST",
+ *   body: new TextEncoder().encode("not an image"),
+ * }));
+ * assert.equal(text.status, 415);
+ * assert.deepEqual(await text.json(), { error: "body is not a JPEG or PNG (text)" });
+ * model.dispose();
+ * ```
+ */
+export function createPredictHandler(
+  options: PredictHandlerOptions,
+): (req: Request) => Promise<Response> {
+  const state = handlerState(options);
   const log = options.log === false
     ? undefined
     : options.log ?? ((line: string) => console.error(line));
-  const started = performance.now();
-  let requests = 0;
-
-  const predict = async (bytes: Uint8Array): Promise<PredictResponse> => {
-    if (bytes.length === 0) {
-      throw new HttpError(400, "empty body: send a JPEG or PNG image");
-    }
-    const problem = imageFormatProblem(bytes.subarray(0, 16));
-    if (problem) throw new HttpError(415, `body is ${problem}`);
-    let probs: Float32Array;
-    try {
-      probs = await classifier.classify(bytes);
-    } catch (error) {
-      if (error instanceof UndecodableImageError) {
-        throw new HttpError(
-          400,
-          `corrupt or undecodable image: ${error.message}`,
-        );
-      }
-      throw error;
-    }
-    return {
-      ...toPrediction(probs, metadata.classes, metadata.inference ?? {}),
-      model: name,
-    };
-  };
-
-  const route = async (req: Request, path: string): Promise<Response> => {
-    const allow = (methods: string) => {
-      if (!methods.split(", ").includes(req.method)) {
-        throw new HttpError(
-          405,
-          `${req.method} is not allowed on ${path} (allowed: ${methods})`,
-          { allow: methods },
-        );
-      }
-    };
-    switch (path) {
-      case "/predict":
-        allow("POST");
-        return json(await predict(await imageBytes(req, maxBytes)));
-      case "/health":
-        allow("GET, HEAD");
-        return json({
-          status: "ok",
-          model: name,
-          arch: metadata.arch,
-          classes: metadata.classes,
-          inputSize: metadata.inputSize,
-          workers: classifier.workers,
-          uptimeSeconds: (performance.now() - started) / 1000,
-          requests,
-        });
-      case "/model":
-        allow("GET, HEAD");
-        return json(metadata);
-      default:
-        throw new HttpError(
-          404,
-          `no such path ${path} (routes: POST /predict, GET /health, GET /model)`,
-        );
-    }
-  };
-
   return async (req: Request): Promise<Response> => {
     const t0 = performance.now();
-    requests++;
+    state.requests++;
     const path = new URL(req.url).pathname;
     let response: Response;
     let note = "";
     try {
-      response = await route(req, path);
+      response = await route(state, req, path);
     } catch (error) {
-      if (error instanceof HttpError) {
-        response = json({ error: error.message }, error.status, error.headers);
-        note = error.message;
-      } else {
-        response = json({ error: `internal error: ${error}` }, 500);
-        note = String(error);
-      }
+      ({ response, note } = errorResponse(error));
       // A request body left unread (an early 413/415/405) is dropped.
       req.body?.cancel().catch(() => {});
     }
@@ -349,9 +407,9 @@ export function createPredictHandler(
 export interface StartServerOptions {
   /** Saved model (or run) folder; default `projectPaths().defaultModel`. */
   modelDir?: string;
-  /** Port (default 8000; 0 picks a free one). */
+  /** Port (default {@linkcode DEFAULT_PORT}, 8000; 0 picks a free one). */
   port?: number;
-  /** Interface to listen on (default 127.0.0.1). */
+  /** Interface to listen on (default {@linkcode DEFAULT_HOSTNAME}, 127.0.0.1). */
   hostname?: string;
   /** Body limit in bytes (default {@linkcode DEFAULT_MAX_BYTES}). */
   maxBytes?: number;
@@ -371,8 +429,9 @@ export interface StartServerOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { defaultWorkers } from "./serve.ts";
- * console.log(defaultWorkers() >= 1); // true
+ * assert.equal(defaultWorkers(), Math.max(1, navigator.hardwareConcurrency ?? 1));
  * ```
  */
 export function defaultWorkers(): number {
@@ -401,10 +460,13 @@ export interface RunningServer {
 /**
  * Loads a saved model and serves it (see the module documentation).
  *
+ * Starts a server and its inference workers, so it is not run by
+ * `deno test --doc`.
+ *
  * @example
  * ```ts ignore
  * import { startServer } from "./serve.ts";
- * const running = await startServer({ port: 0 });
+ * const running = await startServer({ modelDir: "models/resnet-128-e11", port: 0 });
  * console.log(running.url);
  * await running.shutdown();
  * ```
@@ -446,8 +508,8 @@ export async function startServer(
       log: options.log,
     });
     server = Deno.serve({
-      port: options.port ?? 8000,
-      hostname: options.hostname ?? "127.0.0.1",
+      port: options.port ?? DEFAULT_PORT,
+      hostname: options.hostname ?? DEFAULT_HOSTNAME,
       onListen: () => {},
     }, handler);
   } catch (error) {
@@ -467,91 +529,101 @@ export async function startServer(
   };
 }
 
-const USAGE =
-  `usage: deno task serve -- [--model DIR] [--port 8000] [--hostname 127.0.0.1] [--max-bytes N]
-
-  --model DIR     saved model (or run folder holding model/); default ${projectPaths().defaultModel}
-  --port N        port (default 8000; 0 picks a free one)
-  --hostname H    interface (default 127.0.0.1)
-  --max-bytes N   largest request body (default ${DEFAULT_MAX_BYTES})
-  --tta T         none|hflip: test-time augmentation (default: the model's own)
-  --workers N     inference workers, each with a copy of the model (default
-                  one per core: ${defaultWorkers()}); 0: in the server's thread
-
-POST /predict (image body or multipart field "file"), GET /health, GET /model.`;
-
-async function main(args: string[]): Promise<number> {
-  const parsed = parseCli(USAGE, {
-    args,
-    options: {
-      model: { type: "string" },
-      port: { type: "string", default: "8000" },
-      hostname: { type: "string", default: "127.0.0.1" },
-      "max-bytes": { type: "string" },
-      tta: { type: "string" },
-      workers: { type: "string" },
+const SERVE_CLI = {
+  command: "deno task serve",
+  summary: "Serves a saved model over HTTP: POST /predict (image body or\n" +
+    'multipart field "file"), GET /health, GET /model.',
+  flags: {
+    model: {
+      type: "string",
+      value: "DIR",
+      defaultText: "BRAIN_MRI_MODEL, else the shipped model",
+      help: "saved model, or a run folder holding model/",
     },
-    strict: true,
-  });
-  if (typeof parsed === "number") return parsed;
-  const { values } = parsed;
-  const port = Number(values.port);
-  if (!/^\d+$/.test(values.port) || port > 65535) {
-    console.error(
-      `error: --port must be an integer from 0 to 65535 (got "${values.port}")\n${USAGE}`,
+    port: {
+      type: "string",
+      value: "N",
+      default: String(DEFAULT_PORT),
+      help: "port; 0 picks a free one",
+    },
+    hostname: {
+      type: "string",
+      value: "H",
+      default: DEFAULT_HOSTNAME,
+      help: "interface",
+    },
+    "max-bytes": {
+      type: "integer",
+      default: DEFAULT_MAX_BYTES,
+      help: "largest request body",
+    },
+    tta: {
+      type: "string",
+      choices: ["none", "hflip"],
+      defaultText: "the model's own",
+      help: "test-time augmentation",
+    },
+    workers: {
+      type: "string",
+      value: "N",
+      defaultText: `one per core: ${defaultWorkers()}`,
+      help: "inference workers, each with a copy of the model;\n" +
+        "0: in the server's thread",
+    },
+  },
+} as const;
+
+/** A whole number from 0 to `max` written in decimal digits, else a usage error. */
+function boundedInteger(flag: string, text: string, max: number): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n > max) {
+    throw new UsageError(
+      `--${flag} must be an integer from 0 to ${max} (got "${text}")`,
     );
-    return 2;
   }
-  const maxBytes = values["max-bytes"] === undefined
-    ? DEFAULT_MAX_BYTES
-    : Number(values["max-bytes"]);
+  return n;
+}
+
+/** The server's options from the command line; throws on a usage error. */
+function serverOptions(
+  values: ParsedCli<typeof SERVE_CLI>["values"],
+): StartServerOptions & { maxBytes: number } {
+  const port = boundedInteger("port", values.port, 65535);
+  const maxBytes = values["max-bytes"];
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) {
-    console.error(
-      `error: --max-bytes must be a positive integer (got "${
-        values["max-bytes"]
-      }")\n${USAGE}`,
+    throw new UsageError(
+      `--max-bytes must be a positive integer (got "${maxBytes}")`,
     );
-    return 2;
-  }
-  if (values.tta !== undefined && !isTta(values.tta)) {
-    console.error(`error: --tta must be none or hflip\n${USAGE}`);
-    return 2;
   }
   const workers = values.workers === undefined
     ? defaultWorkers()
-    : Number(values.workers);
-  if (!/^\d+$/.test(values.workers ?? "0") || workers > 64) {
-    console.error(
-      `error: --workers must be an integer from 0 to 64 (got "${values.workers}")\n${USAGE}`,
-    );
-    return 2;
-  }
-  let running: RunningServer;
-  try {
-    running = await startServer({
-      workers,
-      ...(values.tta ? { tta: values.tta } : {}),
-      modelDir: values.model,
-      port,
-      hostname: values.hostname,
-      maxBytes,
-    });
-  } catch (error) {
-    console.error(`error: ${(error as Error).message}`);
-    return 1;
-  }
+    : boundedInteger("workers", values.workers, 64);
+  return {
+    workers,
+    ...(values.tta ? { tta: values.tta } : {}),
+    modelDir: values.model,
+    port,
+    hostname: values.hostname,
+    maxBytes,
+  };
+}
+
+/** The line saying what is served where. */
+function servingLine(running: RunningServer, maxBytes: number): string {
   const m = running.metadata;
-  console.error(
-    `serving ${running.name} (${m.arch}, ${m.inputSize}×${m.inputSize}, ` +
-      `classes ${m.classes.join(", ")}) on ${running.url} ` +
-      `(${
-        running.workers === 0
-          ? "in this thread"
-          : `${running.workers} inference worker${
-            running.workers === 1 ? "" : "s"
-          }`
-      }, max body ${maxBytes} bytes); Ctrl-C stops`,
-  );
+  const where = running.workers === 0
+    ? "in this thread"
+    : `${running.workers} inference worker${running.workers === 1 ? "" : "s"}`;
+  return `serving ${running.name} (${m.arch}, ${m.inputSize}×${m.inputSize}, ` +
+    `classes ${m.classes.join(", ")}) on ${running.url} ` +
+    `(${where}, max body ${maxBytes} bytes); Ctrl-C stops`;
+}
+
+/**
+ * Serves until the server stops: SIGINT or SIGTERM lets the requests in
+ * flight finish, a second signal exits at once.
+ */
+async function serveUntilStopped(running: RunningServer): Promise<void> {
   let signals = 0;
   const stop = (signal: string) => {
     if (++signals > 1) {
@@ -573,10 +645,24 @@ async function main(args: string[]): Promise<number> {
   for (const [signal, listener] of listeners) {
     Deno.removeSignalListener(signal, listener);
   }
+}
+
+/** `deno task serve`: serves until a signal, then exits 0. */
+async function serveMain(
+  { values }: ParsedCli<typeof SERVE_CLI>,
+): Promise<number> {
+  const options = serverOptions(values);
+  let running: RunningServer;
+  try {
+    running = await startServer(options);
+  } catch (error) {
+    console.error(`error: ${(error as Error).message}`);
+    return 1;
+  }
+  console.error(servingLine(running, options.maxBytes));
+  await serveUntilStopped(running);
   console.error("stopped");
   return 0;
 }
 
-if (import.meta.main) {
-  Deno.exit(await main(taskArgs()));
-}
+if (import.meta.main) Deno.exit(await runCli(SERVE_CLI, serveMain));
