@@ -11,6 +11,7 @@
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { writeTextAtomic } from "../core/atomic.ts";
+import { DEFAULTS } from "../core/defaults.ts";
 import {
   auditDuplicates,
   type AuditReport,
@@ -19,7 +20,11 @@ import {
   duplicateGroups,
 } from "./audit.ts";
 import { type Dataset, discoverDataset, type ImageFile } from "./dataset.ts";
-import { fingerprintFromHashes, loadImages } from "./image_cache.ts";
+import {
+  fingerprintFromHashes,
+  loadImages,
+  type LoadImagesResult,
+} from "./image_cache.ts";
 import { projectPaths } from "../core/paths.ts";
 import { type FileHashes, hashFiles } from "./phash.ts";
 import { assertNoLeak, type DatasetSplit, splitDataset } from "./split.ts";
@@ -39,7 +44,7 @@ export interface DataSource {
 export interface ResolveDataSourceOptions {
   /** Environment (default `Deno.env`). */
   env?: Record<string, string | undefined>;
-  /** Seed of the synthetic default (default 42). */
+  /** Seed of the synthetic default (default `DEFAULTS.seed`, 42). */
   syntheticSeed?: number;
   /** Training images per class of the synthetic default (default 150). */
   syntheticTrainPerClass?: number;
@@ -60,11 +65,19 @@ function looksLikeDataset(root: string): boolean {
  * `data/` when it holds class or split folders, else the synthetic default,
  * generated (once) under the cache folder.
  *
- * @example
+ * @example `BRAIN_MRI_DATA` names the dataset (here a temporary folder)
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { join } from "node:path";
  * import { resolveDataSource } from "./prepare.ts";
- * const source = await resolveDataSource();
- * console.log(source.root, source.synthetic, source.reason);
+ * const dir = await Deno.makeTempDir();
+ * const source = await resolveDataSource({ env: { BRAIN_MRI_DATA: dir } });
+ * assert.deepEqual(source, { root: dir, synthetic: false, reason: "BRAIN_MRI_DATA" });
+ * await assert.rejects(
+ *   resolveDataSource({ env: { BRAIN_MRI_DATA: join(dir, "missing") } }),
+ *   /no such folder/,
+ * );
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function resolveDataSource(
@@ -81,7 +94,7 @@ export async function resolveDataSource(
   if (looksLikeDataset(paths.data)) {
     return { root: paths.data, synthetic: false, reason: "data/ folder" };
   }
-  const seed = options.syntheticSeed ?? 42;
+  const seed = options.syntheticSeed ?? DEFAULTS.seed;
   const train = options.syntheticTrainPerClass ?? 150;
   const test = options.syntheticTestPerClass ?? 40;
   const outDir = join(
@@ -117,13 +130,16 @@ export interface SplitData {
 export interface PrepareDataOptions {
   /** Dataset root or a resolved source; default {@linkcode resolveDataSource}. */
   source?: string | DataSource;
-  /** Image side (default 128). */
+  /** Image side (default `DEFAULTS.imageSize`, 128). */
   size?: number;
-  /** Seed of the split (default 42). */
+  /** Seed of the split (default `DEFAULTS.seed`, 42). */
   seed?: number;
-  /** Validation fraction (default 0.15; of Training when Testing exists). */
+  /**
+   * Validation fraction (default `DEFAULTS.validationFraction`, 0.15; of
+   * Training when Testing exists).
+   */
   validation?: number;
-  /** Test fraction when carved from Training (default 0.15). */
+  /** Test fraction when carved from Training (default `DEFAULTS.testFraction`, 0.15). */
   test?: number;
   /** pHash distance for near duplicates (default the audit's, 4 of 64 bits). */
   nearThreshold?: number;
@@ -219,23 +235,11 @@ function pack(
   return { files, pixels, labels };
 }
 
-/**
- * Runs the data pipeline: discover → decode (cached) → audit duplicates →
- * duplicate-aware stratified split → packed pixels and labels per split.
- * Corrupt images are reported in `errors` and left out; they never stop the
- * run. Throws if, despite the grouping, a duplicate straddles two splits.
- *
- * @example
- * ```ts
- * import { prepareData } from "./prepare.ts";
- * const data = await prepareData({ size: 128, seed: 42 });
- * console.log(data.classes, data.train.files.length, data.test.files.length);
- * ```
- */
-export async function prepareData(
-  options: PrepareDataOptions = {},
-): Promise<PreparedData> {
-  const log = options.log ?? (() => {});
+/** Seconds per named stage, and a wrapper that times one. */
+function stopwatch(): {
+  timings: Record<string, number>;
+  time: <T>(name: string, body: () => Promise<T>) => Promise<T>;
+} {
   const timings: Record<string, number> = {};
   const time = async <T>(name: string, body: () => Promise<T>): Promise<T> => {
     const t0 = performance.now();
@@ -243,44 +247,116 @@ export async function prepareData(
     timings[name] = (performance.now() - t0) / 1000;
     return out;
   };
+  return { timings, time };
+}
+
+/** The images that decoded: their files, content hashes and pixels. */
+interface Decoded {
+  /** The files that decoded, in dataset order. */
+  files: ImageFile[];
+  /** The SHA-256 of each of `files`. */
+  hashes: string[];
+  /** Each file's pixels, by path. */
+  pixelsOf: Map<string, Uint8Array>;
+  /** SHA-256 over the sorted (label, content hash) pairs of `files`. */
+  fingerprint: string;
+}
+
+/** Picks the images that decoded out of what {@linkcode loadImages} returned. */
+function decodedImages(
+  dataset: Dataset,
+  loaded: LoadImagesResult,
+  area: number,
+): Decoded {
+  const files = loaded.ok.map((i) => dataset.files[i]);
+  const hashes = loaded.ok.map((i) => loaded.hashes[i]);
+  const pixelsOf = new Map<string, Uint8Array>();
+  files.forEach((f, k) =>
+    pixelsOf.set(f.path, loaded.pixels.subarray(k * area, (k + 1) * area))
+  );
+  const fingerprint = fingerprintFromHashes(
+    files.map((f, i) => ({ label: f.label, hash: hashes[i] })),
+  );
+  return { files, hashes, pixelsOf, fingerprint };
+}
+
+/** The pixels and labels of each split, and the de-duplicated test set. */
+function packSplits(
+  classes: string[],
+  decoded: Decoded,
+  split: DatasetSplit,
+  audit: AuditReport,
+  area: number,
+): Pick<PreparedData, "train" | "validation" | "test" | "testDeduplicated"> {
+  const classIndex = new Map(classes.map((c, i) => [c, i]));
+  const byPath = new Map(decoded.files.map((f) => [f.path, f]));
+  const packFiles = (files: ImageFile[]) =>
+    pack(files, decoded.pixelsOf, classIndex, area);
+  const part = (paths: readonly string[]) =>
+    packFiles(paths.map((p) => byPath.get(p)!));
+  const test = part(split.test);
+  return {
+    train: part(split.train),
+    validation: part(split.validation),
+    test,
+    testDeduplicated: packFiles(dedupeKeep(test.files, audit, { near: true })),
+  };
+}
+
+/**
+ * Runs the data pipeline: discover → decode (cached) → audit duplicates →
+ * duplicate-aware stratified split → packed pixels and labels per split.
+ * Corrupt images are reported in `errors` and left out; they never stop the
+ * run. Throws if, despite the grouping, a duplicate straddles two splits.
+ *
+ * @example A small synthetic dataset, made and split in a temporary folder
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { join } from "node:path";
+ * import { prepareData } from "./prepare.ts";
+ * import { generateSyntheticDataset } from "./synthetic.ts";
+ * const dir = await Deno.makeTempDir();
+ * const root = join(dir, "data");
+ * await generateSyntheticDataset({ outDir: root, trainPerClass: 6, testPerClass: 2, sizes: [64] });
+ * const data = await prepareData({ source: root, size: 32, cacheDir: join(dir, "cache") });
+ * assert.deepEqual(data.classes, ["glioma", "meningioma", "notumor", "pituitary"]);
+ * assert.equal(data.test.files.length, 8); // the Testing/ folder, as it is
+ * assert.equal(data.train.files.length + data.validation.files.length, 24);
+ * assert.equal(data.train.pixels.length, data.train.files.length * 32 * 32);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function prepareData(
+  options: PrepareDataOptions = {},
+): Promise<PreparedData> {
+  const log = options.log ?? (() => {});
+  const { timings, time } = stopwatch();
   const source: DataSource = typeof options.source === "string"
     ? { root: options.source, synthetic: false, reason: "given" }
     : options.source ?? await time("source", () => resolveDataSource());
-  const size = options.size ?? 128;
-  const seed = options.seed ?? 42;
+  const size = options.size ?? DEFAULTS.imageSize;
+  const seed = options.seed ?? DEFAULTS.seed;
   const cacheDir = options.cacheDir ?? projectPaths().cache;
+  const area = size * size;
 
   const dataset = await time("discover", () => discoverDataset(source.root));
   log(`${dataset.files.length} images in ${dataset.classes.length} classes`);
-  const loaded = await time("decode", () =>
-    loadImages(dataset.files, {
-      size,
-      cacheDir: join(cacheDir, "images"),
-    }));
+  const loaded = await time(
+    "decode",
+    () =>
+      loadImages(dataset.files, { size, cacheDir: join(cacheDir, "images") }),
+  );
   log(
     `decoded ${loaded.ok.length} images (${loaded.cacheHits} from cache) in ` +
       `${loaded.seconds.toFixed(1)} s`,
   );
-  const area = size * size;
-  const good = loaded.ok.map((i) => dataset.files[i]);
-  const pixelsOf = new Map<string, Uint8Array>();
-  loaded.ok.forEach((fileIndex, k) =>
-    pixelsOf.set(
-      dataset.files[fileIndex].path,
-      loaded.pixels.subarray(k * area, (k + 1) * area),
-    )
-  );
-  const goodHashes = loaded.ok.map((i) => loaded.hashes[i]);
-  const fingerprint = fingerprintFromHashes(
-    good.map((f, i) => ({ label: f.label, hash: goodHashes[i] })),
-  );
-
-  const nearThreshold = options.nearThreshold ?? DEFAULT_NEAR_THRESHOLD;
+  const decoded = decodedImages(dataset, loaded, area);
+  const good = decoded.files;
   const audit = await time("audit", async () =>
     auditDuplicates({
       files: good,
-      nearThreshold,
-      hashes: await cachedHashes(good, goodHashes, cacheDir, log),
+      nearThreshold: options.nearThreshold ?? DEFAULT_NEAR_THRESHOLD,
+      hashes: await cachedHashes(good, decoded.hashes, cacheDir, log),
     }));
   const groups = duplicateGroups(audit);
   const split = await time("split", () =>
@@ -292,31 +368,16 @@ export async function prepareData(
       groups,
     })));
   assertNoLeak(split, groups);
-
-  const classIndex = new Map(dataset.classes.map((c, i) => [c, i]));
-  const byPath = new Map(good.map((f) => [f.path, f]));
-  const part = (paths: readonly string[]) =>
-    pack(paths.map((p) => byPath.get(p)!), pixelsOf, classIndex, area);
-  const test = part(split.test);
-  const testDeduplicated = pack(
-    dedupeKeep(test.files, audit, { near: true }),
-    pixelsOf,
-    classIndex,
-    area,
-  );
   return {
     source,
     dataset,
     classes: dataset.classes,
     size,
     seed,
-    fingerprint,
+    fingerprint: decoded.fingerprint,
     audit,
     split,
-    train: part(split.train),
-    validation: part(split.validation),
-    test,
-    testDeduplicated,
+    ...packSplits(dataset.classes, decoded, split, audit, area),
     errors: loaded.errors,
     timings,
   };
