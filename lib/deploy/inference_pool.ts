@@ -74,13 +74,23 @@ export interface ClassifyImageOptions {
  * depends on other images), with the model's test-time augmentation unless
  * `tta` overrides it.
  *
- * @example
- * ```ts ignore
- * import { classifyImage } from "./inference_pool.ts";
+ * @example The shipped model on a plain grey JPEG, and on a cut one
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import sharp from "sharp";
+ * import { classifyImage, UndecodableImageError } from "./inference_pool.ts";
  * import { loadSavedModel } from "../model/saved_model.ts";
- * const { model, metadata } = await loadSavedModel("models/resnet-128-e1");
- * const probs = await classifyImage(await Deno.readFile("scan.jpg"), { model, metadata });
- * console.log(metadata.classes.map((c, k) => `${c} ${probs[k].toFixed(3)}`));
+ * const { model, metadata } = await loadSavedModel("models/resnet-128-e11");
+ * const grey = { width: 64, height: 64, channels: 3, background: "#404040" } as const;
+ * const jpeg = new Uint8Array(await sharp({ create: grey }).jpeg().toBuffer());
+ * const probs = await classifyImage(jpeg, { model, metadata });
+ * assert.equal(probs.length, metadata.classes.length);
+ * assert.ok(Math.abs(probs.reduce((a, b) => a + b, 0) - 1) < 1e-5);
+ * await assert.rejects(
+ *   classifyImage(jpeg.subarray(0, 40), { model, metadata }),
+ *   UndecodableImageError,
+ * );
+ * model.dispose();
  * ```
  */
 export async function classifyImage(
@@ -109,12 +119,21 @@ export async function classifyImage(
  * `close()` does not dispose the model (the caller owns it).
  *
  * @example
- * ```ts ignore
- * import { localClassifier } from "./inference_pool.ts";
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import sharp from "sharp";
+ * import { classifyImage, localClassifier } from "./inference_pool.ts";
  * import { loadSavedModel } from "../model/saved_model.ts";
- * const { model, metadata } = await loadSavedModel("models/resnet-128-e1");
+ * const { model, metadata } = await loadSavedModel("models/resnet-128-e11");
+ * const grey = { width: 64, height: 64, channels: 3, background: "#404040" } as const;
+ * const png = new Uint8Array(await sharp({ create: grey }).png().toBuffer());
  * const classifier = localClassifier({ model, metadata });
- * console.log(await classifier.classify(await Deno.readFile("scan.jpg")));
+ * assert.equal(classifier.workers, 1);
+ * const probs = await classifier.classify(png);
+ * await classifier.close();
+ * // the same answer as classifyImage, and the model is still the caller's
+ * assert.deepEqual(probs, await classifyImage(png, { model, metadata }));
+ * model.dispose();
  * ```
  */
 export function localClassifier(
@@ -209,10 +228,13 @@ function whenReady(worker: Worker): Promise<ModelMetadata> {
  * once all of them are ready. Images go to the worker with the fewest in
  * flight. Throws (and stops every worker) if the model cannot be loaded.
  *
+ * Starts Web Workers that each load the model and needs scans on disk, so
+ * it is not run by `deno test --doc`.
+ *
  * @example
  * ```ts ignore
  * import { startInferencePool } from "./inference_pool.ts";
- * const pool = await startInferencePool({ modelDir: "models/resnet-128-e1", workers: 2 });
+ * const pool = await startInferencePool({ modelDir: "models/resnet-128-e11", workers: 2 });
  * const scans = ["a.jpg", "b.jpg"].map((f) => Deno.readFileSync(f));
  * console.log(await Promise.all(scans.map((b) => pool.classify(b))));
  * await pool.close();
@@ -229,98 +251,126 @@ export async function startInferencePool(
   // rather than once per worker.
   const modelDir = resolveModelDir(options.modelDir);
   await readModelMetadata(modelDir);
-  const settings = { ...options, modelDir };
-  const starting = Array.from({ length: count }, () => spawn(settings));
-  let metadata: ModelMetadata;
+  const pool: PoolState = {
+    settings: { ...options, modelDir },
+    closing: false,
+  };
+  const { workers, metadata } = await startWorkers(pool.settings, count);
+  const slots = workers.map((worker): Slot => {
+    const slot = { worker, pending: new Map<number, Pending>() };
+    watch(slot, pool);
+    return slot;
+  });
+  const inFlight = new InFlight();
+  let nextId = 0;
+  return {
+    metadata,
+    workers: count,
+    classify(bytes) {
+      if (pool.closing) {
+        return Promise.reject(new Error("the inference pool is closed"));
+      }
+      return inFlight.track(send(leastBusy(slots), nextId++, bytes));
+    },
+    async close() {
+      pool.closing = true;
+      await inFlight.settled();
+      for (const s of slots) s.worker.terminate();
+    },
+  };
+}
+
+/** What every slot of a pool shares: how to start a worker, and whether the pool is closing. */
+interface PoolState {
+  settings: InferencePoolOptions;
+  closing: boolean;
+}
+
+/**
+ * Starts `count` workers and waits until every one has loaded the model;
+ * if any cannot, stops them all and throws.
+ */
+async function startWorkers(
+  settings: InferencePoolOptions,
+  count: number,
+): Promise<{ workers: Worker[]; metadata: ModelMetadata }> {
+  const workers = Array.from({ length: count }, () => spawn(settings));
   try {
-    [metadata] = await Promise.all(starting.map(whenReady));
+    const [metadata] = await Promise.all(workers.map(whenReady));
+    return { workers, metadata };
   } catch (error) {
-    for (const w of starting) w.terminate();
+    for (const w of workers) w.terminate();
     throw new Error(
-      `inference workers could not load ${modelDir}: ${
+      `inference workers could not load ${settings.modelDir}: ${
         (error as Error).message
       }`,
       { cause: error },
     );
   }
+}
 
-  const slots: Slot[] = [];
-  const inFlight = new InFlight();
-  let nextId = 0;
-  let closing = false;
-  const attach = (slot: Slot) => {
-    const settle = (id: number, f: (p: Pending) => void) => {
-      const p = slot.pending.get(id);
-      if (!p) return;
-      slot.pending.delete(id);
-      f(p);
-    };
-    slot.worker.onmessage = (event: MessageEvent<FromWorker>) => {
-      const reply = event.data;
-      if (reply.type === "result") {
-        settle(reply.id, (p) => p.resolve(reply.probabilities));
-      } else if (reply.type === "undecodable") {
-        settle(
-          reply.id,
-          (p) => p.reject(new UndecodableImageError(reply.message)),
-        );
-      } else if (reply.type === "error") {
-        settle(reply.id, (p) => p.reject(new Error(reply.message)));
-      }
-    };
-    const die = (reason: string) => {
-      slot.worker.terminate();
-      const lost = [...slot.pending.values()];
-      slot.pending.clear();
-      for (const p of lost) {
-        p.reject(new Error(`the inference worker died (${reason})`));
-      }
-      if (closing) return;
-      // A replacement takes the slot; requests arriving meanwhile queue in
-      // its message port until it has loaded the model.
-      slot.worker = spawn(settings);
-      attach(slot);
-    };
-    slot.worker.onerror = (event) => {
-      event.preventDefault();
-      die(event.message || "uncaught error");
-    };
-    slot.worker.onmessageerror = () => die("unreadable message");
-  };
-  for (const worker of starting) {
-    const slot = { worker, pending: new Map<number, Pending>() };
-    attach(slot);
-    slots.push(slot);
+/** The slot with the fewest images in flight (the first on a tie). */
+function leastBusy(slots: readonly Slot[]): Slot {
+  let slot = slots[0];
+  for (const s of slots) {
+    if (s.pending.size < slot.pending.size) slot = s;
   }
+  return slot;
+}
 
-  return {
-    metadata,
-    workers: count,
-    classify(bytes) {
-      if (closing) {
-        return Promise.reject(new Error("the inference pool is closed"));
-      }
-      let slot = slots[0];
-      for (const s of slots) {
-        if (s.pending.size < slot.pending.size) slot = s;
-      }
-      const id = nextId++;
-      // A copy: its buffer moves to the worker, the caller keeps its bytes.
-      const copy = bytes.slice();
-      return inFlight.track(
-        new Promise<Float32Array>((resolve, reject) => {
-          slot.pending.set(id, { resolve, reject });
-          const message: ToWorker = { type: "classify", id, bytes: copy };
-          slot.worker.postMessage(message, [copy.buffer]);
-        }),
-      );
-    },
-    async close() {
-      closing = true;
-      await inFlight.settled();
-      for (const s of slots) s.worker.terminate();
-    },
+/** Sends one image to a slot's worker; resolves with its answer. */
+function send(
+  slot: Slot,
+  id: number,
+  bytes: Uint8Array,
+): Promise<Float32Array> {
+  // A copy: its buffer moves to the worker, the caller keeps its bytes.
+  const copy = bytes.slice();
+  return new Promise<Float32Array>((resolve, reject) => {
+    slot.pending.set(id, { resolve, reject });
+    const message: ToWorker = { type: "classify", id, bytes: copy };
+    slot.worker.postMessage(message, [copy.buffer]);
+  });
+}
+
+/** Settles the request a worker's reply answers (replies to none are ignored). */
+function settleReply(slot: Slot, reply: FromWorker): void {
+  if (reply.type === "ready" || reply.type === "failed") return;
+  const p = slot.pending.get(reply.id);
+  if (!p) return;
+  slot.pending.delete(reply.id);
+  if (reply.type === "result") p.resolve(reply.probabilities);
+  else if (reply.type === "undecodable") {
+    p.reject(new UndecodableImageError(reply.message));
+  } else p.reject(new Error(reply.message));
+}
+
+/**
+ * Listens to a slot's worker: its replies settle their requests; if it dies,
+ * the requests it held fail (naming why) and, unless the pool is closing, a
+ * replacement takes the slot.
+ */
+function watch(slot: Slot, pool: PoolState): void {
+  slot.worker.onmessage = (event: MessageEvent<FromWorker>) =>
+    settleReply(slot, event.data);
+  const die = (reason: string) => {
+    slot.worker.terminate();
+    const lost = [...slot.pending.values()];
+    slot.pending.clear();
+    for (const p of lost) {
+      p.reject(new Error(`the inference worker died (${reason})`));
+    }
+    if (pool.closing) return;
+    // A replacement takes the slot; requests arriving meanwhile queue in
+    // its message port until it has loaded the model.
+    slot.worker = spawn(pool.settings);
+    watch(slot, pool);
   };
+  slot.worker.onerror = (event) => {
+    event.preventDefault();
+    die(event.message || "uncaught error");
+  };
+  slot.worker.onmessageerror = () => die("unreadable message");
 }
 
 // ---------------------------------------------------------------------------
