@@ -244,8 +244,10 @@ function split64(h: bigint): [number, number] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { pairsWithin } from "./audit.ts";
- * console.log(pairsWithin([0b0n, 0b1n, 0xffn], 1)); // [[0, 1, 1]]
+ * assert.deepEqual(pairsWithin([0b0n, 0b1n, 0xffn], 1), [[0, 1, 1]]);
+ * assert.deepEqual(pairsWithin([0b0n, 0b1n, 0xffn], 8), [[0, 1, 1], [0, 2, 8], [1, 2, 7]]);
  * ```
  */
 export function pairsWithin(
@@ -334,9 +336,17 @@ function contentsOf(
  *
  * @example
  * ```ts
- * import { auditDuplicates, thresholdSweep } from "./audit.ts";
- * const report = await auditDuplicates({ files: [] });
- * console.log(thresholdSweep({ hashes: report.hashes, thresholds: [0, 2, 4] }));
+ * import assert from "node:assert/strict";
+ * import { thresholdSweep } from "./audit.ts";
+ * const hashes = [ // made-up: a and b are byte copies, c is 2 bits away
+ *   { path: "a.jpg", sha256: "aa", phash: 0xf0n },
+ *   { path: "b.jpg", sha256: "aa", phash: 0xf0n },
+ *   { path: "c.jpg", sha256: "cc", phash: 0xf3n },
+ * ];
+ * assert.deepEqual(thresholdSweep({ hashes, thresholds: [0, 2] }), [
+ *   { threshold: 0, pairs: 0, groups: 0, images: 0 },
+ *   { threshold: 2, pairs: 1, groups: 1, images: 3 },
+ * ]);
  * ```
  */
 export function thresholdSweep(options: {
@@ -427,24 +437,81 @@ function countGroups(groups: DuplicateGroup[]): GroupCounts {
  * and otherwise skipped (a corrupt file still takes part in exact matching
  * when its bytes can be read).
  *
- * @example
+ * @example With hashes already computed (without them, every file is read and decoded)
  * ```ts
- * import { auditDuplicates, auditTables } from "./audit.ts";
+ * import assert from "node:assert/strict";
+ * import { auditDuplicates } from "./audit.ts";
+ * const files = [
+ *   { path: "Training/glioma/a.jpg", label: "glioma", origin: "Training" },
+ *   { path: "Training/glioma/b.jpg", label: "glioma", origin: "Training" },
+ *   { path: "Testing/glioma/c.jpg", label: "glioma", origin: "Testing" },
+ * ];
  * const report = await auditDuplicates({
- *   files: [
- *     { path: "data/glioma/a.jpg", label: "glioma", origin: "Training" },
- *     { path: "data/glioma/b.jpg", label: "glioma", origin: "Training" },
+ *   files,
+ *   hashes: [ // made-up hashes: b is a byte copy of a, c is 2 bits from a
+ *     { path: files[0].path, sha256: "aa", phash: 0xf0n },
+ *     { path: files[1].path, sha256: "aa", phash: 0xf0n },
+ *     { path: files[2].path, sha256: "cc", phash: 0xf3n },
  *   ],
- *   nearThreshold: 4,
  * });
- * console.log(report.summary.exact, report.summary.near);
- * auditTables(report); // notebook tables
+ * assert.equal(report.summary.exact.groups, 1); // a and b
+ * assert.equal(report.exactGroups[0].crossSplit, false);
+ * assert.deepEqual(report.nearGroups[0].members.map((m) => m.path), [
+ *   "Testing/glioma/c.jpg",
+ *   "Training/glioma/a.jpg",
+ *   "Training/glioma/b.jpg",
+ * ]);
+ * assert.deepEqual(report.nearGroups[0].splits, ["Testing", "Training"]); // a leak
+ * assert.equal(report.summary.near.crossSplit, 1);
  * ```
  */
 export async function auditDuplicates(
   options: AuditOptions,
 ): Promise<AuditReport> {
   const { files } = options;
+  const threshold = checkAuditOptions(options);
+  const t0 = performance.now();
+  const { hashes, errors } = await auditHashes(options);
+  const t1 = performance.now();
+  const source: GroupSource = {
+    files,
+    byPath: new Map(hashes.map((h) => [h.path, h])),
+    splitOf: splitLookup(options.splits),
+  };
+  const contents = contentsOf(files, source.byPath);
+  const exactGroups = contents.filter((c) => c.files.length > 1).map((c) =>
+    makeGroup("exact", c.files, files, source.byPath, source.splitOf)
+  );
+  const near = nearGroupsOf(contents, threshold, source);
+  numberGroups(exactGroups, "E");
+  numberGroups(near.groups, "N");
+  const bySplit = countBySplit(
+    files,
+    [...exactGroups, ...near.groups],
+    source.splitOf,
+  );
+  const t2 = performance.now();
+  return {
+    summary: {
+      files: files.length,
+      hashed: hashes.filter((h) => h.phash !== undefined).length,
+      errors: errors.length,
+      nearThreshold: threshold,
+      exact: countGroups(exactGroups),
+      near: countGroups(near.groups),
+      nearPairs: near.pairs,
+      bySplit,
+    },
+    exactGroups,
+    nearGroups: near.groups,
+    errors,
+    hashes,
+    timings: { hashMs: t1 - t0, groupMs: t2 - t1 },
+  };
+}
+
+/** Throws on a bad threshold or a file listed twice; returns the threshold. */
+function checkAuditOptions(options: AuditOptions): number {
   const threshold = options.nearThreshold ?? DEFAULT_NEAR_THRESHOLD;
   if (!Number.isInteger(threshold) || threshold < 0 || threshold > 64) {
     throw new Error(
@@ -452,42 +519,56 @@ export async function auditDuplicates(
     );
   }
   const seen = new Set<string>();
-  for (const f of files) {
+  for (const f of options.files) {
     if (seen.has(f.path)) throw new Error(`file listed twice: ${f.path}`);
     seen.add(f.path);
   }
-  const t0 = performance.now();
-  let hashes: FileHashes[];
-  let errors: HashError[];
-  if (options.hashes) {
-    hashes = [...options.hashes];
-    const got = new Set(hashes.map((h) => h.path));
-    errors = files.filter((f) => !got.has(f.path)).map((f) => ({
-      path: f.path,
-      error: "no hash given",
-    }));
-  } else {
-    ({ hashes, errors } = await hashFiles({
-      paths: files.map((f) => f.path),
+  return threshold;
+}
+
+/** The hashes given (a file without one is an error), else computed now. */
+async function auditHashes(
+  options: AuditOptions,
+): Promise<{ hashes: FileHashes[]; errors: HashError[] }> {
+  if (!options.hashes) {
+    return await hashFiles({
+      paths: options.files.map((f) => f.path),
       concurrency: options.concurrency,
       onProgress: options.onProgress,
-    }));
+    });
   }
-  const t1 = performance.now();
-  const byPath = new Map(hashes.map((h) => [h.path, h]));
-  const splitOf = splitLookup(options.splits);
-  const contents = contentsOf(files, byPath);
+  const hashes = [...options.hashes];
+  const got = new Set(hashes.map((h) => h.path));
+  const errors = options.files.filter((f) => !got.has(f.path)).map((f) => ({
+    path: f.path,
+    error: "no hash given",
+  }));
+  return { hashes, errors };
+}
 
-  const exactGroups = contents.filter((c) => c.files.length > 1).map((c) =>
-    makeGroup("exact", c.files, files, byPath, splitOf)
-  );
+/** What a group's members are described from: the files, hashes and splits. */
+interface GroupSource {
+  files: readonly AuditFile[];
+  byPath: Map<string, FileHashes>;
+  splitOf: (f: AuditFile) => string | undefined;
+}
 
+/**
+ * Near-duplicate groups: distinct contents whose pHashes are within
+ * `threshold` bits, merged transitively, each with its linking pairs.
+ */
+function nearGroupsOf(
+  contents: Content[],
+  threshold: number,
+  source: GroupSource,
+): { groups: DuplicateGroup[]; pairs: number } {
   const hashed = contents.filter((c) => c.phash !== undefined);
   const pairs = pairsWithin(hashed.map((c) => c.phash!), threshold);
   const uf = new UnionFind(hashed.length);
   for (const [i, j] of pairs) uf.union(i, j);
   const pairsByRoot = new Map<number, NearPair[]>();
-  const rep = (c: Content) => c.files.map((i) => files[i].path).sort()[0];
+  const rep = (c: Content) =>
+    c.files.map((i) => source.files[i].path).sort()[0];
   for (const [i, j, d] of pairs) {
     const r = uf.find(i);
     const list = pairsByRoot.get(r) ?? [];
@@ -495,13 +576,13 @@ export async function auditDuplicates(
     list.push({ a, b, distance: d });
     pairsByRoot.set(r, list);
   }
-  const nearGroups = uf.components(2).map((comp) => {
+  const groups = uf.components(2).map((comp) => {
     const g = makeGroup(
       "near",
       comp.flatMap((ci) => hashed[ci].files),
-      files,
-      byPath,
-      splitOf,
+      source.files,
+      source.byPath,
+      source.splitOf,
     );
     g.pairs = (pairsByRoot.get(uf.find(comp[0])) ?? []).sort((x, y) =>
       x.distance - y.distance || (x.a < y.a ? -1 : x.a > y.a ? 1 : 0)
@@ -509,12 +590,21 @@ export async function auditDuplicates(
     g.maxDistance = Math.max(0, ...g.pairs.map((p) => p.distance));
     return g;
   });
+  return { groups, pairs: pairs.length };
+}
 
-  const byFirst = (a: DuplicateGroup, b: DuplicateGroup) =>
-    a.members[0].path < b.members[0].path ? -1 : 1;
-  exactGroups.sort(byFirst).forEach((g, i) => (g.id = `E${i + 1}`));
-  nearGroups.sort(byFirst).forEach((g, i) => (g.id = `N${i + 1}`));
+/** Sorts groups by their first path and numbers them `E1`, `E2`, … */
+function numberGroups(groups: DuplicateGroup[], prefix: "E" | "N"): void {
+  groups.sort((a, b) => a.members[0].path < b.members[0].path ? -1 : 1)
+    .forEach((g, i) => (g.id = `${prefix}${i + 1}`));
+}
 
+/** Per split: its files, and the groups with at least two members in it. */
+function countBySplit(
+  files: readonly AuditFile[],
+  groups: DuplicateGroup[],
+  splitOf: (f: AuditFile) => string | undefined,
+): Record<string, SplitCounts> {
   const bySplit: Record<string, SplitCounts> = {};
   const splitRow = (s: string) =>
     bySplit[s] ??= {
@@ -528,7 +618,7 @@ export async function auditDuplicates(
     const s = splitOf(f);
     if (s !== undefined) splitRow(s).files++;
   }
-  for (const g of [...exactGroups, ...nearGroups]) {
+  for (const g of groups) {
     const per = new Map<string, number>();
     for (const m of g.members) {
       if (m.split !== undefined) per.set(m.split, (per.get(m.split) ?? 0) + 1);
@@ -545,24 +635,7 @@ export async function auditDuplicates(
       }
     }
   }
-  const t2 = performance.now();
-  return {
-    summary: {
-      files: files.length,
-      hashed: hashes.filter((h) => h.phash !== undefined).length,
-      errors: errors.length,
-      nearThreshold: threshold,
-      exact: countGroups(exactGroups),
-      near: countGroups(nearGroups),
-      nearPairs: pairs.length,
-      bySplit,
-    },
-    exactGroups,
-    nearGroups,
-    errors,
-    hashes,
-    timings: { hashMs: t1 - t0, groupMs: t2 - t1 },
-  };
+  return bySplit;
 }
 
 /**
@@ -572,9 +645,25 @@ export async function auditDuplicates(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { auditDuplicates, duplicateGroups } from "./audit.ts";
- * const report = await auditDuplicates({ files: [] });
- * console.log(duplicateGroups(report)); // []
+ * const files = [
+ *   { path: "Training/glioma/a.jpg", label: "glioma", origin: "Training" },
+ *   { path: "Training/glioma/b.jpg", label: "glioma", origin: "Training" },
+ *   { path: "Testing/glioma/c.jpg", label: "glioma", origin: "Testing" },
+ * ];
+ * const report = await auditDuplicates({
+ *   files,
+ *   hashes: [ // made-up hashes: b is a byte copy of a, c is 2 bits from a
+ *     { path: files[0].path, sha256: "aa", phash: 0xf0n },
+ *     { path: files[1].path, sha256: "aa", phash: 0xf0n },
+ *     { path: files[2].path, sha256: "cc", phash: 0xf3n },
+ *   ],
+ * });
+ * assert.deepEqual(duplicateGroups(report, { near: false }), [
+ *   ["Training/glioma/a.jpg", "Training/glioma/b.jpg"],
+ * ]);
+ * assert.equal(duplicateGroups(report).length, 2); // and the near group
  * ```
  */
 export function duplicateGroups(
@@ -607,10 +696,29 @@ export interface DedupeOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { auditDuplicates, dedupeKeep } from "./audit.ts";
- * const files = [{ path: "a.jpg", label: "glioma" }];
- * const report = await auditDuplicates({ files });
- * console.log(dedupeKeep(files, report, { near: true }).length);
+ * const files = [
+ *   { path: "Training/glioma/a.jpg", label: "glioma", origin: "Training" },
+ *   { path: "Training/glioma/b.jpg", label: "glioma", origin: "Training" },
+ *   { path: "Testing/glioma/c.jpg", label: "glioma", origin: "Testing" },
+ * ];
+ * const report = await auditDuplicates({
+ *   files,
+ *   hashes: [ // made-up hashes: b is a byte copy of a, c is 2 bits from a
+ *     { path: files[0].path, sha256: "aa", phash: 0xf0n },
+ *     { path: files[1].path, sha256: "aa", phash: 0xf0n },
+ *     { path: files[2].path, sha256: "cc", phash: 0xf3n },
+ *   ],
+ * });
+ * const paths = (kept: typeof files) => kept.map((f) => f.path);
+ * assert.deepEqual(paths(dedupeKeep(files, report)), [
+ *   "Training/glioma/a.jpg",
+ *   "Testing/glioma/c.jpg",
+ * ]);
+ * assert.deepEqual(paths(dedupeKeep(files, report, { near: true })), [
+ *   "Testing/glioma/c.jpg",
+ * ]);
  * ```
  */
 export function dedupeKeep<T extends { path: string; label: string }>(
@@ -653,9 +761,24 @@ export function dedupeKeep<T extends { path: string; label: string }>(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { auditDuplicates, auditToJSON } from "./audit.ts";
- * const report = await auditDuplicates({ files: [] });
- * console.log(JSON.stringify(auditToJSON(report)));
+ * const files = [
+ *   { path: "Training/glioma/a.jpg", label: "glioma", origin: "Training" },
+ *   { path: "Training/glioma/b.jpg", label: "glioma", origin: "Training" },
+ *   { path: "Testing/glioma/c.jpg", label: "glioma", origin: "Testing" },
+ * ];
+ * const report = await auditDuplicates({
+ *   files,
+ *   hashes: [ // made-up hashes: b is a byte copy of a, c is 2 bits from a
+ *     { path: files[0].path, sha256: "aa", phash: 0xf0n },
+ *     { path: files[1].path, sha256: "aa", phash: 0xf0n },
+ *     { path: files[2].path, sha256: "cc", phash: 0xf3n },
+ *   ],
+ * });
+ * const json = JSON.parse(JSON.stringify(auditToJSON(report)));
+ * assert.equal(json.exactGroups[0].members[0].phash, "00000000000000f0");
+ * assert.equal(json.hashes, undefined); // the raw hashes stay out
  * ```
  */
 export function auditToJSON(report: AuditReport): {
@@ -679,10 +802,26 @@ export function auditToJSON(report: AuditReport): {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { auditDuplicates, auditSummaryRows } from "./audit.ts";
- * import { htmlTable } from "../core/display.ts";
- * const report = await auditDuplicates({ files: [] });
- * htmlTable({ rows: auditSummaryRows(report) });
+ * const files = [
+ *   { path: "Training/glioma/a.jpg", label: "glioma", origin: "Training" },
+ *   { path: "Training/glioma/b.jpg", label: "glioma", origin: "Training" },
+ *   { path: "Testing/glioma/c.jpg", label: "glioma", origin: "Testing" },
+ * ];
+ * const report = await auditDuplicates({
+ *   files,
+ *   hashes: [ // made-up hashes: b is a byte copy of a, c is 2 bits from a
+ *     { path: files[0].path, sha256: "aa", phash: 0xf0n },
+ *     { path: files[1].path, sha256: "aa", phash: 0xf0n },
+ *     { path: files[2].path, sha256: "cc", phash: 0xf3n },
+ *   ],
+ * });
+ * const [exact, near] = auditSummaryRows(report);
+ * assert.equal(exact.kind, "exact (same bytes)");
+ * assert.equal(exact["redundant copies"], 1);
+ * assert.equal(near.kind, "near (pHash ≤ 4 bits)");
+ * assert.equal(near["cross-split groups"], 1);
  * ```
  */
 export function auditSummaryRows(
@@ -709,9 +848,25 @@ export function auditSummaryRows(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { auditDuplicates, auditSplitRows } from "./audit.ts";
- * const report = await auditDuplicates({ files: [] });
- * console.log(auditSplitRows(report));
+ * const files = [
+ *   { path: "Training/glioma/a.jpg", label: "glioma", origin: "Training" },
+ *   { path: "Training/glioma/b.jpg", label: "glioma", origin: "Training" },
+ *   { path: "Testing/glioma/c.jpg", label: "glioma", origin: "Testing" },
+ * ];
+ * const report = await auditDuplicates({
+ *   files,
+ *   hashes: [ // made-up hashes: b is a byte copy of a, c is 2 bits from a
+ *     { path: files[0].path, sha256: "aa", phash: 0xf0n },
+ *     { path: files[1].path, sha256: "aa", phash: 0xf0n },
+ *     { path: files[2].path, sha256: "cc", phash: 0xf3n },
+ *   ],
+ * });
+ * const rows = auditSplitRows(report);
+ * assert.deepEqual(rows.map((r) => r.split), ["Testing", "Training", "across splits"]);
+ * assert.equal(rows[1]["exact groups"], 1); // a and b, both in Training
+ * assert.equal(rows[2]["near groups"], 1); // c joins them from Testing
  * ```
  */
 export function auditSplitRows(
@@ -747,9 +902,26 @@ export function auditSplitRows(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { auditDuplicates, auditGroupRows } from "./audit.ts";
- * const report = await auditDuplicates({ files: [] });
- * console.log(auditGroupRows(report, { all: true, limit: 20 }));
+ * const files = [
+ *   { path: "Training/glioma/a.jpg", label: "glioma", origin: "Training" },
+ *   { path: "Training/glioma/b.jpg", label: "glioma", origin: "Training" },
+ *   { path: "Testing/glioma/c.jpg", label: "glioma", origin: "Testing" },
+ * ];
+ * const report = await auditDuplicates({
+ *   files,
+ *   hashes: [ // made-up hashes: b is a byte copy of a, c is 2 bits from a
+ *     { path: files[0].path, sha256: "aa", phash: 0xf0n },
+ *     { path: files[1].path, sha256: "aa", phash: 0xf0n },
+ *     { path: files[2].path, sha256: "cc", phash: 0xf3n },
+ *   ],
+ * });
+ * assert.deepEqual(auditGroupRows(report).map((r) => r.group), ["N1"]); // the leak only
+ * assert.deepEqual(
+ *   auditGroupRows(report, { all: true }).map((r) => r.group),
+ *   ["E1", "N1"],
+ * );
  * ```
  */
 export function auditGroupRows(
@@ -778,9 +950,26 @@ export function auditGroupRows(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { auditDuplicates, auditTables } from "./audit.ts";
- * const report = await auditDuplicates({ files: [] });
- * const [summary, bySplit, problems] = auditTables(report);
+ * import { JUPYTER_DISPLAY } from "../core/display.ts";
+ * const files = [
+ *   { path: "Training/glioma/a.jpg", label: "glioma", origin: "Training" },
+ *   { path: "Training/glioma/b.jpg", label: "glioma", origin: "Training" },
+ *   { path: "Testing/glioma/c.jpg", label: "glioma", origin: "Testing" },
+ * ];
+ * const report = await auditDuplicates({
+ *   files,
+ *   hashes: [ // made-up hashes: b is a byte copy of a, c is 2 bits from a
+ *     { path: files[0].path, sha256: "aa", phash: 0xf0n },
+ *     { path: files[1].path, sha256: "aa", phash: 0xf0n },
+ *     { path: files[2].path, sha256: "cc", phash: 0xf3n },
+ *   ],
+ * });
+ * const tables = auditTables(report);
+ * assert.equal(tables.length, 3); // summary, per split, problem groups
+ * const html = tables[0][JUPYTER_DISPLAY]()["text/html"] as string;
+ * assert.match(html, /Duplicates among 3 images/);
  * ```
  */
 export function auditTables(report: AuditReport): Displayable[] {
