@@ -341,7 +341,7 @@ async function worker(
   const config = OURS[name];
   if (!config) throw new UsageError(`unknown configuration "${name}"`);
   const { tf } = await import("../lib/core/tf.ts");
-  const models = await import("../lib/model/models.ts");
+  const models = await import("../lib/model/mod.ts");
   if (config.prod) tf.enableProdMode();
   const files = dataFiles(shape);
   const xData = new Float32Array(

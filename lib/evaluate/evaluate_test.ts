@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { evaluateModel, formatEvaluation } from "./evaluate.ts";
 import { predictProbabilities } from "../model/inference.ts";
-import { buildModel, compileModel } from "../model/models.ts";
+import { buildModel } from "../model/models.ts";
+import { compileModel } from "../model/compile.ts";
 import { PROJECT_ROOT } from "../core/paths.ts";
 import { run } from "../tools/proc.ts";
 import {

@@ -6,7 +6,8 @@ import {
   tf,
 } from "../core/tf.ts";
 import { type Rng, rng } from "../core/random.ts";
-import { buildModel, transfer } from "../model/models.ts";
+import { buildModel } from "../model/models.ts";
+import { transfer } from "../model/transfer.ts";
 import { gradCam, gradCamLayer, overlayHeatmap, turbo } from "./gradcam.ts";
 
 const SIZE = 32;

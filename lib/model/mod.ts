@@ -8,14 +8,32 @@
  *
  * | module | what |
  * | --- | --- |
+ * | `compile.ts` | The training set-up: Adam, cross-entropy and accuracy on the native kernels with the fused Adam |
  * | `decision.ts` | How a row of class probabilities becomes one predicted class: the most probable class (argmax,… |
  * | `inference.ts` | Running a model on packed images: class probabilities in batches, in inference mode, optionally… |
- * | `models.ts` | CNN model factories, the project's fast training set-up, and model summaries |
+ * | `models.ts` | The architectures (seed CNN, VGG-style, ResNet, `buildModel` by name) and their seeded building blocks |
+ * | `native_adam.ts` | `NativeAdam`: Adam as one fused TensorFlow op (`ResourceApplyAdam`) per weight |
+ * | `native_backend.ts` | tfjs-node's native backend: running TensorFlow ops by name, their attributes, undoable kernel swaps |
+ * | `native_batch_norm.ts` | Batch normalisation in training as `FusedBatchNormV3` and its fused gradient |
+ * | `native_conv.ts` | Convolutions and their gradients on oneDNN |
+ * | `native_kernels.ts` | `useNativeKernels`: TensorFlow's fused kernels in place of tfjs's, one installer per kernel |
+ * | `native_pool.ts` | Max pooling and its gradient on oneDNN |
  * | `saved_model.ts` | The project's saved-model format: a folder holding a tfjs Layers model (`model.json` +… |
+ * | `summary.ts` | Keras-style model summaries: layers, output shapes, parameter counts |
+ * | `transfer.ts` | Transfer learning: a new head on a pretrained model, freezing and unfreezing its base |
  *
  * @module
  */
+export * from "./compile.ts";
 export * from "./decision.ts";
 export * from "./inference.ts";
 export * from "./models.ts";
+export * from "./native_adam.ts";
+export * from "./native_backend.ts";
+export * from "./native_batch_norm.ts";
+export * from "./native_conv.ts";
+export * from "./native_kernels.ts";
+export * from "./native_pool.ts";
 export * from "./saved_model.ts";
+export * from "./summary.ts";
+export * from "./transfer.ts";

@@ -54,11 +54,8 @@ import {
   saveCheckpoint,
 } from "./checkpoint.ts";
 import type { SplitData } from "../data/prepare.ts";
-import {
-  type Architecture,
-  buildModel,
-  useNativeKernels,
-} from "../model/models.ts";
+import { type Architecture, buildModel } from "../model/models.ts";
+import { useNativeKernels } from "../model/native_kernels.ts";
 import { deriveSeed, rng } from "../core/random.ts";
 import {
   defaultPreprocessing,

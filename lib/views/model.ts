@@ -9,8 +9,8 @@ import {
   type Architecture,
   buildModel,
   type ModelOptions,
-  modelSummary,
 } from "../model/models.ts";
+import { modelSummary } from "../model/summary.ts";
 import { figure } from "../core/plot.ts";
 import type { LayersModel } from "../core/tf.ts";
 
