@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { parseCli, taskArgs } from "../core/cli.ts";
+import { type ParsedCli, runCli, UsageError } from "../core/cli.ts";
 import { describeDecision } from "../model/decision.ts";
 import { evaluateModel } from "../evaluate/evaluate.ts";
 import {
@@ -66,11 +66,14 @@ export interface SelectThresholdOptions {
  * split (under its recorded test-time augmentation) and keeps the rule's
  * choice.
  *
+ * Needs the dataset the model was trained on and evaluates the model on its
+ * validation split, so it is not run by `deno test --doc`.
+ *
  * @example
  * ```ts ignore
  * import { selectThreshold } from "./select_threshold.ts";
- * const c = await selectThreshold({ model: "models/resnet-128-e9", data: "/data/Training" });
- * console.log(c.tumourThreshold);
+ * const c = await selectThreshold({ model: "models/seedcnn-128-r2", data: "data/Training", write: false });
+ * console.log(c.tumourThreshold, c.choice.reachedBar);
  * ```
  */
 export async function selectThreshold(
@@ -115,10 +118,13 @@ export async function selectThreshold(
  * `select_tta.ts`' `refitPair` for what must match). Returns it (`null`:
  * argmax).
  *
+ * Needs a refit and the run it was refit from, and writes the refit's
+ * metadata, so it is not run by `deno test --doc`.
+ *
  * @example
  * ```ts ignore
  * import { copyThreshold } from "./select_threshold.ts";
- * await copyThreshold({ model: "models/resnet-128-e11", from: "models/resnet-128-e9" });
+ * const t = await copyThreshold({ model: "runs/refit", from: "runs/validated" });
  * ```
  */
 export async function copyThreshold(
@@ -130,30 +136,92 @@ export async function copyThreshold(
   return tumourThreshold ?? null;
 }
 
-const USAGE =
-  `usage: deno task select-threshold -- [--model DIR] --data DIR [--dry-run] [--json]
-       deno task select-threshold -- --model REFIT_DIR --from VALIDATED_RUN_DIR`;
-
-async function main(args: string[]): Promise<number> {
-  const parsed = parseCli(USAGE, {
-    args,
-    options: {
-      model: { type: "string" },
-      data: { type: "string" },
-      from: { type: "string" },
-      json: { type: "boolean", default: false },
-      "dry-run": { type: "boolean", default: false },
+const SELECT_THRESHOLD_CLI = {
+  command: "deno task select-threshold",
+  summary:
+    "Chooses the model's operating point (argmax or a threshold on P(tumour))\n" +
+    "on its validation split by the operating-point rule, and records it in\n" +
+    "its metadata.json. Give --data, or --from for a refit.",
+  flags: {
+    model: {
+      type: "string",
+      value: "DIR",
+      defaultText: "BRAIN_MRI_MODEL, else the shipped model",
+      help: "saved model, or a run folder holding model/",
     },
-    strict: true,
-  });
-  if (typeof parsed === "number") return parsed;
-  const { values } = parsed;
+    data: {
+      type: "string",
+      value: "DIR",
+      help: "the dataset the model was trained on (its split is re-derived)",
+    },
+    from: {
+      type: "string",
+      value: "VALIDATED_RUN_DIR",
+      help:
+        "copy to the refit --model the choice made on this run's\nvalidation split",
+    },
+    json: {
+      type: "boolean",
+      help: "print the candidates and the choice as JSON",
+    },
+    "dry-run": {
+      type: "boolean",
+      help: "choose, but leave metadata.json alone",
+    },
+  },
+  footer: "A refit: deno task select-threshold -- --model REFIT_DIR --from " +
+    "VALIDATED_RUN_DIR",
+} as const;
+
+/** The rule in words: argmax (`null`) or the tumour threshold. */
+function ruleText(t: number | null): string {
+  return describeDecision(t === null ? {} : { tumourThreshold: t });
+}
+
+/** The `--json` output: the choice and every candidate's numbers. */
+function thresholdChoiceJson(c: ThresholdChoice): unknown {
+  return {
+    tumourThreshold: c.tumourThreshold,
+    previous: c.previous,
+    reachedBar: c.choice.reachedBar,
+    written: c.written,
+    images: c.images,
+    points: c.points.map((p) => ({
+      tumourThreshold: p.tumourThreshold,
+      eligible: c.choice.eligible.includes(p),
+      targetsMet: p.score.met,
+      targets: p.score.results,
+      accuracy: p.report.accuracy,
+      sensitivity: p.sensitivity,
+      sensitivityLower: p.sensitivityLower,
+      missed: p.missed,
+      falseAlarms: p.falseAlarms,
+    })),
+  };
+}
+
+/** The text output: every candidate, then the choice and why. */
+function printThresholdChoice(c: ThresholdChoice): void {
+  console.log(`validation split: ${c.images} scans`);
+  console.log(formatOperatingPoints(c.points, c.choice.chosen));
+  console.log(
+    `chosen: ${ruleText(c.tumourThreshold)} (${
+      c.choice.reachedBar
+        ? "the first to keep every target and show sensitivity ≥ 99% at 95% confidence"
+        : "no candidate shows sensitivity ≥ 99% at 95% confidence; the highest lower bound"
+    }; was ${c.previous ?? "argmax"})${
+      c.written ? "; recorded in metadata.json" : " (dry run)"
+    }`,
+  );
+}
+
+/** `deno task select-threshold`: chooses on validation, or copies a run's choice to its refit. */
+async function selectThresholdMain(
+  { values }: ParsedCli<typeof SELECT_THRESHOLD_CLI>,
+): Promise<number> {
   if (!values.from === !values.data) {
-    console.error(`error: give exactly one of --data and --from\n${USAGE}`);
-    return 2;
+    throw new UsageError("give exactly one of --data and --from");
   }
-  const rule = (t: number | null) =>
-    describeDecision(t === null ? {} : { tumourThreshold: t });
   try {
     if (values.from) {
       const t = await copyThreshold({
@@ -162,7 +230,7 @@ async function main(args: string[]): Promise<number> {
       });
       console.log(
         `chosen: ${
-          rule(t)
+          ruleText(t)
         } (as chosen on validation for ${values.from}); recorded in metadata.json`,
       );
       return 0;
@@ -172,38 +240,8 @@ async function main(args: string[]): Promise<number> {
       data: values.data!,
       write: !values["dry-run"],
     });
-    if (values.json) {
-      console.log(JSON.stringify({
-        tumourThreshold: c.tumourThreshold,
-        previous: c.previous,
-        reachedBar: c.choice.reachedBar,
-        written: c.written,
-        images: c.images,
-        points: c.points.map((p) => ({
-          tumourThreshold: p.tumourThreshold,
-          eligible: c.choice.eligible.includes(p),
-          targetsMet: p.score.met,
-          targets: p.score.results,
-          accuracy: p.report.accuracy,
-          sensitivity: p.sensitivity,
-          sensitivityLower: p.sensitivityLower,
-          missed: p.missed,
-          falseAlarms: p.falseAlarms,
-        })),
-      }));
-      return 0;
-    }
-    console.log(`validation split: ${c.images} scans`);
-    console.log(formatOperatingPoints(c.points, c.choice.chosen));
-    console.log(
-      `chosen: ${rule(c.tumourThreshold)} (${
-        c.choice.reachedBar
-          ? "the first to keep every target and show sensitivity ≥ 99% at 95% confidence"
-          : "no candidate shows sensitivity ≥ 99% at 95% confidence; the highest lower bound"
-      }; was ${c.previous ?? "argmax"})${
-        c.written ? "; recorded in metadata.json" : " (dry run)"
-      }`,
-    );
+    if (values.json) console.log(JSON.stringify(thresholdChoiceJson(c)));
+    else printThresholdChoice(c);
     return 0;
   } catch (error) {
     console.error(`select-threshold: ${(error as Error).message}`);
@@ -212,5 +250,5 @@ async function main(args: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
-  Deno.exit(await main(taskArgs()));
+  Deno.exit(await runCli(SELECT_THRESHOLD_CLI, selectThresholdMain));
 }

@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { parseCli, taskArgs } from "../core/cli.ts";
+import { type ParsedCli, runCli, UsageError } from "../core/cli.ts";
 import { evaluateModel } from "../evaluate/evaluate.ts";
 import { projectPaths } from "../core/paths.ts";
 import {
@@ -66,10 +66,13 @@ export interface SelectTtaOptions {
  * Evaluates the model's validation split with and without the mirror and
  * keeps the mode with the lower validation loss.
  *
+ * Needs the dataset the model was trained on and evaluates the model on its
+ * validation split twice, so it is not run by `deno test --doc`.
+ *
  * @example
  * ```ts ignore
  * import { selectTta } from "./select_tta.ts";
- * const choice = await selectTta({ model: "models/resnet-128-e1", data: "/data/Training" });
+ * const choice = await selectTta({ model: "models/seedcnn-128-r2", data: "data/Training", write: false });
  * console.log(choice.tta, choice.validation);
  * ```
  */
@@ -119,11 +122,20 @@ export interface RefitPair {
  * choice made on `from`'s validation split can be carried over to `model`.
  * Throws, naming the folder and the problem, otherwise.
  *
- * @example
- * ```ts ignore
+ * @example The two shipped models are not such a pair
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { refitPair } from "./select_tta.ts";
- * const { source } = await refitPair({ model: "models/resnet-128-e11", from: "models/resnet-128-e9" });
- * console.log(source.inference);
+ * // resnet-128-e11 is a refit, but the seed CNN was split differently
+ * await assert.rejects(
+ *   refitPair({ model: "models/resnet-128-e11", from: "models/seedcnn-128-r2" }),
+ *   /seedcnn-128-r2 was split differently \(seed or fractions\)/,
+ * );
+ * // the seed CNN kept its validation split: it is no refit
+ * await assert.rejects(
+ *   refitPair({ model: "models/seedcnn-128-r2", from: "models/resnet-128-e11" }),
+ *   /seedcnn-128-r2 is not a refit/,
+ * );
  * ```
  */
 export async function refitPair(options: CopyTtaOptions): Promise<RefitPair> {
@@ -155,10 +167,13 @@ export async function refitPair(options: CopyTtaOptions): Promise<RefitPair> {
  * have held its validation split out, used the same seed and split fractions,
  * and have a recorded choice. Returns the mode.
  *
+ * Needs a refit and the run it was refit from, and writes the refit's
+ * metadata, so it is not run by `deno test --doc`.
+ *
  * @example
  * ```ts ignore
  * import { copyTta } from "./select_tta.ts";
- * await copyTta({ model: "models/resnet-128-e6", from: "models/resnet-128-e5" });
+ * const tta = await copyTta({ model: "runs/refit", from: "runs/validated" });
  * ```
  */
 export async function copyTta(options: CopyTtaOptions): Promise<Tta> {
@@ -174,26 +189,45 @@ export async function copyTta(options: CopyTtaOptions): Promise<Tta> {
   return tta;
 }
 
-const USAGE =
-  `usage: deno task select-tta -- [--model DIR] --data DIR [--dry-run]
-       deno task select-tta -- --model REFIT_DIR --from VALIDATED_RUN_DIR`;
-
-async function main(args: string[]): Promise<number> {
-  const parsed = parseCli(USAGE, {
-    args,
-    options: {
-      model: { type: "string" },
-      data: { type: "string" },
-      from: { type: "string" },
-      "dry-run": { type: "boolean", default: false },
+const SELECT_TTA_CLI = {
+  command: "deno task select-tta",
+  summary:
+    "Chooses the model's test-time augmentation on its validation split\n" +
+    "(hflip when it lowers the validation loss, else none) and records it\n" +
+    "in its metadata.json. Give --data, or --from for a refit.",
+  flags: {
+    model: {
+      type: "string",
+      value: "DIR",
+      defaultText: "BRAIN_MRI_MODEL, else the shipped model",
+      help: "saved model, or a run folder holding model/",
     },
-    strict: true,
-  });
-  if (typeof parsed === "number") return parsed;
-  const { values } = parsed;
+    data: {
+      type: "string",
+      value: "DIR",
+      help: "the dataset the model was trained on (its split is re-derived)",
+    },
+    from: {
+      type: "string",
+      value: "VALIDATED_RUN_DIR",
+      help: "copy to the refit --model the choice made on this run's\n" +
+        "validation split",
+    },
+    "dry-run": {
+      type: "boolean",
+      help: "choose, but leave metadata.json alone",
+    },
+  },
+  footer:
+    "A refit: deno task select-tta -- --model REFIT_DIR --from VALIDATED_RUN_DIR",
+} as const;
+
+/** `deno task select-tta`: chooses on validation, or copies a run's choice to its refit. */
+async function selectTtaMain(
+  { values }: ParsedCli<typeof SELECT_TTA_CLI>,
+): Promise<number> {
   if (!values.from && !values.data) {
-    console.error(`error: give --data or --from\n${USAGE}`);
-    return 2;
+    throw new UsageError("give --data or --from");
   }
   try {
     if (values.from) {
@@ -230,6 +264,4 @@ async function main(args: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) {
-  Deno.exit(await main(taskArgs()));
-}
+if (import.meta.main) Deno.exit(await runCli(SELECT_TTA_CLI, selectTtaMain));
