@@ -78,16 +78,20 @@ export interface OperatingPointsOptions {
 /**
  * Scores every candidate operating point on one set of probabilities.
  *
- * @example
+ * @example Two gliomas and two healthy scans
  * ```ts
+ * import assert from "node:assert/strict";
  * import { operatingPoints } from "./operating_point.ts";
  * const points = operatingPoints({
- *   yTrue: [0, 1, 0],
- *   probs: [[0.9, 0.1], [0.2, 0.8], [0.3, 0.7]],
+ *   yTrue: [0, 0, 1, 1],
+ *   // the second glioma looks healthy to argmax: P(tumour) = 0.3
+ *   probs: [[0.9, 0.1], [0.3, 0.7], [0.2, 0.8], [0.05, 0.95]],
  *   classes: ["glioma", "notumor"],
- *   candidates: [null, 0.25],
+ *   candidates: [null, 0.25, 0.1],
  * });
- * console.log(points.map((p) => p.missed)); // [1, 0]
+ * assert.deepEqual(points.map((p) => p.missed), [1, 0, 0]);
+ * assert.deepEqual(points.map((p) => p.falseAlarms), [0, 0, 1]);
+ * assert.deepEqual(points.map((p) => p.sensitivity), [0.5, 1, 1]);
  * ```
  */
 export function operatingPoints(
@@ -144,16 +148,36 @@ export interface OperatingPointChoice {
  * The operating-point rule over scored candidates (see the module
  * documentation).
  *
- * @example
+ * @example Two gliomas and two healthy scans, one target: no false alarm
  * ```ts
+ * import assert from "node:assert/strict";
+ * import type { Target } from "../evaluate/targets.ts";
  * import { chooseOperatingPoint, operatingPoints } from "./operating_point.ts";
+ * const noFalseAlarm: Target = {
+ *   name: "specificity = 100%",
+ *   value: (report) => report.binary?.specificity ?? null,
+ *   min: 1,
+ * };
  * const points = operatingPoints({
- *   yTrue: [0, 1, 0],
- *   probs: [[0.9, 0.1], [0.2, 0.8], [0.3, 0.7]],
+ *   yTrue: [0, 0, 1, 1],
+ *   probs: [[0.9, 0.1], [0.3, 0.7], [0.2, 0.8], [0.05, 0.95]],
  *   classes: ["glioma", "notumor"],
- *   candidates: [null, 0.25],
+ *   candidates: [null, 0.25, 0.1],
+ *   targets: [noFalseAlarm],
  * });
- * console.log(chooseOperatingPoint(points).chosen.tumourThreshold); // 0.25
+ * const choice = chooseOperatingPoint(points);
+ * // τ = 0.1 finds every glioma but calls a healthy scan a tumour: argmax
+ * // meets the target, so τ = 0.1 is never eligible (step 1)
+ * assert.deepEqual(choice.eligible.map((p) => p.tumourThreshold), [null, 0.25]);
+ * // two tumours cannot show 99% sensitivity at 95% confidence: the highest
+ * // lower bound wins (step 3), τ = 0.25 with 2 of 2 found
+ * assert.equal(choice.chosen.tumourThreshold, 0.25);
+ * assert.equal(choice.reachedBar, false);
+ * // with a bar 2 of 2 can reach (its lower bound is 0.34), the first
+ * // eligible candidate that reaches it (step 2)
+ * const lenient = chooseOperatingPoint(points, { minLowerBound: 0.3 });
+ * assert.equal(lenient.chosen.tumourThreshold, 0.25);
+ * assert.equal(lenient.reachedBar, true);
  * ```
  */
 export function chooseOperatingPoint(
@@ -205,12 +229,19 @@ function rows(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatOperatingPoints, operatingPoints } from "./operating_point.ts";
  * const points = operatingPoints({
- *   yTrue: [0, 1], probs: [[0.9, 0.1], [0.2, 0.8]], classes: ["glioma", "notumor"],
+ *   yTrue: [0, 0, 1, 1],
+ *   probs: [[0.9, 0.1], [0.3, 0.7], [0.2, 0.8], [0.05, 0.95]],
+ *   classes: ["glioma", "notumor"],
  *   candidates: [null, 0.25],
  * });
- * console.log(formatOperatingPoints(points));
+ * const lines = formatOperatingPoints(points, points[1]).split("\n");
+ * assert.equal(lines.length, 3);
+ * assert.match(lines[0], /^operating point +targets met +accuracy +sensitivity/);
+ * assert.match(lines[1], /^argmax +\d\/6 +75\.00% +50\.00% \(≥ \d+\.\d\d%\) +1 +0 /);
+ * assert.match(lines[2], /^τ = 0\.25 \(chosen\) +\d\/6 +100\.00% +100\.00% \(≥ 34\.24%\) +0 +0 /);
  * ```
  */
 export function formatOperatingPoints(
@@ -245,12 +276,19 @@ export interface OperatingPointTableOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { JUPYTER_DISPLAY } from "../core/display.ts";
  * import { operatingPoints, operatingPointTable } from "./operating_point.ts";
  * const points = operatingPoints({
- *   yTrue: [0, 1], probs: [[0.9, 0.1], [0.2, 0.8]], classes: ["glioma", "notumor"],
+ *   yTrue: [0, 0, 1, 1],
+ *   probs: [[0.9, 0.1], [0.3, 0.7], [0.2, 0.8], [0.05, 0.95]],
+ *   classes: ["glioma", "notumor"],
  *   candidates: [null, 0.25],
  * });
- * operatingPointTable({ points });
+ * const table = operatingPointTable({ points, chosen: points[1] });
+ * const html = String(table[JUPYTER_DISPLAY]()["text/html"]);
+ * assert.match(html, /τ = 0\.25 \(chosen\)/);
+ * assert.match(html, /Sensitivity with its 95% Wilson lower bound/);
  * ```
  */
 export function operatingPointTable(
