@@ -49,6 +49,7 @@ import { formatDuration, terminalProgress } from "./progress.ts";
 import { updateModelMetadata } from "../model/saved_model.ts";
 import { DEFAULTS } from "../core/defaults.ts";
 import {
+  datasetRecord,
   evaluateSplit,
   runPaths,
   trainModel,
@@ -599,7 +600,7 @@ function trainOptions(
     datasetFingerprint: data.fingerprint,
     split,
     manifestExtra: {
-      source: { root: data.source.root, synthetic: data.source.synthetic },
+      dataset: datasetRecord({ ...data.source, fingerprint: data.fingerprint }),
       split: {
         seed: o.seed,
         ...split,
