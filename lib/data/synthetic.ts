@@ -94,7 +94,7 @@ const INTERNAL_SIZE = 256;
 export interface SyntheticOptions {
   /** Dataset root; `Training/` and `Testing/` are created inside it. */
   outDir: string;
-  /** Base seed (default 42). */
+  /** Base seed (default `DEFAULTS.seed`, 42). */
   seed?: number;
   /** Training images per class (default 150). */
   trainPerClass?: number;
@@ -456,95 +456,108 @@ function sampleAnatomy(r: Rng): Anatomy {
   return anat;
 }
 
+/** The lesion of a class, or `null` for `notumor`. */
 function sampleLesion(
   label: SyntheticClass,
   r: Rng,
   anat: Anatomy,
 ): Lesion | null {
-  const rb = brainEdge(anat);
-  if (label === "glioma") {
-    const side = r.next() < 0.5 ? -1 : 1;
-    const rad = r.uniform(0.12, 0.3);
-    let u = side * Math.max(r.uniform(0.22, 0.55), rad * 0.9 + 0.04);
-    let v = r.uniform(-0.5, 0.45);
-    const reach = Math.hypot(u, v) + rad * 0.8;
-    if (reach > rb * 0.95) {
-      const k = (rb * 0.95 - rad * 0.8) / Math.hypot(u, v);
-      u *= k;
-      v *= k;
-    }
-    let base = r.uniform(-0.12, 0.12);
-    let rim = r.uniform(0, 0.35);
-    let necrosis = r.uniform(0, 0.2);
-    const visibility = Math.abs(base) + rim + necrosis;
-    const wanted = r.uniform(0.12, 0.3);
-    if (visibility < wanted) {
-      const k = wanted / Math.max(visibility, 1e-3);
-      base *= k;
-      rim *= k;
-      necrosis *= k;
-    }
-    return {
-      kind: "glioma",
-      u,
-      v,
-      r: rad,
-      harm: [2, 3, 4, 5].map((k) => ({
-        k,
-        c: r.uniform(0, 0.18) / Math.sqrt(k),
-        p: r.uniform(0, 2 * Math.PI),
-      })),
-      irregular: r.uniform(0.1, 0.3),
-      edge: r.uniform(0.12, 0.35),
-      base,
-      rim,
-      necrosis,
-      het: r.uniform(0.03, 0.1),
-      oedema: r.uniform(0, 0.1),
-      halo: r.uniform(1.3, 1.9),
-    };
-  }
-  if (label === "meningioma") {
-    const phi = r.uniform(0, 2 * Math.PI);
-    const rad = r.uniform(0.09, 0.24);
-    const inner = skullInner(anat) * headRadius(anat, phi);
-    const d = inner - rad * r.uniform(0.55, 0.95);
-    return {
-      kind: "meningioma",
-      blob: {
-        u: d * Math.cos(phi),
-        v: d * Math.sin(phi),
-        r: rad,
-        stretch: r.uniform(0.85, 1.15),
-        amp: r.uniform(0.12, 0.4),
-        edge: r.uniform(0.02, 0.08),
-        het: r.uniform(0.01, 0.05),
-      },
-      lobes: [2, 3, 4].map((k) => ({
-        k,
-        c: r.uniform(0, 0.06),
-        p: r.uniform(0, 2 * Math.PI),
-      })),
-      phi,
-      tailAngle: r.uniform(0.1, 0.3) + rad,
-      tailAmp: r.next() < 0.6 ? r.uniform(0.3, 0.6) : 0,
-    };
-  }
-  if (label === "pituitary") {
-    return {
-      kind: "pituitary",
-      blob: {
-        u: r.normal(0, 0.03),
-        v: r.uniform(0.18, 0.42),
-        r: r.uniform(0.05, 0.12),
-        stretch: r.uniform(1, 1.4),
-        amp: r.uniform(0.1, 0.4),
-        edge: r.uniform(0.1, 0.3),
-        het: r.uniform(0.01, 0.05),
-      },
-    };
-  }
+  if (label === "glioma") return sampleGlioma(r, anat);
+  if (label === "meningioma") return sampleMeningioma(r, anat);
+  if (label === "pituitary") return samplePituitary(r);
   return null;
+}
+
+/**
+ * An irregular mass inside one hemisphere, kept inside the brain, made
+ * visible enough by its base level, rim and necrotic core together.
+ */
+function sampleGlioma(r: Rng, anat: Anatomy): Glioma {
+  const rb = brainEdge(anat);
+  const side = r.next() < 0.5 ? -1 : 1;
+  const rad = r.uniform(0.12, 0.3);
+  let u = side * Math.max(r.uniform(0.22, 0.55), rad * 0.9 + 0.04);
+  let v = r.uniform(-0.5, 0.45);
+  const reach = Math.hypot(u, v) + rad * 0.8;
+  if (reach > rb * 0.95) {
+    const k = (rb * 0.95 - rad * 0.8) / Math.hypot(u, v);
+    u *= k;
+    v *= k;
+  }
+  let base = r.uniform(-0.12, 0.12);
+  let rim = r.uniform(0, 0.35);
+  let necrosis = r.uniform(0, 0.2);
+  const visibility = Math.abs(base) + rim + necrosis;
+  const wanted = r.uniform(0.12, 0.3);
+  if (visibility < wanted) {
+    const k = wanted / Math.max(visibility, 1e-3);
+    base *= k;
+    rim *= k;
+    necrosis *= k;
+  }
+  return {
+    kind: "glioma",
+    u,
+    v,
+    r: rad,
+    harm: [2, 3, 4, 5].map((k) => ({
+      k,
+      c: r.uniform(0, 0.18) / Math.sqrt(k),
+      p: r.uniform(0, 2 * Math.PI),
+    })),
+    irregular: r.uniform(0.1, 0.3),
+    edge: r.uniform(0.12, 0.35),
+    base,
+    rim,
+    necrosis,
+    het: r.uniform(0.03, 0.1),
+    oedema: r.uniform(0, 0.1),
+    halo: r.uniform(1.3, 1.9),
+  };
+}
+
+/** A round mass against the inner skull edge, often with a dural tail. */
+function sampleMeningioma(r: Rng, anat: Anatomy): Meningioma {
+  const phi = r.uniform(0, 2 * Math.PI);
+  const rad = r.uniform(0.09, 0.24);
+  const inner = skullInner(anat) * headRadius(anat, phi);
+  const d = inner - rad * r.uniform(0.55, 0.95);
+  return {
+    kind: "meningioma",
+    blob: {
+      u: d * Math.cos(phi),
+      v: d * Math.sin(phi),
+      r: rad,
+      stretch: r.uniform(0.85, 1.15),
+      amp: r.uniform(0.12, 0.4),
+      edge: r.uniform(0.02, 0.08),
+      het: r.uniform(0.01, 0.05),
+    },
+    lobes: [2, 3, 4].map((k) => ({
+      k,
+      c: r.uniform(0, 0.06),
+      p: r.uniform(0, 2 * Math.PI),
+    })),
+    phi,
+    tailAngle: r.uniform(0.1, 0.3) + rad,
+    tailAmp: r.next() < 0.6 ? r.uniform(0.3, 0.6) : 0,
+  };
+}
+
+/** A small mass at the sella, on the midline below the centre. */
+function samplePituitary(r: Rng): Pituitary {
+  return {
+    kind: "pituitary",
+    blob: {
+      u: r.normal(0, 0.03),
+      v: r.uniform(0.18, 0.42),
+      r: r.uniform(0.05, 0.12),
+      stretch: r.uniform(1, 1.4),
+      amp: r.uniform(0.1, 0.4),
+      edge: r.uniform(0.1, 0.3),
+      het: r.uniform(0.01, 0.05),
+    },
+  };
 }
 
 /** Per-pixel geometry of a slice, shared by the painting steps. */
@@ -726,6 +739,204 @@ function paintGlioma(
   }
 }
 
+/** The value-noise fields of one slice, drawn in this order from its texture seed. */
+interface Textures {
+  low: Float32Array;
+  cortexNoise: Float32Array;
+  sulcusNoise: Float32Array;
+  fine: Float32Array;
+  shape: Float32Array;
+}
+
+function sampleTextures(seed: number, w: number, h: number): Textures {
+  const tr = rng(deriveSeed(seed, "texture"));
+  const low = fbm(tr, w, h, 3, 2);
+  const cortexNoise = fbm(tr, w, h, 6, 1);
+  const sulcusNoise = fbm(tr, w, h, 16, 2);
+  const fine = fbm(tr, w, h, 12, 2);
+  const shape = fbm(tr, w, h, 8, 1);
+  return { low, cortexNoise, sulcusNoise, fine, shape };
+}
+
+/** Everything the painting of one slice reads. */
+interface Canvas {
+  anat: Anatomy;
+  g: Geometry;
+  tex: Textures;
+  /** Inner edge of the skull, in normalised radius. */
+  inner: number;
+  /** Edge of the brain, in normalised radius. */
+  rb: number;
+  /** Width of a soft edge: 1.2 pixels in head units. */
+  pw: number;
+}
+
+/**
+ * What the look-alikes and the lesion add to the brain, and (a meningioma)
+ * to the dura.
+ */
+function paintAdditions(
+  c: Canvas,
+  lesion: Lesion | null,
+): { brainAdd: Float32Array; duraAdd: Float32Array } {
+  const { g, tex } = c;
+  const n = g.w * g.h;
+  const brainAdd = new Float32Array(n);
+  const duraAdd = new Float32Array(n);
+  for (const blob of c.anat.distractors) paintBlob(brainAdd, g, blob, tex.fine);
+  if (lesion?.kind === "glioma") {
+    paintGlioma(brainAdd, g, lesion, tex.shape, tex.fine);
+  } else if (lesion?.kind === "pituitary") {
+    paintBlob(brainAdd, g, lesion.blob, tex.fine);
+  } else if (lesion?.kind === "meningioma") {
+    paintBlob(duraAdd, g, lesion.blob, tex.fine, lesion.lobes);
+    if (lesion.tailAmp > 0) paintDuralTail(duraAdd, c, lesion);
+  }
+  return { brainAdd, duraAdd };
+}
+
+/** A meningioma's dural tail: a band along the skull that fades with angle. */
+function paintDuralTail(
+  duraAdd: Float32Array,
+  c: Canvas,
+  lesion: Meningioma,
+): void {
+  const { g, rb, inner } = c;
+  const amp = lesion.blob.amp * lesion.tailAmp;
+  for (let i = 0; i < g.w * g.h; i++) {
+    const rn = g.RN[i];
+    if (rn < rb - 0.02 || rn > inner) continue;
+    let dphi = Math.abs(Math.atan2(g.V[i], g.U[i]) - lesion.phi) %
+      (2 * Math.PI);
+    if (dphi > Math.PI) dphi = 2 * Math.PI - dphi;
+    if (dphi < lesion.tailAngle) {
+      duraAdd[i] += amp * (1 - dphi / lesion.tailAngle);
+    }
+  }
+}
+
+/**
+ * Brain tissue at pixel `i`, `depth` below the brain's edge: a cortex
+ * ribbon (grey) over white matter with low-frequency texture, and sulci —
+ * dark wiggly CSF lines reaching in from the surface, with grey matter around
+ * them (gyri) over brighter white matter.
+ */
+function brainTissue(c: Canvas, i: number, depth: number): number {
+  const { anat, tex } = c;
+  const cortex = anat.cortex * (1 + 0.5 * tex.cortexNoise[i]);
+  const q = tex.sulcusNoise[i] / 0.14;
+  const line = q > -1 && q < 1 ? (1 - q * q) * (1 - q * q) : 0;
+  const reach = sm((cortex * 2 - depth) / 0.08 + 0.5);
+  const whiteness = sm((depth - cortex - 0.6 * cortex * line) / 0.05 + 0.5);
+  const tissue = anat.grey + (anat.white - anat.grey) * whiteness +
+    anat.texture * (tex.low[i] + 0.6 * tex.fine[i]);
+  const sulcus = line * line * anat.sulci * reach;
+  return tissue + (anat.csf - tissue) * sulcus;
+}
+
+/** The interhemispheric fissure, front and back, darkens `tissue`. */
+function withFissure(c: Canvas, i: number, tissue: number): number {
+  const { g, rb, pw } = c;
+  const av = Math.abs(g.V[i]);
+  if (av <= 0.45 * rb) return tissue;
+  const f = (1 - sm((Math.abs(g.U[i]) * g.ku - 0.008) / pw + 0.5)) *
+    sm((av - 0.45 * rb) / 0.15);
+  return tissue + (c.anat.csf - tissue) * f * 0.7;
+}
+
+/** The lateral ventricles, a ")(" butterfly around the midline, over `tissue`. */
+function withVentricles(c: Canvas, i: number, tissue: number): number {
+  const { g, pw } = c;
+  const vent = c.anat.vent;
+  const u = g.U[i];
+  const tv = (g.V[i] - vent.v) / vent.len;
+  if (!(tv > -1 && tv < 1)) return tissue;
+  const half = vent.width * Math.sqrt(1 - tv * tv) *
+    (1 + 0.5 * Math.max(0, tv));
+  const spread = vent.curve * tv * tv * (tv < 0 ? 1.3 : 1);
+  const side = u < 0 ? -1 : 1;
+  const dist = (Math.abs(u - side * (vent.dx + spread)) - half) * g.ku;
+  const inVent = 1 - sm(dist / (2 * pw) + 0.5);
+  return tissue + (vent.value - tissue) * inVent;
+}
+
+/**
+ * The noiseless slice: the head profile (outside in: scalp, dark bone,
+ * marrow, dark bone, CSF) as a sum of soft steps, the brain inside it with
+ * what the lesion adds, and the dura's additions.
+ */
+function paintHead(
+  c: Canvas,
+  adds: { brainAdd: Float32Array; duraAdd: Float32Array },
+): Float32Array {
+  const { anat, g, inner, rb, pw } = c;
+  const t = anat.thick;
+  const edges = [1, 1 - 0.035 * t, 1 - 0.05 * t, 1 - 0.075 * t, inner];
+  const values = [anat.scalp, 0.05, anat.marrow, 0.05, anat.csf];
+  const image = new Float32Array(g.w * g.h);
+  for (let i = 0; i < image.length; i++) {
+    const rn = g.RN[i];
+    if (rn > 1 + 2 * pw) continue;
+    let value = 0;
+    let prev = 0;
+    for (let k = 0; k < edges.length; k++) {
+      value += (values[k] - prev) * sm((edges[k] - rn) / pw + 0.5);
+      prev = values[k];
+    }
+    value *= 1 + 0.12 * c.tex.low[i];
+    const inBrain = sm((rb - rn) / pw + 0.5);
+    if (inBrain > 0) {
+      const tissue = withVentricles(
+        c,
+        i,
+        withFissure(c, i, brainTissue(c, i, rb - rn)),
+      );
+      value += (tissue + adds.brainAdd[i] - anat.csf) * inBrain;
+    }
+    if (adds.duraAdd[i] !== 0) {
+      value += adds.duraAdd[i] * sm((inner - rn) / pw + 0.5);
+    }
+    image[i] = Math.max(0, value);
+  }
+  return image;
+}
+
+/**
+ * Smooth bias field, Rician noise and contrast → bytes. One 32-bit draw per
+ * pixel gives the two normals (real and imaginary noise) via a table.
+ */
+function toGreyLevels(
+  image: Float32Array,
+  anat: Anatomy,
+  seed: number,
+  g: Geometry,
+): Uint8Array {
+  const { w, h } = g;
+  const normals = normalTable();
+  const nr = rng(deriveSeed(seed, "noise"));
+  const sigma = anat.noise;
+  const tone = toneTable(anat.gain, anat.gamma);
+  const toneScale = (tone.length - 1) / TONE_MAX;
+  const biasCos = Math.cos(anat.bias.dir) * anat.bias.amp;
+  const biasSin = Math.sin(anat.bias.dir) * anat.bias.amp;
+  const s = Math.min(w, h);
+  const out = new Uint8Array(w * h);
+  for (let y = 0; y < h; y++) {
+    const py = (y + 0.5 - h / 2) / s;
+    for (let x = 0; x < w; x++) {
+      const i = y * w + x;
+      const pxx = (x + 0.5 - w / 2) / s;
+      const bias = 1 + 2 * (biasCos * pxx + biasSin * py);
+      const bits = nr.int32();
+      const re = image[i] * bias + sigma * normals[bits & 0xffff];
+      const im = sigma * normals[bits >>> 16];
+      const mag = Math.sqrt(re * re + im * im);
+      out[i] = tone[Math.min(tone.length - 1, Math.round(mag * toneScale))];
+    }
+  }
+  return out;
+}
+
 /**
  * Draws one slice at `w`×`h` as grey levels. Anatomy, texture, noise and
  * contrast depend on the seed only; the label only adds its lesion.
@@ -742,128 +953,18 @@ function renderGray(
     rng(deriveSeed(seed, `lesion/${label}`)),
     anat,
   );
-  const tr = rng(deriveSeed(seed, "texture"));
-  const low = fbm(tr, w, h, 3, 2);
-  const cortexNoise = fbm(tr, w, h, 6, 1);
-  const sulcusNoise = fbm(tr, w, h, 16, 2);
-  const fine = fbm(tr, w, h, 12, 2);
-  const shape = fbm(tr, w, h, 8, 1);
-
+  const tex = sampleTextures(seed, w, h);
   const g = geometry(anat, w, h);
-  const n = w * h;
-  const inner = skullInner(anat);
-  const rb = brainEdge(anat);
-  const t = anat.thick;
-  // Head profile, outside in: scalp, dark bone, marrow, dark bone, CSF.
-  const edges = [1, 1 - 0.035 * t, 1 - 0.05 * t, 1 - 0.075 * t, inner];
-  const values = [anat.scalp, 0.05, anat.marrow, 0.05, anat.csf];
-  const pw = 1.2 * g.px;
-
-  const brainAdd = new Float32Array(n);
-  const duraAdd = new Float32Array(n);
-  for (const blob of anat.distractors) paintBlob(brainAdd, g, blob, fine);
-  if (lesion?.kind === "glioma") {
-    paintGlioma(brainAdd, g, lesion, shape, fine);
-  } else if (lesion?.kind === "pituitary") {
-    paintBlob(brainAdd, g, lesion.blob, fine);
-  } else if (lesion?.kind === "meningioma") {
-    paintBlob(duraAdd, g, lesion.blob, fine, lesion.lobes);
-    if (lesion.tailAmp > 0) {
-      const amp = lesion.blob.amp * lesion.tailAmp;
-      for (let i = 0; i < n; i++) {
-        const rn = g.RN[i];
-        if (rn < rb - 0.02 || rn > inner) continue;
-        let dphi = Math.abs(Math.atan2(g.V[i], g.U[i]) - lesion.phi) %
-          (2 * Math.PI);
-        if (dphi > Math.PI) dphi = 2 * Math.PI - dphi;
-        if (dphi < lesion.tailAngle) {
-          duraAdd[i] += amp * (1 - dphi / lesion.tailAngle);
-        }
-      }
-    }
-  }
-
-  const vent = anat.vent;
-  const image = new Float32Array(n);
-  const biasCos = Math.cos(anat.bias.dir) * anat.bias.amp;
-  const biasSin = Math.sin(anat.bias.dir) * anat.bias.amp;
-  for (let i = 0; i < n; i++) {
-    const rn = g.RN[i];
-    if (rn > 1 + 2 * pw) continue;
-    const u = g.U[i];
-    const v = g.V[i];
-    // Head profile as a sum of soft steps.
-    let value = 0;
-    let prev = 0;
-    for (let k = 0; k < edges.length; k++) {
-      value += (values[k] - prev) * sm((edges[k] - rn) / pw + 0.5);
-      prev = values[k];
-    }
-    value *= 1 + 0.12 * low[i];
-    const inBrain = sm((rb - rn) / pw + 0.5);
-    if (inBrain > 0) {
-      // Cortex ribbon (grey) over white matter, with low-frequency texture.
-      const depth = rb - rn;
-      const cortex = anat.cortex * (1 + 0.5 * cortexNoise[i]);
-      // Sulci: dark wiggly CSF lines reaching in from the surface, with
-      // grey matter around them (gyri) over brighter white matter.
-      const q = sulcusNoise[i] / 0.14;
-      const line = q > -1 && q < 1 ? (1 - q * q) * (1 - q * q) : 0;
-      const reach = sm((cortex * 2 - depth) / 0.08 + 0.5);
-      const whiteness = sm((depth - cortex - 0.6 * cortex * line) / 0.05 + 0.5);
-      let tissue = anat.grey + (anat.white - anat.grey) * whiteness +
-        anat.texture * (low[i] + 0.6 * fine[i]);
-      const sulcus = line * line * anat.sulci * reach;
-      tissue += (anat.csf - tissue) * sulcus;
-      // Interhemispheric fissure, front and back.
-      const av = Math.abs(v);
-      if (av > 0.45 * rb) {
-        const f = (1 - sm((Math.abs(u) * g.ku - 0.008) / pw + 0.5)) *
-          sm((av - 0.45 * rb) / 0.15);
-        tissue += (anat.csf - tissue) * f * 0.7;
-      }
-      // Lateral ventricles: a ")(" butterfly around the midline.
-      const tv = (v - vent.v) / vent.len;
-      if (tv > -1 && tv < 1) {
-        const half = vent.width * Math.sqrt(1 - tv * tv) *
-          (1 + 0.5 * Math.max(0, tv));
-        const spread = vent.curve * tv * tv * (tv < 0 ? 1.3 : 1);
-        const side = u < 0 ? -1 : 1;
-        const dist = (Math.abs(u - side * (vent.dx + spread)) - half) * g.ku;
-        const inVent = 1 - sm(dist / (2 * pw) + 0.5);
-        tissue += (vent.value - tissue) * inVent;
-      }
-      value += (tissue + brainAdd[i] - anat.csf) * inBrain;
-    }
-    if (duraAdd[i] !== 0) {
-      value += duraAdd[i] * sm((inner - rn) / pw + 0.5);
-    }
-    image[i] = Math.max(0, value);
-  }
-
-  // Smooth bias field, Rician noise, contrast → bytes. One 32-bit draw per
-  // pixel gives the two normals (real and imaginary noise) via a table.
-  const normals = normalTable();
-  const nr = rng(deriveSeed(seed, "noise"));
-  const sigma = anat.noise;
-  const tone = toneTable(anat.gain, anat.gamma);
-  const toneScale = (tone.length - 1) / TONE_MAX;
-  const s = Math.min(w, h);
-  const out = new Uint8Array(n);
-  for (let y = 0; y < h; y++) {
-    const py = (y + 0.5 - h / 2) / s;
-    for (let x = 0; x < w; x++) {
-      const i = y * w + x;
-      const pxx = (x + 0.5 - w / 2) / s;
-      const bias = 1 + 2 * (biasCos * pxx + biasSin * py);
-      const bits = nr.int32();
-      const re = image[i] * bias + sigma * normals[bits & 0xffff];
-      const im = sigma * normals[bits >>> 16];
-      const mag = Math.sqrt(re * re + im * im);
-      out[i] = tone[Math.min(tone.length - 1, Math.round(mag * toneScale))];
-    }
-  }
-  return out;
+  const canvas: Canvas = {
+    anat,
+    g,
+    tex,
+    inner: skullInner(anat),
+    rb: brainEdge(anat),
+    pw: 1.2 * g.px,
+  };
+  const image = paintHead(canvas, paintAdditions(canvas, lesion));
+  return toGreyLevels(image, anat, seed, g);
 }
 
 function checkLabel(label: string, where: string): SyntheticClass {
@@ -892,16 +993,18 @@ function checkSide(value: number, name: string, where: string): number {
  * anatomy, texture, noise and contrast for every label: only the lesion
  * differs, which makes side-by-side comparisons easy.
  *
- * @example Show a pituitary slice and the same head without the tumour
+ * @example A pituitary slice and the same head without the tumour
  * ```ts
- * import sharp from "sharp";
+ * import assert from "node:assert/strict";
  * import { renderSlice } from "./synthetic.ts";
- * const size = 256;
- * for (const label of ["pituitary", "notumor"]) {
- *   const pixels = renderSlice({ label, seed: 7, size });
- *   await sharp(pixels, { raw: { width: size, height: size, channels: 1 } })
- *     .png().toFile(`/tmp/${label}.png`);
- * }
+ * const size = 64;
+ * const tumour = renderSlice({ label: "pituitary", seed: 7, size });
+ * const healthy = renderSlice({ label: "notumor", seed: 7, size });
+ * assert.equal(tumour.length, size * size);
+ * assert.deepEqual(renderSlice({ label: "pituitary", seed: 7, size }), tumour);
+ * // Only the small lesion differs: same anatomy, noise and contrast.
+ * const changed = tumour.filter((v, i) => v !== healthy[i]).length;
+ * assert.ok(changed > 0 && changed < tumour.length / 10);
  * ```
  */
 export function renderSlice(options: RenderSliceOptions): Uint8Array {
@@ -953,7 +1056,7 @@ function resolveOptions(options: SyntheticOptions): Resolved {
   if (typeof options.outDir !== "string" || options.outDir.trim() === "") {
     throw new Error(`${where}: outDir must be a non-empty path`);
   }
-  const seed = options.seed ?? 42;
+  const seed = options.seed ?? DEFAULTS.seed;
   if (!Number.isSafeInteger(seed)) {
     throw new Error(`${where}: seed must be an integer, got ${seed}`);
   }
@@ -1172,17 +1275,17 @@ function countsOf(o: Resolved): Record<string, Record<string, number>> {
  * It refuses to write into a `Training/` or `Testing/` folder that has data
  * but no marker, as that may be a real dataset.
  *
- * @example Make a small dataset and list its counts
+ * @example Make a small dataset in a temporary folder, then find it made
  * ```ts
+ * import assert from "node:assert/strict";
  * import { generateSyntheticDataset } from "./synthetic.ts";
  * const dir = await Deno.makeTempDir();
- * const result = await generateSyntheticDataset({
- *   outDir: dir,
- *   seed: 1,
- *   trainPerClass: 10,
- *   testPerClass: 4,
- * });
- * console.log(result.files, result.counts.Training.glioma); // 56 10
+ * const options = { outDir: dir, seed: 1, trainPerClass: 3, testPerClass: 1, sizes: [64] };
+ * const result = await generateSyntheticDataset(options);
+ * assert.equal(result.files, 4 * (3 + 1));
+ * assert.equal(result.counts.Training.glioma, 3);
+ * assert.equal(result.reused, false);
+ * assert.equal((await generateSyntheticDataset(options)).reused, true);
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
