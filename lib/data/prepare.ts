@@ -28,7 +28,7 @@ import {
 import { projectPaths } from "../core/paths.ts";
 import { type FileHashes, hashFiles } from "./phash.ts";
 import { assertNoLeak, type DatasetSplit, splitDataset } from "./split.ts";
-import { generateSyntheticDataset } from "./synthetic.ts";
+import { generateSyntheticDataset, SYNTHETIC_DEFAULTS } from "./synthetic.ts";
 
 /** Where the images come from. */
 export interface DataSource {
@@ -46,9 +46,9 @@ export interface ResolveDataSourceOptions {
   env?: Record<string, string | undefined>;
   /** Seed of the synthetic default (default `DEFAULTS.seed`, 42). */
   syntheticSeed?: number;
-  /** Training images per class of the synthetic default (default 150). */
+  /** Training images per class of the synthetic default (default `SYNTHETIC_DEFAULTS`, 150). */
   syntheticTrainPerClass?: number;
-  /** Testing images per class of the synthetic default (default 40). */
+  /** Testing images per class of the synthetic default (default `SYNTHETIC_DEFAULTS`, 40). */
   syntheticTestPerClass?: number;
 }
 
@@ -95,8 +95,9 @@ export async function resolveDataSource(
     return { root: paths.data, synthetic: false, reason: "data/ folder" };
   }
   const seed = options.syntheticSeed ?? DEFAULTS.seed;
-  const train = options.syntheticTrainPerClass ?? 150;
-  const test = options.syntheticTestPerClass ?? 40;
+  const train = options.syntheticTrainPerClass ??
+    SYNTHETIC_DEFAULTS.trainPerClass;
+  const test = options.syntheticTestPerClass ?? SYNTHETIC_DEFAULTS.testPerClass;
   const outDir = join(
     paths.cache,
     "synthetic",

@@ -87,6 +87,16 @@ export const SYNTHETIC_DEFAULT_SIZES: readonly SyntheticSize[] = [
   [512, 440],
 ];
 
+/**
+ * The generator's defaults (the seed comes from `DEFAULTS.seed`): the size of
+ * the project's synthetic default dataset, and the JPEG quality.
+ */
+export const SYNTHETIC_DEFAULTS: Readonly<{
+  trainPerClass: number;
+  testPerClass: number;
+  quality: number;
+}> = Object.freeze({ trainPerClass: 150, testPerClass: 40, quality: 90 });
+
 /** Internal drawing resolution (longest side) before sharp resizes. */
 const INTERNAL_SIZE = 256;
 
@@ -96,16 +106,16 @@ export interface SyntheticOptions {
   outDir: string;
   /** Base seed (default `DEFAULTS.seed`, 42). */
   seed?: number;
-  /** Training images per class (default 150). */
+  /** Training images per class (default `SYNTHETIC_DEFAULTS`, 150). */
   trainPerClass?: number;
-  /** Testing images per class (default 40). */
+  /** Testing images per class (default `SYNTHETIC_DEFAULTS`, 40). */
   testPerClass?: number;
   /**
    * Sizes to pick from, per image: side lengths, or `[width, height]` pairs
    * (default {@linkcode SYNTHETIC_DEFAULT_SIZES}). Each side 32–4096.
    */
   sizes?: readonly SyntheticSize[];
-  /** JPEG quality, 1–100 (default 90). */
+  /** JPEG quality, 1–100 (default `SYNTHETIC_DEFAULTS`, 90). */
   quality?: number;
 }
 
@@ -1076,7 +1086,7 @@ function resolveOptions(options: SyntheticOptions): Resolved {
       ],
   );
   if (sizes.length === 0) throw new Error(`${where}: sizes must not be empty`);
-  const quality = options.quality ?? 90;
+  const quality = options.quality ?? SYNTHETIC_DEFAULTS.quality;
   if (!Number.isInteger(quality) || quality < 1 || quality > 100) {
     throw new Error(
       `${where}: quality must be an integer from 1 to 100, got ${quality}`,
@@ -1085,8 +1095,14 @@ function resolveOptions(options: SyntheticOptions): Resolved {
   return {
     outDir: resolve(options.outDir),
     seed,
-    trainPerClass: count(options.trainPerClass ?? 150, "trainPerClass"),
-    testPerClass: count(options.testPerClass ?? 40, "testPerClass"),
+    trainPerClass: count(
+      options.trainPerClass ?? SYNTHETIC_DEFAULTS.trainPerClass,
+      "trainPerClass",
+    ),
+    testPerClass: count(
+      options.testPerClass ?? SYNTHETIC_DEFAULTS.testPerClass,
+      "testPerClass",
+    ),
     sizes,
     quality,
   };
