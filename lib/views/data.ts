@@ -26,8 +26,16 @@ import { preprocessImage } from "../data/preprocess.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { JUPYTER_DISPLAY } from "../core/display.ts";
  * import { sourceBanner } from "./data.ts";
- * sourceBanner({ root: "/data", synthetic: true, reason: "no dataset configured" });
+ * const banner = sourceBanner({
+ *   root: "/data",
+ *   synthetic: true,
+ *   reason: "no dataset configured",
+ * })[JUPYTER_DISPLAY]();
+ * assert.match(banner["text/plain"] as string, /^\*\*\* SYNTHETIC DATA: /);
+ * assert.match(banner["text/html"] as string, /border:2px solid #c0392b/);
  * ```
  */
 export function sourceBanner(source: DataSource): Displayable {
@@ -52,9 +60,32 @@ export function sourceBanner(source: DataSource): Displayable {
  *
  * @example
  * ```ts
- * import { discoverDataset } from "../data/dataset.ts";
+ * import assert from "node:assert/strict";
+ * import { JUPYTER_DISPLAY } from "../core/display.ts";
+ * import { type Figure, PLOTLY_MIME } from "../core/plot.ts";
+ * import type { Dataset } from "../data/dataset.ts";
  * import { classBalanceChart } from "./data.ts";
- * classBalanceChart(await discoverDataset("data"));
+ * const dataset: Dataset = {
+ *   root: "/data",
+ *   layout: "kaggle",
+ *   classes: ["glioma", "notumor"],
+ *   files: [],
+ *   skipped: [],
+ *   counts: {
+ *     Training: { glioma: 3, notumor: 5 },
+ *     Testing: { glioma: 1, notumor: 2 },
+ *   },
+ * };
+ * const chart = classBalanceChart(dataset)[JUPYTER_DISPLAY]();
+ * const traces = (chart[PLOTLY_MIME] as Figure).data;
+ * assert.deepEqual(traces.map((t) => [t.name, t.y]), [
+ *   ["Training", [3, 5]],
+ *   ["Testing", [1, 2]],
+ * ]);
+ * assert.equal(
+ *   chart["text/plain"],
+ *   "Images per class\nTraining: glioma 3, notumor 5\nTesting: glioma 1, notumor 2",
+ * );
  * ```
  */
 export function classBalanceChart(dataset: Dataset): Displayable {
@@ -103,10 +134,31 @@ export interface SampleGridOptions {
  *
  * @example
  * ```ts
- * import { prepareData } from "../data/prepare.ts";
+ * import assert from "node:assert/strict";
+ * import { JUPYTER_DISPLAY } from "../core/display.ts";
+ * import type { ImageFile } from "../data/dataset.ts";
  * import { sampleGrid } from "./data.ts";
- * const data = await prepareData();
- * await sampleGrid({ split: data.train, classes: data.classes, size: data.size });
+ * const files: ImageFile[] = [
+ *   { path: "/d/Training/glioma/a.jpg", label: "glioma", origin: "Training" },
+ *   { path: "/d/Training/glioma/b.jpg", label: "glioma", origin: "Training" },
+ *   { path: "/d/Training/notumor/c.jpg", label: "notumor", origin: "Training" },
+ * ];
+ * const split = {
+ *   files,
+ *   pixels: new Uint8Array(3 * 8 * 8),
+ *   labels: Int32Array.from([0, 0, 1]),
+ * };
+ * const grid = await sampleGrid({
+ *   split,
+ *   classes: ["glioma", "notumor"],
+ *   size: 8,
+ *   perClass: 1,
+ * });
+ * assert.equal(
+ *   grid[JUPYTER_DISPLAY]()["text/plain"],
+ *   "1 scans per class (8×8, grayscale)\n" +
+ *     "[1] 8×8 glioma | a.jpg\n[2] 8×8 notumor | c.jpg",
+ * );
  * ```
  */
 export function sampleGrid(options: SampleGridOptions): Promise<Displayable> {
@@ -150,9 +202,17 @@ export interface ImageDimensions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { join } from "node:path";
+ * import { encodePng } from "../core/image_grid.ts";
  * import { imageDimensions } from "./data.ts";
- * const dims = await imageDimensions({ paths: ["scan.jpg"] });
- * console.log(dims[0]?.width);
+ * const dir = await Deno.makeTempDir();
+ * const scan = join(dir, "scan.png");
+ * const png = await encodePng({ pixels: new Uint8Array(20 * 10), width: 20, height: 10 });
+ * await Deno.writeFile(scan, png);
+ * const dims = await imageDimensions({ paths: [scan, join(dir, "missing.png")] });
+ * assert.deepEqual(dims, [{ path: scan, width: 20, height: 10 }]); // missing: left out
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function imageDimensions(
@@ -189,8 +249,18 @@ export async function imageDimensions(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { JUPYTER_DISPLAY } from "../core/display.ts";
  * import { sizeDistributionChart } from "./data.ts";
- * sizeDistributionChart([{ path: "a.jpg", width: 512, height: 512 }]);
+ * const chart = sizeDistributionChart([
+ *   { path: "a.jpg", width: 512, height: 512 },
+ *   { path: "b.jpg", width: 512, height: 512 },
+ *   { path: "c.jpg", width: 256, height: 300 },
+ * ]);
+ * assert.equal(
+ *   chart[JUPYTER_DISPLAY]()["text/plain"],
+ *   "2 distinct sizes in 3 images; most common: 512×512 (2), 256×300 (1)",
+ * );
  * ```
  */
 export function sizeDistributionChart(dims: ImageDimensions[]): Displayable {
@@ -247,10 +317,31 @@ export interface DuplicatePairsOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { join } from "node:path";
+ * import { JUPYTER_DISPLAY } from "../core/display.ts";
+ * import { encodePng } from "../core/image_grid.ts";
  * import { auditDuplicates } from "../data/audit.ts";
  * import { duplicatePairsGrid } from "./data.ts";
- * const audit = await auditDuplicates({ files: [] });
- * await duplicatePairsGrid({ audit });
+ * // The same scan saved twice, under two classes.
+ * const dir = await Deno.makeTempDir();
+ * const pixels = new Uint8Array(32 * 32).map((_, i) => (i * 7) % 256);
+ * const png = await encodePng({ pixels, width: 32, height: 32 });
+ * const files = [
+ *   { path: join(dir, "a.png"), label: "glioma" },
+ *   { path: join(dir, "b.png"), label: "notumor" },
+ * ];
+ * for (const f of files) await Deno.writeFile(f.path, png);
+ * const audit = await auditDuplicates({ files });
+ * const grid = await duplicatePairsGrid({ audit, kind: "exact", size: 16 });
+ * assert.equal(
+ *   grid[JUPYTER_DISPLAY]()["text/plain"],
+ *   "Exact-duplicate pairs (side by side)\n" +
+ *     "[1] 16×16 glioma · a.png\n[2] 16×16 notumor · b.png | distance 0",
+ * );
+ * const none = await duplicatePairsGrid({ audit }); // near pairs: none
+ * assert.equal(none[JUPYTER_DISPLAY]()["text/plain"], "no near-duplicate pairs");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function duplicatePairsGrid(
@@ -309,9 +400,36 @@ export async function duplicatePairsGrid(
  *
  * @example
  * ```ts
- * import { prepareData } from "../data/prepare.ts";
+ * import assert from "node:assert/strict";
+ * import { JUPYTER_DISPLAY } from "../core/display.ts";
  * import { splitTable } from "./data.ts";
- * splitTable(await prepareData());
+ * const split = (labels: number[]) => ({
+ *   files: labels.map((l, i) => ({
+ *     path: `${i}.jpg`,
+ *     label: ["glioma", "notumor"][l],
+ *     origin: "Training" as const,
+ *   })),
+ *   pixels: new Uint8Array(0),
+ *   labels: Int32Array.from(labels),
+ * });
+ * const table = splitTable({
+ *   classes: ["glioma", "notumor"],
+ *   train: split([0, 0, 1, 1, 1]),
+ *   validation: split([0, 1]),
+ *   test: split([0, 1, 1]),
+ *   testDeduplicated: split([1]),
+ * });
+ * assert.equal(
+ *   table[JUPYTER_DISPLAY]()["text/plain"],
+ *   [
+ *     "Images per split",
+ *     "class    train  validation  test  test (de-duplicated)",
+ *     "-------  -----  ----------  ----  --------------------",
+ *     "glioma   2      1           1     0",
+ *     "notumor  3      1           2     1",
+ *     "total    5      2           3     1",
+ *   ].join("\n"),
+ * );
  * ```
  */
 export function splitTable(
@@ -360,8 +478,16 @@ export interface AugmentationViewOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { JUPYTER_DISPLAY } from "../core/display.ts";
  * import { augmentationView } from "./data.ts";
- * await augmentationView({ pixels: new Uint8Array(64 * 64), size: 64, seed: 1 });
+ * const pixels = new Uint8Array(32 * 32).map((_, i) => i % 256);
+ * const view = await augmentationView({ pixels, size: 32, seed: 1, count: 3 });
+ * assert.equal(
+ *   view[JUPYTER_DISPLAY]()["text/plain"],
+ *   "Training-time augmentation of one scan\n" +
+ *     "[1] 32×32 original\n[2] 32×32 augmented #1\n[3] 32×32 augmented #2",
+ * );
  * ```
  */
 export function augmentationView(

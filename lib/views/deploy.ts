@@ -43,11 +43,19 @@ export interface PredictionComparison {
  * Predicts the same images with two models (in batches, no tensor left
  * behind) and compares the probabilities.
  *
- * @example
- * ```ts ignore
+ * @example Two seed CNNs built with the same seed predict alike
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { seedCnn } from "../model/models.ts";
  * import { comparePredictions } from "./deploy.ts";
- * const c = await comparePredictions({ a: model, b: reloaded.model, pixels, size: 128 });
- * console.log(c.identical, c.maxAbsDiff);
+ * const options = { inputSize: 32, channels: 1, numClasses: 4, seed: 3 };
+ * const a = seedCnn(options);
+ * const b = seedCnn(options);
+ * const pixels = new Uint8Array(3 * 32 * 32).map((_, i) => (i * 29) % 256);
+ * const c = await comparePredictions({ a, b, pixels, size: 32 });
+ * assert.deepEqual(c, { images: 3, maxAbsDiff: 0, changedClass: 0, identical: true });
+ * a.dispose();
+ * b.dispose();
  * ```
  */
 export async function comparePredictions(
@@ -89,9 +97,35 @@ export interface PredictionsTableOptions {
  * confidence and every class's probability; skipped files listed below.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { JUPYTER_DISPLAY } from "../core/display.ts";
+ * import type { PredictFilesResult, PredictModelInfo } from "../deploy/predict.ts";
  * import { predictionsTable } from "./deploy.ts";
- * predictionsTable({ result: await predictFiles({ inputs: ["scan.jpg"] }) });
+ * const result: PredictFilesResult = {
+ *   model: { name: "resnet-128-e11" } as PredictModelInfo,
+ *   predictions: [{
+ *     file: "scans/a.jpg",
+ *     class: "glioma",
+ *     confidence: 0.9,
+ *     probabilities: { glioma: 0.9, notumor: 0.1 },
+ *   }],
+ *   errors: [{ file: "scans/notes.txt", error: "not a JPEG or PNG (text)" }],
+ * };
+ * const table = predictionsTable({
+ *   result,
+ *   truth: new Map([["scans/a.jpg", "glioma"]]),
+ * })[JUPYTER_DISPLAY]();
+ * assert.equal(
+ *   table["text/plain"],
+ *   [
+ *     "Predictions of resnet-128-e11",
+ *     "file       true class  predicted  confidence                correct  P(glioma)  P(notumor)",
+ *     "---------  ----------  ---------  ------------------------  -------  ---------  ----------",
+ *     "a.jpg      glioma      glioma     90.0%                     yes      90.0%      10.0%",
+ *     "notes.txt              skipped    not a JPEG or PNG (text)",
+ *   ].join("\n"),
+ * );
  * ```
  */
 export function predictionsTable(
@@ -128,10 +162,32 @@ export function predictionsTable(
  * The Grad-CAM overlays `predictFiles` wrote (`gradcamDir`), in a grid
  * captioned with the file and the predicted class.
  *
- * @example
- * ```ts ignore
+ * @example With an overlay written to a temporary folder
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { join } from "node:path";
+ * import { JUPYTER_DISPLAY } from "../core/display.ts";
+ * import { encodePng } from "../core/image_grid.ts";
+ * import type { PredictFilesResult, PredictModelInfo } from "../deploy/predict.ts";
  * import { gradcamGallery } from "./deploy.ts";
- * await gradcamGallery({ result: await predictFiles({ inputs: ["a.jpg"], gradcamDir: "/tmp/cam" }) });
+ * const dir = await Deno.makeTempDir();
+ * const gradcam = join(dir, "a.gradcam.png");
+ * const rgb = new Uint8Array(16 * 16 * 3).fill(200);
+ * await Deno.writeFile(gradcam, await encodePng({ pixels: rgb, width: 16, height: 16, channels: 3 }));
+ * const result: PredictFilesResult = {
+ *   model: { name: "resnet-128-e11" } as PredictModelInfo,
+ *   predictions: [
+ *     { file: "a.jpg", class: "glioma", confidence: 0.9, probabilities: {}, gradcam },
+ *     { file: "b.jpg", class: "notumor", confidence: 0.8, probabilities: {} },
+ *   ],
+ *   errors: [],
+ * };
+ * const gallery = await gradcamGallery({ result });
+ * assert.equal(
+ *   gallery[JUPYTER_DISPLAY]()["text/plain"],
+ *   "Grad-CAM of the predicted class\n[1] 16×16 a.jpg | glioma 90.0%",
+ * );
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function gradcamGallery(
@@ -177,10 +233,16 @@ export interface ServiceExchange {
  * `POST /predict` with each file, and `POST /predict` with a non-image (to
  * show the 415), then shuts it down. The model is not disposed.
  *
+ * Starts an HTTP server and needs a loaded model and scans, so it is not run
+ * by `deno test --doc`.
+ *
  * @example
  * ```ts ignore
+ * import { loadSavedModel } from "../model/saved_model.ts";
  * import { serviceDemo } from "./deploy.ts";
+ * const loaded = await loadSavedModel("models/resnet-128-e11");
  * const exchanges = await serviceDemo({ loaded, files: ["scan.jpg"] });
+ * console.log(exchanges.map((e) => `${e.request}: ${e.status}`));
  * ```
  */
 export async function serviceDemo(
@@ -228,9 +290,30 @@ export async function serviceDemo(
  * The exchanges of {@linkcode serviceDemo} as a table.
  *
  * @example
- * ```ts ignore
- * import { serviceDemo, serviceTable } from "./deploy.ts";
- * serviceTable(await serviceDemo({ loaded, files: ["scan.jpg"] }));
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { JUPYTER_DISPLAY } from "../core/display.ts";
+ * import { serviceTable } from "./deploy.ts";
+ * const table = serviceTable([
+ *   { request: "GET /health", status: 200, body: { status: "ok", model: "m" } },
+ *   {
+ *     request: "POST /predict",
+ *     status: 200,
+ *     body: { class: "glioma", confidence: 0.97, probabilities: {}, model: "m" },
+ *   },
+ *   { request: "POST /predict", status: 415, body: { error: "not an image" } },
+ * ])[JUPYTER_DISPLAY]();
+ * assert.equal(
+ *   table["text/plain"],
+ *   [
+ *     "Calls to the service on loopback",
+ *     "request        status  answer",
+ *     "-------------  ------  --------------",
+ *     "GET /health    200     ok (model m)",
+ *     "POST /predict  200     glioma (97.0%)",
+ *     "POST /predict  415     not an image",
+ *   ].join("\n"),
+ * );
  * ```
  */
 export function serviceTable(exchanges: ServiceExchange[]): Displayable {

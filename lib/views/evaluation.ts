@@ -3,9 +3,10 @@
  * ROC curves, the reliability diagram, the full-vs-de-duplicated comparison
  * and a gallery of the most confident mistakes with their Grad-CAM overlays.
  *
- * Every function returns a display object (`./display.ts`, `./plot.ts`,
- * `./image_grid.ts`) and computes nothing it could take from
- * `./metrics.ts`, `./roc.ts` or `./calibration.ts`.
+ * Every function returns a display object (`../core/display.ts`,
+ * `../core/plot.ts`, `../core/image_grid.ts`) and computes nothing it could
+ * take from `../evaluate/metrics.ts`, `../evaluate/roc.ts` or
+ * `../evaluate/calibration.ts`.
  *
  * @module
  */
@@ -53,8 +54,24 @@ export interface ConfusionMatrixOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { JUPYTER_DISPLAY } from "../core/display.ts";
+ * import { type Figure, PLOTLY_MIME } from "../core/plot.ts";
  * import { confusionMatrixFigure } from "./evaluation.ts";
- * confusionMatrixFigure({ matrix: [[5, 1], [2, 7]], classes: ["notumor", "tumour"] });
+ * const fig = confusionMatrixFigure({
+ *   matrix: [[3, 1], [0, 5]],
+ *   classes: ["notumor", "tumour"],
+ * })[JUPYTER_DISPLAY]();
+ * const [heatmap] = (fig[PLOTLY_MIME] as Figure).data;
+ * assert.deepEqual(heatmap.z, [[0.75, 0.25], [0, 1]]); // coloured by row
+ * assert.deepEqual(heatmap.text, [["3", "1"], ["0", "5"]]); // labelled by count
+ * assert.equal(
+ *   fig["text/plain"],
+ *   "Confusion matrix (rows: true class, columns: predicted)\n" +
+ *     "            notumor    tumour\n" +
+ *     "  notumor         3         1\n" +
+ *     "   tumour         0         5",
+ * );
  * ```
  */
 export function confusionMatrixFigure(
@@ -112,12 +129,21 @@ export function confusionMatrixFigure(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { JUPYTER_DISPLAY } from "../core/display.ts";
  * import { evaluationReport } from "../evaluate/metrics.ts";
  * import { perClassTable } from "./evaluation.ts";
  * const report = evaluationReport({
  *   yTrue: [0, 1], probs: [[0.8, 0.2], [0.3, 0.7]], classes: ["notumor", "glioma"],
  * });
- * perClassTable(report);
+ * const lines = (perClassTable(report)[JUPYTER_DISPLAY]()["text/plain"] as string)
+ *   .split("\n");
+ * assert.equal(lines[1], "class             precision  recall  f1     support  auc");
+ * assert.equal(lines[3], "notumor           1.000      1.000   1.000  1        1.000");
+ * assert.deepEqual(lines.slice(5).map((l) => l.split("  ")[0]), [
+ *   "macro average",
+ *   "weighted average",
+ * ]);
  * ```
  */
 export function perClassTable(report: EvaluationReport): Displayable {
@@ -195,6 +221,9 @@ export interface RocFigureOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { JUPYTER_DISPLAY } from "../core/display.ts";
+ * import { type Figure, PLOTLY_MIME } from "../core/plot.ts";
  * import { binaryTumourRoc, oneVsRestRoc } from "../evaluate/roc.ts";
  * import { rocFigure } from "./evaluation.ts";
  * const input = {
@@ -202,7 +231,21 @@ export interface RocFigureOptions {
  *   probs: [[0.7, 0.2, 0.1], [0.2, 0.7, 0.1], [0.2, 0.2, 0.6]],
  *   classes: ["glioma", "notumor", "pituitary"],
  * };
- * rocFigure({ roc: oneVsRestRoc(input), binary: binaryTumourRoc(input) });
+ * const fig = rocFigure({
+ *   roc: oneVsRestRoc(input),
+ *   binary: binaryTumourRoc(input),
+ *   markers: [{ name: "argmax", fpr: 0, tpr: 1 }],
+ * })[JUPYTER_DISPLAY]();
+ * const names = (fig[PLOTLY_MIME] as Figure).data.map((t) => t.name);
+ * assert.deepEqual(names, [
+ *   "glioma (AUC 1.000)",
+ *   "notumor (AUC 1.000)",
+ *   "pituitary (AUC 1.000)",
+ *   "tumour vs notumor (AUC 1.000)",
+ *   "argmax",
+ *   "chance",
+ * ]);
+ * assert.match(fig["text/plain"] as string, /^ROC curves \(one class vs the rest\); macro AUC 1\.000\n/);
  * ```
  */
 export function rocFigure(options: RocFigureOptions): Displayable {
@@ -296,10 +339,19 @@ export interface ReliabilityOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { JUPYTER_DISPLAY } from "../core/display.ts";
  * import { calibration } from "../evaluate/calibration.ts";
  * import { reliabilityDiagram } from "./evaluation.ts";
  * const cal = calibration({ yTrue: [0, 1, 1], probs: [[0.9, 0.1], [0.4, 0.6], [0.8, 0.2]] });
- * reliabilityDiagram({ calibration: cal });
+ * const fig = reliabilityDiagram({ calibration: cal })[JUPYTER_DISPLAY]();
+ * assert.equal(
+ *   fig["text/plain"],
+ *   "Reliability diagram — ECE 43.3%, MCE 80.0%\n" +
+ *     "(0.53, 0.60]: 1 predictions, confidence 0.600, accuracy 1.000\n" +
+ *     "(0.73, 0.80]: 1 predictions, confidence 0.800, accuracy 0.000\n" +
+ *     "(0.87, 0.93]: 1 predictions, confidence 0.900, accuracy 1.000",
+ * );
  * ```
  */
 export function reliabilityDiagram(options: ReliabilityOptions): Displayable {
@@ -392,12 +444,25 @@ export interface ComparisonOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { evaluationReport } from "../evaluate/metrics.ts";
  * import { comparisonRows } from "./evaluation.ts";
  * const classes = ["glioma", "notumor"];
  * const full = evaluationReport({ yTrue: [0, 1, 1], probs: [[0.9, 0.1], [0.2, 0.8], [0.2, 0.8]], classes });
  * const dedup = evaluationReport({ yTrue: [0, 1], probs: [[0.9, 0.1], [0.2, 0.8]], classes });
- * console.log(comparisonRows({ full, deduplicated: dedup })[0]); // images: 3 vs 2
+ * const [images, accuracy] = comparisonRows({ full, deduplicated: dedup });
+ * assert.deepEqual(images, {
+ *   metric: "images",
+ *   full: "3",
+ *   deduplicated: "2",
+ *   difference: "-1",
+ * });
+ * assert.deepEqual(accuracy, {
+ *   metric: "accuracy",
+ *   full: "1.000 [0.439, 1.000]", // with its Wilson interval
+ *   deduplicated: "1.000 [0.342, 1.000]",
+ *   difference: "+0.000",
+ * });
  * ```
  */
 export function comparisonRows(options: ComparisonOptions): ComparisonRow[] {
@@ -452,12 +517,17 @@ export function comparisonRows(options: ComparisonOptions): ComparisonRow[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { JUPYTER_DISPLAY } from "../core/display.ts";
  * import { evaluationReport } from "../evaluate/metrics.ts";
  * import { comparisonTable } from "./evaluation.ts";
  * const classes = ["glioma", "notumor"];
  * const full = evaluationReport({ yTrue: [0, 1, 1], probs: [[0.9, 0.1], [0.2, 0.8], [0.2, 0.8]], classes });
  * const dedup = evaluationReport({ yTrue: [0, 1], probs: [[0.9, 0.1], [0.2, 0.8]], classes });
- * comparisonTable({ full, deduplicated: dedup });
+ * const table = comparisonTable({ full, deduplicated: dedup })[JUPYTER_DISPLAY]();
+ * const lines = (table["text/plain"] as string).split("\n");
+ * assert.equal(lines[1], "metric         full test set         de-duplicated         difference");
+ * assert.equal(lines[4], "accuracy       1.000 [0.439, 1.000]  1.000 [0.342, 1.000]  +0.000");
  * ```
  */
 export function comparisonTable(options: ComparisonOptions): Displayable {
@@ -492,8 +562,14 @@ export interface SelectMisclassifiedOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { selectMisclassified } from "./evaluation.ts";
- * console.log(selectMisclassified({ yTrue: [0, 1, 1], yPred: [1, 1, 0], confidences: [0.6, 0.9, 0.8] })); // [2, 0]
+ * const mistakes = selectMisclassified({
+ *   yTrue: [0, 1, 1],
+ *   yPred: [1, 1, 0],
+ *   confidences: [0.6, 0.9, 0.8],
+ * });
+ * assert.deepEqual(mistakes, [2, 0]);
  * ```
  */
 export function selectMisclassified(
@@ -546,6 +622,8 @@ export interface MisclassifiedGalleryOptions
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { JUPYTER_DISPLAY } from "../core/display.ts";
  * import { misclassifiedGallery } from "./evaluation.ts";
  * const grid = await misclassifiedGallery({
  *   files: ["a.jpg", "b.jpg"],
@@ -556,6 +634,10 @@ export interface MisclassifiedGalleryOptions
  *   size: 8,
  *   overlays: (i) => new Uint8Array(8 * 8 * 3).fill(40 * i),
  * });
+ * assert.equal(
+ *   grid[JUPYTER_DISPLAY]()["text/plain"],
+ *   "Most confident mistakes (1 shown)\n[1] 8×8 glioma → notumor (93.0%) | a.jpg",
+ * );
  * ```
  */
 export async function misclassifiedGallery(

@@ -239,10 +239,18 @@ Deno.test("eval_plots: full vs de-duplicated table", () => {
   assert.match(table["text/plain"] as string, /Full vs de-duplicated/);
 });
 
-Deno.test("eval_plots: misclassified gallery, most confident mistake first", async () => {
-  const yTrue = [0, 1, 2, 1, 0];
-  const yPred = [1, 1, 0, 2, 0];
-  const confidences = [0.6, 0.99, 0.95, 0.75, 0.9];
+// Five predictions over three classes: three mistakes (images 2, 3, 0, most
+// confident first) and two right.
+const MISTAKES = {
+  yTrue: [0, 1, 2, 1, 0],
+  yPred: [1, 1, 0, 2, 0],
+  confidences: [0.6, 0.99, 0.95, 0.75, 0.9],
+  classes: ["glioma", "notumor", "pituitary"],
+  size: 8,
+};
+
+Deno.test("eval_plots: selectMisclassified, most confident mistake first", () => {
+  const { yTrue, yPred, confidences } = MISTAKES;
   assert.deepEqual(selectMisclassified({ yTrue, yPred, confidences }), [
     2,
     3,
@@ -260,15 +268,14 @@ Deno.test("eval_plots: misclassified gallery, most confident mistake first", asy
     }),
     [0, 1],
   );
+});
+
+Deno.test("eval_plots: misclassified gallery, most confident mistake first", async () => {
+  const { size } = MISTAKES;
   const asked: number[] = [];
-  const size = 8;
   const grid = await misclassifiedGallery({
+    ...MISTAKES,
     files: ["/x/a.jpg", "/x/b.jpg", "/x/c.jpg", "/x/d.jpg", "/x/e.jpg"],
-    yTrue,
-    yPred,
-    confidences,
-    classes: ["glioma", "notumor", "pituitary"],
-    size,
     overlays: (i) => {
       asked.push(i);
       return new Uint8Array(size * size * 3).fill(50 * i);
@@ -285,15 +292,15 @@ Deno.test("eval_plots: misclassified gallery, most confident mistake first", asy
     "[2] 8×8 notumor → pituitary (75.0%) | d.jpg",
     "[3] 8×8 glioma → notumor (60.0%) | a.jpg",
   ]);
-  // An array of overlays works too; a wrong-sized one is reported by file.
-  const overlays = yTrue.map(() => new Uint8Array(size * size * 3));
+});
+
+Deno.test("eval_plots: misclassified gallery from an array of overlays; a wrong-sized one is named; no mistakes, a message", async () => {
+  const { size } = MISTAKES;
+  const files = ["a", "b", "c", "d", "e"];
+  const overlays = MISTAKES.yTrue.map(() => new Uint8Array(size * size * 3));
   const again = await misclassifiedGallery({
-    files: ["a", "b", "c", "d", "e"],
-    yTrue,
-    yPred,
-    confidences,
-    classes: ["glioma", "notumor", "pituitary"],
-    size,
+    ...MISTAKES,
+    files,
     overlays,
     limit: 1,
   });
@@ -303,16 +310,7 @@ Deno.test("eval_plots: misclassified gallery, most confident mistake first", asy
   );
   overlays[2] = new Uint8Array(5);
   await assert.rejects(
-    () =>
-      misclassifiedGallery({
-        files: ["a", "b", "c", "d", "e"],
-        yTrue,
-        yPred,
-        confidences,
-        classes: ["glioma", "notumor", "pituitary"],
-        size,
-        overlays,
-      }),
+    () => misclassifiedGallery({ ...MISTAKES, files, overlays }),
     /overlay of c is 5 bytes, expected 8×8×3/,
   );
   // No mistakes: a message, not an empty grid.

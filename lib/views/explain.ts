@@ -42,10 +42,33 @@ export interface MistakesGalleryOptions {
  * operating point when `tumourThreshold` is given). Grad-CAM runs only on the
  * images shown.
  *
- * @example
- * ```ts ignore
+ * @example With a small untrained seed CNN
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { JUPYTER_DISPLAY } from "../core/display.ts";
+ * import { tf } from "../core/tf.ts";
+ * import { seedCnn } from "../model/models.ts";
  * import { mistakesGallery } from "./explain.ts";
- * await mistakesGallery({ model, pixels, size, labels, probabilities, files, classes });
+ * const model = seedCnn({ inputSize: 32, channels: 1, numClasses: 4 });
+ * const before = tf.memory().numTensors;
+ * const gallery = await mistakesGallery({
+ *   model,
+ *   pixels: new Uint8Array(2 * 32 * 32).map((_, i) => (i * 13) % 256),
+ *   size: 32,
+ *   labels: [0, 2],
+ *   probabilities: new Float32Array([
+ *     0.1, 0.7, 0.1, 0.1, // a glioma called meningioma: a mistake
+ *     0.1, 0.1, 0.7, 0.1, // a scan without tumour, right
+ *   ]),
+ *   files: ["a.jpg", "b.jpg"],
+ *   classes: ["glioma", "meningioma", "notumor", "pituitary"],
+ * });
+ * assert.equal(tf.memory().numTensors, before);
+ * assert.match(
+ *   gallery[JUPYTER_DISPLAY]()["text/plain"] as string,
+ *   /\(1 shown\)\n\[1\] 32×32 glioma → meningioma \(70\.0%\) \| a\.jpg$/,
+ * );
+ * model.dispose();
  * ```
  */
 export function mistakesGallery(
@@ -97,6 +120,8 @@ export function mistakesGallery(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { JUPYTER_DISPLAY } from "../core/display.ts";
  * import { evaluationReport } from "../evaluate/metrics.ts";
  * import { confusionsTable } from "./explain.ts";
  * const report = evaluationReport({
@@ -104,7 +129,13 @@ export function mistakesGallery(
  *   probs: [[0.9, 0.1], [0.6, 0.4], [0.2, 0.8]],
  *   classes: ["glioma", "notumor"],
  * });
- * confusionsTable(report);
+ * assert.equal(
+ *   confusionsTable(report)[JUPYTER_DISPLAY]()["text/plain"],
+ *   "The 1 errors by kind, most frequent first\n" +
+ *     "true class  predicted  images  share of errors\n" +
+ *     "----------  ---------  ------  ---------------\n" +
+ *     "notumor     glioma     1       100.0%",
+ * );
  * ```
  */
 export function confusionsTable(report: EvaluationReport): Displayable {

@@ -20,10 +20,19 @@ import type { LayersModel } from "../core/tf.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { JUPYTER_DISPLAY } from "../core/display.ts";
  * import { seedCnn } from "../model/models.ts";
  * import { summaryTable } from "./model.ts";
- * const model = seedCnn({ inputSize: 128, channels: 1, numClasses: 4 });
- * summaryTable(model);
+ * const model = seedCnn({ inputSize: 32, channels: 1, numClasses: 4 });
+ * const lines = (summaryTable(model)[JUPYTER_DISPLAY]()["text/plain"] as string)
+ *   .split("\n");
+ * assert.equal(
+ *   lines[0],
+ *   "seed_cnn: 158,852 parameters (158,852 trainable, 0 non-trainable)",
+ * );
+ * assert.equal(lines.length, 3 + model.layers.length); // caption, head, rule
+ * assert.match(lines[3], /^conv1 +Conv2D +\(None, 30, 30, 32\) +320$/);
  * model.dispose();
  * ```
  */
@@ -48,8 +57,19 @@ export function summaryTable(model: LayersModel): Displayable {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { JUPYTER_DISPLAY } from "../core/display.ts";
  * import { architectureTable } from "./model.ts";
- * architectureTable({ architectures: ["seedCnn", "vgg", "resnet"], inputSize: 128, channels: 1, numClasses: 4 });
+ * const table = architectureTable({
+ *   architectures: ["seedCnn", "resnet"],
+ *   inputSize: 32,
+ *   channels: 1,
+ *   numClasses: 4,
+ * });
+ * const text = table[JUPYTER_DISPLAY]()["text/plain"] as string;
+ * assert.equal(text.split("\n")[0], "Architectures at 32×32×1, 4 classes");
+ * assert.match(text, /\nseedCnn +10 +158,852 +158,852 +0\.6\n/);
+ * assert.match(text, /\nresnet +54 +698,020 /);
  * ```
  */
 export function architectureTable(
@@ -84,10 +104,17 @@ export function architectureTable(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { JUPYTER_DISPLAY } from "../core/display.ts";
+ * import { type Figure, PLOTLY_MIME } from "../core/plot.ts";
  * import { seedCnn } from "../model/models.ts";
  * import { layerShapesChart } from "./model.ts";
- * const model = seedCnn({ inputSize: 128, channels: 1, numClasses: 4 });
- * layerShapesChart(model);
+ * const model = seedCnn({ inputSize: 32, channels: 1, numClasses: 4 });
+ * const chart = layerShapesChart(model)[JUPYTER_DISPLAY]();
+ * const [bars] = (chart[PLOTLY_MIME] as Figure).data;
+ * assert.deepEqual((bars.y as number[]).slice(0, 2), [30 * 30 * 32, 15 * 15 * 32]);
+ * assert.equal((bars.y as number[]).at(-1), 4); // the class scores
+ * assert.match(chart["text/plain"] as string, /^seed_cnn: conv1 \(30×30×32\) → /);
  * model.dispose();
  * ```
  */
