@@ -155,6 +155,7 @@ export interface SaveCheckpointOptions<S> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { saveCheckpoint, loadCheckpoint } from "./checkpoint.ts";
  * import { tf } from "../core/tf.ts";
  * const model = tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [2] })] });
@@ -162,7 +163,7 @@ export interface SaveCheckpointOptions<S> {
  * const dir = await Deno.makeTempDir();
  * await saveCheckpoint({ dir: `${dir}/checkpoint`, model, optimizer, state: { epoch: 1 } });
  * const state = await loadCheckpoint<{ epoch: number }>({ dir: `${dir}/checkpoint`, model, optimizer });
- * console.log(state.epoch); // 1
+ * assert.equal(state.epoch, 1);
  * model.dispose();
  * optimizer.dispose();
  * await Deno.remove(dir, { recursive: true });
@@ -244,8 +245,11 @@ export async function saveCheckpoint<S>(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { hasCheckpoint } from "./checkpoint.ts";
- * console.log(await hasCheckpoint("/tmp/nowhere")); // false
+ * const dir = await Deno.makeTempDir();
+ * assert.equal(await hasCheckpoint(`${dir}/checkpoint`), false);
+ * await Deno.remove(dir);
  * ```
  */
 export async function hasCheckpoint(dir: string): Promise<boolean> {
@@ -278,7 +282,7 @@ async function readJson(dir: string, file: string): Promise<unknown> {
 /**
  * Reads only the loop state of a checkpoint (no tensors).
  *
- * @example
+ * @example Needs a checkpoint on disk, so it is not run by `deno test --doc`.
  * ```ts ignore
  * import { readCheckpointState } from "./checkpoint.ts";
  * const state = await readCheckpointState<{ epochsCompleted: number }>("models/run/checkpoint");
@@ -309,7 +313,7 @@ export async function readCheckpointState<S>(dir: string): Promise<S> {
  * Reads one of the `extraFiles` a checkpoint was saved with; undefined when
  * the checkpoint has no such file.
  *
- * @example
+ * @example Needs a checkpoint on disk, so it is not run by `deno test --doc`.
  * ```ts ignore
  * import { readCheckpointFile } from "./checkpoint.ts";
  * const best = await readCheckpointFile("models/run/checkpoint", "best.bin");
@@ -341,72 +345,81 @@ export interface LoadCheckpointOptions {
   optimizer: Optimizer;
 }
 
-/**
- * Restores model weights and optimizer state from a checkpoint and returns
- * the loop state. The model must have the same weights (count and shapes) as
- * when saved; the optimizer should be fresh (not yet stepped).
- *
- * @example
- * ```ts ignore
- * import { loadCheckpoint } from "./checkpoint.ts";
- * const state = await loadCheckpoint<{ epochsCompleted: number }>({ dir, model, optimizer });
- * ```
- */
-export async function loadCheckpoint<S>(
-  options: LoadCheckpointOptions,
-): Promise<S> {
-  const abs = resolve(options.dir);
-  const state = await readCheckpointState<S>(abs);
-  const { model, optimizer } = options;
-  const modelSpecs = (await readJson(abs, CHECKPOINT_FILES.modelSpecs) as {
-    specs: WeightsManifestEntry[];
-  }).specs;
-  const optimizerDoc = await readJson(abs, CHECKPOINT_FILES.optimizerSpecs) as {
+/** The specs a checkpoint's weights are read with. */
+interface CheckpointSpecs {
+  model: WeightsManifestEntry[];
+  optimizer: {
     className: string;
     extras: Record<string, number>;
     specs: WeightsManifestEntry[];
   };
-  if (optimizerDoc.className !== optimizer.getClassName()) {
+}
+
+/** Reads the weight specs and checks the optimizer's kind. */
+async function readSpecs(
+  abs: string,
+  optimizer: Optimizer,
+): Promise<CheckpointSpecs> {
+  const model = (await readJson(abs, CHECKPOINT_FILES.modelSpecs) as {
+    specs: WeightsManifestEntry[];
+  }).specs;
+  const doc = await readJson(
+    abs,
+    CHECKPOINT_FILES.optimizerSpecs,
+  ) as CheckpointSpecs["optimizer"];
+  if (doc.className !== optimizer.getClassName()) {
     throw new CheckpointError(
       abs,
-      `saved with a ${optimizerDoc.className} optimizer, ` +
+      `saved with a ${doc.className} optimizer, ` +
         `cannot restore into ${optimizer.getClassName()}`,
     );
   }
-  const read = async (file: string) => {
-    try {
-      return await Deno.readFile(join(abs, file));
-    } catch (error) {
-      throw new CheckpointError(abs, `${file} is missing`, { cause: error });
-    }
-  };
-  const modelBytes = await read(CHECKPOINT_FILES.modelWeights);
-  const optimizerBytes = await read(CHECKPOINT_FILES.optimizerWeights);
-  const size = (specs: WeightsManifestEntry[]) =>
-    specs.reduce(
-      (s, w) => s + 4 * w.shape.reduce((a: number, b: number) => a * b, 1),
-      0,
-    );
-  if (modelBytes.byteLength !== size(modelSpecs)) {
-    throw new CheckpointError(
-      abs,
-      `${CHECKPOINT_FILES.modelWeights} is truncated`,
-    );
+  return { model, optimizer: doc };
+}
+
+/** Bytes of float32 weights with these specs. */
+function bytesOf(specs: WeightsManifestEntry[]): number {
+  return specs.reduce(
+    (s, w) => s + 4 * w.shape.reduce((a: number, b: number) => a * b, 1),
+    0,
+  );
+}
+
+/** Reads a weights file of the checkpoint. */
+async function readWeights(abs: string, file: string): Promise<Uint8Array> {
+  try {
+    return await Deno.readFile(join(abs, file));
+  } catch (error) {
+    throw new CheckpointError(abs, `${file} is missing`, { cause: error });
   }
-  if (optimizerBytes.byteLength !== size(optimizerDoc.specs)) {
-    throw new CheckpointError(
-      abs,
-      `${CHECKPOINT_FILES.optimizerWeights} is truncated`,
-    );
+}
+
+/** Checks that a weights file holds all that its specs describe. */
+function checkWhole(
+  abs: string,
+  file: string,
+  bytes: Uint8Array,
+  specs: WeightsManifestEntry[],
+): void {
+  if (bytes.byteLength !== bytesOf(specs)) {
+    throw new CheckpointError(abs, `${file} is truncated`);
   }
+}
+
+/** Checks that the saved weights fit the model, by count and shape. */
+function checkModelFits(
+  abs: string,
+  specs: WeightsManifestEntry[],
+  model: LayersModel,
+): void {
   const weights = model.weights;
-  if (modelSpecs.length !== weights.length) {
+  if (specs.length !== weights.length) {
     throw new CheckpointError(
       abs,
-      `holds ${modelSpecs.length} model weights, the model has ${weights.length} (different architecture?)`,
+      `holds ${specs.length} model weights, the model has ${weights.length} (different architecture?)`,
     );
   }
-  modelSpecs.forEach((spec, i) => {
+  specs.forEach((spec, i) => {
     const shape = weights[i].shape;
     if (spec.shape.join() !== shape.join()) {
       throw new CheckpointError(
@@ -418,19 +431,70 @@ export async function loadCheckpoint<S>(
       );
     }
   });
-  const modelTensors = decode(modelBytes, modelSpecs);
+}
+
+/** Sets the model's weights and the optimizer's state from their bytes. */
+async function restoreWeights(
+  options: LoadCheckpointOptions,
+  specs: CheckpointSpecs,
+  bytes: { model: Uint8Array; optimizer: Uint8Array },
+): Promise<void> {
+  const { model, optimizer } = options;
+  const modelTensors = decode(bytes.model, specs.model);
   try {
     model.setWeights(modelTensors.map((t) => t.tensor));
   } finally {
     tf.dispose(modelTensors.map((t) => t.tensor));
   }
-  const optimizerTensors = decode(optimizerBytes, optimizerDoc.specs);
+  const optimizerTensors = decode(bytes.optimizer, specs.optimizer.specs);
   try {
     await optimizer.setWeights(optimizerTensors);
-    restoreOptimizerExtras(optimizer, optimizerDoc.extras ?? {});
+    restoreOptimizerExtras(optimizer, specs.optimizer.extras ?? {});
   } finally {
     // setWeights keeps its own references (variables share the data).
     tf.dispose(optimizerTensors.map((t) => t.tensor));
   }
+}
+
+/**
+ * Restores model weights and optimizer state from a checkpoint and returns
+ * the loop state. The model must have the same weights (count and shapes) as
+ * when saved; the optimizer should be fresh (not yet stepped). Nothing is
+ * changed unless every file is there, whole, and fits.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+ * import { tf } from "../core/tf.ts";
+ * const model = tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [2] })] });
+ * const optimizer = tf.train.adam(0.01);
+ * const dir = await Deno.makeTempDir();
+ * await saveCheckpoint({ dir: `${dir}/checkpoint`, model, optimizer, state: { epoch: 3 } });
+ * const other = tf.sequential({ layers: [tf.layers.dense({ units: 2, inputShape: [2] })] });
+ * await assert.rejects(
+ *   loadCheckpoint({ dir: `${dir}/checkpoint`, model: other, optimizer }),
+ *   /has shape \[2,1\], the model's .* has \[2,2\]/,
+ * );
+ * for (const m of [model, other]) m.dispose();
+ * optimizer.dispose();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function loadCheckpoint<S>(
+  options: LoadCheckpointOptions,
+): Promise<S> {
+  const abs = resolve(options.dir);
+  const state = await readCheckpointState<S>(abs);
+  const specs = await readSpecs(abs, options.optimizer);
+  const { modelWeights, optimizerWeights } = CHECKPOINT_FILES;
+  const bytes = {
+    model: await readWeights(abs, modelWeights),
+    optimizer: await readWeights(abs, optimizerWeights),
+  };
+  checkWhole(abs, modelWeights, bytes.model, specs.model);
+  checkWhole(abs, optimizerWeights, bytes.optimizer, specs.optimizer.specs);
+  checkModelFits(abs, specs.model, options.model);
+  await restoreWeights(options, specs, bytes);
   return state;
 }

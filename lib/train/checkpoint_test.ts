@@ -148,21 +148,21 @@ Deno.test("a crash in the middle of a save leaves the previous checkpoint loadab
   });
 });
 
-Deno.test("a process killed (SIGKILL) in the middle of a save leaves the previous checkpoint loadable", async () => {
-  await withTemp(async (dir) => {
-    const ckpt = join(dir, "checkpoint");
-    const child = join(dir, "child.ts");
-    // The child saves checkpoints 1, 2, 3 of a model whose weights all equal
-    // the step number; in save 3, after model.bin is on disk, it says so and
-    // waits to be killed.
-    await Deno.writeTextFile(
-      child,
-      `import { saveCheckpoint } from ${
-        JSON.stringify(new URL("./checkpoint.ts", import.meta.url).href)
-      };
+/**
+ * Writes a child script that saves checkpoints 1, 2, 3 of a model whose
+ * weights all equal the step number into `ckpt`; in save 3, after model.bin
+ * is on disk, it says so ("MIDSAVE") and waits to be killed.
+ */
+async function writeSavingChild(dir: string, ckpt: string): Promise<string> {
+  const child = join(dir, "child.ts");
+  await Deno.writeTextFile(
+    child,
+    `import { saveCheckpoint } from ${
+      JSON.stringify(new URL("./checkpoint.ts", import.meta.url).href)
+    };
 import { tf } from ${
-        JSON.stringify(new URL("../core/tf.ts", import.meta.url).href)
-      };
+      JSON.stringify(new URL("../core/tf.ts", import.meta.url).href)
+    };
 const model = tf.sequential({ layers: [tf.layers.dense({ units: 64, inputShape: [256] })] });
 const optimizer = tf.train.adam(0.01);
 for (let k = 1; k <= 3; k++) {
@@ -180,37 +180,49 @@ for (let k = 1; k <= 3; k++) {
   console.log("saved " + k);
 }
 `,
-    );
-    const proc = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        "--config",
-        join(projectPaths().root, "deno.json"),
-        child,
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const lines: string[] = [];
-    const decoder = new TextDecoder();
-    let buffer = "";
-    for await (const chunk of proc.stdout) {
-      buffer += decoder.decode(chunk, { stream: true });
-      lines.push(...buffer.split("\n").slice(0, -1));
-      buffer = buffer.split("\n").at(-1)!;
-      if (lines.includes("MIDSAVE")) {
-        proc.kill("SIGKILL");
-        break;
-      }
+  );
+  return child;
+}
+
+/** Runs `child`, kills it (SIGKILL) when it says "MIDSAVE"; returns its lines. */
+async function killMidSave(child: string): Promise<string[]> {
+  const proc = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--config",
+      join(projectPaths().root, "deno.json"),
+      child,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const lines: string[] = [];
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for await (const chunk of proc.stdout) {
+    buffer += decoder.decode(chunk, { stream: true });
+    lines.push(...buffer.split("\n").slice(0, -1));
+    buffer = buffer.split("\n").at(-1)!;
+    if (lines.includes("MIDSAVE")) {
+      proc.kill("SIGKILL");
+      break;
     }
-    const status = await proc.status;
-    await proc.stderr.cancel();
-    assert.equal(
-      status.signal,
-      "SIGKILL",
-      `child output: ${lines.join(" | ")}`,
-    );
+  }
+  const status = await proc.status;
+  await proc.stderr.cancel();
+  assert.equal(
+    status.signal,
+    "SIGKILL",
+    `child output: ${lines.join(" | ")}`,
+  );
+  return lines;
+}
+
+Deno.test("a process killed (SIGKILL) in the middle of a save leaves the previous checkpoint loadable", async () => {
+  await withTemp(async (dir) => {
+    const ckpt = join(dir, "checkpoint");
+    const lines = await killMidSave(await writeSavingChild(dir, ckpt));
     assert.deepEqual(lines, ["saved 1", "saved 2", "MIDSAVE"]);
     // the half-written save is still there, beside the complete one
     const tmp = readdirSync(dir).filter((n) =>

@@ -22,8 +22,10 @@
  * {@linkcode historyChart}) are plain values with a `Jupyter.display` bundle,
  * usable and testable anywhere.
  *
+ * In a notebook cell (it needs a Jupyter kernel and training data, so it is
+ * not run by `deno test --doc`):
+ *
  * ```ts ignore
- * // in a notebook cell
  * import { notebookProgress } from "./progress.ts";
  * const result = await trainModel({ ...options, callbacks: notebookProgress() });
  * ```
@@ -84,8 +86,11 @@ export interface ProgressState {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatDuration } from "./progress.ts";
- * console.log(formatDuration(185)); // "3m05s"
+ * assert.equal(formatDuration(185), "3m05s");
+ * assert.equal(formatDuration(3720), "1h02m");
+ * assert.equal(formatDuration(undefined), "–");
  * ```
  */
 export function formatDuration(seconds: number | undefined): string {
@@ -115,8 +120,13 @@ function lrText(lr: number | undefined): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { epochLine } from "./progress.ts";
- * console.log(epochLine({ epoch: 1, loss: 1.2, acc: 0.5, val_loss: 1.1, val_acc: 0.55, lr: 0.001, seconds: 12, trainSeconds: 10, imagesPerSecond: 320 }, 10));
+ * const line = epochLine({ epoch: 1, loss: 1.2, acc: 0.5, val_loss: 1.1, val_acc: 0.55, lr: 0.001, seconds: 12, trainSeconds: 10, imagesPerSecond: 320 }, 10, { improved: true });
+ * assert.equal(
+ *   line,
+ *   "epoch  1/10  loss 1.2000  acc 0.5000  val_loss 1.1000  val_acc 0.5500  lr 1.0e-3  12.0 s  320 img/s  *best*",
+ * );
  * ```
  */
 export function epochLine(
@@ -140,8 +150,10 @@ export function epochLine(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { progressText } from "./progress.ts";
- * console.log(progressText({ status: "running", epoch: 2, epochs: 10, batch: 5, batches: 40, history: [], messages: [] }));
+ * const text = progressText({ status: "running", epoch: 2, epochs: 10, batch: 5, batches: 40, history: [], messages: [] });
+ * assert.ok(text.startsWith("running · epoch 2/10 · batch 5/40 · loss –"));
  * ```
  */
 export function progressText(state: ProgressState): string {
@@ -171,10 +183,11 @@ export function progressText(state: ProgressState): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { progressDisplay } from "./progress.ts";
  * import { JUPYTER_DISPLAY } from "../core/display.ts";
  * const d = progressDisplay({ status: "running", epoch: 1, epochs: 5, batch: 3, batches: 10, loss: 1.3, history: [], messages: [] });
- * console.log(Object.keys(d[JUPYTER_DISPLAY]())); // ["text/html", "text/plain"]
+ * assert.deepEqual(Object.keys(d[JUPYTER_DISPLAY]()), ["text/html", "text/plain"]);
  * ```
  */
 export function progressDisplay(state: ProgressState): Displayable {
@@ -239,8 +252,11 @@ export function progressDisplay(state: ProgressState): Displayable {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { historyChart } from "./progress.ts";
+ * import { JUPYTER_DISPLAY } from "../core/display.ts";
  * const chart = historyChart([{ epoch: 1, loss: 1.2, acc: 0.5, val_loss: 1.1, val_acc: 0.55, lr: 0.001, seconds: 12, trainSeconds: 10, imagesPerSecond: 320 }]);
+ * assert.match(String(chart[JUPYTER_DISPLAY]()["text/plain"]), /^Training history: 1 epoch; last: loss 1\.2000/);
  * ```
  */
 export function historyChart(
@@ -419,14 +435,73 @@ interface CliBar {
   stop(): void;
 }
 
+/** The numbers the bar shows, from the tracker's state. */
+function barPayload(s: ProgressState): Record<string, unknown> {
+  return {
+    epochText: `${s.epoch}/${s.epochs}`,
+    loss: num(s.loss),
+    acc: num(s.acc),
+    ips: num(s.imagesPerSecond, 0),
+    eta: formatDuration(s.etaSeconds),
+  };
+}
+
+/** A new `cli-progress` bar for one epoch. */
+function epochBar(): CliBar {
+  const { SingleBar, Presets } = cliProgress as unknown as {
+    SingleBar: new (o: Record<string, unknown>, p?: unknown) => CliBar;
+    Presets: Record<string, unknown>;
+  };
+  return new SingleBar({
+    format:
+      "epoch {epochText} [{bar}] {value}/{total} | loss {loss} | acc {acc} | {ips} img/s | ETA {eta}",
+    hideCursor: true,
+    clearOnComplete: true,
+  }, Presets.shades_classic);
+}
+
+/** The line that opens a run. */
+function beginLine(info: TrainBeginInfo): string {
+  const c = info.config;
+  return `training ${c.arch} ${c.inputSize}×${c.inputSize}` +
+    ` on ${info.trainImages} images (validation ${info.validationImages}), ` +
+    `batch ${c.batchSize}, ${info.batchesPerEpoch} batches/epoch, ` +
+    `epochs ${info.startEpoch + 1}–${c.epochs}` +
+    (info.run ? `, run ${info.run}` : "");
+}
+
+/** The line printed every so often during an epoch, without a bar. */
+function batchLine(s: ProgressState): string {
+  return `  epoch ${s.epoch}/${s.epochs} batch ${s.batch}/${s.batches}  ` +
+    `loss ${num(s.loss)}  acc ${num(s.acc)}  ${
+      num(s.imagesPerSecond, 0)
+    } img/s  ` +
+    `ETA ${formatDuration(s.etaSeconds)}`;
+}
+
+/** The line that closes a run. */
+function endLine(info: TrainEndInfo): string {
+  const best = info.best;
+  return `training ${info.stopReason} after ${info.history.length} epochs in ` +
+    `${formatDuration(info.seconds)}` +
+    (best
+      ? `; best epoch ${best.epoch}: val_loss ${num(best.val_loss)}, ` +
+        `val_acc ${num(best.val_acc)}`
+      : "");
+}
+
 /**
  * Progress for a terminal: a `cli-progress` bar per epoch and a line per
  * epoch (see the module documentation).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { terminalProgress } from "./progress.ts";
- * await trainModel({ ...options, callbacks: terminalProgress() });
+ * const lines: string[] = [];
+ * const progress = terminalProgress({ bar: false, log: (line) => lines.push(line) });
+ * progress.onLog?.("resuming after epoch 2");
+ * assert.deepEqual(lines, ["resuming after epoch 2"]);
  * ```
  */
 export function terminalProgress(
@@ -438,16 +513,6 @@ export function terminalProgress(
   const tracker = new Tracker();
   let bar: CliBar | undefined;
   let lastLine = 0;
-  const payload = () => {
-    const s = tracker.state;
-    return {
-      epochText: `${s.epoch}/${s.epochs}`,
-      loss: num(s.loss),
-      acc: num(s.acc),
-      ips: num(s.imagesPerSecond, 0),
-      eta: formatDuration(s.etaSeconds),
-    };
-  };
   const stopBar = () => {
     bar?.stop();
     bar = undefined;
@@ -455,44 +520,22 @@ export function terminalProgress(
   return {
     onTrainBegin(info) {
       tracker.begin(info);
-      log(
-        `training ${info.config.arch} ${info.config.inputSize}×${info.config.inputSize}` +
-          ` on ${info.trainImages} images (validation ${info.validationImages}), ` +
-          `batch ${info.config.batchSize}, ${info.batchesPerEpoch} batches/epoch, ` +
-          `epochs ${info.startEpoch + 1}–${info.config.epochs}` +
-          (info.run ? `, run ${info.run}` : ""),
-      );
+      log(beginLine(info));
     },
     onEpochBegin(epoch) {
       lastLine = Date.now();
       if (!useBar) return;
-      const { SingleBar, Presets } = cliProgress as unknown as {
-        SingleBar: new (o: Record<string, unknown>, p?: unknown) => CliBar;
-        Presets: Record<string, unknown>;
-      };
-      bar = new SingleBar({
-        format:
-          "epoch {epochText} [{bar}] {value}/{total} | loss {loss} | acc {acc} | {ips} img/s | ETA {eta}",
-        hideCursor: true,
-        clearOnComplete: true,
-      }, Presets.shades_classic);
+      bar = epochBar();
       tracker.state.epoch = epoch + 1;
-      bar.start(tracker.state.batches, 0, payload());
+      bar.start(tracker.state.batches, 0, barPayload(tracker.state));
     },
     onBatchEnd(info) {
       tracker.batch(info);
       if (bar) {
-        bar.update(info.batch + 1, payload());
+        bar.update(info.batch + 1, barPayload(tracker.state));
       } else if (Date.now() - lastLine >= every) {
         lastLine = Date.now();
-        const s = tracker.state;
-        log(
-          `  epoch ${s.epoch}/${s.epochs} batch ${s.batch}/${s.batches}  ` +
-            `loss ${num(s.loss)}  acc ${num(s.acc)}  ${
-              num(s.imagesPerSecond, 0)
-            } img/s  ` +
-            `ETA ${formatDuration(s.etaSeconds)}`,
-        );
+        log(batchLine(tracker.state));
       }
     },
     onEpochEnd(info) {
@@ -508,15 +551,7 @@ export function terminalProgress(
     onTrainEnd(info) {
       stopBar();
       tracker.end(info);
-      const best = info.best;
-      log(
-        `training ${info.stopReason} after ${info.history.length} epochs in ` +
-          `${formatDuration(info.seconds)}` +
-          (best
-            ? `; best epoch ${best.epoch}: val_loss ${num(best.val_loss)}, ` +
-              `val_acc ${num(best.val_acc)}`
-            : ""),
-      );
+      log(endLine(info));
     },
     onLog(message) {
       if (bar) bar.stop();
@@ -566,7 +601,7 @@ export interface NotebookProgressOptions {
  * updated in place (see the module documentation). Outside a Jupyter kernel
  * it prints plain lines instead.
  *
- * @example
+ * @example Needs a Jupyter kernel and training data, so it is not run by `deno test --doc`.
  * ```ts ignore
  * import { notebookProgress } from "./progress.ts";
  * const result = await trainModel({ ...options, callbacks: notebookProgress() });
