@@ -23,8 +23,11 @@ export const DEFAULT_NEGATIVE_CLASS = "notumor";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { argmax } from "./decision.ts";
- * console.log(argmax([0.1, 0.7, 0.2]), argmax([0.5, 0.5])); // 1 0
+ * assert.equal(argmax([0.1, 0.7, 0.2]), 1);
+ * assert.equal(argmax([0.5, 0.5]), 0); // the first on a tie
+ * assert.equal(argmax([0.1, 0.2, 0.7], 2), 1); // only the first two
  * ```
  */
 export function argmax(
@@ -52,9 +55,13 @@ export interface DecisionRule {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tumourThresholdProblem } from "./decision.ts";
- * console.log(tumourThresholdProblem(0.3)); // null
- * console.log(tumourThresholdProblem(0.7)); // "tumourThreshold must be a number in (0, 0.5] (got 0.7)"
+ * assert.equal(tumourThresholdProblem(0.3), null);
+ * assert.equal(
+ *   tumourThresholdProblem(0.7),
+ *   "tumourThreshold must be a number in (0, 0.5] (got 0.7)",
+ * );
  * ```
  */
 export function tumourThresholdProblem(value: unknown): string | null {
@@ -72,11 +79,15 @@ export function tumourThresholdProblem(value: unknown): string | null {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { decider } from "./decision.ts";
  * const classes = ["glioma", "meningioma", "notumor"];
  * const argmax = decider(classes);
  * const screen = decider(classes, { tumourThreshold: 0.3 });
- * console.log(argmax([0.2, 0.15, 0.65]), screen([0.2, 0.15, 0.65])); // 2 0
+ * // P(tumour) = 0.35 ≥ 0.3: the most probable tumour class, glioma
+ * assert.equal(argmax([0.2, 0.15, 0.65]), 2);
+ * assert.equal(screen([0.2, 0.15, 0.65]), 0);
+ * assert.throws(() => decider(["a", "b"], { tumourThreshold: 0.3 }), /needs a "notumor" class/);
  * ```
  */
 export function decider(
@@ -112,10 +123,13 @@ export function decider(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { describeDecision } from "./decision.ts";
- * console.log(describeDecision({})); // "argmax (the most probable class)"
- * console.log(describeDecision({ tumourThreshold: 0.2 }));
- * // "tumour when P(tumour) = 1 − P(notumor) ≥ 0.2 (its most probable tumour class), else notumor"
+ * assert.equal(describeDecision({}), "argmax (the most probable class)");
+ * assert.equal(
+ *   describeDecision({ tumourThreshold: 0.2 }),
+ *   "tumour when P(tumour) = 1 − P(notumor) ≥ 0.2 (its most probable tumour class), else notumor",
+ * );
  * ```
  */
 export function describeDecision(rule: DecisionRule = {}): string {

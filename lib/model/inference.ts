@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { DEFAULTS } from "../core/defaults.ts";
 import { isTta, type Tta } from "./saved_model.ts";
 import { type LayersModel, type Tensor, tf } from "../core/tf.ts";
 
@@ -17,7 +18,7 @@ export interface PredictOptions {
   size: number;
   /** Pixel scale (default 1/255). */
   scale?: number;
-  /** Images per batch (default 64). */
+  /** Images per batch (default `DEFAULTS.evalBatchSize`, 64). */
   batchSize?: number;
   /**
    * Test-time augmentation: `"hflip"` averages the probabilities of each
@@ -33,11 +34,18 @@ export interface PredictOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { predictProbabilities } from "./inference.ts";
  * import { seedCnn } from "./models.ts";
  * const model = seedCnn({ inputSize: 32, channels: 1, numClasses: 4 });
- * const probs = await predictProbabilities(model, { pixels: new Uint8Array(2 * 32 * 32), size: 32 });
- * console.log(probs.length); // 8
+ * const pixels = new Uint8Array(2 * 32 * 32).fill(128); // two grey images
+ * const probs = await predictProbabilities(model, { pixels, size: 32 });
+ * assert.equal(probs.length, 2 * 4); // a row of 4 classes per image
+ * const rowSum = probs.slice(0, 4).reduce((a, b) => a + b, 0);
+ * assert.ok(Math.abs(rowSum - 1) < 1e-5);
+ * // A uniform image is its own mirror: test-time augmentation changes nothing.
+ * const hflip = await predictProbabilities(model, { pixels, size: 32, tta: "hflip" });
+ * hflip.forEach((p, i) => assert.ok(Math.abs(p - probs[i]) < 1e-6));
  * model.dispose();
  * ```
  */
@@ -53,7 +61,7 @@ export async function predictProbabilities(
         `${options.size}×${options.size} images`,
     );
   }
-  const batchSize = options.batchSize ?? 64;
+  const batchSize = options.batchSize ?? DEFAULTS.evalBatchSize;
   const scale = options.scale ?? 1 / 255;
   if (options.tta !== undefined && !isTta(options.tta)) {
     throw new Error(

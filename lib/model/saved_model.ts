@@ -123,8 +123,10 @@ export type Tta = "none" | "hflip";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isTta } from "./saved_model.ts";
- * console.log(isTta("hflip"), isTta("vflip")); // true false
+ * assert.equal(isTta("hflip"), true);
+ * assert.equal(isTta("vflip"), false);
  * ```
  */
 export function isTta(value: unknown): value is Tta {
@@ -181,8 +183,14 @@ export interface Inference {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { defaultPreprocessing } from "./saved_model.ts";
- * console.log(defaultPreprocessing(128)); // { size: 128, fit: "fill", grayscale: true, scale: 0.00392... }
+ * assert.deepEqual(defaultPreprocessing(128), {
+ *   size: 128,
+ *   fit: "fill",
+ *   grayscale: true,
+ *   scale: 1 / 255,
+ * });
  * ```
  */
 export function defaultPreprocessing(size: number): Preprocessing {
@@ -216,20 +224,13 @@ function positiveInt(value: unknown): value is number {
 }
 
 /**
- * Checks parsed `metadata.json` content and returns it typed; throws a
- * {@linkcode SavedModelError} naming `dir` and every problem found.
- *
- * @example
- * ```ts
- * import { validateMetadata } from "./saved_model.ts";
- * try {
- *   validateMetadata({ format: "something else" }, "models/x/model");
- * } catch (error) {
- *   console.log((error as Error).message); // saved model models/x/model: invalid metadata.json: ...
- * }
- * ```
+ * Throws unless `value` is a metadata object of this format in a version this
+ * code reads: the checks that make every other check meaningless.
  */
-export function validateMetadata(value: unknown, dir: string): ModelMetadata {
+function checkFormat(
+  value: unknown,
+  dir: string,
+): asserts value is Record<string, unknown> {
   if (!isRecord(value)) {
     throw new SavedModelError(dir, "metadata.json is not a JSON object");
   }
@@ -254,6 +255,10 @@ export function validateMetadata(value: unknown, dir: string): ModelMetadata {
         "re-train the model",
     );
   }
+}
+
+/** What is wrong with the class names and the input's size and channels. */
+function inputProblems(value: Record<string, unknown>): string[] {
   const problems: string[] = [];
   const classes = value.classes;
   if (
@@ -263,81 +268,114 @@ export function validateMetadata(value: unknown, dir: string): ModelMetadata {
   ) {
     problems.push("classes must be at least two distinct non-empty names");
   }
-  if (!positiveInt(value.inputSize)) {
-    problems.push(
-      `inputSize must be a positive integer (got ${
-        JSON.stringify(value.inputSize)
-      })`,
-    );
+  for (const field of ["inputSize", "channels"]) {
+    if (!positiveInt(value[field])) {
+      problems.push(
+        `${field} must be a positive integer (got ${
+          JSON.stringify(value[field])
+        })`,
+      );
+    }
   }
-  if (!positiveInt(value.channels)) {
-    problems.push(
-      `channels must be a positive integer (got ${
-        JSON.stringify(value.channels)
-      })`,
-    );
-  }
+  return problems;
+}
+
+/** What is wrong with the preprocessing (only what this code implements). */
+function preprocessingProblems(value: Record<string, unknown>): string[] {
   const pre = value.preprocessing;
-  if (!isRecord(pre)) {
-    problems.push("preprocessing is missing");
-  } else {
-    if (pre.size !== value.inputSize) {
-      problems.push(
-        `preprocessing.size ${pre.size} differs from inputSize ${value.inputSize}`,
-      );
-    }
-    if (pre.fit !== "fill") {
-      problems.push(
-        `preprocessing.fit ${
-          JSON.stringify(pre.fit)
-        } is not supported (only "fill")`,
-      );
-    }
-    if (pre.grayscale !== true) {
-      problems.push("preprocessing.grayscale must be true");
-    }
-    if (
-      typeof pre.scale !== "number" || Math.abs(pre.scale * 255 - 1) > 1e-9
-    ) {
-      problems.push(
-        `preprocessing.scale ${
-          JSON.stringify(pre.scale)
-        } is not supported (only 1/255)`,
-      );
-    }
+  if (!isRecord(pre)) return ["preprocessing is missing"];
+  const problems: string[] = [];
+  if (pre.size !== value.inputSize) {
+    problems.push(
+      `preprocessing.size ${pre.size} differs from inputSize ${value.inputSize}`,
+    );
   }
-  if (pre && isRecord(pre) && pre.grayscale === true && value.channels !== 1) {
+  if (pre.fit !== "fill") {
+    problems.push(
+      `preprocessing.fit ${
+        JSON.stringify(pre.fit)
+      } is not supported (only "fill")`,
+    );
+  }
+  if (pre.grayscale !== true) {
+    problems.push("preprocessing.grayscale must be true");
+  }
+  if (typeof pre.scale !== "number" || Math.abs(pre.scale * 255 - 1) > 1e-9) {
+    problems.push(
+      `preprocessing.scale ${
+        JSON.stringify(pre.scale)
+      } is not supported (only 1/255)`,
+    );
+  }
+  if (pre.grayscale === true && value.channels !== 1) {
     problems.push(
       `channels is ${value.channels} but preprocessing is grayscale (1 channel)`,
     );
   }
+  return problems;
+}
+
+/** What is wrong with the recorded way of predicting, if there is one. */
+function inferenceProblems(value: Record<string, unknown>): string[] {
+  const inf = value.inference;
+  if (inf === undefined) return [];
+  if (!isRecord(inf)) return ["inference must be an object"];
+  const problems: string[] = [];
+  if (inf.tta !== undefined && !isTta(inf.tta)) {
+    problems.push('inference.tta must be "none" or "hflip"');
+  }
+  if (inf.tumourThreshold !== undefined) {
+    const problem = tumourThresholdProblem(inf.tumourThreshold);
+    if (problem) problems.push(`inference.${problem}`);
+    else if (
+      Array.isArray(value.classes) &&
+      !value.classes.includes(DEFAULT_NEGATIVE_CLASS)
+    ) {
+      problems.push(
+        `inference.tumourThreshold needs a "${DEFAULT_NEGATIVE_CLASS}" class`,
+      );
+    }
+  }
+  return problems;
+}
+
+/**
+ * Checks parsed `metadata.json` content and returns it typed; throws a
+ * {@linkcode SavedModelError} naming `dir` and every problem found.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { defaultPreprocessing, validateMetadata } from "./saved_model.ts";
+ * assert.throws(
+ *   () => validateMetadata({ format: "something else" }, "models/x/model"),
+ *   /^SavedModelError: saved model models\/x\/model: metadata.json has format "something else"/,
+ * );
+ * assert.throws(
+ *   () =>
+ *     validateMetadata({
+ *       format: "brain-mri-cnn/saved-model", formatVersion: 1,
+ *       classes: ["a", "a"], inputSize: 64, channels: 1,
+ *       preprocessing: defaultPreprocessing(32), arch: "resnet", training: {},
+ *       datasetFingerprint: "", metrics: {},
+ *     }, "models/x/model"),
+ *   /invalid metadata.json: classes must be at least two distinct non-empty names; preprocessing.size 32 differs from inputSize 64$/,
+ * );
+ * ```
+ */
+export function validateMetadata(value: unknown, dir: string): ModelMetadata {
+  checkFormat(value, dir);
+  const problems = [
+    ...inputProblems(value),
+    ...preprocessingProblems(value),
+  ];
   if (typeof value.arch !== "string" || !value.arch) {
     problems.push("arch must be a non-empty string");
   }
   if (!isRecord(value.training)) {
     problems.push("training (the run summary) is missing");
   }
-  if (value.inference !== undefined) {
-    const inf = value.inference;
-    if (!isRecord(inf)) {
-      problems.push("inference must be an object");
-    } else {
-      if (inf.tta !== undefined && !isTta(inf.tta)) {
-        problems.push('inference.tta must be "none" or "hflip"');
-      }
-      if (inf.tumourThreshold !== undefined) {
-        const problem = tumourThresholdProblem(inf.tumourThreshold);
-        if (problem) problems.push(`inference.${problem}`);
-        else if (
-          Array.isArray(classes) && !classes.includes(DEFAULT_NEGATIVE_CLASS)
-        ) {
-          problems.push(
-            `inference.tumourThreshold needs a "${DEFAULT_NEGATIVE_CLASS}" class`,
-          );
-        }
-      }
-    }
-  }
+  problems.push(...inferenceProblems(value));
   if (typeof value.datasetFingerprint !== "string") {
     problems.push("datasetFingerprint must be a string");
   }
@@ -377,10 +415,17 @@ function siblings(target: string, kind: "tmp" | "old"): string[] {
  * the target moved aside but the new folder not yet renamed in. The previous
  * folder is moved back. Returns true when it repaired something.
  *
- * @example
+ * @example A folder moved aside by a swap that never finished
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { join } from "node:path";
  * import { recoverDirAtomic } from "./saved_model.ts";
- * await recoverDirAtomic("/tmp/no-such-model");
+ * const dir = await Deno.makeTempDir();
+ * await Deno.mkdir(join(dir, ".model.old-1234"));
+ * assert.equal(await recoverDirAtomic(join(dir, "model")), true);
+ * assert.ok((await Deno.stat(join(dir, "model"))).isDirectory);
+ * assert.equal(await recoverDirAtomic(join(dir, "model")), false); // nothing to repair
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function recoverDirAtomic(target: string): Promise<boolean> {
@@ -429,12 +474,19 @@ export interface DirWriter {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { writeDirAtomic } from "./saved_model.ts";
  * const dir = await Deno.makeTempDir();
  * await writeDirAtomic(`${dir}/run`, async (out) => {
  *   await out.write("a.txt", "hello");
  * });
- * console.log(await Deno.readTextFile(`${dir}/run/a.txt`)); // hello
+ * assert.equal(await Deno.readTextFile(`${dir}/run/a.txt`), "hello");
+ * // A fill that fails leaves the previous folder as it was.
+ * await assert.rejects(writeDirAtomic(`${dir}/run`, async (out) => {
+ *   await out.write("a.txt", "half");
+ *   throw new Error("disk full");
+ * }), /disk full/);
+ * assert.equal(await Deno.readTextFile(`${dir}/run/a.txt`), "hello");
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
@@ -493,11 +545,13 @@ export interface LayersArtifacts {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { layersArtifacts } from "./saved_model.ts";
  * import { tf } from "../core/tf.ts";
  * const model = tf.sequential({ layers: [tf.layers.dense({ units: 2, inputShape: [3] })] });
  * const { modelJson, weights } = await layersArtifacts(model);
- * console.log(Object.keys(modelJson), weights.byteLength); // [...] 32
+ * assert.equal(modelJson.format, "layers-model");
+ * assert.equal(weights.byteLength, (3 * 2 + 2) * 4); // kernel and bias, float32
  * model.dispose();
  * ```
  */
@@ -557,11 +611,19 @@ export interface SavedModelInfo {
  *
  * @example
  * ```ts
- * import { defaultPreprocessing, MODEL_FORMAT, MODEL_FORMAT_VERSION, saveModel } from "./saved_model.ts";
+ * import assert from "node:assert/strict";
+ * import { readdirSync } from "node:fs";
+ * import {
+ *   defaultPreprocessing,
+ *   MODEL_FORMAT,
+ *   MODEL_FORMAT_VERSION,
+ *   readModelMetadata,
+ *   saveModel,
+ * } from "./saved_model.ts";
  * import { buildModel } from "./models.ts";
  * const model = buildModel("seedCnn", { inputSize: 32, channels: 1, numClasses: 2, seed: 1 });
  * const dir = await Deno.makeTempDir();
- * await saveModel({
+ * const saved = await saveModel({
  *   model,
  *   dir: `${dir}/model`,
  *   metadata: {
@@ -572,6 +634,8 @@ export interface SavedModelInfo {
  *     datasetFingerprint: "", metrics: {}, createdAt: new Date().toISOString(),
  *   },
  * });
+ * assert.deepEqual(readdirSync(saved.dir).sort(), ["metadata.json", "model.json", "weights.bin"]);
+ * assert.deepEqual((await readModelMetadata(saved.dir)).classes, ["a", "b"]);
  * model.dispose();
  * await Deno.remove(dir, { recursive: true });
  * ```
@@ -666,11 +730,15 @@ async function readJson(path: string, dir: string, what: string) {
  * Reads and checks a saved model's `metadata.json` without loading the
  * network.
  *
- * @example
- * ```ts ignore
+ * @example The shipped model's metadata
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { join } from "node:path";
+ * import { PROJECT_ROOT, SHIPPED_MODEL } from "../core/paths.ts";
  * import { readModelMetadata } from "./saved_model.ts";
- * const metadata = await readModelMetadata("models/resnet-128-e1/model");
- * console.log(metadata.classes, metadata.inputSize);
+ * const metadata = await readModelMetadata(join(PROJECT_ROOT, "models", SHIPPED_MODEL));
+ * assert.deepEqual(metadata.classes, ["glioma", "meningioma", "notumor", "pituitary"]);
+ * assert.equal(metadata.inputSize, 128);
  * ```
  */
 export async function readModelMetadata(dir: string): Promise<ModelMetadata> {
@@ -688,13 +756,20 @@ export async function readModelMetadata(dir: string): Promise<ModelMetadata> {
 /**
  * The saved-model folder a path names: the folder itself when it holds
  * `metadata.json`, else its `model/` subfolder when that does (so a training
- * run folder such as `models/resnet-128-e1` works where `models/resnet-128-e1/model`
- * is meant). Returns an absolute path; does not check that anything exists.
+ * run folder such as `models/resnet-128-e11` works where
+ * `models/resnet-128-e11/model` is meant). Returns an absolute path; does not
+ * check that anything exists.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { join } from "node:path";
+ * import { PROJECT_ROOT, SHIPPED_MODEL } from "../core/paths.ts";
  * import { resolveModelDir } from "./saved_model.ts";
- * console.log(resolveModelDir("/nowhere/model")); // "/nowhere/model"
+ * const run = join(PROJECT_ROOT, "models", SHIPPED_MODEL);
+ * assert.equal(resolveModelDir(run), join(run, "model"));
+ * assert.equal(resolveModelDir(join(run, "model")), join(run, "model"));
+ * assert.equal(resolveModelDir(join(run, "nowhere")), join(run, "nowhere"));
  * ```
  */
 export function resolveModelDir(dir: string): string {
@@ -720,18 +795,42 @@ export interface LoadedModel {
  * or invalid, its format version unknown, a file missing or truncated, or the
  * network's input/output shape differs from the metadata.
  *
- * @example
- * ```ts ignore
+ * @example The shipped model on a blank scan
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { join } from "node:path";
+ * import { PROJECT_ROOT, SHIPPED_MODEL } from "../core/paths.ts";
  * import { loadSavedModel } from "./saved_model.ts";
- * import { tf } from "../core/tf.ts";
- * const { model, metadata } = await loadSavedModel("models/resnet-128-e1/model");
+ * import { type Tensor, tf } from "../core/tf.ts";
+ * const { model, metadata } = await loadSavedModel(join(PROJECT_ROOT, "models", SHIPPED_MODEL));
  * const x = tf.zeros([1, metadata.inputSize, metadata.inputSize, metadata.channels]);
- * const probs = model.predict(x);
+ * const probs = model.predict(x) as Tensor;
+ * assert.deepEqual(probs.shape, [1, metadata.classes.length]);
+ * assert.ok(Math.abs(probs.sum().arraySync() as number - 1) < 1e-5);
+ * tf.dispose([x, probs]);
+ * model.dispose();
  * ```
  */
 export async function loadSavedModel(dir: string): Promise<LoadedModel> {
   const abs = resolveModelDir(dir);
   const metadata = await readModelMetadata(abs);
+  const json = await readLayersJson(abs);
+  const { specs, buffers } = await readWeightFiles(abs, json.weightsManifest);
+  const model = await loadNetwork(abs, json, {
+    specs,
+    data: joinWeights(abs, specs, buffers),
+  });
+  try {
+    checkShapes(model, metadata, abs);
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
+  return { model, metadata };
+}
+
+/** `model.json`, checked to be a tfjs Layers model with a weights manifest. */
+async function readLayersJson(abs: string): Promise<Record<string, unknown>> {
   const json = await readJson(
     join(abs, MODEL_FILES.modelJson),
     abs,
@@ -743,13 +842,23 @@ export async function loadSavedModel(dir: string): Promise<LoadedModel> {
       "model.json has no modelTopology (not a tfjs Layers model)",
     );
   }
-  const manifest = json.weightsManifest;
-  if (!Array.isArray(manifest)) {
+  if (!Array.isArray(json.weightsManifest)) {
     throw new SavedModelError(abs, "model.json has no weightsManifest");
   }
+  return json;
+}
+
+/**
+ * The weight specs of a manifest and the bytes of the files it names, in
+ * order; a file name that leaves the folder is refused.
+ */
+async function readWeightFiles(
+  abs: string,
+  manifest: unknown,
+): Promise<{ specs: WeightsManifestEntry[]; buffers: Uint8Array[] }> {
   const specs: WeightsManifestEntry[] = [];
   const buffers: Uint8Array[] = [];
-  for (const group of manifest) {
+  for (const group of manifest as unknown[]) {
     if (!isRecord(group) || !Array.isArray(group.paths)) {
       throw new SavedModelError(abs, "model.json: malformed weightsManifest");
     }
@@ -770,6 +879,19 @@ export async function loadSavedModel(dir: string): Promise<LoadedModel> {
       }
     }
   }
+  return { specs, buffers };
+}
+
+/**
+ * The weight files as one buffer, after checking that they hold exactly the
+ * bytes the specs describe (unless quantised): a truncated or mismatched
+ * file is refused here rather than misread.
+ */
+function joinWeights(
+  abs: string,
+  specs: WeightsManifestEntry[],
+  buffers: Uint8Array[],
+): Uint8Array {
   const expected = specs.reduce(
     (sum, s) =>
       sum +
@@ -791,12 +913,20 @@ export async function loadSavedModel(dir: string): Promise<LoadedModel> {
     weightData.set(b, offset);
     offset += b.byteLength;
   }
-  let model: LayersModel;
+  return weightData;
+}
+
+/** The network from its topology and weights, in memory. */
+async function loadNetwork(
+  abs: string,
+  json: Record<string, unknown>,
+  weights: { specs: WeightsManifestEntry[]; data: Uint8Array },
+): Promise<LayersModel> {
   try {
-    model = await tf.loadLayersModel(tf.io.fromMemory({
-      modelTopology: json.modelTopology,
-      weightSpecs: specs,
-      weightData: weightData.buffer,
+    return await tf.loadLayersModel(tf.io.fromMemory({
+      modelTopology: json.modelTopology as object,
+      weightSpecs: weights.specs,
+      weightData: weights.data.buffer as ArrayBuffer,
       format: json.format as string | undefined,
     }));
   } catch (error) {
@@ -806,13 +936,6 @@ export async function loadSavedModel(dir: string): Promise<LoadedModel> {
       { cause: error },
     );
   }
-  try {
-    checkShapes(model, metadata, abs);
-  } catch (error) {
-    model.dispose();
-    throw error;
-  }
-  return { model, metadata };
 }
 
 /** `current.inference` with `patch.inference` over it, keys set to `undefined` dropped; `undefined` if nothing is left. */
@@ -834,10 +957,21 @@ function mergeInference(
  * merged (a key set to `undefined` in `inference` is removed, and an empty
  * `inference` with it); other fields replace.
  *
- * @example
- * ```ts ignore
+ * @example On a copy of the shipped model's metadata
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { join } from "node:path";
+ * import { PROJECT_ROOT, SHIPPED_MODEL } from "../core/paths.ts";
  * import { updateModelMetadata } from "./saved_model.ts";
- * await updateModelMetadata("models/resnet-128-e1/model", { metrics: { test_acc: 0.95 } });
+ * const dir = await Deno.makeTempDir();
+ * await Deno.copyFile(
+ *   join(PROJECT_ROOT, "models", SHIPPED_MODEL, "model", "metadata.json"),
+ *   join(dir, "metadata.json"),
+ * );
+ * const updated = await updateModelMetadata(dir, { metrics: { test_acc: 0.95 } });
+ * assert.equal(updated.metrics.test_acc, 0.95);
+ * assert.equal(typeof updated.metrics.acc, "number"); // merged, not replaced
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function updateModelMetadata(
