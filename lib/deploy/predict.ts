@@ -185,8 +185,8 @@ export function modelSettings(metadata: ModelMetadata): SettingsOptions {
  * import { modelName } from "./predict.ts";
  * import type { ModelMetadata } from "../model/saved_model.ts";
  * const metadata = { arch: "seedCnn", training: {} } as ModelMetadata;
- * assert.equal(modelName("runs/seedcnn-128/model", metadata), "seedcnn-128");
- * assert.equal(modelName("runs/seedcnn-128", metadata), "seedcnn-128");
+ * assert.equal(modelName("models/seedcnn-128-r2/model", metadata), "seedcnn-128-r2");
+ * assert.equal(modelName("models/seedcnn-128-r2", metadata), "seedcnn-128-r2");
  * const named = { arch: "resnet", training: { run: "resnet-128-e11" } } as ModelMetadata;
  * assert.equal(modelName("anywhere/model", named), "resnet-128-e11");
  * ```
