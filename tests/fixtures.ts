@@ -18,9 +18,12 @@ import type { ModelMetadata } from "../lib/model/saved_model.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ellipseScanJpeg } from "./fixtures.ts";
  * const jpeg = await ellipseScanJpeg(1, 64);
- * console.log(jpeg[0] === 0xff); // true
+ * assert.deepEqual([...jpeg.subarray(0, 2)], [0xff, 0xd8]); // a JPEG
+ * assert.deepEqual(await ellipseScanJpeg(1, 64), jpeg); // same seed, same bytes
+ * assert.notDeepEqual(await ellipseScanJpeg(2, 64), jpeg);
  * ```
  */
 export async function ellipseScanJpeg(
@@ -62,8 +65,12 @@ export async function ellipseScanJpeg(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { TEN_PREDICTIONS } from "./fixtures.ts";
- * console.log(TEN_PREDICTIONS.yTrue.length); // 10
+ * const { probs, yTrue } = TEN_PREDICTIONS;
+ * const predicted = probs.map((row) => row.indexOf(Math.max(...row)));
+ * assert.deepEqual(predicted, [0, 0, 2, 0, 3, 2, 2, 2, 3, 3]);
+ * assert.equal(predicted.filter((p, i) => p === yTrue[i]).length, 7);
  * ```
  */
 export const TEN_PREDICTIONS: {
@@ -93,9 +100,10 @@ export const TEN_PREDICTIONS: {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ellipseScanPng } from "./fixtures.ts";
  * const png = await ellipseScanPng(1, 64);
- * console.log(png[1] === 0x50); // true ("P" of the signature)
+ * assert.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47]); // "PNG"
  * ```
  */
 export async function ellipseScanPng(
@@ -116,9 +124,18 @@ export type NotebookCell = [type: "code" | "markdown", source: string];
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { notebookJson } from "./fixtures.ts";
- * const text = notebookJson([["markdown", "# Title"], ["code", "1 + 1"]]);
- * console.log(JSON.parse(text).cells[1].cell_type); // "code"
+ * const nb = JSON.parse(notebookJson([["markdown", "# Title"], ["code", "1 + 1"]]));
+ * assert.equal(nb.metadata.kernelspec.name, "deno");
+ * assert.deepEqual(nb.cells[1], {
+ *   cell_type: "code",
+ *   id: "c1",
+ *   metadata: {},
+ *   source: "1 + 1",
+ *   execution_count: null,
+ *   outputs: [],
+ * });
  * ```
  */
 export function notebookJson(cells: readonly NotebookCell[]): string {
@@ -157,11 +174,16 @@ export const MRI_CLASSES: readonly string[] = [
  * on first use (not when this module is imported).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { join } from "node:path";
  * import { saveTinyModel } from "./fixtures.ts";
  * const dir = await Deno.makeTempDir();
- * const metadata = await saveTinyModel(`${dir}/model`, { size: 32 });
- * console.log(metadata.inputSize); // 32
+ * const metadata = await saveTinyModel(join(dir, "model"), { size: 32 });
+ * assert.equal(metadata.inputSize, 32);
+ * const saved = JSON.parse(await Deno.readTextFile(join(dir, "model", "metadata.json")));
+ * assert.equal(saved.training.run, "tiny-test");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function saveTinyModel(
@@ -236,11 +258,18 @@ export interface SyntheticDatasetFixture {
  * removed afterwards, whatever `body` does.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { existsSync } from "node:fs";
+ * import { join } from "node:path";
  * import { withSyntheticDataset } from "./fixtures.ts";
- * await withSyntheticDataset({ seed: 4 }, async ({ data }) => {
- *   console.log(data);
+ * let root = "";
+ * await withSyntheticDataset({ seed: 4, trainPerClass: 2 }, async ({ dir, data }) => {
+ *   root = dir;
+ *   const gliomas = [...Deno.readDirSync(join(data, "Training", "glioma"))];
+ *   assert.equal(gliomas.length, 2);
  * });
+ * assert.equal(existsSync(root), false); // removed afterwards
  * ```
  */
 export async function withSyntheticDataset(

@@ -75,11 +75,19 @@ function isExecutableFile(path: string): boolean {
  * Returns `null` when there is none; throws {@linkcode SetupError} when
  * {@linkcode CHROMIUM_ENV} is set but names no executable file.
  *
- * @example
+ * @example An executable named by the environment is taken as is
  * ```ts
- * import { findChromium } from "./browser.ts";
- * const found = await findChromium();
- * console.log(found?.executable ?? "no Chromium"); // "/usr/bin/chromium"
+ * import assert from "node:assert/strict";
+ * import { CHROMIUM_ENV, findChromium } from "./browser.ts";
+ * import { SetupError } from "./libtensorflow.ts";
+ * const named = await findChromium({ env: { [CHROMIUM_ENV]: "/bin/sh" } });
+ * assert.deepEqual(named, { executable: "/bin/sh", source: "env", version: null });
+ * await assert.rejects(
+ *   () => findChromium({ env: { [CHROMIUM_ENV]: "/no/such/chromium" } }),
+ *   SetupError,
+ * );
+ * // Nothing named and nothing at Debian's path: none.
+ * assert.equal(await findChromium({ env: {}, debianPath: "/no/such/chromium" }), null);
  * ```
  */
 export async function findChromium(
@@ -141,6 +149,8 @@ function tail(text: string, lines = 8): string {
  * --no-install-recommends chromium`, running `apt-get update` first only if
  * the install fails for missing package lists. Not root or no `apt-get`: a
  * {@linkcode SetupError} saying what to install.
+ *
+ * May install a system package, so it is not run by `deno test --doc`.
  *
  * @example
  * ```ts ignore
@@ -254,6 +264,8 @@ const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]"]);
  * Launches headless Chromium through `playwright-core` with
  * {@linkcode CHROMIUM_ARGS} and a fresh temporary user-data-dir. Throws a
  * {@linkcode SetupError} when no Chromium is found.
+ *
+ * Starts a browser, so it is not run by `deno test --doc`.
  *
  * @example
  * ```ts ignore

@@ -38,8 +38,11 @@ export class SetupError extends Error {
  *
  * @example
  * ```ts
- * import { tfjsNodeDir } from "./libtensorflow.ts";
- * console.log(tfjsNodeDir("/path/to/project"));
+ * import assert from "node:assert/strict";
+ * import { PROJECT_ROOT } from "../core/paths.ts";
+ * import { SetupError, tfjsNodeDir } from "./libtensorflow.ts";
+ * assert.match(tfjsNodeDir(PROJECT_ROOT), /@tensorflow[+/]tfjs-node@4\.22\.0/);
+ * assert.throws(() => tfjsNodeDir("/no/such/project"), SetupError);
  * ```
  */
 export function tfjsNodeDir(projectRoot: string): string {
@@ -66,8 +69,17 @@ export interface BindingStatus {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { PROJECT_ROOT } from "../core/paths.ts";
  * import { bindingStatus, tfjsNodeDir } from "./libtensorflow.ts";
- * console.log(bindingStatus(tfjsNodeDir(".")));
+ * // Set-up has built the binding against a libtensorflow in deps/.
+ * const status = bindingStatus(tfjsNodeDir(PROJECT_ROOT));
+ * assert.match(status.binding!, /\/lib\/napi-v\d+\/tfjs_binding\.node$/);
+ * assert.equal(status.library, true);
+ * // An empty folder has neither.
+ * const empty = await Deno.makeTempDir();
+ * assert.deepEqual(bindingStatus(empty), { binding: undefined, library: false });
+ * await Deno.remove(empty);
  * ```
  */
 export function bindingStatus(packageDir: string): BindingStatus {
@@ -109,13 +121,22 @@ export interface DownloadWheelOptions {
  *
  * @example
  * ```ts
- * import { downloadTensorflowWheel } from "./libtensorflow.ts";
- * const wheel = await downloadTensorflowWheel({
- *   python: ".venv/bin/python",
- *   indexes: ["file:///opt/pypi/simple"],
- *   dest: ".cache/setup/wheels",
- * });
- * console.log(wheel);
+ * import assert from "node:assert/strict";
+ * import { downloadTensorflowWheel, SetupError } from "./libtensorflow.ts";
+ * // A local index that is not there fails before pip runs, naming it.
+ * const dest = await Deno.makeTempDir();
+ * await assert.rejects(
+ *   () =>
+ *     downloadTensorflowWheel({
+ *       python: "python3",
+ *       indexes: ["file:///no/such/simple"],
+ *       dest,
+ *     }),
+ *   (error: Error) =>
+ *     error instanceof SetupError &&
+ *     error.message.includes("the local index file:///no/such/simple does not exist"),
+ * );
+ * await Deno.remove(dest);
  * ```
  */
 export async function downloadTensorflowWheel(
@@ -228,8 +249,11 @@ export interface LayOutDepsOptions {
  * links the build and the loader need (`libtensorflow.so`,
  * `libtensorflow_cc.so.2` for the soname, and the framework's).
  *
+ * Needs the 800 MB wheel and runs Python, so it is not run by
+ * `deno test --doc`.
+ *
  * @example
- * ```ts
+ * ```ts ignore
  * import { layOutDeps } from "./libtensorflow.ts";
  * await layOutDeps({ python: "python3", wheel: "tf.whl", packageDir: "node_modules/@tensorflow/tfjs-node" });
  * ```
@@ -281,8 +305,11 @@ export interface BuildBindingOptions {
  * it, it downloads libtensorflow first (the official path). Returns whether a
  * binding is there afterwards; the command's output is kept for errors.
  *
+ * Runs Node.js and a compiler (or a download), so it is not run by
+ * `deno test --doc`.
+ *
  * @example
- * ```ts
+ * ```ts ignore
  * import { buildBinding } from "./libtensorflow.ts";
  * const { ok } = await buildBinding({ packageDir: "node_modules/@tensorflow/tfjs-node" });
  * console.log(ok);
@@ -359,8 +386,10 @@ export type ProvisionOutcome = "present" | "built" | "official" | "wheel";
  * install alone, lets the official download try, and falls back to the
  * tensorflow-cpu wheel plus a source build.
  *
+ * May download and build native code, so it is not run by `deno test --doc`.
+ *
  * @example
- * ```ts
+ * ```ts ignore
  * import { provisionLibtensorflow, tfjsNodeDir } from "./libtensorflow.ts";
  * const how = await provisionLibtensorflow({
  *   packageDir: tfjsNodeDir("."),

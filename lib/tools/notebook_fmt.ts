@@ -17,8 +17,10 @@ import { seriesNotebooks } from "./notebooks.ts";
  * A TypeScript cell's source as `deno fmt` formats it (without the trailing
  * newline, as notebooks store it).
  *
+ * Runs `deno fmt` in a subprocess, so it is not run by `deno test --doc`.
+ *
  * @example
- * ```ts
+ * ```ts ignore
  * import { formatCell } from "./notebook_fmt.ts";
  * console.log(await formatCell("const  x=1")); // "const x = 1;"
  * ```
@@ -53,8 +55,11 @@ interface Cell {
  * Formats every code cell of a notebook in place (atomically); returns the
  * 1-based numbers of the cells it changed.
  *
+ * Runs `deno fmt` in a subprocess for each cell, so it is not run by
+ * `deno test --doc`.
+ *
  * @example
- * ```ts
+ * ```ts ignore
  * import { formatNotebook } from "./notebook_fmt.ts";
  * console.log(await formatNotebook("notebooks/00_setup_check.ipynb")); // []
  * ```

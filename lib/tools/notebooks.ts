@@ -70,8 +70,10 @@ export interface RunNotebooksOptions {
  * Runs notebooks in order, stopping at the first failing one, which makes it
  * throw {@linkcode NotebookError} naming the notebook, cell and error.
  *
+ * Starts Jupyter kernels, so it is not run by `deno test --doc`.
+ *
  * @example
- * ```ts
+ * ```ts ignore
  * import { runNotebooks } from "./notebooks.ts";
  * const results = await runNotebooks({
  *   notebooks: ["notebooks/00_setup_check.ipynb"],
@@ -144,8 +146,18 @@ export async function runNotebooks(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { join } from "node:path";
  * import { seriesNotebooks } from "./notebooks.ts";
- * console.log(seriesNotebooks()); // [".../notebooks/00_setup_check.ipynb", ...]
+ * const dir = await Deno.makeTempDir();
+ * for (const name of ["02_b.ipynb", "notes.md", "01_a.ipynb"]) {
+ *   await Deno.writeTextFile(join(dir, name), "{}");
+ * }
+ * assert.deepEqual(seriesNotebooks(dir), [
+ *   join(dir, "01_a.ipynb"),
+ *   join(dir, "02_b.ipynb"),
+ * ]);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function seriesNotebooks(dir = projectPaths().notebooks): string[] {
@@ -187,9 +199,21 @@ export interface ReportSummary {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { reportSummary } from "./notebooks.ts";
- * const s = await reportSummary({ results: [], runDir: "/nowhere" });
- * console.log(s.model); // null
+ * const result = {
+ *   notebook: "notebooks/01_data.ipynb",
+ *   executed: "reports/x/01_data.ipynb",
+ *   html: "reports/x/01_data.html",
+ *   seconds: 12.34,
+ *   cells: 9,
+ *   ok: true,
+ *   error: null,
+ * };
+ * const s = await reportSummary({ results: [result], runDir: "/no/such/run" });
+ * assert.deepEqual(s.notebooks, [{ name: "01_data.ipynb", ok: true, seconds: 12.3 }]);
+ * assert.equal(s.model, null); // nothing trained there
+ * assert.equal(s.data, null);
  * ```
  */
 export async function reportSummary(
@@ -240,8 +264,24 @@ export async function reportSummary(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { reportIndex } from "./notebooks.ts";
- * console.log(reportIndex([], "example run"));
+ * const failed = {
+ *   notebook: "notebooks/03_train.ipynb",
+ *   executed: "reports/x/03_train.ipynb",
+ *   html: "reports/x/03_train.html",
+ *   seconds: 4,
+ *   cells: 12,
+ *   ok: false,
+ *   error: { cell: 5, source: "trainModel(...)", ename: "Error", evalue: "<boom>" },
+ * };
+ * const page = reportIndex([failed], "example run");
+ * assert.match(page, /<title>example run<\/title>/);
+ * assert.match(
+ *   page,
+ *   /<a href="03_train\.html">03_train\.ipynb<\/a><\/td><td>FAILED<\/td><td>4\.0 s<\/td>/,
+ * );
+ * assert.match(page, /cell 5: Error: &#60;boom&#62;/); // escaped
  * ```
  */
 export function reportIndex(
@@ -309,8 +349,11 @@ export function reportIndex(
  * `models/` folder, so every report trains afresh and holds its model.
  * Returns the folder, the results and the summary.
  *
+ * Starts Jupyter kernels and may train a model, so it is not run by
+ * `deno test --doc`.
+ *
  * @example
- * ```ts
+ * ```ts ignore
  * import { runReport } from "./notebooks.ts";
  * const { dir } = await runReport({ notebooks: ["notebooks/00_setup_check.ipynb"] });
  * console.log(dir);

@@ -20,11 +20,17 @@ import { run } from "./proc.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parsePipConfig } from "./pip_index.ts";
  * const urls = parsePipConfig(
- *   "global.extra-index-url='file:///opt/pypi/simple file:///opt/more/simple'\n",
+ *   "global.extra-index-url='file:///opt/pypi/simple file:///opt/more/simple'\n" +
+ *     "global.index-url='https://pypi.example/simple'\n",
  * );
- * console.log(urls); // ["file:///opt/pypi/simple", "file:///opt/more/simple"]
+ * assert.deepEqual(urls, [
+ *   "https://pypi.example/simple", // index-url first
+ *   "file:///opt/pypi/simple",
+ *   "file:///opt/more/simple",
+ * ]);
  * ```
  */
 export function parsePipConfig(text: string): string[] {
@@ -52,10 +58,14 @@ export interface ConfiguredIndexesOptions {
  * ones pip's configuration and `PIP_INDEX_URL`/`PIP_EXTRA_INDEX_URL` name;
  * an empty list means "pip's default index".
  *
- * @example
+ * @example `BRAIN_MRI_PIP_INDEX` wins (pip is not asked)
  * ```ts
+ * import assert from "node:assert/strict";
  * import { configuredIndexes } from "./pip_index.ts";
- * console.log(await configuredIndexes()); // e.g. ["file:///opt/pypi/simple"]
+ * const indexes = await configuredIndexes({
+ *   env: { BRAIN_MRI_PIP_INDEX: " file:///a/simple  file:///b/simple " },
+ * });
+ * assert.deepEqual(indexes, ["file:///a/simple", "file:///b/simple"]);
  * ```
  */
 export async function configuredIndexes(
@@ -81,9 +91,19 @@ export async function configuredIndexes(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { pipIndexArgs } from "./pip_index.ts";
- * console.log(pipIndexArgs(["file:///a/simple", "file:///b/simple"]));
- * // ["--index-url", "file:///a/simple", "--extra-index-url", "file:///b/simple", ...]
+ * assert.deepEqual(pipIndexArgs(["file:///a/simple", "file:///b/simple"]), [
+ *   "--index-url",
+ *   "file:///a/simple",
+ *   "--extra-index-url",
+ *   "file:///b/simple",
+ *   "--retries",
+ *   "1",
+ *   "--timeout",
+ *   "20",
+ * ]);
+ * assert.deepEqual(pipIndexArgs([]), []); // pip's default index
  * ```
  */
 export function pipIndexArgs(indexes: string[]): string[] {
@@ -102,9 +122,10 @@ export function pipIndexArgs(indexes: string[]): string[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isolatedPipEnv } from "./pip_index.ts";
  * const env = isolatedPipEnv({ PATH: "/usr/bin", PIP_FIND_LINKS: "/opt/wheels" });
- * console.log(env.PIP_CONFIG_FILE, env.PIP_FIND_LINKS); // "/dev/null" undefined
+ * assert.deepEqual(env, { PATH: "/usr/bin", PIP_CONFIG_FILE: "/dev/null" });
  * ```
  */
 export function isolatedPipEnv(
@@ -127,9 +148,13 @@ export function isolatedPipEnv(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { indexProblem } from "./pip_index.ts";
- * console.log(indexProblem("file:///no/such/simple"));
- * // "the local index file:///no/such/simple does not exist"
+ * assert.equal(
+ *   indexProblem("file:///no/such/simple"),
+ *   "the local index file:///no/such/simple does not exist",
+ * );
+ * assert.equal(indexProblem("https://pypi.org/simple"), undefined); // left to pip
  * ```
  */
 export function indexProblem(url: string): string | undefined {

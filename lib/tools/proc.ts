@@ -48,8 +48,10 @@ export class CommandError extends Error {
  * `code`); throws {@linkcode CommandError} when the program does not exist
  * or the timeout passes.
  *
+ * Runs another program, so it is not run by `deno test --doc`.
+ *
  * @example
- * ```ts
+ * ```ts ignore
  * import { run } from "./proc.ts";
  * const { code, stdout } = await run("python3", { args: ["--version"] });
  * console.log(code, stdout);
@@ -103,8 +105,10 @@ export async function run(
  * Runs a command and throws {@linkcode CommandError} unless it exits 0. The
  * error message carries the tail of the command's standard error.
  *
+ * Runs another program, so it is not run by `deno test --doc`.
+ *
  * @example
- * ```ts
+ * ```ts ignore
  * import { runOk } from "./proc.ts";
  * const { stdout } = await runOk("git", { args: ["--version"] });
  * console.log(stdout.trim());
@@ -136,8 +140,10 @@ export interface StopProcessOptions {
  * `graceMs`, so a caller never waits forever on a process that hangs on
  * SIGTERM. Resolves with its exit status (also when it had already exited).
  *
+ * Starts and stops another program, so it is not run by `deno test --doc`.
+ *
  * @example
- * ```ts
+ * ```ts ignore
  * import { stopProcess } from "./proc.ts";
  * const child = new Deno.Command("sleep", { args: ["30"] }).spawn();
  * const status = await stopProcess(child, { graceMs: 5_000 });

@@ -41,8 +41,11 @@ export interface EnsureVenvOptions {
  * inside the venv says this exact list is already installed and importable.
  * Returns `true` when it had to install anything.
  *
+ * Creates a Python environment and runs pip, so it is not run by
+ * `deno test --doc`.
+ *
  * @example
- * ```ts
+ * ```ts ignore
  * import { ensureVenv } from "./python_env.ts";
  * await ensureVenv({ venv: ".venv", indexes: ["file:///opt/pypi/simple"] });
  * ```
@@ -131,8 +134,11 @@ export interface KernelspecOptions {
  * See {@linkcode kernelArgv} for how the kernel finds the project's
  * `deno.json`.
  *
+ * Runs `deno jupyter --install` in a subprocess, so it is not run by
+ * `deno test --doc`.
+ *
  * @example
- * ```ts
+ * ```ts ignore
  * import { installKernelspec } from "./python_env.ts";
  * await installKernelspec({
  *   jupyterData: ".venv/share/jupyter",
@@ -187,8 +193,13 @@ export async function installKernelspec(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { kernelArgv } from "./python_env.ts";
- * console.log(kernelArgv("/p/.tools/bin/deno", "/p"));
+ * const argv = kernelArgv("/p/.tools/bin/deno", "/p");
+ * assert.deepEqual(argv.slice(0, 2), ["/bin/sh", "-c"]);
+ * // $0 is the connection file, $1 the project, $2 deno.
+ * assert.deepEqual(argv.slice(3), ["{connection_file}", "/p", "/p/.tools/bin/deno"]);
+ * assert.match(argv[2], /exec "\$2" jupyter --kernel --conn "\$0"$/);
  * ```
  */
 export function kernelArgv(deno: string, projectRoot: string): string[] {
@@ -204,8 +215,12 @@ export function kernelArgv(deno: string, projectRoot: string): string[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { jupyterEnv } from "./python_env.ts";
- * console.log(jupyterEnv({ venv: ".venv", jupyterData: ".venv/share/jupyter" }));
+ * const env = jupyterEnv({ venv: "/p/.venv", jupyterData: "/p/.venv/share/jupyter" });
+ * assert.ok(env.PATH.startsWith("/p/.venv/bin:"));
+ * assert.ok(env.JUPYTER_PATH.startsWith("/p/.venv/share/jupyter"));
+ * assert.equal(env.VIRTUAL_ENV, "/p/.venv");
  * ```
  */
 export function jupyterEnv(
@@ -227,8 +242,11 @@ export function jupyterEnv(
  * version is there), so that the kernelspec points at a binary that stays put
  * even when set-up ran from an `npx` cache. Returns the pinned path.
  *
+ * Copies the `deno` binary (about 100 MB) and runs it, so it is not run by
+ * `deno test --doc`.
+ *
  * @example
- * ```ts
+ * ```ts ignore
  * import { pinDeno } from "./python_env.ts";
  * console.log(await pinDeno(".tools")); // ".tools/bin/deno"
  * ```
