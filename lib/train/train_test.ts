@@ -634,6 +634,90 @@ Deno.test("class weights change the loss; balanced weights follow n / (k · n_c)
   assert.ok(Number.isFinite(weighted.val_loss));
 });
 
+/** The files of a finished two-epoch run in `runDir` and what they say. */
+async function assertRunFolder(runDir: string, result: TrainResult) {
+  const paths = runPaths(runDir);
+  assert.deepEqual(readdirSync(runDir).sort(), [
+    "checkpoint",
+    "history.json",
+    "manifest.json",
+    "model",
+  ]);
+  const history = JSON.parse(await Deno.readTextFile(paths.history));
+  assert.deepEqual(
+    Object.keys(history[0]).sort(),
+    [
+      "acc",
+      "epoch",
+      "imagesPerSecond",
+      "loss",
+      "lr",
+      "seconds",
+      "trainSeconds",
+      "val_acc",
+      "val_loss",
+    ],
+  );
+  const manifest = await readRunManifest(runDir);
+  assert.equal(manifest.status, "completed");
+  assert.equal(manifest.config.arch, "seedCnn");
+  assert.equal(manifest.config.seed, 5);
+  assert.deepEqual(manifest.config.classWeights, { a: 1, b: 1, c: 1, d: 1 });
+  assert.equal(manifest.data.fingerprint, "fp-1");
+  assert.deepEqual(manifest.data.classes, CLASSES);
+  assert.equal(manifest.versions["tfjs-node"], "4.22.0");
+  assert.equal(manifest.metrics.bestEpoch, result.best!.epoch);
+  assert.equal(manifest.extra.note, "test");
+  assert.ok(manifest.timings.msPerImagePerEpoch > 0);
+
+  // the saved model is the best epoch's, and it predicts like result.model
+  const loaded = await loadSavedModel(paths.model);
+  assert.deepEqual(loaded.metadata.classes, CLASSES);
+  assert.equal(loaded.metadata.training.bestEpoch, result.best!.epoch);
+  assert.equal(loaded.metadata.metrics.val_acc, result.best!.val_acc);
+  const again = await evaluateSplit(loaded.model, VALIDATION, { size: SIZE });
+  assert.equal(again.acc, result.best!.val_acc);
+  loaded.model.dispose();
+
+  const state = await readCheckpointState<TrainState>(paths.checkpoint);
+  assert.equal(state.epochsCompleted, 2);
+}
+
+/** What trainModel refuses around the two-epoch run in `runDir`. */
+async function assertRunRefusals(dir: string, runDir: string) {
+  await assert.rejects(
+    trainModel(base({ epochs: 2, runDir, datasetFingerprint: "fp-1" })),
+    /already holds a training run \(checkpoint after epoch 2 of 2\)/,
+  );
+  await assert.rejects(
+    trainModel(base({
+      epochs: 3,
+      runDir,
+      resume: true,
+      datasetFingerprint: "fp-1",
+      classWeights: "balanced",
+      batchSize: 4,
+    })),
+    /cannot resume .*: the settings differ \(batchSize: 8 in the run, 4 now/,
+  );
+  await assert.rejects(
+    trainModel(base({
+      epochs: 3,
+      runDir,
+      resume: true,
+      classWeights: "balanced",
+      datasetFingerprint: "fp-2",
+    })),
+    /cannot resume .*: the dataset differs/,
+  );
+  await Deno.mkdir(join(dir, "other"));
+  await Deno.writeTextFile(join(dir, "other", "x"), "");
+  await assert.rejects(
+    trainModel(base({ runDir: join(dir, "other") })),
+    /exists and is not empty \(but holds no checkpoint to resume\)/,
+  );
+}
+
 Deno.test("a run folder holds the best model, history, manifest and checkpoint; it is not overwritten", async () => {
   await withTemp(async (dir) => {
     const runDir = join(dir, "run");
@@ -644,84 +728,9 @@ Deno.test("a run folder holds the best model, history, manifest and checkpoint; 
       classWeights: "balanced",
       manifestExtra: { note: "test" },
     }));
-    const paths = runPaths(runDir);
-    assert.deepEqual(readdirSync(runDir).sort(), [
-      "checkpoint",
-      "history.json",
-      "manifest.json",
-      "model",
-    ]);
-    const history = JSON.parse(await Deno.readTextFile(paths.history));
-    assert.deepEqual(
-      Object.keys(history[0]).sort(),
-      [
-        "acc",
-        "epoch",
-        "imagesPerSecond",
-        "loss",
-        "lr",
-        "seconds",
-        "trainSeconds",
-        "val_acc",
-        "val_loss",
-      ],
-    );
-    const manifest = await readRunManifest(runDir);
-    assert.equal(manifest.status, "completed");
-    assert.equal(manifest.config.arch, "seedCnn");
-    assert.equal(manifest.config.seed, 5);
-    assert.deepEqual(manifest.config.classWeights, { a: 1, b: 1, c: 1, d: 1 });
-    assert.equal(manifest.data.fingerprint, "fp-1");
-    assert.deepEqual(manifest.data.classes, CLASSES);
-    assert.equal(manifest.versions["tfjs-node"], "4.22.0");
-    assert.equal(manifest.metrics.bestEpoch, result.best!.epoch);
-    assert.equal(manifest.extra.note, "test");
-    assert.ok(manifest.timings.msPerImagePerEpoch > 0);
-
-    // the saved model is the best epoch's, and it predicts like result.model
-    const loaded = await loadSavedModel(paths.model);
-    assert.deepEqual(loaded.metadata.classes, CLASSES);
-    assert.equal(loaded.metadata.training.bestEpoch, result.best!.epoch);
-    assert.equal(loaded.metadata.metrics.val_acc, result.best!.val_acc);
-    const again = await evaluateSplit(loaded.model, VALIDATION, { size: SIZE });
-    assert.equal(again.acc, result.best!.val_acc);
-    loaded.model.dispose();
-
-    const state = await readCheckpointState<TrainState>(paths.checkpoint);
-    assert.equal(state.epochsCompleted, 2);
+    await assertRunFolder(runDir, result);
     result.model.dispose();
-
-    await assert.rejects(
-      trainModel(base({ epochs: 2, runDir, datasetFingerprint: "fp-1" })),
-      /already holds a training run \(checkpoint after epoch 2 of 2\)/,
-    );
-    await assert.rejects(
-      trainModel(base({
-        epochs: 3,
-        runDir,
-        resume: true,
-        datasetFingerprint: "fp-1",
-        classWeights: "balanced",
-        batchSize: 4,
-      })),
-      /cannot resume .*: the settings differ \(batchSize: 8 in the run, 4 now/,
-    );
-    await assert.rejects(
-      trainModel(base({
-        epochs: 3,
-        runDir,
-        resume: true,
-        classWeights: "balanced",
-        datasetFingerprint: "fp-2",
-      })),
-      /cannot resume .*: the dataset differs/,
-    );
-    await Deno.mkdir(join(dir, "other"));
-    await Deno.writeTextFile(join(dir, "other", "x"), "");
-    await assert.rejects(
-      trainModel(base({ runDir: join(dir, "other") })),
-      /exists and is not empty \(but holds no checkpoint to resume\)/,
-    );
+    await assertRunRefusals(dir, runDir);
   });
 });
 
@@ -741,26 +750,32 @@ Deno.test("an aborted run keeps its last checkpoint and resumes from it", async 
   });
 });
 
-Deno.test("a run killed (SIGKILL) mid-epoch resumes to the same weights as an uninterrupted run", async () => {
-  await withTemp(async (dir) => {
-    const write = (name: string, data: Uint8Array | Int32Array) =>
-      Deno.writeFile(
-        join(dir, name),
-        new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
-      );
-    await write("train.pixels", TRAIN.pixels);
-    await write("train.labels", TRAIN.labels);
-    await write("val.pixels", VALIDATION.pixels);
-    await write("val.labels", VALIDATION.labels);
-    const child = join(dir, "child.ts");
-    // Augmentation and dropout on; 8 batches per epoch. With "kill" it stops
-    // in the middle of epoch 2 (after the checkpoint of epoch 1), announces
-    // it, and waits to be killed.
-    await Deno.writeTextFile(
-      child,
-      `import { trainModel } from ${
-        JSON.stringify(new URL("./train.ts", import.meta.url).href)
-      };
+/** Writes the tiny problem's splits into `dir`, for a child process. */
+async function writeSplits(dir: string) {
+  const write = (name: string, data: Uint8Array | Int32Array) =>
+    Deno.writeFile(
+      join(dir, name),
+      new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    );
+  await write("train.pixels", TRAIN.pixels);
+  await write("train.labels", TRAIN.labels);
+  await write("val.pixels", VALIDATION.pixels);
+  await write("val.labels", VALIDATION.labels);
+}
+
+/**
+ * Writes a child script that trains on the splits of `dir` into a run
+ * folder (augmentation and dropout on; 8 batches per epoch). With "kill" it
+ * stops in the middle of epoch 2 (after the checkpoint of epoch 1),
+ * announces it, and waits to be killed.
+ */
+async function writeTrainingChild(dir: string): Promise<string> {
+  const child = join(dir, "child.ts");
+  await Deno.writeTextFile(
+    child,
+    `import { trainModel } from ${
+      JSON.stringify(new URL("./train.ts", import.meta.url).href)
+    };
 const [dir, runDir, kill] = Deno.args;
 const bytes = (n: string) => Deno.readFileSync(dir + "/" + n);
 const split = (p: string) => ({
@@ -782,85 +797,113 @@ const result = await trainModel({
 });
 console.log("DONE resumedFrom=" + result.resumedFrom);
 `,
-    );
-    const spawn = (runDir: string, kill: boolean) =>
-      new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          "--config",
-          join(projectPaths().root, "deno.json"),
-          child,
-          dir,
-          runDir,
-          kill ? "kill" : "",
-        ],
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-    const finish = async (proc: Deno.ChildProcess) => {
-      const out = await proc.output();
-      const text = new TextDecoder().decode(out.stdout);
-      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-      return text;
-    };
+  );
+  return child;
+}
 
+/** Starts the training child on `runDir`. */
+function spawnTraining(
+  child: string,
+  dir: string,
+  runDir: string,
+  kill: boolean,
+): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--config",
+      join(projectPaths().root, "deno.json"),
+      child,
+      dir,
+      runDir,
+      kill ? "kill" : "",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+/** Waits for a child to end well; returns what it printed. */
+async function finishChild(proc: Deno.ChildProcess): Promise<string> {
+  const out = await proc.output();
+  const text = new TextDecoder().decode(out.stdout);
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  return text;
+}
+
+/** Kills (SIGKILL) a child once it says "KILLME", mid-way through epoch 2. */
+async function killMidEpoch(proc: Deno.ChildProcess, runDir: string) {
+  let seen = "";
+  for await (const chunk of proc.stdout) {
+    seen += new TextDecoder().decode(chunk);
+    if (seen.includes("KILLME")) break;
+  }
+  const state = await readCheckpointState<TrainState>(
+    runPaths(runDir).checkpoint,
+  );
+  assert.equal(state.epochsCompleted, 1); // mid-way through epoch 2
+  proc.kill("SIGKILL");
+  assert.equal((await proc.status).signal, "SIGKILL");
+  await proc.stderr.cancel();
+}
+
+/** The last epoch's weights, the best model, Adam's state and the history agree. */
+async function assertSameRuns(straight: string, killed: string) {
+  const floats = async (path: string) => {
+    const b = await Deno.readFile(path);
+    return [new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4)];
+  };
+  const tolerance = 1e-5;
+  const last = maxAbsDiff(
+    await floats(join(runPaths(straight).checkpoint, "model.bin")),
+    await floats(join(runPaths(killed).checkpoint, "model.bin")),
+  );
+  const best = maxAbsDiff(
+    await floats(join(runPaths(straight).model, "weights.bin")),
+    await floats(join(runPaths(killed).model, "weights.bin")),
+  );
+  const moments = maxAbsDiff(
+    await floats(join(runPaths(straight).checkpoint, "optimizer.bin")),
+    await floats(join(runPaths(killed).checkpoint, "optimizer.bin")),
+  );
+  console.log(
+    `resume after SIGKILL: max |Δw| last epoch ${last}, best model ${best}, ` +
+      `Adam state ${moments} (tolerance ${tolerance})`,
+  );
+  assert.ok(last <= tolerance, `last-epoch weights differ by ${last}`);
+  assert.ok(best <= tolerance, `best weights differ by ${best}`);
+  assert.ok(moments <= tolerance, `optimizer state differs by ${moments}`);
+  const strip = (h: EpochRecord[]) =>
+    h.map(({ epoch, loss, acc, val_loss, val_acc, lr }) => ({
+      epoch,
+      loss,
+      acc,
+      val_loss,
+      val_acc,
+      lr,
+    }));
+  const historyOf = async (run: string) =>
+    strip(JSON.parse(await Deno.readTextFile(runPaths(run).history)));
+  assert.deepEqual(await historyOf(killed), await historyOf(straight));
+}
+
+Deno.test("a run killed (SIGKILL) mid-epoch resumes to the same weights as an uninterrupted run", async () => {
+  await withTemp(async (dir) => {
+    await writeSplits(dir);
+    const child = await writeTrainingChild(dir);
     const straight = join(dir, "straight");
-    assert.match(await finish(spawn(straight, false)), /DONE resumedFrom=0/);
-
+    assert.match(
+      await finishChild(spawnTraining(child, dir, straight, false)),
+      /DONE resumedFrom=0/,
+    );
     const killed = join(dir, "killed");
-    const proc = spawn(killed, true);
-    let seen = "";
-    for await (const chunk of proc.stdout) {
-      seen += new TextDecoder().decode(chunk);
-      if (seen.includes("KILLME")) break;
-    }
-    const state = await readCheckpointState<TrainState>(
-      runPaths(killed).checkpoint,
+    await killMidEpoch(spawnTraining(child, dir, killed, true), killed);
+    assert.match(
+      await finishChild(spawnTraining(child, dir, killed, false)),
+      /DONE resumedFrom=1/,
     );
-    assert.equal(state.epochsCompleted, 1); // mid-way through epoch 2
-    proc.kill("SIGKILL");
-    assert.equal((await proc.status).signal, "SIGKILL");
-    await proc.stderr.cancel();
-    assert.match(await finish(spawn(killed, false)), /DONE resumedFrom=1/);
-
-    // Compare the last epoch's weights (checkpoint) and the best model.
-    const floats = async (path: string) => {
-      const b = await Deno.readFile(path);
-      return [new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4)];
-    };
-    const tolerance = 1e-5;
-    const last = maxAbsDiff(
-      await floats(join(runPaths(straight).checkpoint, "model.bin")),
-      await floats(join(runPaths(killed).checkpoint, "model.bin")),
-    );
-    const best = maxAbsDiff(
-      await floats(join(runPaths(straight).model, "weights.bin")),
-      await floats(join(runPaths(killed).model, "weights.bin")),
-    );
-    const moments = maxAbsDiff(
-      await floats(join(runPaths(straight).checkpoint, "optimizer.bin")),
-      await floats(join(runPaths(killed).checkpoint, "optimizer.bin")),
-    );
-    console.log(
-      `resume after SIGKILL: max |Δw| last epoch ${last}, best model ${best}, ` +
-        `Adam state ${moments} (tolerance ${tolerance})`,
-    );
-    assert.ok(last <= tolerance, `last-epoch weights differ by ${last}`);
-    assert.ok(best <= tolerance, `best weights differ by ${best}`);
-    assert.ok(moments <= tolerance, `optimizer state differs by ${moments}`);
-    const strip = (h: EpochRecord[]) =>
-      h.map(({ epoch, loss, acc, val_loss, val_acc, lr }) => ({
-        epoch,
-        loss,
-        acc,
-        val_loss,
-        val_acc,
-        lr,
-      }));
-    const historyOf = async (run: string) =>
-      strip(JSON.parse(await Deno.readTextFile(runPaths(run).history)));
-    assert.deepEqual(await historyOf(killed), await historyOf(straight));
+    await assertSameRuns(straight, killed);
     assert.equal(existsSync(join(killed, "checkpoint")), true);
   });
 });
