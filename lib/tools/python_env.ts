@@ -11,7 +11,11 @@ import { isolatedPipEnv, pipIndexArgs } from "./pip_index.ts";
 import { run, runOk } from "./proc.ts";
 import { writeTextAtomic } from "../core/atomic.ts";
 
-/** What the notebook side needs, pinned where the brief pins it. */
+/**
+ * What the notebook side needs: JupyterLab and the Plotly renderer at the
+ * versions the project is tested with, nbclient and nbconvert for the
+ * headless runner.
+ */
 export const PYTHON_REQUIREMENTS: readonly string[] = [
   "jupyterlab==4.6.4",
   "nbclient",
