@@ -36,12 +36,11 @@
 import { createHash, type Hash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join, relative, resolve, sep } from "node:path";
-import { parseArgs } from "node:util";
 import { type FileEntry, Reader, ZipReader } from "@zip.js/zip.js";
 import cliProgress from "cli-progress";
 import { writeTextAtomic } from "../core/atomic.ts";
 import { projectPaths } from "../core/paths.ts";
-import { taskArgs } from "../core/cli.ts";
+import { type ParsedCli, runCli } from "../core/cli.ts";
 
 /** The Kaggle dataset this project trains on. */
 export const DEFAULT_DATASET = "masoudnickparvar/brain-tumor-mri-dataset";
@@ -123,13 +122,20 @@ function kaggleJsonPath(
  * KaggleCredentialsError} naming the file when `kaggle.json` exists but is not
  * `{"username": ..., "key": ...}` (without echoing its contents).
  *
- * @example Look up credentials from a given environment
+ * @example Look up credentials from a given environment and home folder
  * ```ts
+ * import assert from "node:assert/strict";
  * import { findKaggleCredentials } from "./kaggle.ts";
- * const credentials = findKaggleCredentials({
- *   env: { KAGGLE_USERNAME: "ada", KAGGLE_KEY: "0123abcd" },
- * });
- * console.log(credentials?.username); // "ada"
+ * const home = await Deno.makeTempDir(); // no .kaggle/ in it
+ * assert.deepEqual(
+ *   findKaggleCredentials({
+ *     env: { KAGGLE_USERNAME: "ada", KAGGLE_KEY: "0123abcd" },
+ *     home,
+ *   }),
+ *   { username: "ada", key: "0123abcd" },
+ * );
+ * assert.equal(findKaggleCredentials({ env: {}, home }), undefined);
+ * await Deno.remove(home);
  * ```
  */
 export function findKaggleCredentials(
@@ -273,6 +279,10 @@ function parseDataset(dataset: string): { owner: string; name: string } {
  * corrupt or unsafe zips (nothing half-unpacked is left behind).
  *
  * @example Download into the project's data folder
+ *
+ * Needs Kaggle credentials and the network, so it is not run by
+ * `deno test --doc`.
+ *
  * ```ts ignore
  * import { downloadKaggleDataset } from "./kaggle.ts";
  * const result = await downloadKaggleDataset({});
@@ -282,110 +292,179 @@ function parseDataset(dataset: string): { owner: string; name: string } {
 export async function downloadKaggleDataset(
   options: DownloadKaggleDatasetOptions = {},
 ): Promise<DownloadKaggleDatasetResult> {
-  const dataset = options.dataset ?? DEFAULT_DATASET;
-  const { owner, name } = parseDataset(dataset);
-  const env = options.env;
-  const get = envGetter(env);
+  const target = downloadTarget(options);
   const log = options.log ?? ((message: string) => console.log(message));
-  const dest = resolve(options.dest ?? projectPaths({ env }).data);
-  const downloadDir = join(dest, ".download");
-  const zip = join(downloadDir, `${name}.zip`);
-  const partial = `${zip}.partial`;
-  const metaPath = `${partial}.json`;
-  const manifestPath = join(downloadDir, `${name}.manifest.json`);
-
   if (!options.force) {
-    const present = await completeData(dest, manifestPath);
-    if (present !== undefined) {
-      log(
-        `${dataset} is already unpacked in ${dest} (${present.files} files` +
-          `${present.verified ? "" : ", no manifest: unpacked by hand?"}); ` +
-          `nothing to do (use --force to download and unpack it again).`,
-      );
-      return {
-        dest,
-        zip,
-        bytes: 0,
-        resumed: false,
-        files: present.files,
-        skipped: true,
-      };
-    }
+    const present = await alreadyUnpacked(target, log);
+    if (present !== undefined) return present;
   }
-
-  await Deno.mkdir(downloadDir, { recursive: true });
-
-  if (!options.force && await isFile(zip)) {
-    log(`Unpacking the already downloaded ${zip} …`);
-    try {
-      const files = await unpackAndInstall({
-        source: zip,
-        zip,
-        dest,
-        downloadDir,
-        manifestPath,
-        dataset,
-        log,
-      });
-      return { dest, zip, bytes: 0, resumed: false, files, skipped: false };
-    } catch (error) {
-      if (error instanceof CorruptZipError) {
-        await removeIfExists(zip);
-        throw new KaggleError(
-          `${error.message}; deleted it, run again to download it afresh.`,
-        );
-      }
-      throw error;
-    }
+  await Deno.mkdir(target.downloadDir, { recursive: true });
+  if (!options.force && await isFile(target.zip)) {
+    return await unpackKeptZip(target, log);
   }
-
-  const credentials = options.credentials ??
-    findKaggleCredentials({ env, home: options.home });
-  if (credentials === undefined) {
-    throw new KaggleCredentialsError(
-      missingCredentialsMessage(
-        dataset,
-        dest,
-        kaggleJsonPath({ env, home: options.home }),
-      ),
-    );
-  }
-
+  const credentials = requireCredentials(options, target);
   if (options.force) {
-    for (const path of [zip, partial, metaPath]) await removeIfExists(path);
+    for (const path of [target.zip, target.partial, target.metaPath]) {
+      await removeIfExists(path);
+    }
   }
-
-  const apiBase = (options.apiBase ?? get("KAGGLE_API_BASE") ??
-    DEFAULT_KAGGLE_API_BASE).replace(/\/+$/, "");
-  const url = `${apiBase}/datasets/download/${encodeURIComponent(owner)}/${
-    encodeURIComponent(name)
-  }`;
   const transfer = await downloadToPartial({
-    url,
-    dataset,
-    partial,
-    metaPath,
+    url: downloadUrl(options, target),
+    dataset: target.dataset,
+    partial: target.partial,
+    metaPath: target.metaPath,
     credentials,
     fetch: options.fetch ?? fetch,
     onProgress: options.onProgress,
     log,
-    label: name,
+    label: target.name,
     idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
   });
+  const files = await unpackDownload(target, log);
+  return {
+    dest: target.dest,
+    zip: target.zip,
+    bytes: transfer.bytes,
+    resumed: transfer.resumed,
+    files,
+    skipped: false,
+  };
+}
 
-  log(`Verifying and unpacking ${partial} …`);
-  let files: number;
+/** Where one dataset's download, zip, manifest and data go. */
+interface DownloadTarget {
+  /** `owner/name`. */
+  dataset: string;
+  owner: string;
+  name: string;
+  /** The folder receiving `Training/` and `Testing/`. */
+  dest: string;
+  /** `<dest>/.download`. */
+  downloadDir: string;
+  /** The verified zip. */
+  zip: string;
+  /** The zip while it downloads. */
+  partial: string;
+  /** What the first response said about the partial file. */
+  metaPath: string;
+  /** The per-class file counts of the unpacked data. */
+  manifestPath: string;
+}
+
+function downloadTarget(options: DownloadKaggleDatasetOptions): DownloadTarget {
+  const dataset = options.dataset ?? DEFAULT_DATASET;
+  const { owner, name } = parseDataset(dataset);
+  const dest = resolve(options.dest ?? projectPaths({ env: options.env }).data);
+  const downloadDir = join(dest, ".download");
+  const zip = join(downloadDir, `${name}.zip`);
+  const partial = `${zip}.partial`;
+  return {
+    dataset,
+    owner,
+    name,
+    dest,
+    downloadDir,
+    zip,
+    partial,
+    metaPath: `${partial}.json`,
+    manifestPath: join(downloadDir, `${name}.manifest.json`),
+  };
+}
+
+/** The result of a call that found the data complete, or `undefined`. */
+async function alreadyUnpacked(
+  target: DownloadTarget,
+  log: (message: string) => void,
+): Promise<DownloadKaggleDatasetResult | undefined> {
+  const present = await completeData(target.dest, target.manifestPath);
+  if (present === undefined) return undefined;
+  log(
+    `${target.dataset} is already unpacked in ${target.dest} (${present.files} files` +
+      `${present.verified ? "" : ", no manifest: unpacked by hand?"}); ` +
+      `nothing to do (use --force to download and unpack it again).`,
+  );
+  return {
+    dest: target.dest,
+    zip: target.zip,
+    bytes: 0,
+    resumed: false,
+    files: present.files,
+    skipped: true,
+  };
+}
+
+/** Unpacks a zip an earlier run downloaded; a corrupt one is deleted. */
+async function unpackKeptZip(
+  target: DownloadTarget,
+  log: (message: string) => void,
+): Promise<DownloadKaggleDatasetResult> {
+  const { zip, dest } = target;
+  log(`Unpacking the already downloaded ${zip} …`);
   try {
-    files = await unpackAndInstall({
+    const files = await unpackAndInstall({
+      ...unpackPaths(target),
+      source: zip,
+      log,
+    });
+    return { dest, zip, bytes: 0, resumed: false, files, skipped: false };
+  } catch (error) {
+    if (error instanceof CorruptZipError) {
+      await removeIfExists(zip);
+      throw new KaggleError(
+        `${error.message}; deleted it, run again to download it afresh.`,
+      );
+    }
+    throw error;
+  }
+}
+
+/** The credentials given or found; throws, saying how to get them, when none. */
+function requireCredentials(
+  options: DownloadKaggleDatasetOptions,
+  target: DownloadTarget,
+): KaggleCredentials {
+  const { env, home } = options;
+  const credentials = options.credentials ??
+    findKaggleCredentials({ env, home });
+  if (credentials !== undefined) return credentials;
+  throw new KaggleCredentialsError(
+    missingCredentialsMessage(
+      target.dataset,
+      target.dest,
+      kaggleJsonPath({ env, home }),
+    ),
+  );
+}
+
+/** `GET {api}/datasets/download/{owner}/{name}`. */
+function downloadUrl(
+  options: DownloadKaggleDatasetOptions,
+  target: DownloadTarget,
+): string {
+  const apiBase =
+    (options.apiBase ?? envGetter(options.env)("KAGGLE_API_BASE") ??
+      DEFAULT_KAGGLE_API_BASE).replace(/\/+$/, "");
+  return `${apiBase}/datasets/download/${encodeURIComponent(target.owner)}/${
+    encodeURIComponent(target.name)
+  }`;
+}
+
+/**
+ * Verifies and unpacks the finished `.partial`; only once it is verified end
+ * to end does it get its real name. A corrupt download is deleted.
+ */
+async function unpackDownload(
+  target: DownloadTarget,
+  log: (message: string) => void,
+): Promise<number> {
+  const { partial, metaPath, zip } = target;
+  log(`Verifying and unpacking ${partial} …`);
+  try {
+    return await unpackAndInstall({
+      ...unpackPaths(target),
       source: partial,
-      zip,
-      dest,
-      downloadDir,
-      manifestPath,
-      dataset,
       log,
       beforeInstall: async () => {
-        // Verified end to end: only now does the download get its real name.
         await Deno.rename(partial, zip);
         await removeIfExists(metaPath);
       },
@@ -400,14 +479,14 @@ export async function downloadKaggleDataset(
     }
     throw error;
   }
-  return {
-    dest,
-    zip,
-    bytes: transfer.bytes,
-    resumed: transfer.resumed,
-    files,
-    skipped: false,
-  };
+}
+
+/** The parts of {@linkcode UnpackOptions} a target fixes. */
+function unpackPaths(
+  target: DownloadTarget,
+): Omit<UnpackOptions, "source" | "log" | "beforeInstall"> {
+  const { zip, dest, downloadDir, manifestPath, dataset } = target;
+  return { zip, dest, downloadDir, manifestPath, dataset };
 }
 
 // ---------------------------------------------------------------------------
@@ -699,233 +778,383 @@ function progressView(
   };
 }
 
+/** What a finished transfer did. */
+interface Transfer {
+  /** Bytes received in this run. */
+  bytes: number;
+  /** Whether it continued an earlier partial file. */
+  resumed: boolean;
+}
+
 /** Downloads (or resumes) into `partial`; returns when it is complete and verified. */
-async function downloadToPartial(
-  options: TransferOptions,
-): Promise<{ bytes: number; resumed: boolean }> {
-  const { partial, metaPath, log } = options;
+async function downloadToPartial(options: TransferOptions): Promise<Transfer> {
   for (let attempt = 0; attempt < 3; attempt++) {
-    const offset = (await fileSize(partial)) ?? 0;
-    let meta = offset > 0 ? await readMeta(metaPath) : undefined;
-    if (meta && meta.dataset !== options.dataset) meta = undefined;
-    if (offset === 0) await removeIfExists(metaPath);
-
-    const headers = new Headers({
-      "accept-encoding": "identity",
-      "user-agent": USER_AGENT,
-    });
-    if (offset > 0) {
-      headers.set("range", `bytes=${offset}-`);
-      if (meta?.etag && !meta.etag.startsWith("W/")) {
-        headers.set("if-range", meta.etag);
-      }
-      log(
-        `Resuming the download of ${options.dataset} at ${
-          formatMB(offset)
-        } MB …`,
-      );
-    } else {
-      log(
-        `Downloading ${options.dataset} from ${new URL(options.url).origin} …`,
-      );
-    }
-
-    const controller = new AbortController();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const idle = new KaggleError(
-      `no data from the server for ${options.idleTimeoutMs / 1000} s; ` +
-        `run again to resume.`,
-    );
-    const arm = () => {
-      clearTimeout(timer);
-      timer = setTimeout(() => controller.abort(idle), options.idleTimeoutMs);
-    };
-    arm();
-    try {
-      const response = await getFollowingRedirects(
-        options.url,
-        headers,
-        options,
-        controller.signal,
-      );
-
-      if (response.status === 416) {
-        const total = parseContentRange(response.headers.get("content-range"))
-          ?.total ?? meta?.total;
-        await response.body?.cancel();
-        if (offset > 0 && total === offset) {
-          // The earlier run got every byte but stopped before renaming.
-          if (meta?.md5) await verifyWholeMd5(partial, meta.md5, options);
-          log(
-            `The partial download was already complete (${
-              formatMB(offset)
-            } MB).`,
-          );
-          return { bytes: 0, resumed: true };
-        }
-        log("The server cannot resume this partial download; starting over.");
-        await removeIfExists(partial);
-        continue;
-      }
-      if (response.status !== 200 && response.status !== 206) {
-        throw await httpError(response, options);
-      }
-      const encoding = response.headers.get("content-encoding");
-      if (encoding && encoding.toLowerCase() !== "identity") {
-        await response.body?.cancel();
-        throw new KaggleError(
-          `the server sent the zip with Content-Encoding: ${encoding}, ` +
-            `which cannot be verified or resumed.`,
-        );
-      }
-
-      const length = parseLength(response.headers.get("content-length"));
-      let start = 0;
-      let total: number | undefined;
-      if (response.status === 206) {
-        const range = parseContentRange(response.headers.get("content-range"));
-        const expectedTotal = meta?.total;
-        if (
-          range?.start !== offset ||
-          (expectedTotal !== undefined && range.total !== undefined &&
-            range.total !== expectedTotal)
-        ) {
-          await response.body?.cancel();
-          log(
-            "The server answered with a different byte range or file; " +
-              "starting over.",
-          );
-          await removeIfExists(partial);
-          continue;
-        }
-        start = offset;
-        total = range.total ?? expectedTotal ??
-          (length === undefined ? undefined : offset + length);
-      } else {
-        if (offset > 0) {
-          log(
-            "The server sent the whole file instead of the rest " +
-              "(no range support, or the file changed); starting over.",
-          );
-        }
-        total = length;
-      }
-
-      // A 200 is a fresh start: what was remembered about the partial is stale.
-      const known = start > 0 ? meta : undefined;
-      const etag = response.headers.get("etag") ?? known?.etag;
-      const wholeMd5 = googMd5(response.headers) ?? known?.md5 ??
-        etagMd5(etag ?? undefined);
-      const bodyMd5 = response.headers.get("content-md5")?.trim() || undefined;
-      if (start === 0 || !known) {
-        await writeTextAtomic(
-          metaPath,
-          JSON.stringify(
-            {
-              dataset: options.dataset,
-              total,
-              etag: etag ?? undefined,
-              md5: wholeMd5,
-            } satisfies PartialMeta,
-          ),
-        );
-      }
-
-      const whole = wholeMd5 ? createHash("md5") : undefined;
-      if (whole && start > 0) {
-        await hashFile(whole, partial);
-        arm();
-      }
-      const body = bodyMd5 ? createHash("md5") : undefined;
-
-      const view = progressView(options, total);
-      let received = 0;
-      const file = await Deno.open(partial, {
-        write: true,
-        create: true,
-        append: start > 0,
-        truncate: start === 0,
-      });
-      try {
-        if (!response.body) throw new KaggleError("the server sent no body");
-        view.update(start, total);
-        for await (const chunk of response.body) {
-          arm();
-          await writeAll(file, chunk);
-          whole?.update(chunk);
-          body?.update(chunk);
-          received += chunk.length;
-          view.update(start + received, total);
-        }
-      } catch (error) {
-        if (error instanceof KaggleError) throw error;
-        if (controller.signal.aborted) throw controller.signal.reason;
-        throw new KaggleError(
-          `the download of ${options.dataset} was interrupted after ` +
-            `${formatMB(start + received)}${
-              total ? ` of ${formatMB(total)}` : ""
-            } MB (${(error as Error).message}); run again to resume.`,
-        );
-      } finally {
-        file.close();
-        view.stop();
-      }
-
-      if (length !== undefined && received < length) {
-        throw new KaggleError(
-          `the download of ${options.dataset} stopped after ` +
-            `${formatMB(start + received)} of ${
-              formatMB(start + length)
-            } MB; ` +
-            `run again to resume.`,
-        );
-      }
-      const size = start + received;
-      if (
-        (length !== undefined && received !== length) ||
-        (total !== undefined && size !== total)
-      ) {
-        await removeIfExists(partial);
-        await removeIfExists(metaPath);
-        throw new KaggleError(
-          `the server sent ${size} bytes but announced ${
-            total ?? start + (length ?? 0)
-          }; ` +
-            `deleted the download, run again.`,
-        );
-      }
-      if (body && bodyMd5 !== body.digest("base64")) {
-        await removeIfExists(partial);
-        await removeIfExists(metaPath);
-        throw new KaggleError(
-          `Content-MD5 mismatch on ${options.dataset}: the server said ` +
-            `${bodyMd5}; deleted the download, run again.`,
-        );
-      }
-      if (whole && wholeMd5) {
-        const actual = whole.digest("base64");
-        if (actual !== wholeMd5) {
-          await removeIfExists(partial);
-          await removeIfExists(metaPath);
-          throw new KaggleError(
-            `MD5 mismatch on ${options.dataset}: expected ${wholeMd5}, ` +
-              `got ${actual}; deleted the download, run again.`,
-          );
-        }
-      }
-      log(
-        `Downloaded ${formatMB(size)} MB` +
-          (start > 0 ? ` (${formatMB(received)} MB in this run)` : "") +
-          (wholeMd5 ? ", MD5 verified." : "."),
-      );
-      return { bytes: received, resumed: start > 0 };
-    } finally {
-      clearTimeout(timer);
-    }
+    const outcome = await attemptTransfer(options);
+    if (outcome !== "restart") return outcome;
   }
   throw new KaggleError(
     `could not download ${options.dataset}: the server kept refusing to ` +
-      `resume; delete ${partial} and run again.`,
+      `resume; delete ${options.partial} and run again.`,
+  );
+}
+
+/**
+ * Aborts a transfer once no bytes have arrived for `ms` milliseconds;
+ * {@linkcode IdleTimer.arm} starts the clock again.
+ */
+class IdleTimer {
+  readonly #controller = new AbortController();
+  readonly #ms: number;
+  readonly #reason: KaggleError;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(ms: number) {
+    this.#ms = ms;
+    this.#reason = new KaggleError(
+      `no data from the server for ${ms / 1000} s; run again to resume.`,
+    );
+    this.arm();
+  }
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  arm(): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(
+      () => this.#controller.abort(this.#reason),
+      this.#ms,
+    );
+  }
+
+  clear(): void {
+    clearTimeout(this.#timer);
+  }
+}
+
+/** One request for the file: what the partial file held, and its idle timer. */
+interface Attempt {
+  options: TransferOptions;
+  /** Bytes already in the partial file. */
+  offset: number;
+  /** What the first response said about it, when it still applies. */
+  meta?: PartialMeta;
+  idle: IdleTimer;
+}
+
+/**
+ * One request: resume point → request → what the answer allows → checksums
+ * → body → verification. `"restart"` when the partial file had to be dropped.
+ */
+async function attemptTransfer(
+  options: TransferOptions,
+): Promise<Transfer | "restart"> {
+  const attempt = await resumePoint(options);
+  try {
+    const response = await getFollowingRedirects(
+      options.url,
+      requestHeaders(attempt),
+      options,
+      attempt.idle.signal,
+    );
+    if (response.status === 416) {
+      return await rangeNotSatisfiable(attempt, response);
+    }
+    await refuseUnusable(response, options);
+    const plan = await planBody(attempt, response);
+    if (plan === undefined) return "restart";
+    const checks = await prepareChecks(attempt, response, plan);
+    const received = await receiveBody(attempt, response, { plan, checks });
+    return await verifyTransfer(attempt, { plan, checks, received });
+  } finally {
+    attempt.idle.clear();
+  }
+}
+
+/** How much of the file is there already, and what is known about it. */
+async function resumePoint(options: TransferOptions): Promise<Attempt> {
+  const { partial, metaPath } = options;
+  const offset = (await fileSize(partial)) ?? 0;
+  let meta = offset > 0 ? await readMeta(metaPath) : undefined;
+  if (meta && meta.dataset !== options.dataset) meta = undefined;
+  if (offset === 0) await removeIfExists(metaPath);
+  if (offset > 0) {
+    options.log(
+      `Resuming the download of ${options.dataset} at ${formatMB(offset)} MB …`,
+    );
+  } else {
+    options.log(
+      `Downloading ${options.dataset} from ${new URL(options.url).origin} …`,
+    );
+  }
+  return { options, offset, meta, idle: new IdleTimer(options.idleTimeoutMs) };
+}
+
+/** No compression; `Range` (and `If-Range` with a strong ETag) when resuming. */
+function requestHeaders({ offset, meta }: Attempt): Headers {
+  const headers = new Headers({
+    "accept-encoding": "identity",
+    "user-agent": USER_AGENT,
+  });
+  if (offset > 0) {
+    headers.set("range", `bytes=${offset}-`);
+    if (meta?.etag && !meta.etag.startsWith("W/")) {
+      headers.set("if-range", meta.etag);
+    }
+  }
+  return headers;
+}
+
+/**
+ * A 416: either the partial file is complete already (an earlier run got
+ * every byte but stopped before renaming) or it is dropped to start over.
+ */
+async function rangeNotSatisfiable(
+  { options, offset, meta }: Attempt,
+  response: Response,
+): Promise<Transfer | "restart"> {
+  const total = parseContentRange(response.headers.get("content-range"))
+    ?.total ?? meta?.total;
+  await response.body?.cancel();
+  if (offset > 0 && total === offset) {
+    if (meta?.md5) await verifyWholeMd5(options.partial, meta.md5, options);
+    options.log(
+      `The partial download was already complete (${formatMB(offset)} MB).`,
+    );
+    return { bytes: 0, resumed: true };
+  }
+  options.log("The server cannot resume this partial download; starting over.");
+  await removeIfExists(options.partial);
+  return "restart";
+}
+
+/** Throws for an HTTP error, or for a compressed body (neither verifiable nor resumable). */
+async function refuseUnusable(
+  response: Response,
+  options: TransferOptions,
+): Promise<void> {
+  if (response.status !== 200 && response.status !== 206) {
+    throw await httpError(response, options);
+  }
+  const encoding = response.headers.get("content-encoding");
+  if (encoding && encoding.toLowerCase() !== "identity") {
+    await response.body?.cancel();
+    throw new KaggleError(
+      `the server sent the zip with Content-Encoding: ${encoding}, ` +
+        `which cannot be verified or resumed.`,
+    );
+  }
+}
+
+/** Where a body goes and the sizes the server announced. */
+interface BodyPlan {
+  /** The byte of the file the body starts at: the offset (206) or 0 (200). */
+  start: number;
+  /** `Content-Length`: the body's size. */
+  length?: number;
+  /** The whole file's size, when known. */
+  total?: number;
+}
+
+/**
+ * What the answer allows: a 206 for the range asked (of the same file)
+ * continues the partial file; a 200 starts from zero. `undefined` when a 206
+ * does not match, after dropping the partial file.
+ */
+async function planBody(
+  { options, offset, meta }: Attempt,
+  response: Response,
+): Promise<BodyPlan | undefined> {
+  const length = parseLength(response.headers.get("content-length"));
+  if (response.status !== 206) {
+    if (offset > 0) {
+      options.log(
+        "The server sent the whole file instead of the rest " +
+          "(no range support, or the file changed); starting over.",
+      );
+    }
+    return { start: 0, length, total: length };
+  }
+  const range = parseContentRange(response.headers.get("content-range"));
+  const expectedTotal = meta?.total;
+  if (
+    range?.start !== offset ||
+    (expectedTotal !== undefined && range.total !== undefined &&
+      range.total !== expectedTotal)
+  ) {
+    await response.body?.cancel();
+    options.log(
+      "The server answered with a different byte range or file; " +
+        "starting over.",
+    );
+    await removeIfExists(options.partial);
+    return undefined;
+  }
+  const total = range.total ?? expectedTotal ??
+    (length === undefined ? undefined : offset + length);
+  return { start: offset, length, total };
+}
+
+/** The checksums a transfer is verified against, and their running hashes. */
+interface Checks {
+  /** The whole file's MD5 (base64), from `x-goog-hash`, the ETag or earlier. */
+  wholeMd5?: string;
+  /** `Content-MD5`: this body's MD5 (base64). */
+  bodyMd5?: string;
+  /** Hashing the whole file (its earlier bytes included). */
+  whole?: Hash;
+  /** Hashing this body. */
+  body?: Hash;
+}
+
+/**
+ * Finds the checksums the answer offers, remembers them with the file's size
+ * and ETag for a later resume, and starts hashing (the partial file's
+ * earlier bytes first).
+ */
+async function prepareChecks(
+  { options, meta, idle }: Attempt,
+  response: Response,
+  plan: BodyPlan,
+): Promise<Checks> {
+  // A 200 is a fresh start: what was remembered about the partial is stale.
+  const known = plan.start > 0 ? meta : undefined;
+  const etag = response.headers.get("etag") ?? known?.etag;
+  const wholeMd5 = googMd5(response.headers) ?? known?.md5 ??
+    etagMd5(etag ?? undefined);
+  const bodyMd5 = response.headers.get("content-md5")?.trim() || undefined;
+  if (plan.start === 0 || !known) {
+    const remembered: PartialMeta = {
+      dataset: options.dataset,
+      total: plan.total,
+      etag: etag ?? undefined,
+      md5: wholeMd5,
+    };
+    await writeTextAtomic(options.metaPath, JSON.stringify(remembered));
+  }
+  const whole = wholeMd5 ? createHash("md5") : undefined;
+  if (whole && plan.start > 0) {
+    await hashFile(whole, options.partial);
+    idle.arm();
+  }
+  const body = bodyMd5 ? createHash("md5") : undefined;
+  return { wholeMd5, bodyMd5, whole, body };
+}
+
+/**
+ * Writes the body into the partial file (appending after a 206), hashing it
+ * and showing progress; returns the bytes received. An interruption keeps the
+ * partial file for the next run to resume.
+ */
+async function receiveBody(
+  { options, idle }: Attempt,
+  response: Response,
+  { plan, checks }: { plan: BodyPlan; checks: Checks },
+): Promise<number> {
+  const { start, total } = plan;
+  const view = progressView(options, total);
+  let received = 0;
+  const file = await Deno.open(options.partial, {
+    write: true,
+    create: true,
+    append: start > 0,
+    truncate: start === 0,
+  });
+  try {
+    if (!response.body) throw new KaggleError("the server sent no body");
+    view.update(start, total);
+    for await (const chunk of response.body) {
+      idle.arm();
+      await writeAll(file, chunk);
+      checks.whole?.update(chunk);
+      checks.body?.update(chunk);
+      received += chunk.length;
+      view.update(start + received, total);
+    }
+  } catch (error) {
+    if (error instanceof KaggleError) throw error;
+    if (idle.signal.aborted) throw idle.signal.reason;
+    throw new KaggleError(
+      `the download of ${options.dataset} was interrupted after ` +
+        `${formatMB(start + received)}${
+          total ? ` of ${formatMB(total)}` : ""
+        } MB (${(error as Error).message}); run again to resume.`,
+    );
+  } finally {
+    file.close();
+    view.stop();
+  }
+  return received;
+}
+
+/**
+ * Checks the byte count against what was announced, then the MD5s. A short
+ * body can be resumed; a wrong size or checksum deletes the download.
+ */
+async function verifyTransfer(
+  { options }: Attempt,
+  { plan, checks, received }: {
+    plan: BodyPlan;
+    checks: Checks;
+    received: number;
+  },
+): Promise<Transfer> {
+  const { start, length, total } = plan;
+  if (length !== undefined && received < length) {
+    throw new KaggleError(
+      `the download of ${options.dataset} stopped after ` +
+        `${formatMB(start + received)} of ${formatMB(start + length)} MB; ` +
+        `run again to resume.`,
+    );
+  }
+  const size = start + received;
+  if (
+    (length !== undefined && received !== length) ||
+    (total !== undefined && size !== total)
+  ) {
+    await discardDownload(options);
+    throw new KaggleError(
+      `the server sent ${size} bytes but announced ${
+        total ?? start + (length ?? 0)
+      }; deleted the download, run again.`,
+    );
+  }
+  if (checks.body && checks.bodyMd5 !== checks.body.digest("base64")) {
+    await discardDownload(options);
+    throw new KaggleError(
+      `Content-MD5 mismatch on ${options.dataset}: the server said ` +
+        `${checks.bodyMd5}; deleted the download, run again.`,
+    );
+  }
+  if (checks.whole && checks.wholeMd5) {
+    await checkMd5(checks.whole.digest("base64"), checks.wholeMd5, options);
+  }
+  options.log(
+    `Downloaded ${formatMB(size)} MB` +
+      (start > 0 ? ` (${formatMB(received)} MB in this run)` : "") +
+      (checks.wholeMd5 ? ", MD5 verified." : "."),
+  );
+  return { bytes: received, resumed: start > 0 };
+}
+
+/** Deletes the partial file and what was remembered about it. */
+async function discardDownload(options: TransferOptions): Promise<void> {
+  await removeIfExists(options.partial);
+  await removeIfExists(options.metaPath);
+}
+
+/** Throws, after deleting the download, when the whole file's MD5 is wrong. */
+async function checkMd5(
+  actual: string,
+  expected: string,
+  options: TransferOptions,
+): Promise<void> {
+  if (actual === expected) return;
+  await discardDownload(options);
+  throw new KaggleError(
+    `MD5 mismatch on ${options.dataset}: expected ${expected}, got ` +
+      `${actual}; deleted the download, run again.`,
   );
 }
 
@@ -936,15 +1165,7 @@ async function verifyWholeMd5(
 ): Promise<void> {
   const hash = createHash("md5");
   await hashFile(hash, path);
-  const actual = hash.digest("base64");
-  if (actual !== expected) {
-    await removeIfExists(path);
-    await removeIfExists(options.metaPath);
-    throw new KaggleError(
-      `MD5 mismatch on ${options.dataset}: expected ${expected}, got ` +
-        `${actual}; deleted the download, run again.`,
-    );
-  }
+  await checkMd5(hash.digest("base64"), expected, options);
 }
 
 // ---------------------------------------------------------------------------
@@ -1275,42 +1496,51 @@ async function completeData(
 // ---------------------------------------------------------------------------
 // CLI
 
-const USAGE =
-  `Usage: deno run -A lib/data/kaggle.ts [--dest DIR] [--dataset OWNER/NAME] [--force]
+/**
+ * The command line of `deno task data:download`, declared once: the usage is
+ * generated from it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { usage } from "../core/cli.ts";
+ * import { KAGGLE_CLI } from "./kaggle.ts";
+ * const text = usage(KAGGLE_CLI);
+ * assert.match(text, /^usage: deno task data:download -- \[options\]/);
+ * assert.match(text, /--dest DIR +target folder/);
+ * assert.match(text, /--force +download and unpack again/);
+ * ```
+ */
+export const KAGGLE_CLI = {
+  command: "deno task data:download",
+  summary: `Downloads the Kaggle dataset ${DEFAULT_DATASET}
+(or --dataset) through Kaggle's API, verifies it and unpacks it so that
+DIR/Training and DIR/Testing exist.`,
+  flags: {
+    dest: {
+      type: "string",
+      value: "DIR",
+      defaultText: "BRAIN_MRI_DATA, else <project>/data",
+      help: "target folder",
+    },
+    dataset: {
+      type: "string",
+      value: "OWNER/NAME",
+      help: "another Kaggle dataset with the same layout",
+    },
+    force: {
+      type: "boolean",
+      help: "download and unpack again even if the data is complete",
+    },
+  },
+  footer:
+    `Credentials: KAGGLE_USERNAME + KAGGLE_KEY, or kaggle.json in KAGGLE_CONFIG_DIR
+or ~/.kaggle/. KAGGLE_API_BASE overrides ${DEFAULT_KAGGLE_API_BASE}.`,
+} as const;
 
-Downloads the Kaggle dataset (default ${DEFAULT_DATASET}) through Kaggle's
-API, verifies it and unpacks it so that DIR/Training and DIR/Testing exist.
-
-  --dest DIR             target folder (default: BRAIN_MRI_DATA, else <project>/data)
-  --dataset OWNER/NAME   another Kaggle dataset with the same layout
-  --force                download and unpack again even if the data is complete
-  -h, --help             show this help
-
-Credentials: KAGGLE_USERNAME + KAGGLE_KEY, or kaggle.json in KAGGLE_CONFIG_DIR
-or ~/.kaggle/. KAGGLE_API_BASE overrides ${DEFAULT_KAGGLE_API_BASE}.`;
-
-async function main(args: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        dest: { type: "string" },
-        dataset: { type: "string" },
-        force: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (error) {
-    console.error(`error: ${(error as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
+async function main(
+  { values }: ParsedCli<typeof KAGGLE_CLI>,
+): Promise<number> {
   try {
     const result = await downloadKaggleDataset({
       dest: values.dest,
@@ -1336,6 +1566,4 @@ async function main(args: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) {
-  Deno.exit(await main(taskArgs()));
-}
+if (import.meta.main) Deno.exit(await runCli(KAGGLE_CLI, main));

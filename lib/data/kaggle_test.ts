@@ -10,9 +10,11 @@ import {
   downloadKaggleDataset,
   type DownloadKaggleDatasetOptions,
   findKaggleCredentials,
+  KAGGLE_CLI,
   KaggleCredentialsError,
   KaggleError,
 } from "./kaggle.ts";
+import { usage } from "../core/cli.ts";
 import { run } from "../tools/proc.ts";
 
 const USER = "ada";
@@ -130,6 +132,83 @@ interface FakeKaggle {
   close(): Promise<void>;
 }
 
+/** The API's answer: 401 without the right Basic auth, else a redirect to storage. */
+function apiAnswer(
+  entry: Logged,
+  behaviour: StorageBehaviour,
+  port: number,
+): Response {
+  if (entry.authorization !== AUTH) {
+    return Response.json({ code: 401, message: "Unauthenticated" }, {
+      status: 401,
+    });
+  }
+  const host = behaviour.redirect === "other" ? "localhost" : "127.0.0.1";
+  return new Response(null, {
+    status: 302,
+    headers: { location: `http://${host}:${port}${STORAGE_PATH}?sig=abc` },
+  });
+}
+
+/** A body that ends after `cut` bytes, short of its Content-Length. */
+function cutBody(body: Uint8Array, cut: number): ReadableStream<Uint8Array> {
+  let done = false;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (!done) {
+        controller.enqueue(body.slice(0, cut));
+        done = true;
+      } else {
+        // Ending short of Content-Length makes the server drop the
+        // connection mid-body.
+        controller.close();
+      }
+    },
+  });
+}
+
+/**
+ * Storage's answer: the zip, or the rest of it for `Range: bytes=N-` (206,
+ * or 416 past the end) unless the behaviour ignores ranges; the first
+ * request may be cut short.
+ */
+function storageAnswer(
+  zip: Uint8Array,
+  entry: Logged,
+  behaviour: StorageBehaviour,
+  first: boolean,
+): Response {
+  const headers = new Headers({
+    "content-type": "application/zip",
+    "accept-ranges": behaviour.ignoreRange ? "none" : "bytes",
+    ...behaviour.headers,
+  });
+  let start = 0;
+  let status = 200;
+  const match = entry.range ? /^bytes=(\d+)-$/.exec(entry.range) : null;
+  if (match && !behaviour.ignoreRange) {
+    start = Number(match[1]);
+    if (start >= zip.length) {
+      headers.set("content-range", `bytes */${zip.length}`);
+      return new Response(null, { status: 416, headers });
+    }
+    status = 206;
+    headers.set(
+      "content-range",
+      `bytes ${start}-${zip.length - 1}/${zip.length}`,
+    );
+  }
+  const body = zip.subarray(start);
+  headers.set("content-length", String(body.length));
+  const cut = first ? behaviour.cutFirstAfter : undefined;
+  if (cut === undefined) {
+    entry.sent = body.length;
+    return new Response(body.slice(), { status, headers });
+  }
+  entry.sent = cut;
+  return new Response(cutBody(body, cut), { status, headers });
+}
+
 function startFakeKaggle(
   zip: Uint8Array,
   behaviour: StorageBehaviour = {},
@@ -137,6 +216,14 @@ function startFakeKaggle(
   const log: Logged[] = [];
   let storageRequests = 0;
   let port = 0;
+  const answer = (url: URL, entry: Logged) => {
+    if (url.pathname === API_PATH) return apiAnswer(entry, behaviour, port);
+    if (url.pathname !== STORAGE_PATH) {
+      return new Response("not found", { status: 404 });
+    }
+    storageRequests++;
+    return storageAnswer(zip, entry, behaviour, storageRequests === 1);
+  };
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen() {} },
     (request) => {
@@ -151,74 +238,9 @@ function startFakeKaggle(
         sent: 0,
       };
       log.push(entry);
-      const respond = (response: Response) => {
-        entry.status = response.status;
-        return response;
-      };
-      if (url.pathname === API_PATH) {
-        if (entry.authorization !== AUTH) {
-          return respond(
-            Response.json({ code: 401, message: "Unauthenticated" }, {
-              status: 401,
-            }),
-          );
-        }
-        const host = behaviour.redirect === "other" ? "localhost" : "127.0.0.1";
-        return respond(
-          new Response(null, {
-            status: 302,
-            headers: {
-              location: `http://${host}:${port}${STORAGE_PATH}?sig=abc`,
-            },
-          }),
-        );
-      }
-      if (url.pathname !== STORAGE_PATH) {
-        return respond(new Response("not found", { status: 404 }));
-      }
-      storageRequests++;
-      const headers = new Headers({
-        "content-type": "application/zip",
-        "accept-ranges": behaviour.ignoreRange ? "none" : "bytes",
-        ...behaviour.headers,
-      });
-      let start = 0;
-      let status = 200;
-      const match = entry.range ? /^bytes=(\d+)-$/.exec(entry.range) : null;
-      if (match && !behaviour.ignoreRange) {
-        start = Number(match[1]);
-        if (start >= zip.length) {
-          headers.set("content-range", `bytes */${zip.length}`);
-          return respond(new Response(null, { status: 416, headers }));
-        }
-        status = 206;
-        headers.set(
-          "content-range",
-          `bytes ${start}-${zip.length - 1}/${zip.length}`,
-        );
-      }
-      const body = zip.subarray(start);
-      headers.set("content-length", String(body.length));
-      const cut = storageRequests === 1 ? behaviour.cutFirstAfter : undefined;
-      if (cut === undefined) {
-        entry.sent = body.length;
-        return respond(new Response(body.slice(), { status, headers }));
-      }
-      entry.sent = cut;
-      let done = false;
-      const stream = new ReadableStream<Uint8Array>({
-        pull(controller) {
-          if (!done) {
-            controller.enqueue(body.slice(0, cut));
-            done = true;
-          } else {
-            // Ending short of Content-Length makes the server drop the
-            // connection mid-body.
-            controller.close();
-          }
-        },
-      });
-      return respond(new Response(stream, { status, headers }));
+      const response = answer(url, entry);
+      entry.status = response.status;
+      return response;
     },
   );
   port = server.addr.port;
@@ -420,6 +442,87 @@ Deno.test("downloadKaggleDataset: no credentials → says exactly what to do, no
 // ---------------------------------------------------------------------------
 // Downloading
 
+/** Only the verified zip and the manifest are left in `.download/`. */
+function assertDownloadFolderClean(dest: string): void {
+  assert.deepEqual(
+    readdirSync(join(dest, ".download")).sort(),
+    [`${ZIP_NAME}.manifest.json`, `${ZIP_NAME}.zip`],
+  );
+}
+
+/** A first download: two requests with Basic auth, verified, unpacked. */
+async function assertFirstDownload(
+  fake: FakeKaggle,
+  dest: string,
+  zip: Uint8Array,
+): Promise<void> {
+  const first = runOptions(fake, dest);
+  const result = await downloadKaggleDataset(first.options);
+  assert.deepEqual(result, {
+    dest,
+    zip: join(dest, ".download", `${ZIP_NAME}.zip`),
+    bytes: zip.length,
+    resumed: false,
+    files: 7,
+    skipped: false,
+  });
+  await assertUnpacked(dest);
+  assert.deepEqual(
+    new Uint8Array(readFileSync(result.zip)),
+    zip,
+    "the verified zip is kept under its final name",
+  );
+  assert.ok(!existsSync(`${result.zip}.partial`));
+  assertDownloadFolderClean(dest);
+  assert.deepEqual(readdirSync(dest).sort(), [
+    ".download",
+    "Testing",
+    "Training",
+  ]);
+  assert.deepEqual(fake.log.map((e) => [e.path, e.status]), [
+    [API_PATH, 302],
+    [STORAGE_PATH, 200],
+  ]);
+  assert.equal(fake.log[0].authorization, AUTH);
+  assert.equal(
+    fake.log[1].authorization,
+    AUTH,
+    "same origin: Authorization kept",
+  );
+  assert.equal(fake.log[1].range, null);
+  assert.deepEqual(first.progress.at(-1), [zip.length, zip.length]);
+  assert.ok(first.messages.some((m) => /MD5 verified/.test(m)));
+}
+
+/**
+ * After a first download: a second call does nothing; a missing file is
+ * unpacked again from the kept zip, offline, clearing what a killed run left
+ * in `.download/unpack-*`.
+ */
+async function assertOfflineReruns(
+  fake: FakeKaggle,
+  dest: string,
+): Promise<void> {
+  const second = runOptions(fake, dest);
+  const again = await downloadKaggleDataset(second.options);
+  assert.equal(again.skipped, true);
+  assert.equal(again.files, 7);
+  assert.equal(again.bytes, 0);
+  assert.equal(fake.log.length, 2);
+  assert.match(second.messages.join("\n"), /already unpacked/);
+
+  await Deno.remove(join(dest, "Training/notumor/Tr-no_0002.jpg"));
+  await Deno.mkdir(join(dest, ".download", "unpack-stale", "Training"), {
+    recursive: true,
+  });
+  const third = await downloadKaggleDataset(runOptions(fake, dest).options);
+  assert.equal(third.skipped, false);
+  assert.equal(third.bytes, 0);
+  assert.equal(fake.log.length, 2);
+  await assertUnpacked(dest);
+  assertDownloadFolderClean(dest);
+}
+
 Deno.test("download: Basic auth, redirect on the same host keeps it, unpacks, idempotent", async () => {
   const zip = await datasetZip();
   const fake = startFakeKaggle(zip, {
@@ -428,70 +531,8 @@ Deno.test("download: Basic auth, redirect on the same host keeps it, unpacks, id
   try {
     await withTemp(async (dir) => {
       const dest = join(dir, "data");
-      const first = runOptions(fake, dest);
-      const result = await downloadKaggleDataset(first.options);
-      assert.deepEqual(result, {
-        dest,
-        zip: join(dest, ".download", `${ZIP_NAME}.zip`),
-        bytes: zip.length,
-        resumed: false,
-        files: 7,
-        skipped: false,
-      });
-      await assertUnpacked(dest);
-      assert.deepEqual(
-        new Uint8Array(readFileSync(result.zip)),
-        zip,
-        "the verified zip is kept under its final name",
-      );
-      assert.ok(!existsSync(`${result.zip}.partial`));
-      assert.deepEqual(
-        readdirSync(join(dest, ".download")).sort(),
-        [`${ZIP_NAME}.manifest.json`, `${ZIP_NAME}.zip`],
-      );
-      assert.deepEqual(readdirSync(dest).sort(), [
-        ".download",
-        "Testing",
-        "Training",
-      ]);
-      assert.deepEqual(fake.log.map((e) => [e.path, e.status]), [
-        [API_PATH, 302],
-        [STORAGE_PATH, 200],
-      ]);
-      assert.equal(fake.log[0].authorization, AUTH);
-      assert.equal(
-        fake.log[1].authorization,
-        AUTH,
-        "same origin: Authorization kept",
-      );
-      assert.equal(fake.log[1].range, null);
-      assert.deepEqual(first.progress.at(-1), [zip.length, zip.length]);
-      assert.ok(first.messages.some((m) => /MD5 verified/.test(m)));
-
-      // Second call: nothing to do, no request at all.
-      const second = runOptions(fake, dest);
-      const again = await downloadKaggleDataset(second.options);
-      assert.equal(again.skipped, true);
-      assert.equal(again.files, 7);
-      assert.equal(again.bytes, 0);
-      assert.equal(fake.log.length, 2);
-      assert.match(second.messages.join("\n"), /already unpacked/);
-
-      // A file went missing: re-unpack from the kept zip, still offline,
-      // clearing what a killed run left in .download/unpack-*.
-      await Deno.remove(join(dest, "Training/notumor/Tr-no_0002.jpg"));
-      await Deno.mkdir(join(dest, ".download", "unpack-stale", "Training"), {
-        recursive: true,
-      });
-      const third = await downloadKaggleDataset(runOptions(fake, dest).options);
-      assert.equal(third.skipped, false);
-      assert.equal(third.bytes, 0);
-      assert.equal(fake.log.length, 2);
-      await assertUnpacked(dest);
-      assert.deepEqual(
-        readdirSync(join(dest, ".download")).sort(),
-        [`${ZIP_NAME}.manifest.json`, `${ZIP_NAME}.zip`],
-      );
+      await assertFirstDownload(fake, dest, zip);
+      await assertOfflineReruns(fake, dest);
 
       // --force downloads and unpacks again.
       const forced = await downloadKaggleDataset(
@@ -500,10 +541,7 @@ Deno.test("download: Basic auth, redirect on the same host keeps it, unpacks, id
       assert.equal(forced.bytes, zip.length);
       assert.equal(fake.log.length, 4);
       await assertUnpacked(dest);
-      assert.deepEqual(
-        readdirSync(join(dest, ".download")).sort(),
-        [`${ZIP_NAME}.manifest.json`, `${ZIP_NAME}.zip`],
-      );
+      assertDownloadFolderClean(dest);
     });
   } finally {
     await fake.close();
@@ -845,7 +883,19 @@ Deno.test("CLI: bad flag → usage, exit 2", async () => {
   });
   assert.equal(result.code, 2);
   assert.match(result.stderr, /Unknown option '--bogus'/);
-  assert.match(result.stderr, /Usage: deno run -A lib\/data\/kaggle\.ts/);
+  assert.match(result.stderr, /usage: deno task data:download -- \[options\]/);
+  for (const flag of ["--dest DIR", "--dataset OWNER/NAME", "--force"]) {
+    assert.ok(result.stderr.includes(flag), `usage lists ${flag}`);
+  }
+});
+
+Deno.test("CLI: --help prints the generated usage, exit 0", async () => {
+  const result = await run(Deno.execPath(), {
+    args: ["run", "-A", KAGGLE_TS, "--help"],
+  });
+  assert.equal(result.code, 0);
+  assert.equal(result.stdout.trim(), usage(KAGGLE_CLI));
+  assert.match(result.stdout, /KAGGLE_USERNAME \+ KAGGLE_KEY/);
 });
 
 Deno.test("CLI: no credentials → exit 1 with instructions, no stack trace", async () => {
