@@ -5,6 +5,7 @@ import {
   auditDuplicates,
   type AuditFile,
   auditGroupRows,
+  type AuditReport,
   auditSplitRows,
   auditSummaryRows,
   auditTables,
@@ -88,6 +89,72 @@ async function makeDataset(dir: string): Promise<AuditFile[]> {
 const names = (paths: { path: string }[]) =>
   paths.map((p) => p.path.split("/").pop()!).sort();
 
+/** The exact groups of `makeDataset`'s files, with their flags and counts. */
+function assertExactGroups(report: AuditReport): void {
+  const s = report.summary;
+  // Exact groups, ordered by first path ("…/Testing/…" < "…/Training/…"):
+  // p0 across Testing/Training, the g0 copies, g1 under two labels.
+  assert.deepEqual(report.exactGroups.map((g) => names(g.members)), [
+    ["p0.jpg", "t_same_as_p0.jpg"],
+    ["g0.jpg", "g0_copy.jpg"],
+    ["g1.jpg", "p_same_as_g1.jpg"],
+  ]);
+  assert.deepEqual(report.exactGroups.map((g) => g.id), ["E1", "E2", "E3"]);
+  const [e0, e1, e2] = report.exactGroups;
+  assert.equal(e0.crossSplit, true);
+  assert.deepEqual(e0.splits, ["Testing", "Training"]);
+  assert.equal(e0.labelConflict, false);
+  assert.equal(e1.labelConflict, false);
+  assert.equal(e1.crossSplit, false);
+  assert.equal(e2.labelConflict, true);
+  assert.deepEqual(e2.labels, ["glioma", "pituitary"]);
+  assert.equal(e2.crossSplit, false);
+  assert.equal(e0.maxDistance, 0);
+  assert.deepEqual(s.exact, {
+    groups: 3,
+    images: 6,
+    redundant: 3,
+    labelConflicts: 1,
+    crossSplit: 1,
+  });
+}
+
+/** The one near group of `makeDataset`'s files: the four versions of g2. */
+function assertNearGroup(report: AuditReport): void {
+  const s = report.summary;
+  // Near: the four versions of g2, and nothing else.
+  assert.equal(report.nearGroups.length, 1);
+  const n = report.nearGroups[0];
+  assert.deepEqual(names(n.members), [
+    "g2.jpg",
+    "g2_bright.jpg",
+    "g2_q50.jpg",
+    "g2_small.jpg",
+  ]);
+  assert.equal(n.kind, "near");
+  assert.equal(n.id, "N1");
+  assert.equal(n.labelConflict, false);
+  assert.ok(n.maxDistance <= DEFAULT_NEAR_THRESHOLD);
+  assert.ok(n.pairs!.length >= 3);
+  for (const p of n.pairs!) {
+    assert.ok(p.a < p.b);
+    const ha = n.members.find((m) => m.path === p.a)!.phash!;
+    const hb = n.members.find((m) => m.path === p.b)!.phash!;
+    assert.equal(hammingDistance(ha, hb), p.distance);
+  }
+  assert.equal(s.near.groups, 1);
+  assert.equal(s.near.images, 4);
+  assert.equal(s.near.redundant, 3);
+  const grouped = new Set(
+    [...report.exactGroups, ...report.nearGroups].flatMap((g) =>
+      g.members.map((m) => m.path.split("/").pop())
+    ),
+  );
+  for (const lone of ["g3.jpg", "p1.jpg", "p2.jpg"]) {
+    assert.ok(!grouped.has(lone), `${lone} should match nothing`);
+  }
+}
+
 Deno.test("auditDuplicates: exact, near, label conflicts, cross-split; unrelated images unmatched", async () => {
   const dir = await Deno.makeTempDir();
   try {
@@ -99,63 +166,8 @@ Deno.test("auditDuplicates: exact, near, label conflicts, cross-split; unrelated
     assert.equal(s.errors, 0);
     assert.equal(s.nearThreshold, DEFAULT_NEAR_THRESHOLD);
 
-    // Exact groups, ordered by first path ("…/Testing/…" < "…/Training/…"):
-    // p0 across Testing/Training, the g0 copies, g1 under two labels.
-    assert.deepEqual(report.exactGroups.map((g) => names(g.members)), [
-      ["p0.jpg", "t_same_as_p0.jpg"],
-      ["g0.jpg", "g0_copy.jpg"],
-      ["g1.jpg", "p_same_as_g1.jpg"],
-    ]);
-    assert.deepEqual(report.exactGroups.map((g) => g.id), ["E1", "E2", "E3"]);
-    const [e0, e1, e2] = report.exactGroups;
-    assert.equal(e0.crossSplit, true);
-    assert.deepEqual(e0.splits, ["Testing", "Training"]);
-    assert.equal(e0.labelConflict, false);
-    assert.equal(e1.labelConflict, false);
-    assert.equal(e1.crossSplit, false);
-    assert.equal(e2.labelConflict, true);
-    assert.deepEqual(e2.labels, ["glioma", "pituitary"]);
-    assert.equal(e2.crossSplit, false);
-    assert.equal(e0.maxDistance, 0);
-    assert.deepEqual(s.exact, {
-      groups: 3,
-      images: 6,
-      redundant: 3,
-      labelConflicts: 1,
-      crossSplit: 1,
-    });
-
-    // Near: the four versions of g2, and nothing else.
-    assert.equal(report.nearGroups.length, 1);
-    const n = report.nearGroups[0];
-    assert.deepEqual(names(n.members), [
-      "g2.jpg",
-      "g2_bright.jpg",
-      "g2_q50.jpg",
-      "g2_small.jpg",
-    ]);
-    assert.equal(n.kind, "near");
-    assert.equal(n.id, "N1");
-    assert.equal(n.labelConflict, false);
-    assert.ok(n.maxDistance <= DEFAULT_NEAR_THRESHOLD);
-    assert.ok(n.pairs!.length >= 3);
-    for (const p of n.pairs!) {
-      assert.ok(p.a < p.b);
-      const ha = n.members.find((m) => m.path === p.a)!.phash!;
-      const hb = n.members.find((m) => m.path === p.b)!.phash!;
-      assert.equal(hammingDistance(ha, hb), p.distance);
-    }
-    assert.equal(s.near.groups, 1);
-    assert.equal(s.near.images, 4);
-    assert.equal(s.near.redundant, 3);
-    const grouped = new Set(
-      [...report.exactGroups, ...report.nearGroups].flatMap((g) =>
-        g.members.map((m) => m.path.split("/").pop())
-      ),
-    );
-    for (const lone of ["g3.jpg", "p1.jpg", "p2.jpg"]) {
-      assert.ok(!grouped.has(lone), `${lone} should match nothing`);
-    }
+    assertExactGroups(report);
+    assertNearGroup(report);
 
     // Per split (default: origin).
     assert.deepEqual(s.bySplit.Training, {
