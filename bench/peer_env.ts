@@ -79,9 +79,12 @@ function installedDistributions(venv: string): Map<string, Set<string>> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { missingPackages } from "./peer_env.ts";
- * console.log(missingPackages("/no/such/venv", ["pillow", "numpy==2.4.6"]));
- * // ["pillow", "numpy==2.4.6"]
+ * assert.deepEqual(
+ *   missingPackages("no-such-venv", ["pillow", "numpy==2.4.6"]),
+ *   ["pillow", "numpy==2.4.6"],
+ * );
  * ```
  */
 export function missingPackages(
@@ -105,6 +108,9 @@ export function missingPackages(
  * (lib/tools/pip_index.ts), with pip's configuration files switched off
  * (`PIP_CONFIG_FILE=/dev/null`) so that no other index, find-links folder or
  * constraint slips in.
+ *
+ * Creates a venv and installs packages with pip, so it is not run by
+ * `deno test --doc`.
  *
  * @example
  * ```ts ignore

@@ -8,6 +8,10 @@
  *   [--repeat 3] [--procs 2] [--only a,b,...]
  * ```
  *
+ * Every flag is declared in {@linkcode PREPROCESS_CLI} (`--help` prints
+ * them). `--data` defaults to the `Training/` folder of the project's dataset
+ * root (`BRAIN_MRI_DATA`, else `data/`).
+ *
  * Variants (each run `--repeat` times, interleaved, so load from other
  * processes hits all of them alike; best, median and worst are reported):
  *
@@ -35,38 +39,63 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { discoverDataset } from "../lib/data/dataset.ts";
+import { discoverDataset, type ImageFile } from "../lib/data/dataset.ts";
 import { loadImages } from "../lib/data/image_cache.ts";
 import { preprocessFiles } from "../lib/data/preprocess.ts";
 import { runOk } from "../lib/tools/proc.ts";
+import { type FlagValues, runCli, UsageError } from "../lib/core/cli.ts";
+import { DEFAULTS } from "../lib/core/defaults.ts";
 import { ensurePeerEnv } from "./peer_env.ts";
-import { evenlySpaced, UsageError } from "./bench_util.ts";
+import { benchDataset, evenlySpaced, wrapWords } from "./bench_util.ts";
 
-const USAGE = `Usage: deno run -A bench/preprocess.ts [options]
-  --data DIR     folder of class folders (default /work/shared/data/brain-tumor-mri/Training)
-  --limit N      use N files, evenly spaced over the sorted list (default all)
-  --size N       output side (default 128)
-  --repeat N     runs per variant (default 3)
-  --procs N      PIL processes for the parallel PIL variants (default 2)
-  --only LIST    comma-separated variants (default all):
-                 ${
-  [
-    "ours-first",
-    "ours-decode",
-    "ours-1core",
-    "ours-full",
-    "ours-cached",
-    "sharp-only",
-    "pil-full-1",
-    "pil-full-P",
-    "pil-draft-1",
-    "pil-draft-P",
-  ].join(",")
-}
-  --help         this text`;
+/** Every variant, `P` standing for `--procs`. */
+const VARIANTS = [
+  "ours-first",
+  "ours-decode",
+  "ours-1core",
+  "ours-full",
+  "ours-cached",
+  "sharp-only",
+  "pil-full-1",
+  "pil-full-P",
+  "pil-draft-1",
+  "pil-draft-P",
+];
+
+/** The benchmark's command line: every flag with its type, default and help. */
+export const PREPROCESS_CLI = {
+  command: "deno run -A bench/preprocess.ts",
+  summary:
+    "Preprocessing speed: the project's pipeline against Python/PIL doing\n" +
+    "the same job (decode → grayscale → resize → uint8) on the same files.",
+  flags: {
+    data: {
+      type: "string",
+      value: "DIR",
+      defaultText: "Training/ of BRAIN_MRI_DATA, else of data/",
+      help: "folder of class folders",
+    },
+    limit: {
+      type: "integer",
+      help: "use N files, evenly spaced over the sorted list",
+    },
+    size: { type: "integer", default: DEFAULTS.imageSize, help: "output side" },
+    repeat: { type: "integer", default: 3, help: "runs per variant" },
+    procs: {
+      type: "integer",
+      default: 2,
+      help: "PIL processes for the parallel PIL variants",
+    },
+    only: {
+      type: "string",
+      value: "LIST",
+      defaultText: "all",
+      help: wrapWords(`comma-separated variants: ${VARIANTS.join(", ")}`),
+    },
+  },
+} as const;
 
 interface Flags {
   data: string;
@@ -77,49 +106,19 @@ interface Flags {
   only?: string[];
 }
 
-function parseFlags(args: string[]): Flags {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        data: {
-          type: "string",
-          default: "/work/shared/data/brain-tumor-mri/Training",
-        },
-        limit: { type: "string" },
-        size: { type: "string", default: "128" },
-        repeat: { type: "string", default: "3" },
-        procs: { type: "string", default: "2" },
-        only: { type: "string" },
-        help: { type: "boolean", default: false },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
-  if (values.help) {
-    console.log(USAGE);
-    Deno.exit(0);
-  }
-  const int = (name: string, text: string | undefined, min: number) => {
-    if (text === undefined) return undefined;
-    const n = Number(text);
-    if (!Number.isInteger(n) || n < min) {
-      throw new UsageError(
-        `--${name} must be an integer ≥ ${min}, got ${text}`,
-      );
+function checkFlags(values: FlagValues<typeof PREPROCESS_CLI>): Flags {
+  const atLeastOne = (name: string, n: number | undefined) => {
+    if (n !== undefined && n < 1) {
+      throw new UsageError(`--${name} must be an integer ≥ 1, got ${n}`);
     }
     return n;
   };
   return {
-    data: resolve(values.data!),
-    limit: int("limit", values.limit, 1),
-    size: int("size", values.size, 1)!,
-    repeat: int("repeat", values.repeat, 1)!,
-    procs: int("procs", values.procs, 1)!,
+    data: benchDataset({ given: values.data }),
+    limit: atLeastOne("limit", values.limit),
+    size: atLeastOne("size", values.size)!,
+    repeat: atLeastOne("repeat", values.repeat)!,
+    procs: atLeastOne("procs", values.procs)!,
     only: values.only?.split(",").map((s) => s.trim()).filter(Boolean),
   };
 }
@@ -155,150 +154,166 @@ function meanAbsDiff(
   return okA.length && count ? sum / (okA.length * area) : NaN;
 }
 
-async function main(): Promise<void> {
-  const flags = parseFlags(Deno.args);
-  const ds = await discoverDataset(flags.data);
-  const files = evenlySpaced(ds.files, flags.limit);
-  const paths = files.map((f) => f.path);
-  const n = paths.length;
-  const P = flags.procs;
-  const all = [
-    "ours-first",
-    "ours-decode",
-    "ours-1core",
-    "ours-full",
-    "ours-cached",
-    "sharp-only",
-    "pil-full-1",
-    `pil-full-${P}`,
-    "pil-draft-1",
-    `pil-draft-${P}`,
-  ];
-  const wanted = (flags.only ?? all).map((v) => v.replace(/-P$/, `-${P}`));
+/** The variants to run, `-P` made `-<procs>`, in the canonical order. */
+function chooseVariants(procs: number, only?: string[]): string[] {
+  const all = VARIANTS.map((v) => v.replace(/-P$/, `-${procs}`));
+  const wanted = (only ?? all).map((v) => v.replace(/-P$/, `-${procs}`));
   for (const v of wanted) {
-    if (!all.includes(v)) {
-      throw new UsageError(`unknown variant ${v}\n${USAGE}`);
-    }
+    if (!all.includes(v)) throw new UsageError(`unknown variant ${v}`);
   }
-  const variants = all.filter((v) => wanted.includes(v));
+  return all.filter((v) => wanted.includes(v));
+}
 
-  const python = variants.some((v) => v.startsWith("pil"))
-    ? await ensurePeerEnv({ packages: ["pillow", "numpy"] })
-    : "";
-  const tmp = await Deno.makeTempDir({ prefix: "bench-preprocess-" });
-  const listFile = join(tmp, "files.txt");
-  await Deno.writeTextFile(listFile, paths.join("\n") + "\n");
-  const script = resolve(import.meta.dirname!, "preprocess_pil.py");
+/** Images packed in `ok` order, as `preprocessFiles` returns them. */
+interface Packed {
+  pixels: Uint8Array;
+  ok: number[];
+}
 
-  // Warm the OS page cache equally for everyone.
-  let bytes = 0;
-  for (const p of paths) bytes += (await Deno.readFile(p)).length;
-  console.log(
-    `${n} files (${(bytes / 1e6).toFixed(0)} MB) from ${flags.data}, ` +
-      `size ${flags.size}, ${flags.repeat} runs each, ` +
-      `${navigator.hardwareConcurrency} cores; page cache warmed`,
-  );
+/** What the benchmark works on, fixed before the first run. */
+interface Setup {
+  flags: Flags;
+  files: ImageFile[];
+  paths: string[];
+  /** Pixels per image. */
+  area: number;
+  /** The benchmark venv's Python ("" when no PIL variant runs). */
+  python: string;
+  /** The file listing `paths`, for the PIL side. */
+  listFile: string;
+  /** The scratch folder (removed at the end). */
+  tmp: string;
+}
 
+/** The first run's outputs, kept to compare the variants' pixels. */
+interface Outputs {
+  decoded?: Packed;
+  full?: Packed;
+  pil: Map<string, Uint8Array>;
+  quality: Map<string, number>;
+}
+
+/** `loadImages` with an empty (ours-first) or warm (ours-cached) cache. */
+async function runLoad(setup: Setup, v: string, cacheDir: string) {
+  const { files, flags } = setup;
+  if (v === "ours-cached" && !existsSync(cacheDir)) {
+    await loadImages(files, { size: flags.size, cacheDir });
+  }
+  const t = performance.now();
+  const res = await loadImages(files, { size: flags.size, cacheDir });
+  const seconds = (performance.now() - t) / 1000;
+  if (v === "ours-cached" && res.cacheMisses > 0) {
+    throw new Error(`cached run had ${res.cacheMisses} misses`);
+  }
+  return { seconds, images: res.ok.length };
+}
+
+/** `preprocessFiles` the variant's way; the first run's pixels are kept. */
+async function runDecode(
+  setup: Setup,
+  v: string,
+  first: boolean,
+  outputs: Outputs,
+) {
+  const t = performance.now();
+  const res = await preprocessFiles(setup.paths, {
+    size: setup.flags.size,
+    workers: v === "ours-1core" ? 1 : undefined,
+    decoder: v === "sharp-only" ? "sharp" : "auto",
+    shrinkOnLoad: v !== "ours-full",
+  });
+  const seconds = (performance.now() - t) / 1000;
+  if (first && v === "ours-decode") outputs.decoded = res;
+  if (first && v === "ours-full") outputs.full = res;
+  if (first && v === "sharp-only" && outputs.decoded) {
+    const { area, paths } = setup;
+    outputs.quality.set(
+      "sharp-only vs ours",
+      meanAbsDiff(
+        res.pixels,
+        reorder(outputs.decoded, paths.length, area),
+        area,
+        res.ok,
+        paths.length,
+      ),
+    );
+  }
+  return { seconds, images: res.ok.length };
+}
+
+/** PIL in `procs` processes (`pil-<mode>-<procs>`), timed by the script. */
+async function runPil(
+  setup: Setup,
+  v: string,
+  first: boolean,
+  outputs: Outputs,
+) {
+  const [, mode, procs] = v.split("-");
+  const out = first ? join(setup.tmp, `${v}.bin`) : undefined;
+  const res = await runOk(setup.python, {
+    args: [
+      resolve(import.meta.dirname!, "preprocess_pil.py"),
+      ...["--list", setup.listFile, "--size", String(setup.flags.size)],
+      ...["--procs", procs, "--mode", mode],
+      ...(out ? ["--out", out] : []),
+    ],
+    timeoutMs: 3_600_000,
+  });
+  const report = JSON.parse(res.stdout.trim().split("\n").pop()!);
+  if (out) outputs.pil.set(mode, await Deno.readFile(out));
+  return { seconds: report.seconds as number, images: report.images as number };
+}
+
+/** Every variant `--repeat` times, interleaved; their speeds by variant. */
+async function runAll(
+  setup: Setup,
+  variants: string[],
+  outputs: Outputs,
+): Promise<Map<string, Sample[]>> {
   const samples = new Map<string, Sample[]>(variants.map((v) => [v, []]));
-  const quality = new Map<string, number>();
-  let ourPixels: { pixels: Uint8Array; ok: number[] } | undefined;
-  let fullPixels: { pixels: Uint8Array; ok: number[] } | undefined;
-  const pilOut = new Map<string, Uint8Array>();
-  const area = flags.size * flags.size;
-
-  try {
-    for (let r = 0; r < flags.repeat; r++) {
-      const cacheDir = join(tmp, `cache-${r}`);
-      for (const v of variants) {
-        let seconds: number;
-        let images = n;
-        if (v === "ours-first" || v === "ours-cached") {
-          if (v === "ours-cached" && !existsSync(cacheDir)) {
-            await loadImages(files, { size: flags.size, cacheDir });
-          }
-          const t = performance.now();
-          const res = await loadImages(files, { size: flags.size, cacheDir });
-          seconds = (performance.now() - t) / 1000;
-          images = res.ok.length;
-          if (v === "ours-cached" && res.cacheMisses > 0) {
-            throw new Error(`cached run had ${res.cacheMisses} misses`);
-          }
-        } else if (v.startsWith("ours") || v === "sharp-only") {
-          const t = performance.now();
-          const res = await preprocessFiles(paths, {
-            size: flags.size,
-            workers: v === "ours-1core" ? 1 : undefined,
-            decoder: v === "sharp-only" ? "sharp" : "auto",
-            shrinkOnLoad: v !== "ours-full",
-          });
-          seconds = (performance.now() - t) / 1000;
-          images = res.ok.length;
-          if (r === 0 && v === "ours-decode") ourPixels = res;
-          if (r === 0 && v === "ours-full") fullPixels = res;
-          if (r === 0 && v === "sharp-only" && ourPixels) {
-            quality.set(
-              "sharp-only vs ours",
-              meanAbsDiff(
-                res.pixels,
-                reorder(ourPixels, n, area),
-                area,
-                res.ok,
-                n,
-              ),
-            );
-          }
-        } else {
-          const [, mode, procs] = v.split("-");
-          const out = r === 0 ? join(tmp, `${v}.bin`) : undefined;
-          const res = await runOk(python, {
-            args: [
-              script,
-              "--list",
-              listFile,
-              "--size",
-              String(flags.size),
-              "--procs",
-              procs,
-              "--mode",
-              mode,
-              ...(out ? ["--out", out] : []),
-            ],
-            timeoutMs: 3_600_000,
-          });
-          const report = JSON.parse(res.stdout.trim().split("\n").pop()!);
-          seconds = report.seconds;
-          images = report.images;
-          if (out) pilOut.set(mode, await Deno.readFile(out));
-        }
-        samples.get(v)!.push({ ips: images / seconds, seconds });
-        console.log(
-          `  run ${r + 1} ${v.padEnd(12)} ${
-            (images / seconds).toFixed(0).padStart(6)
-          } images/s  ` +
-            `(${seconds.toFixed(2)} s, ${images} images)`,
-        );
-      }
-      await Deno.remove(cacheDir, { recursive: true }).catch(() => {});
+  for (let r = 0; r < setup.flags.repeat; r++) {
+    const cacheDir = join(setup.tmp, `cache-${r}`);
+    for (const v of variants) {
+      const { seconds, images } = v === "ours-first" || v === "ours-cached"
+        ? await runLoad(setup, v, cacheDir)
+        : v.startsWith("ours") || v === "sharp-only"
+        ? await runDecode(setup, v, r === 0, outputs)
+        : await runPil(setup, v, r === 0, outputs);
+      samples.get(v)!.push({ ips: images / seconds, seconds });
+      console.log(
+        `  run ${r + 1} ${v.padEnd(12)} ${
+          (images / seconds).toFixed(0).padStart(6)
+        } images/s  ` +
+          `(${seconds.toFixed(2)} s, ${images} images)`,
+      );
     }
-  } finally {
-    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    await Deno.remove(cacheDir, { recursive: true }).catch(() => {});
   }
+  return samples;
+}
 
-  for (
-    const [name, ours] of [["ours", ourPixels], [
-      "ours-full",
-      fullPixels,
-    ]] as const
-  ) {
-    if (!ours) continue;
-    for (const [mode, pixels] of pilOut) {
-      quality.set(
+/** Our decoded pixels against PIL's, mode by mode. */
+function compareWithPil(outputs: Outputs, area: number, n: number): void {
+  const ours = [["ours", outputs.decoded], [
+    "ours-full",
+    outputs.full,
+  ]] as const;
+  for (const [name, packed] of ours) {
+    if (!packed) continue;
+    for (const [mode, pixels] of outputs.pil) {
+      outputs.quality.set(
         `${name} vs pil-${mode}`,
-        meanAbsDiff(ours.pixels, pixels, area, ours.ok, n),
+        meanAbsDiff(packed.pixels, pixels, area, packed.ok, n),
       );
     }
   }
+}
 
+/** Best, median and worst speed per variant; returns the bests. */
+function printSpeeds(
+  variants: string[],
+  samples: Map<string, Sample[]>,
+): Map<string, number> {
   console.log("\nimages/s            best   median    worst   spread");
   const best = new Map<string, number>();
   for (const v of variants) {
@@ -312,6 +327,12 @@ async function main(): Promise<void> {
       }%`,
     );
   }
+  return best;
+}
+
+/** Ratios of the pairs that do equal work, and the other comparisons. */
+function printRatios(best: Map<string, number>, procs: number, n: number) {
+  const P = procs;
   const sections: [string, [string, string][]][] = [
     ["equal work, all cores", [
       ["ours-decode", `pil-draft-${P}`],
@@ -343,9 +364,51 @@ async function main(): Promise<void> {
       } s`,
     );
   }
-  if (quality.size > 0) {
+}
+
+/** The files, the variants, a warm page cache and a scratch folder. */
+async function prepare(flags: Flags, variants: string[]): Promise<Setup> {
+  const ds = await discoverDataset(flags.data);
+  const files = evenlySpaced(ds.files, flags.limit);
+  const paths = files.map((f) => f.path);
+  const python = variants.some((v) => v.startsWith("pil"))
+    ? await ensurePeerEnv({ packages: ["pillow", "numpy"] })
+    : "";
+  const tmp = await Deno.makeTempDir({ prefix: "bench-preprocess-" });
+  const listFile = join(tmp, "files.txt");
+  await Deno.writeTextFile(listFile, paths.join("\n") + "\n");
+  // Warm the OS page cache equally for everyone.
+  let bytes = 0;
+  for (const p of paths) bytes += (await Deno.readFile(p)).length;
+  console.log(
+    `${paths.length} files (${
+      (bytes / 1e6).toFixed(0)
+    } MB) from ${flags.data}, ` +
+      `size ${flags.size}, ${flags.repeat} runs each, ` +
+      `${navigator.hardwareConcurrency} cores; page cache warmed`,
+  );
+  const area = flags.size * flags.size;
+  return { flags, files, paths, area, python, listFile, tmp };
+}
+
+/** The benchmark: prepare, run every variant, print speeds and quality. */
+async function benchmark(flags: Flags): Promise<void> {
+  const variants = chooseVariants(flags.procs, flags.only);
+  const setup = await prepare(flags, variants);
+  const outputs: Outputs = { pil: new Map(), quality: new Map() };
+  let samples;
+  try {
+    samples = await runAll(setup, variants, outputs);
+  } finally {
+    await Deno.remove(setup.tmp, { recursive: true }).catch(() => {});
+  }
+  const n = setup.paths.length;
+  compareWithPil(outputs, setup.area, n);
+  const best = printSpeeds(variants, samples);
+  printRatios(best, flags.procs, n);
+  if (outputs.quality.size > 0) {
     console.log("\nmean absolute pixel difference (0–255):");
-    for (const [k, v] of quality) console.log(`${k}: ${v.toFixed(2)}`);
+    for (const [k, v] of outputs.quality) console.log(`${k}: ${v.toFixed(2)}`);
   }
 }
 
@@ -363,14 +426,16 @@ function reorder(
 }
 
 if (import.meta.main) {
-  try {
-    await main();
-  } catch (error) {
-    if (error instanceof UsageError) {
-      console.error(`error: ${error.message}\n\n${USAGE}`);
-      Deno.exit(2);
-    }
-    console.error(`error: ${(error as Error).message}`);
-    Deno.exit(1);
-  }
+  Deno.exit(
+    await runCli(PREPROCESS_CLI, async ({ values }) => {
+      try {
+        await benchmark(checkFlags(values));
+        return 0;
+      } catch (error) {
+        if (error instanceof UsageError) throw error;
+        console.error(`error: ${(error as Error).message}`);
+        return 1;
+      }
+    }),
+  );
 }

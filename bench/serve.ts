@@ -22,7 +22,8 @@
  *   [--workers 2,0] [--no-peer] [--json FILE]
  * ```
  *
- * Scans: `--data DIR`, else the project's data source (`BRAIN_MRI_DATA`,
+ * Every flag is declared in {@linkcode SERVE_BENCH_CLI} (`--help` prints
+ * them). Scans: `--data DIR`, else the project's data source (`BRAIN_MRI_DATA`,
  * `data/`, or the synthetic default, generated on first use). The Python side
  * installs itself into `.cache/bench-venv` from the project's pip index
  * (`tensorflow-cpu==2.21.0`, pillow, numpy; bench/peer_env.ts) when missing.
@@ -32,12 +33,12 @@
 import { readdir, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { writeTextAtomic } from "../lib/core/atomic.ts";
 import { resolveDataSource } from "../lib/data/prepare.ts";
 import { projectPaths } from "../lib/core/paths.ts";
 import { ensurePeerEnv } from "./peer_env.ts";
-import { evenlySpaced, loadAverage, UsageError } from "./bench_util.ts";
+import { evenlySpaced, loadAverage, recordedPath } from "./bench_util.ts";
+import { type FlagValues, runCli, UsageError } from "../lib/core/cli.ts";
 
 /** Our model for the comparison: the same architecture as the peer's. */
 const SAME_AS_PEER = "seedcnn-128-r2";
@@ -45,21 +46,65 @@ const SAME_AS_PEER = "seedcnn-128-r2";
 const HERE = dirname(fileURLToPath(import.meta.url));
 const TF_WHEEL = "tensorflow-cpu==2.21.0";
 
-const USAGE = `usage: deno run -A bench/serve.ts [options]
-
-  --data DIR         scans to post (default: the project's data source)
-  --files N          distinct JPEG scans used, evenly spaced (default 64)
-  --duration S       seconds per server and concurrency (default 10)
-  --requests N       a fixed number of requests instead of a duration
-  --concurrency L    comma-separated client counts (default 1,4,8)
-  --warmup N         untimed requests before each measurement (default 20)
-  --model DIR        our model (default: models/seedcnn-128-r2, the seed CNN
-                     the peer also runs; test-time augmentation off on both)
-  --workers L        our server's --workers settings, one server each
-                     (default: ${navigator.hardwareConcurrency},0 — a worker per core, and none)
-  --no-peer          only our server
-  --json FILE        also write the results to FILE
-  --help             this text`;
+/** The benchmark's command line: every flag with its type, default and help. */
+export const SERVE_BENCH_CLI = {
+  command: "deno run -A bench/serve.ts",
+  summary:
+    "HTTP serving speed: the project's server against a Keras/TensorFlow\n" +
+    "peer with the same API, on loopback, at several client concurrencies.",
+  flags: {
+    data: {
+      type: "string",
+      value: "DIR",
+      defaultText: "the project's data source",
+      help: "scans to post",
+    },
+    files: {
+      type: "integer",
+      default: 64,
+      help: "distinct JPEG scans used, evenly spaced",
+    },
+    duration: {
+      type: "number",
+      value: "S",
+      default: 10,
+      help: "seconds per server and concurrency",
+    },
+    requests: {
+      type: "integer",
+      help: "a fixed number of requests instead of a duration",
+    },
+    concurrency: {
+      type: "string",
+      value: "LIST",
+      default: "1,4,8",
+      help: "comma-separated client counts",
+    },
+    warmup: {
+      type: "integer",
+      default: 20,
+      help: "untimed requests before each measurement",
+    },
+    model: {
+      type: "string",
+      value: "DIR",
+      defaultText: `models/${SAME_AS_PEER}:\nthe seed CNN the peer also runs`,
+      help: "our model (test-time augmentation off, as\nthe peer's)",
+    },
+    workers: {
+      type: "string",
+      value: "LIST",
+      defaultText: "<CPUs>,0: a worker per\ncore, and none",
+      help: "our server's --workers settings, one server\neach",
+    },
+    "no-peer": { type: "boolean", help: "only our server" },
+    json: {
+      type: "string",
+      value: "FILE",
+      help: "also write the results to FILE",
+    },
+  },
+} as const;
 
 interface Flags {
   data?: string;
@@ -74,50 +119,33 @@ interface Flags {
   json?: string;
 }
 
-function positive(value: string | undefined, flag: string, fallback: number) {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) {
+function positive<T extends number | undefined>(value: T, flag: string): T {
+  if (value !== undefined && !(value > 0)) {
     throw new UsageError(
       `--${flag} must be a positive number (got "${value}")`,
     );
   }
-  return n;
+  return value;
 }
 
-function parseFlags(args: string[]): Flags | undefined {
-  const { values } = parseArgs({
-    args,
-    options: {
-      data: { type: "string" },
-      files: { type: "string" },
-      duration: { type: "string" },
-      requests: { type: "string" },
-      concurrency: { type: "string" },
-      warmup: { type: "string" },
-      model: { type: "string" },
-      workers: { type: "string" },
-      "no-peer": { type: "boolean", default: false },
-      json: { type: "string" },
-      help: { type: "boolean", default: false },
-    },
-    strict: true,
-  });
-  if (values.help) return undefined;
-  const concurrency = (values.concurrency ?? "1,4,8").split(",").map((s) =>
-    Number(s.trim())
-  );
-  if (concurrency.some((c) => !Number.isInteger(c) || c < 1)) {
+/** Comma-separated whole numbers, at least `min` each. */
+function integers(text: string, min: number): number[] | undefined {
+  const values = text.split(",").map((s) => Number(s.trim()));
+  return values.some((v) => !Number.isInteger(v) || v < min)
+    ? undefined
+    : values;
+}
+
+function checkFlags(values: FlagValues<typeof SERVE_BENCH_CLI>): Flags {
+  const concurrency = integers(values.concurrency, 1);
+  if (!concurrency) {
     throw new UsageError(
       `--concurrency must be positive integers (got "${values.concurrency}")`,
     );
   }
-  const workers = (values.workers ?? `${navigator.hardwareConcurrency},0`)
-    .split(",").map((s) => Number(s.trim()));
-  if (
-    workers.some((w) => !Number.isInteger(w) || w < 0) ||
-    new Set(workers).size !== workers.length
-  ) {
+  const workersText = values.workers ?? `${navigator.hardwareConcurrency},0`;
+  const workers = integers(workersText, 0);
+  if (!workers || new Set(workers).size !== workers.length) {
     throw new UsageError(
       `--workers must be distinct non-negative integers (got "${values.workers}")`,
     );
@@ -125,13 +153,11 @@ function parseFlags(args: string[]): Flags | undefined {
   return {
     workers,
     data: values.data,
-    files: Math.round(positive(values.files, "files", 64)),
-    duration: positive(values.duration, "duration", 10),
-    requests: values.requests === undefined
-      ? undefined
-      : Math.round(positive(values.requests, "requests", 1)),
+    files: positive(values.files, "files"),
+    duration: positive(values.duration, "duration"),
+    requests: positive(values.requests, "requests"),
     concurrency,
-    warmup: Math.round(positive(values.warmup, "warmup", 20)),
+    warmup: positive(values.warmup, "warmup"),
     model: values.model,
     peer: !values["no-peer"],
     json: values.json,
@@ -395,18 +421,8 @@ function table(rows: string[][]): string {
   ).join("\n");
 }
 
-async function main(): Promise<number> {
-  let flags: Flags | undefined;
-  try {
-    flags = parseFlags(Deno.args);
-  } catch (error) {
-    console.error(`bench/serve.ts: ${(error as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (!flags) {
-    console.log(USAGE);
-    return 0;
-  }
+/** The scans to post: `--files` JPEGs spread over the dataset. */
+async function chooseScans(flags: Flags) {
   let root = flags.data;
   if (!root) {
     const source = await resolveDataSource();
@@ -429,153 +445,162 @@ async function main(): Promise<number> {
   console.log(
     `${scans.length} JPEG scans (of ${all.length}), mean ${fmt(kb)} KB`,
   );
+  return { root, scans };
+}
 
+/** Ours (one per `--workers` setting) and the peer, started together. */
+async function startServers(flags: Flags, python: string): Promise<Server[]> {
+  const root = projectPaths().root;
+  const starting = [
+    ...flags.workers.map((workers) =>
+      startServer(
+        ourLabel(workers),
+        Deno.execPath(),
+        [
+          ...["run", "-A", join(root, "lib", "deploy", "serve.ts")],
+          ...["--port", "0"],
+          "--model",
+          flags.model ?? join(root, "models", SAME_AS_PEER),
+          // The peer predicts each image once: so do we.
+          ...["--tta", "none", "--workers", String(workers)],
+        ],
+        / on (http:\/\/[^ ]+\/)/,
+      )
+    ),
+    ...(flags.peer
+      ? [startServer(
+        "keras",
+        python,
+        [join(HERE, "serve_peer.py"), "--port", "0", "--size", "128"],
+        /listening on (http:\/\/\S+)/,
+        { TF_CPP_MIN_LOG_LEVEL: "2" },
+      )]
+      : []),
+  ];
+  const started = await Promise.allSettled(starting);
+  const servers = started.flatMap((s) =>
+    s.status === "fulfilled" ? [s.value] : []
+  );
+  const failed = started.find((s) => s.status === "rejected");
+  if (failed) {
+    await Promise.all(servers.map(stopServer));
+    throw (failed as PromiseRejectedResult).reason;
+  }
+  return servers;
+}
+
+/** Where each server listens, and the conditions of the measurement. */
+function describe(servers: Server[], flags: Flags): void {
+  for (const s of servers) {
+    console.log(`${s.label}: ${s.url}  ${s.startLines.at(-1)}`);
+    if (s.label === "keras") {
+      console.log(`       ${s.startLines.at(-2) ?? ""}`);
+    }
+  }
+  console.log(
+    `${navigator.hardwareConcurrency} CPUs, load ${
+      fmt(loadAverage(), 2)
+    } (shared with other work: both servers run under the same load)\n` +
+      (flags.requests ? `${flags.requests} requests` : `${flags.duration} s`) +
+      ` per server and concurrency, after ${flags.warmup} warm-up requests`,
+  );
+}
+
+type Results = Record<string, Record<number, LoadResult>>;
+
+/** Each concurrency in turn: every server warmed up, then measured. */
+async function measure(
+  servers: Server[],
+  scans: Uint8Array[],
+  flags: Flags,
+): Promise<Results> {
+  const results: Results = {};
+  for (const s of servers) results[s.label] = {};
+  for (const [k, c] of flags.concurrency.entries()) {
+    const order = k % 2 ? [...servers].reverse() : servers;
+    for (const s of order) {
+      await load(s, scans, c, { requests: Math.max(flags.warmup, c) });
+      const r = await load(
+        s,
+        scans,
+        c,
+        flags.requests
+          ? { requests: flags.requests }
+          : { seconds: flags.duration },
+      );
+      results[s.label][c] = r;
+      console.error(
+        `  C=${c} ${s.label}: ${fmt(r.rps)} req/s, p50 ${fmt(r.p50)} ms, ` +
+          `p99 ${fmt(r.p99)} ms, ${r.requests} ok, ${r.failures} failed` +
+          (r.firstFailure ? ` (${r.firstFailure.slice(0, 200)})` : "") +
+          `, load ${fmt(r.load, 2)}`,
+      );
+    }
+  }
+  return results;
+}
+
+/** One row per concurrency and server. */
+function resultTable(results: Results, servers: Server[], flags: Flags) {
+  const rows: string[][] = [[
+    ...["C", "server", "req/s", "p50 ms", "p90 ms", "p99 ms"],
+    ...["CPU ms/req", "peak RSS MB", "requests", "failed", "load"],
+  ]];
+  for (const c of flags.concurrency) {
+    for (const s of servers) {
+      const r = results[s.label][c];
+      rows.push([
+        ...[String(c), s.label, fmt(r.rps), fmt(r.p50), fmt(r.p90)],
+        ...[fmt(r.p99), fmt(r.cpuMsPerRequest, 2), fmt(r.peakRssMb, 0)],
+        ...[String(r.requests), String(r.failures), fmt(r.load, 2)],
+      ]);
+    }
+  }
+  return table(rows);
+}
+
+/** Ours over Keras per concurrency and `--workers` setting. */
+function ratioTable(results: Results, flags: Flags): string {
+  const rows: string[][] = [["C", "ours", "req/s", "p50", "p99", "CPU/req"]];
+  for (const c of flags.concurrency) {
+    for (const w of flags.workers) {
+      const o = results[ourLabel(w)][c];
+      const q = results.keras[c];
+      rows.push([
+        String(c),
+        ourLabel(w),
+        fmt(o.rps / q.rps, 2),
+        fmt(o.p50 / q.p50, 2),
+        fmt(o.p99 / q.p99, 2),
+        fmt(o.cpuMsPerRequest / q.cpuMsPerRequest, 2),
+      ]);
+    }
+  }
+  return table(rows);
+}
+
+/** The benchmark: scans, servers, measurements, tables, JSON. */
+async function benchmark(flags: Flags): Promise<void> {
+  const { root, scans } = await chooseScans(flags);
   const python = flags.peer
     ? await ensurePeerEnv({ packages: [TF_WHEEL, "pillow", "numpy"] })
     : "";
-  const servers: Server[] = [];
+  const servers = await startServers(flags, python);
   try {
-    const starting = [
-      ...flags.workers.map((workers) =>
-        startServer(
-          ourLabel(workers),
-          Deno.execPath(),
-          [
-            "run",
-            "-A",
-            join(projectPaths().root, "lib", "deploy", "serve.ts"),
-            "--port",
-            "0",
-            "--model",
-            flags.model ?? join(projectPaths().root, "models", SAME_AS_PEER),
-            // The peer predicts each image once: so do we.
-            "--tta",
-            "none",
-            "--workers",
-            String(workers),
-          ],
-          / on (http:\/\/[^ ]+\/)/,
-        )
-      ),
-      ...(flags.peer
-        ? [startServer(
-          "keras",
-          python,
-          [join(HERE, "serve_peer.py"), "--port", "0", "--size", "128"],
-          /listening on (http:\/\/\S+)/,
-          { TF_CPP_MIN_LOG_LEVEL: "2" },
-        )]
-        : []),
-    ];
-    const started = await Promise.allSettled(starting);
-    for (const s of started) {
-      if (s.status === "fulfilled") servers.push(s.value);
-    }
-    const failed = started.find((s) => s.status === "rejected");
-    if (failed) throw (failed as PromiseRejectedResult).reason;
-    for (const s of servers) {
-      console.log(`${s.label}: ${s.url}  ${s.startLines.at(-1)}`);
-      if (s.label === "keras") {
-        console.log(`       ${s.startLines.at(-2) ?? ""}`);
-      }
-    }
-    console.log(
-      `${navigator.hardwareConcurrency} CPUs, load ${
-        fmt(loadAverage(), 2)
-      } (shared with other work: both servers run under the same load)\n` +
-        (flags.requests
-          ? `${flags.requests} requests`
-          : `${flags.duration} s`) +
-        ` per server and concurrency, after ${flags.warmup} warm-up requests`,
-    );
-    const results: Record<string, Record<number, LoadResult>> = {};
-    for (const s of servers) results[s.label] = {};
-    for (const [k, c] of flags.concurrency.entries()) {
-      const order = k % 2 ? [...servers].reverse() : servers;
-      for (const s of order) {
-        await load(s, scans, c, { requests: Math.max(flags.warmup, c) });
-        const r = await load(
-          s,
-          scans,
-          c,
-          flags.requests
-            ? { requests: flags.requests }
-            : { seconds: flags.duration },
-        );
-        results[s.label][c] = r;
-        console.error(
-          `  C=${c} ${s.label}: ${fmt(r.rps)} req/s, p50 ${fmt(r.p50)} ms, ` +
-            `p99 ${fmt(r.p99)} ms, ${r.requests} ok, ${r.failures} failed` +
-            (r.firstFailure ? ` (${r.firstFailure.slice(0, 200)})` : "") +
-            `, load ${fmt(r.load, 2)}`,
-        );
-      }
-    }
-    const rows: string[][] = [[
-      "C",
-      "server",
-      "req/s",
-      "p50 ms",
-      "p90 ms",
-      "p99 ms",
-      "CPU ms/req",
-      "peak RSS MB",
-      "requests",
-      "failed",
-      "load",
-    ]];
-    for (const c of flags.concurrency) {
-      for (const s of servers) {
-        const r = results[s.label][c];
-        rows.push([
-          String(c),
-          s.label,
-          fmt(r.rps),
-          fmt(r.p50),
-          fmt(r.p90),
-          fmt(r.p99),
-          fmt(r.cpuMsPerRequest, 2),
-          fmt(r.peakRssMb, 0),
-          String(r.requests),
-          String(r.failures),
-          fmt(r.load, 2),
-        ]);
-      }
-    }
-    console.log("\n" + table(rows));
+    describe(servers, flags);
+    const results = await measure(servers, scans, flags);
+    console.log("\n" + resultTable(results, servers, flags));
     if (results.keras) {
       console.log(
         "\nratios ours/keras (req/s: >1 is ours faster; latency and CPU: <1 is ours faster)",
       );
-      const ratioRows: string[][] = [[
-        "C",
-        "req/s",
-        "p50",
-        "p99",
-        "CPU/req",
-      ]];
-      ratioRows[0].splice(1, 0, "ours");
-      for (const c of flags.concurrency) {
-        for (const w of flags.workers) {
-          const o = results[ourLabel(w)][c];
-          const q = results.keras[c];
-          ratioRows.push([
-            String(c),
-            ourLabel(w),
-            fmt(o.rps / q.rps, 2),
-            fmt(o.p50 / q.p50, 2),
-            fmt(o.p99 / q.p99, 2),
-            fmt(o.cpuMsPerRequest / q.cpuMsPerRequest, 2),
-          ]);
-        }
-      }
-      console.log(table(ratioRows));
+      console.log(ratioTable(results, flags));
     }
     if (flags.json) {
-      await writeTextAtomic(
-        flags.json,
-        JSON.stringify({ data: root, files: scans.length, results }, null, 2),
-      );
+      // The dataset by a name that says nothing about this machine.
+      const data = recordedPath(root);
+      const json = { data, files: scans.length, results };
+      await writeTextAtomic(flags.json, JSON.stringify(json, null, 2));
     }
   } finally {
     for (const s of servers) {
@@ -585,14 +610,19 @@ async function main(): Promise<number> {
       );
     }
   }
-  return 0;
 }
 
 if (import.meta.main) {
-  try {
-    Deno.exit(await main());
-  } catch (error) {
-    console.error(`bench/serve.ts: ${(error as Error).message}`);
-    Deno.exit(1);
-  }
+  Deno.exit(
+    await runCli(SERVE_BENCH_CLI, async ({ values }) => {
+      const flags = checkFlags(values);
+      try {
+        await benchmark(flags);
+        return 0;
+      } catch (error) {
+        console.error(`bench/serve.ts: ${(error as Error).message}`);
+        return 1;
+      }
+    }),
+  );
 }

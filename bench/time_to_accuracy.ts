@@ -8,7 +8,7 @@
  * two at the same time):
  *
  * 1. Data: `prepareData({ source: --data, size: 128, seed: 42, validation:
- *    0.15, test: 0.2 })`, the duplicate-aware split of the project's issue-7
+ *    0.15, test: 0.2 })`, the duplicate-aware split of the project's model
  *    experiments. Only train and validation are used (never test). They are
  *    written once, as raw uint8 pixels (N×128×128) and int32 labels plus a
  *    `header.json`, to `.cache/bench/time_to_accuracy/<fingerprint>-.../`, and
@@ -88,76 +88,195 @@
  * validation accuracy, and the ratio ours/Keras for each target both reached.
  * `--json FILE` writes everything, per-epoch curves included.
  *
- * Usage:
+ * Usage (every flag in {@linkcode TIME_TO_ACCURACY_CLI}; `--help` prints
+ * them):
  *
  * ```sh
  * deno run -A bench/time_to_accuracy.ts [--data DIR] [--epochs 48] \
  *   [--minutes 30] [--targets 0.94,0.97] [--limit N] [--json FILE]
  * ```
  *
+ * `--data` defaults to the `Training/` folder of the project's dataset root
+ * (`BRAIN_MRI_DATA`, else `data/`). `--json` records paths without this
+ * machine's absolute ones: the cache folder relative to the project, the
+ * dataset by name (see `recordedPath` in `bench_util.ts`) beside its
+ * fingerprint.
+ *
  * The first run installs `tensorflow-cpu==2.21.0` into `.cache/bench-venv`
  * from the project's pip index (bench/peer_env.ts; idempotent).
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { writeFileAtomic, writeTextAtomic } from "../lib/core/atomic.ts";
-import { taskArgs } from "../lib/core/cli.ts";
+import {
+  type FlagValues,
+  type ParsedCli,
+  runCli,
+  UsageError,
+} from "../lib/core/cli.ts";
+import { DEFAULTS } from "../lib/core/defaults.ts";
 import { prepareData } from "../lib/data/prepare.ts";
 import { projectPaths } from "../lib/core/paths.ts";
 import { run } from "../lib/tools/proc.ts";
 import type { ResnetOptions } from "../lib/model/models.ts";
+import type { TrainCallbacks, TrainOptions } from "../lib/train/train.ts";
+import type { DatasetRecord } from "../lib/train/run_files.ts";
 import { ensurePeerEnv } from "./peer_env.ts";
-import { loadAverage, median, positiveInt, UsageError } from "./bench_util.ts";
+import {
+  benchDataset,
+  loadAverage,
+  median,
+  positiveInt,
+  recordedPath,
+} from "./bench_util.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const SELF = join(HERE, "time_to_accuracy.ts");
 const PEER = join(HERE, "time_to_accuracy_keras.py");
 const TF_WHEEL = "tensorflow-cpu==2.21.0";
 
-/** The split of the issue-7 experiments. */
-const SPLIT = { size: 128, seed: 42, validation: 0.15, test: 0.2 } as const;
+/**
+ * The split of the project's model experiments: the project's image size,
+ * seed and validation fraction, and a test fraction of 0.2.
+ */
+const SPLIT = {
+  size: DEFAULTS.imageSize,
+  seed: DEFAULTS.seed,
+  validation: DEFAULTS.validationFraction,
+  test: 0.2,
+} as const;
 /** The network: the project's resnet factory with these options. */
 const FILTERS = [32, 64, 128, 256];
-const BATCH = 32;
-const EVAL_BATCH = 64;
-const LEARNING_RATE = 1e-3;
-const MIN_LR = 1e-5;
+const BATCH = DEFAULTS.batchSize;
+const EVAL_BATCH = DEFAULTS.evalBatchSize;
+const LEARNING_RATE = DEFAULTS.learningRate;
+const MIN_LR = DEFAULTS.minLearningRate;
 /** Validation images whose softmax outputs both sides must agree on. */
 const REFERENCE_IMAGES = 16;
 const DATA_FORMAT = "brain-mri-cnn/time-to-accuracy-data";
 
-const USAGE = `usage: deno run -A bench/time_to_accuracy.ts [options]
+/** The benchmark's command line: every flag with its type, default and help. */
+export const TIME_TO_ACCURACY_CLI = {
+  command: "deno run -A bench/time_to_accuracy.ts",
+  summary:
+    "Wall time for the project and for Keras to reach given validation\n" +
+    "accuracies with the same network, input size, data and machine.",
+  flags: {
+    data: {
+      type: "string",
+      value: "DIR",
+      defaultText: "Training/ of BRAIN_MRI_DATA, else\nof data/",
+      help: "dataset",
+    },
+    epochs: {
+      type: "integer",
+      default: 48,
+      help: "epochs, the length of the cosine decay",
+    },
+    minutes: {
+      type: "number",
+      value: "M",
+      default: 30,
+      help: "time budget per side",
+    },
+    targets: {
+      type: "string",
+      value: "LIST",
+      default: "0.94,0.97",
+      help: "validation accuracies to reach,\ncomma-separated",
+    },
+    limit: {
+      type: "integer",
+      help: "train on N training images (stratified), for\nquick checks",
+    },
+    seed: {
+      type: "integer",
+      default: DEFAULTS.seed,
+      help: "seed of initialisation, shuffling, augmentation\n" +
+        `and dropout (the split always uses ${SPLIT.seed})`,
+    },
+    order: {
+      type: "string",
+      value: "LIST",
+      default: "ours,keras",
+      help: "which sides, in which order",
+    },
+    init: {
+      type: "string",
+      choices: ["shared", "keras"],
+      default: "shared",
+      help: "Keras starts from our initial weights (shared)\n" +
+        "or from its own seeded Glorot\ninitialisation",
+    },
+    "keras-brightness": {
+      type: "string",
+      choices: ["multiplicative", "additive"],
+      value: "MODE",
+      default: "multiplicative",
+      help:
+        "Keras brightness: multiplicative as ours, or\nadditive (RandomBrightness)",
+    },
+    "stop-when-reached": {
+      type: "boolean",
+      help: "stop a side once it has reached every target",
+    },
+    "cosine-over": {
+      type: "string",
+      choices: ["epochs", "time"],
+      default: "epochs",
+      help: "the cosine decay runs over --epochs or over the\n" +
+        "--minutes budget, from each epoch's start\ntime",
+    },
+    "weight-decay": {
+      type: "number",
+      value: "WD",
+      default: 0,
+      help: "decoupled weight decay of the kernels\n(AdamW)",
+    },
+    ema: {
+      type: "number",
+      value: "DECAY",
+      default: 0,
+      help: "validate a moving average of the weights\n(0: off)",
+    },
+    save: {
+      type: "string",
+      value: "RUN_DIR",
+      help: "keep our side's run as a project run folder\n" +
+        "(model with metadata, history, manifest; best\n" +
+        "validation epoch restored), like `deno task train`",
+    },
+    json: {
+      type: "string",
+      value: "FILE",
+      help: "write everything (per-epoch curves too) to FILE",
+    },
+    worker: {
+      type: "string",
+      choices: ["export", "ours"],
+      help: "internal: run one of our side's steps in this\n" +
+        "process (with --data-dir and --out)",
+    },
+    "data-dir": {
+      type: "string",
+      value: "DIR",
+      help: "internal: the data folder a worker reads",
+    },
+    out: {
+      type: "string",
+      value: "FILE",
+      help: "internal: the report a worker writes",
+    },
+  },
+  footer:
+    "The shipped recipe (resnet-128-e9/e11): --epochs 200 --minutes 60\n" +
+    "--cosine-over time --weight-decay 1 --ema 0.998",
+} as const;
 
-  --data DIR            dataset (default /work/shared/data/brain-tumor-mri/Training)
-  --epochs N            epochs, the length of the cosine decay (default 48)
-  --minutes M           time budget per side (default 30)
-  --targets LIST        validation accuracies, comma-separated (default 0.94,0.97)
-  --limit N             train on N training images (stratified), for quick checks
-  --seed S              seed of initialisation, shuffling, augmentation and
-                        dropout (default 42; the split always uses 42)
-  --order LIST          which sides, in which order (default ours,keras)
-  --init shared|keras   Keras starts from our initial weights (default) or
-                        from its own seeded Glorot initialisation
-  --keras-brightness multiplicative|additive
-                        Keras brightness as ours (default) or RandomBrightness
-  --stop-when-reached   stop a side once it has reached every target
-  --cosine-over epochs|time
-                        the cosine decay runs over --epochs (default) or over
-                        the --minutes budget, from each epoch's start time
-  --weight-decay WD     decoupled weight decay of the kernels (AdamW; default 0)
-  --ema DECAY           validate a moving average of the weights (default 0: off)
-                        The shipped recipe (resnet-128-e9/e11): --epochs 200
-                        --minutes 60 --cosine-over time --weight-decay 1
-                        --ema 0.998
-  --save RUN_DIR        keep our side's run as a project run folder (model
-                        with metadata, history, manifest; best validation
-                        epoch restored), like \`deno task train\` would write it
-  --json FILE           write everything (per-epoch curves too) to FILE
-  --help                this text`;
+type BenchFlags = FlagValues<typeof TIME_TO_ACCURACY_CLI>;
 
 // ---------------------------------------------------------------------------
 // Shared types and helpers
@@ -363,7 +482,8 @@ async function writeData(
     version: 1,
     pixelsType: "uint8 N×size×size",
     labelsType: "int32le N",
-    source: data.source.root,
+    // By name, not by this machine's absolute path (see recordedPath).
+    source: recordedPath(data.source.root),
     size: SPLIT.size,
     splitSeed: SPLIT.seed,
     validationFraction: SPLIT.validation,
@@ -520,21 +640,26 @@ async function exportWorker(
   );
 }
 
-/** Our training: lib/train/train.ts' trainModel, timed per epoch. */
-async function oursWorker(
-  dir: string,
-  out: string,
-  bench: BenchOptions,
-): Promise<void> {
-  const { trainModel } = await import("../lib/train/train.ts");
-  const { versions } = await import("../lib/core/versions.ts");
-  const { header, train, validation } = await readData(dir);
-  const nVal = validation.labels.length;
-  const epochs: EpochPoint[] = [];
-  const controller = new AbortController();
-  let t0 = 0;
-  let targetsReached = false;
-  const result = await trainModel({
+/** The data a training worker read. */
+type WorkerData = Awaited<ReturnType<typeof readData>>;
+
+/**
+ * `trainModel`'s options for our side, without callbacks: the shipped
+ * network and recipe; with `--save`, a run folder kept as `deno task train`
+ * keeps one.
+ */
+function oursTrainOptions(data: WorkerData, bench: BenchOptions) {
+  const { header, train, validation } = data;
+  const split = {
+    validation: header.validationFraction,
+    test: header.testFraction,
+  };
+  const dataset: DatasetRecord = {
+    name: header.source,
+    fingerprint: header.fingerprint,
+    synthetic: false,
+  };
+  return {
     train,
     validation,
     classes: header.classes,
@@ -557,68 +682,90 @@ async function oursWorker(
     ...(bench.save === undefined ? {} : {
       runDir: bench.save,
       datasetFingerprint: header.fingerprint,
-      split: {
-        validation: header.validationFraction,
-        test: header.testFraction,
-      },
+      split,
       manifestExtra: {
-        source: { root: header.source, synthetic: false },
-        split: {
-          seed: header.splitSeed,
-          validation: header.validationFraction,
-          test: header.testFraction,
-        },
+        dataset,
+        split: { seed: header.splitSeed, ...split },
         trainedBy: "bench/time_to_accuracy.ts",
       },
     }),
-    signal: controller.signal,
-    callbacks: {
-      onTrainBegin() {
-        t0 = performance.now();
-      },
-      onEpochEnd({ record }) {
-        const point: EpochPoint = {
-          epoch: record.epoch,
-          elapsed: (performance.now() - t0) / 1000,
-          seconds: record.seconds,
-          trainSeconds: record.trainSeconds,
-          loss: record.loss,
-          acc: record.acc,
-          val_loss: record.val_loss,
-          val_acc: record.val_acc,
-          lr: record.lr,
-        };
-        epochs.push(point);
-        console.error(
-          `ours  epoch ${String(point.epoch).padStart(3)}/${bench.epochs}  ` +
-            `t ${point.elapsed.toFixed(1).padStart(8)} s  val_acc ${
-              point.val_acc?.toFixed(4)
-            }  val_loss ${point.val_loss?.toFixed(4)}  loss ${
-              point.loss?.toFixed(4)
-            }  lr ${point.lr.toExponential(2)}`,
-        );
-        if (
-          bench.stopWhenReached &&
-          bench.targets.every((t) =>
-            epochs.some((e) => reached(e.val_acc, nVal, t))
-          )
-        ) {
-          targetsReached = true;
-          controller.abort();
-        }
-      },
+  } satisfies Omit<TrainOptions, "callbacks" | "signal">;
+}
+
+/**
+ * Records every epoch (wall time since training began, validation accuracy
+ * and loss), logs it, and with `--stop-when-reached` stops once every target
+ * is reached.
+ */
+function epochRecorder(bench: BenchOptions, validationImages: number) {
+  const epochs: EpochPoint[] = [];
+  const controller = new AbortController();
+  const state = { targetsReached: false };
+  let t0 = 0;
+  const callbacks: TrainCallbacks = {
+    onTrainBegin() {
+      t0 = performance.now();
     },
+    onEpochEnd({ record }) {
+      const point: EpochPoint = {
+        epoch: record.epoch,
+        elapsed: (performance.now() - t0) / 1000,
+        seconds: record.seconds,
+        trainSeconds: record.trainSeconds,
+        loss: record.loss,
+        acc: record.acc,
+        val_loss: record.val_loss,
+        val_acc: record.val_acc,
+        lr: record.lr,
+      };
+      epochs.push(point);
+      console.error(
+        `ours  epoch ${String(point.epoch).padStart(3)}/${bench.epochs}  ` +
+          `t ${point.elapsed.toFixed(1).padStart(8)} s  val_acc ${
+            point.val_acc?.toFixed(4)
+          }  val_loss ${point.val_loss?.toFixed(4)}  loss ${
+            point.loss?.toFixed(4)
+          }  lr ${point.lr.toExponential(2)}`,
+      );
+      const all = bench.targets.every((t) =>
+        epochs.some((e) => reached(e.val_acc, validationImages, t))
+      );
+      if (bench.stopWhenReached && all) {
+        state.targetsReached = true;
+        controller.abort();
+      }
+    },
+  };
+  return { epochs, callbacks, signal: controller.signal, state };
+}
+
+/** Our training: lib/train/train.ts' trainModel, timed per epoch. */
+async function oursWorker(
+  dir: string,
+  out: string,
+  bench: BenchOptions,
+): Promise<void> {
+  const { trainModel } = await import("../lib/train/train.ts");
+  const { versions } = await import("../lib/core/versions.ts");
+  const data = await readData(dir);
+  const nVal = data.validation.labels.length;
+  const recorder = epochRecorder(bench, nVal);
+  const result = await trainModel({
+    ...oursTrainOptions(data, bench),
+    signal: recorder.signal,
+    callbacks: recorder.callbacks,
   });
   const params = result.model.countParams();
   result.model.dispose();
+  const epochs = recorder.epochs;
   const report: SideReport = {
     impl: "ours",
     params,
     versions: versions(),
-    trainImages: train.labels.length,
+    trainImages: data.train.labels.length,
     validationImages: nVal,
     epochs,
-    stopReason: targetsReached && result.stopReason === "aborted"
+    stopReason: recorder.state.targetsReached && result.stopReason === "aborted"
       ? "targets-reached"
       : result.stopReason,
     seconds: epochs.at(-1)?.elapsed ?? 0,
@@ -802,78 +949,80 @@ function fmt(x: number, digits = 1): string {
   return Number.isFinite(x) ? x.toFixed(digits) : "–";
 }
 
-function printTable(
-  sides: { name: string; summary: SideSummary }[],
-  bench: BenchOptions,
-): void {
+type Side = { name: string; summary: SideSummary };
+
+/** ours/keras of two values, when both are there. */
+function ratio(a: number | null, b: number | null): string {
+  return a !== null && b !== null && b > 0 ? (a / b).toFixed(2) : "–";
+}
+
+/** One row per target: when each side reached it, or its best. */
+function targetRows(sides: Side[], bench: BenchOptions): string[][] {
   const both = sides.length === 2 ? sides : undefined;
-  const ratio = (a: number | null, b: number | null) =>
-    a !== null && b !== null && b > 0 ? (a / b).toFixed(2) : "–";
-  const rows: string[][] = [];
-  bench.targets.forEach((target, i) => {
-    rows.push([
-      `val acc ≥ ${pct(target)}`,
-      ...sides.map(({ summary: s }) => {
-        const t = s.targets[i];
-        if (t.seconds !== null) {
-          return `${fmt(t.seconds)} s (epoch ${t.epoch})`;
-        }
-        const where = s.stopReason === "time-budget"
-          ? `${bench.minutes} min`
-          : `${s.epochs} epochs (${fmt(s.seconds / 60)} min)`;
-        return `not reached in ${where}, best ${
-          s.best ? `${pct(s.best.val_acc)} at epoch ${s.best.epoch}` : "–"
-        }`;
-      }),
-      ...(both
-        ? [
-          ratio(
-            both[0].summary.targets[i].seconds,
-            both[1].summary.targets[i].seconds,
-          ),
-        ]
-        : []),
-    ]);
-  });
-  rows.push([
-    "best val acc",
-    ...sides.map(({ summary: s }) =>
-      s.best ? `${pct(s.best.val_acc)} (epoch ${s.best.epoch})` : "–"
-    ),
-    ...(both ? [""] : []),
-  ]);
-  rows.push([
-    "epochs run",
-    ...sides.map(({ summary: s }) =>
-      `${s.epochs} in ${fmt(s.seconds)} s (${s.stopReason})`
-    ),
-    ...(both ? [""] : []),
-  ]);
-  rows.push([
-    "train ms/img/epoch",
-    ...sides.map(({ summary: s }) => fmt(s.msPerImagePerEpoch, 2)),
+  return bench.targets.map((target, i) => [
+    `val acc ≥ ${pct(target)}`,
+    ...sides.map(({ summary: s }) => {
+      const t = s.targets[i];
+      if (t.seconds !== null) {
+        return `${fmt(t.seconds)} s (epoch ${t.epoch})`;
+      }
+      const where = s.stopReason === "time-budget"
+        ? `${bench.minutes} min`
+        : `${s.epochs} epochs (${fmt(s.seconds / 60)} min)`;
+      return `not reached in ${where}, best ${
+        s.best ? `${pct(s.best.val_acc)} at epoch ${s.best.epoch}` : "–"
+      }`;
+    }),
     ...(both
       ? [
         ratio(
-          both[0].summary.msPerImagePerEpoch,
-          both[1].summary.msPerImagePerEpoch,
+          both[0].summary.targets[i].seconds,
+          both[1].summary.targets[i].seconds,
         ),
       ]
       : []),
   ]);
-  rows.push([
-    "s/epoch incl. validation",
-    ...sides.map(({ summary: s }) => fmt(s.secondsPerEpoch, 1)),
-    ...(both
-      ? [
-        ratio(both[0].summary.secondsPerEpoch, both[1].summary.secondsPerEpoch),
-      ]
-      : []),
-  ]);
+}
+
+/** The best accuracy, the epochs run and the speeds, side by side. */
+function speedRows(sides: Side[]): string[][] {
+  const both = sides.length === 2 ? sides : undefined;
+  const compared = (key: "msPerImagePerEpoch" | "secondsPerEpoch") =>
+    both ? [ratio(both[0].summary[key], both[1].summary[key])] : [];
+  return [
+    [
+      "best val acc",
+      ...sides.map(({ summary: s }) =>
+        s.best ? `${pct(s.best.val_acc)} (epoch ${s.best.epoch})` : "–"
+      ),
+      ...(both ? [""] : []),
+    ],
+    [
+      "epochs run",
+      ...sides.map(({ summary: s }) =>
+        `${s.epochs} in ${fmt(s.seconds)} s (${s.stopReason})`
+      ),
+      ...(both ? [""] : []),
+    ],
+    [
+      "train ms/img/epoch",
+      ...sides.map(({ summary: s }) => fmt(s.msPerImagePerEpoch, 2)),
+      ...compared("msPerImagePerEpoch"),
+    ],
+    [
+      "s/epoch incl. validation",
+      ...sides.map(({ summary: s }) => fmt(s.secondsPerEpoch, 1)),
+      ...compared("secondsPerEpoch"),
+    ],
+  ];
+}
+
+function printTable(sides: Side[], bench: BenchOptions): void {
+  const rows = [...targetRows(sides, bench), ...speedRows(sides)];
   const header = [
     "",
     ...sides.map((s) => s.name),
-    ...(both ? ["ours/keras"] : []),
+    ...(sides.length === 2 ? ["ours/keras"] : []),
   ];
   const widths = header.map((h, i) =>
     Math.max(h.length, ...rows.map((r) => r[i].length))
@@ -889,82 +1038,41 @@ function printTable(
 // Main
 // ---------------------------------------------------------------------------
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    args: taskArgs(),
-    options: {
-      data: { type: "string" },
-      epochs: { type: "string" },
-      minutes: { type: "string" },
-      targets: { type: "string" },
-      limit: { type: "string" },
-      seed: { type: "string" },
-      order: { type: "string" },
-      init: { type: "string" },
-      "keras-brightness": { type: "string" },
-      "stop-when-reached": { type: "boolean" },
-      save: { type: "string" },
-      "cosine-over": { type: "string" },
-      "weight-decay": { type: "string" },
-      ema: { type: "string" },
-      json: { type: "string" },
-      help: { type: "boolean" },
-      // internal: the child processes
-      worker: { type: "string" },
-      "data-dir": { type: "string" },
-      out: { type: "string" },
-    },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (values.help) {
-    console.log(USAGE);
-    return;
-  }
-  const minutes = values.minutes === undefined ? 30 : Number(values.minutes);
+/** The settings both sides share, checked. */
+function benchOptions(values: BenchFlags): BenchOptions {
+  const { minutes, seed, ema } = values;
   if (!(minutes > 0)) {
     throw new UsageError(
-      `--minutes must be a positive number (got "${values.minutes}")`,
+      `--minutes must be a positive number (got "${minutes}")`,
     );
   }
-  const seed = values.seed === undefined ? 42 : Number(values.seed);
   if (!Number.isSafeInteger(seed) || seed < 0) {
     throw new UsageError(
-      `--seed must be a non-negative integer (got "${values.seed}")`,
+      `--seed must be a non-negative integer (got "${seed}")`,
     );
   }
-  const cosineOver = values["cosine-over"] ?? "epochs";
-  if (cosineOver !== "epochs" && cosineOver !== "time") {
+  const weightDecay = values["weight-decay"];
+  if (!(weightDecay >= 0)) {
     throw new UsageError(
-      `--cosine-over must be epochs or time (got "${cosineOver}")`,
+      `--weight-decay must be a number >= 0 (got "${weightDecay}")`,
     );
   }
-  const weightDecay = values["weight-decay"] === undefined
-    ? 0
-    : Number(values["weight-decay"]);
-  if (!(weightDecay >= 0 && Number.isFinite(weightDecay))) {
-    throw new UsageError(
-      `--weight-decay must be a number >= 0 (got "${values["weight-decay"]}")`,
-    );
-  }
-  const ema = values.ema === undefined ? 0 : Number(values.ema);
   if (!(ema === 0 || (ema > 0 && ema < 1))) {
     throw new UsageError(
-      `--ema must be 0 (off) or a decay in (0, 1) (got "${values.ema}")`,
+      `--ema must be 0 (off) or a decay in (0, 1) (got "${ema}")`,
     );
   }
   const bench: BenchOptions = {
-    cosineOver,
+    cosineOver: values["cosine-over"],
     weightDecay,
     ema,
-    epochs: positiveInt(values.epochs, "epochs", 48),
+    epochs: positiveInt(values.epochs, "epochs"),
     minutes,
-    targets: parseTargets(values.targets ?? "0.94,0.97"),
+    targets: parseTargets(values.targets),
     seed,
-    stopWhenReached: values["stop-when-reached"] ?? false,
+    stopWhenReached: values["stop-when-reached"],
     ...(values.save === undefined ? {} : { save: resolve(values.save) }),
   };
-
   if (bench.save !== undefined && bench.seed !== SPLIT.seed) {
     // A saved model records one seed, which `evaluate --split test` also
     // uses to re-derive the split: it must be the split's.
@@ -972,23 +1080,12 @@ async function main(): Promise<void> {
       `--save needs --seed ${SPLIT.seed} (the split's seed; got ${bench.seed})`,
     );
   }
+  return bench;
+}
 
-  if (values.worker !== undefined) {
-    if (!values["data-dir"] || !values.out) {
-      throw new UsageError("--worker needs --data-dir and --out");
-    }
-    if (values.worker === "export") {
-      await exportWorker(values["data-dir"], values.out, bench.seed);
-    } else if (values.worker === "ours") {
-      await oursWorker(values["data-dir"], values.out, bench);
-    } else {
-      throw new UsageError(`unknown worker "${values.worker}"`);
-    }
-    return;
-  }
-
-  const order = (values.order ?? "ours,keras").split(",").map((s) => s.trim())
-    .filter(Boolean);
+/** Which sides run, in which order, and how the Keras side is set up. */
+function sideOptions(values: BenchFlags) {
+  const order = values.order.split(",").map((s) => s.trim()).filter(Boolean);
   if (
     !order.length || order.some((s) => s !== "ours" && s !== "keras") ||
     new Set(order).size !== order.length
@@ -997,154 +1094,221 @@ async function main(): Promise<void> {
       `--order must list ours and/or keras once each (got "${values.order}")`,
     );
   }
-  const init = values.init ?? "shared";
-  if (init !== "shared" && init !== "keras") {
-    throw new UsageError(`--init must be shared or keras (got "${init}")`);
-  }
-  const brightness = values["keras-brightness"] ?? "multiplicative";
-  if (brightness !== "multiplicative" && brightness !== "additive") {
-    throw new UsageError(
-      `--keras-brightness must be multiplicative or additive (got "${brightness}")`,
-    );
-  }
-  const limit = values.limit === undefined
-    ? undefined
-    : positiveInt(values.limit, "limit", 0);
-  const source = values.data ?? "/work/shared/data/brain-tumor-mri/Training";
-  if (!existsSync(source)) {
-    throw new UsageError(`--data ${source}: no such folder`);
-  }
+  return {
+    order,
+    init: values.init,
+    brightness: values["keras-brightness"],
+    limit: values.limit === undefined
+      ? undefined
+      : positiveInt(values.limit, "limit"),
+  };
+}
 
-  const { dir, header } = await writeData(source, limit);
-  const python = await ensurePeerEnv({ packages: [TF_WHEEL] });
-  const work = await Deno.makeTempDir({ dir, prefix: "run-" });
-  try {
-    console.error(
-      `resnet [${FILTERS}] at ${header.size}×${header.size}×1, ${header.classes.length} ` +
-        `classes; train ${header.train.count}${
-          limit === undefined ? "" : ` (--limit ${limit})`
-        }, validation ${header.validation.count} (split seed ${header.splitSeed}, ` +
-        `val ${header.validationFraction}, test ${header.testFraction}, test unused); ` +
-        `batch ${BATCH}, Adam ${LEARNING_RATE} → ${MIN_LR} cosine over ${
-          bench.cosineOver === "time"
-            ? `the ${bench.minutes}-min budget`
-            : `${bench.epochs} epochs`
-        }, weight decay ${bench.weightDecay}, EMA ${
-          bench.ema || "off"
-        }, budget ${bench.minutes} min per side, seed ${bench.seed}; ` +
-        `${navigator.hardwareConcurrency} CPUs, load ${fmt(loadAverage(), 2)}`,
+type Sides = ReturnType<typeof sideOptions>;
+
+/** A child process's step: export our network, or train our side. */
+async function runWorker(values: BenchFlags, bench: BenchOptions) {
+  if (!values["data-dir"] || !values.out) {
+    throw new UsageError("--worker needs --data-dir and --out");
+  }
+  if (values.worker === "export") {
+    await exportWorker(values["data-dir"], values.out, bench.seed);
+  } else {
+    await oursWorker(values["data-dir"], values.out, bench);
+  }
+}
+
+/** What is about to run, on one line. */
+function describeSetup(header: DataHeader, bench: BenchOptions, sides: Sides) {
+  const { limit } = sides;
+  console.error(
+    `resnet [${FILTERS}] at ${header.size}×${header.size}×1, ${header.classes.length} ` +
+      `classes; train ${header.train.count}${
+        limit === undefined ? "" : ` (--limit ${limit})`
+      }, validation ${header.validation.count} (split seed ${header.splitSeed}, ` +
+      `val ${header.validationFraction}, test ${header.testFraction}, test unused); ` +
+      `batch ${BATCH}, Adam ${LEARNING_RATE} → ${MIN_LR} cosine over ${
+        bench.cosineOver === "time"
+          ? `the ${bench.minutes}-min budget`
+          : `${bench.epochs} epochs`
+      }, weight decay ${bench.weightDecay}, EMA ${
+        bench.ema || "off"
+      }, budget ${bench.minutes} min per side, seed ${bench.seed}; ` +
+      `${navigator.hardwareConcurrency} CPUs, load ${fmt(loadAverage(), 2)}`,
+  );
+}
+
+/** Where a run works: the data, the peer's Python, a scratch folder. */
+interface Workspace {
+  dir: string;
+  python: string;
+  work: string;
+  /** Our exported initial weights (the Keras side may start from them). */
+  weights: string;
+}
+
+/**
+ * Exports our network and has Keras build the same one: the parameter
+ * counts must match and, on the same weights, the outputs agree.
+ */
+async function checkNetworks(ws: Workspace, bench: BenchOptions, sides: Sides) {
+  await runOurs("export", ws.dir, ws.weights, bench);
+  const check = join(ws.work, "keras-check.json");
+  await runKeras(ws.python, ws.dir, ws.weights, check, bench, {
+    checkOnly: true,
+    init: sides.init,
+    brightness: sides.brightness,
+  });
+  const exported = await readReport<{ params: number }>(
+    ws.weights,
+    "ours (export)",
+  );
+  const checked = await readReport<
+    { params: number; referenceMaxAbsDiff: number }
+  >(check, "keras (check)");
+  console.log(
+    `parameters: ours ${exported.params.toLocaleString("en")}, keras ${
+      checked.params.toLocaleString("en")
+    }; same weights → softmax max |diff| ${
+      checked.referenceMaxAbsDiff.toExponential(1)
+    } on ${REFERENCE_IMAGES} validation images`,
+  );
+  if (exported.params !== checked.params) {
+    throw new Error(
+      `the parameter counts differ (ours ${exported.params}, keras ${checked.params})`,
     );
-    const weights = join(work, "init.json");
-    await runOurs("export", dir, weights, bench);
-    const check = join(work, "keras-check.json");
-    await runKeras(python, dir, weights, check, bench, {
-      checkOnly: true,
-      init,
-      brightness,
-    });
-    const exported = await readReport<{ params: number }>(
-      weights,
-      "ours (export)",
-    );
-    const checked = await readReport<
-      { params: number; referenceMaxAbsDiff: number }
-    >(
-      check,
-      "keras (check)",
-    );
-    console.log(
-      `parameters: ours ${exported.params.toLocaleString("en")}, keras ${
-        checked.params.toLocaleString("en")
-      }; same weights → softmax max |diff| ${
-        checked.referenceMaxAbsDiff.toExponential(1)
-      } on ${REFERENCE_IMAGES} validation images`,
-    );
-    if (exported.params !== checked.params) {
+  }
+  return { exported, checked };
+}
+
+/** Trains each side in `--order`, one after the other. */
+async function trainSides(
+  ws: Workspace,
+  bench: BenchOptions,
+  sides: Sides,
+  params: number,
+): Promise<Record<string, SideReport>> {
+  const reports: Record<string, SideReport> = {};
+  for (const side of sides.order) {
+    const out = join(ws.work, `${side}.json`);
+    const load = loadAverage();
+    console.error(`\n== ${side}: training (load ${fmt(load, 2)}) ==`);
+    if (side === "ours") await runOurs("ours", ws.dir, out, bench);
+    else {
+      await runKeras(ws.python, ws.dir, ws.weights, out, bench, {
+        checkOnly: false,
+        init: sides.init,
+        brightness: sides.brightness,
+      });
+    }
+    reports[side] = { ...await readReport<SideReport>(out, side), load };
+  }
+  for (const r of Object.values(reports)) {
+    if (r.params !== params) {
       throw new Error(
-        `the parameter counts differ (ours ${exported.params}, keras ${checked.params})`,
+        `${r.impl} trained ${r.params} parameters, the exported model has ${params}`,
       );
     }
+  }
+  return reports;
+}
 
-    const reports: Record<string, SideReport> = {};
-    for (const side of order) {
-      const out = join(work, `${side}.json`);
-      const load = loadAverage();
-      console.error(`\n== ${side}: training (load ${fmt(load, 2)}) ==`);
-      if (side === "ours") await runOurs("ours", dir, out, bench);
-      else {
-        await runKeras(python, dir, weights, out, bench, {
-          checkOnly: false,
-          init,
-          brightness,
-        });
-      }
-      reports[side] = { ...await readReport<SideReport>(out, side), load };
-    }
-    for (const r of Object.values(reports)) {
-      if (r.params !== exported.params) {
-        throw new Error(
-          `${r.impl} trained ${r.params} parameters, the exported model has ${exported.params}`,
-        );
-      }
-    }
+/** Each side's summary, named by its library versions. */
+function summaries(reports: Record<string, SideReport>, bench: BenchOptions) {
+  return ["ours", "keras"].filter((s) => reports[s]).map((s) => ({
+    name: s === "ours"
+      ? `ours (tfjs-node ${reports[s].versions["tfjs-node"]}, libtensorflow ${
+        reports[s].versions.libtensorflow
+      })`
+      : `keras (TF ${reports[s].versions.tensorflow}, Keras ${
+        reports[s].versions.keras
+      })`,
+    side: s,
+    summary: summarise(reports[s], bench.targets),
+  }));
+}
 
-    const sides = ["ours", "keras"].filter((s) => reports[s]).map((s) => ({
-      name: s === "ours"
-        ? `ours (tfjs-node ${reports[s].versions["tfjs-node"]}, libtensorflow ${
-          reports[s].versions.libtensorflow
-        })`
-        : `keras (TF ${reports[s].versions.tensorflow}, Keras ${
-          reports[s].versions.keras
-        })`,
-      side: s,
-      summary: summarise(reports[s], bench.targets),
-    }));
+/** Everything, per-epoch curves too, with no absolute path of this machine. */
+function resultsJson(run: {
+  bench: BenchOptions;
+  sides: Sides;
+  source: string;
+  ws: Workspace;
+  header: DataHeader;
+  checked: unknown;
+  params: number;
+  summaries: ReturnType<typeof summaries>;
+  reports: Record<string, SideReport>;
+}): string {
+  const { bench, sides, header } = run;
+  const results = {
+    benchmark: "time_to_accuracy",
+    at: new Date().toISOString(),
+    options: {
+      ...bench,
+      ...(bench.save === undefined ? {} : { save: recordedPath(bench.save) }),
+      limit: sides.limit ?? null,
+      order: sides.order,
+      init: sides.init,
+      kerasBrightness: sides.brightness,
+      data: recordedPath(run.source),
+    },
+    model: { arch: "resnet", filters: FILTERS, params: run.params },
+    training: {
+      batch: BATCH,
+      evalBatch: EVAL_BATCH,
+      learningRate: LEARNING_RATE,
+      minLr: MIN_LR,
+    },
+    data: { dir: recordedPath(run.ws.dir), ...header },
+    check: run.checked,
+    summary: Object.fromEntries(run.summaries.map((s) => [s.side, s.summary])),
+    reports: run.reports,
+  };
+  return JSON.stringify(results, null, 2) + "\n";
+}
+
+/** The benchmark: data, network check, both trainings, summary, JSON. */
+async function compare(values: BenchFlags, bench: BenchOptions) {
+  const sides = sideOptions(values);
+  const source = benchDataset({ given: values.data });
+  const { dir, header } = await writeData(source, sides.limit);
+  const python = await ensurePeerEnv({ packages: [TF_WHEEL] });
+  const work = await Deno.makeTempDir({ dir, prefix: "run-" });
+  const ws: Workspace = { dir, python, work, weights: join(work, "init.json") };
+  try {
+    describeSetup(header, bench, sides);
+    const { exported, checked } = await checkNetworks(ws, bench, sides);
+    const reports = await trainSides(ws, bench, sides, exported.params);
+    const summarised = summaries(reports, bench);
     console.log(
       `\ntime to validation accuracy (${header.validation.count} validation images; ` +
         `wall time from the start of training, validation included)\n`,
     );
-    printTable(sides, bench);
+    printTable(summarised, bench);
     console.log(
       `\nload at start: ${
-        sides.map((s) => `${s.side} ${fmt(reports[s.side].load ?? NaN, 2)}`)
+        summarised.map((s) =>
+          `${s.side} ${fmt(reports[s.side].load ?? NaN, 2)}`
+        )
           .join(", ")
       } (${navigator.hardwareConcurrency} CPUs)`,
     );
-
     if (values.json) {
+      const params = exported.params;
       await writeTextAtomic(
         values.json,
-        JSON.stringify(
-          {
-            benchmark: "time_to_accuracy",
-            at: new Date().toISOString(),
-            options: {
-              ...bench,
-              limit: limit ?? null,
-              order,
-              init,
-              kerasBrightness: brightness,
-              data: source,
-            },
-            model: {
-              arch: "resnet",
-              filters: FILTERS,
-              params: exported.params,
-            },
-            training: {
-              batch: BATCH,
-              evalBatch: EVAL_BATCH,
-              learningRate: LEARNING_RATE,
-              minLr: MIN_LR,
-            },
-            data: { dir, ...header },
-            check: checked,
-            summary: Object.fromEntries(sides.map((s) => [s.side, s.summary])),
-            reports,
-          },
-          null,
-          2,
-        ) + "\n",
+        resultsJson({
+          bench,
+          sides,
+          source,
+          ws,
+          header,
+          checked,
+          params,
+          summaries: summarised,
+          reports,
+        }),
       );
       console.log(`wrote ${values.json}`);
     }
@@ -1153,20 +1317,19 @@ async function main(): Promise<void> {
   }
 }
 
-if (import.meta.main) {
+async function main(
+  { values }: ParsedCli<typeof TIME_TO_ACCURACY_CLI>,
+): Promise<number> {
+  const bench = benchOptions(values);
   try {
-    await main();
+    if (values.worker !== undefined) await runWorker(values, bench);
+    else await compare(values, bench);
+    return 0;
   } catch (error) {
-    if (
-      error instanceof UsageError || (error instanceof TypeError &&
-        (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS"))
-    ) {
-      console.error(
-        `bench/time_to_accuracy.ts: ${(error as Error).message}\n\n${USAGE}`,
-      );
-      Deno.exit(2);
-    }
+    if (error instanceof UsageError) throw error;
     console.error(`bench/time_to_accuracy.ts: ${(error as Error).message}`);
-    Deno.exit(1);
+    return 1;
   }
 }
+
+if (import.meta.main) Deno.exit(await runCli(TIME_TO_ACCURACY_CLI, main));

@@ -35,7 +35,7 @@
  * | `xla`          | `jit_compile=True`                           |
  * | `xla-tcmalloc` | both                                         |
  *
- * Usage:
+ * Usage (every flag in {@linkcode TRAIN_BENCH_CLI}; `--help` prints them):
  *
  * ```sh
  * deno run -A bench/train.ts [--images 320] [--epochs 3] [--runs 3] \
@@ -47,7 +47,6 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -56,7 +55,14 @@ import { rng } from "../lib/core/random.ts";
 import { run } from "../lib/tools/proc.ts";
 import { writeFileAtomic } from "../lib/core/atomic.ts";
 import { ensurePeerEnv } from "./peer_env.ts";
-import { loadAverage, median, positiveInt, UsageError } from "./bench_util.ts";
+import { loadAverage, median, positiveInt, wrapWords } from "./bench_util.ts";
+import {
+  type FlagValues,
+  type ParsedCli,
+  runCli,
+  UsageError,
+} from "../lib/core/cli.ts";
+import { DEFAULTS } from "../lib/core/defaults.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4";
@@ -142,32 +148,73 @@ interface Shape {
   epochs: number;
 }
 
-const USAGE = `usage: deno run -A bench/train.ts [options]
-
-  --images N     images per epoch (default 320, 10 batches)
-  --epochs N     epochs per run, the first is a warm-up (default 3)
-  --runs N       alternating runs of every configuration (default 3)
-  --batch N      batch size (default 32)
-  --size N       image size (default 128)
-  --ours LIST    our configurations, comma-separated, or "all", or "none"
-                 (default native-bfc,tfjs; known: ${
-  Object.keys(OURS).join(", ")
-})
-  --keras LIST   Keras configurations, or "all", or "none"
-                 (default default,tcmalloc; known: ${
-  Object.keys(KERAS).join(", ")
-})
-  --no-inference skip the inference timings
-  --json FILE    also write every run's report to FILE
-  --help         this text`;
+/** The benchmark's command line: every flag with its type, default and help. */
+export const TRAIN_BENCH_CLI = {
+  command: "deno run -A bench/train.ts",
+  summary:
+    "Training speed of the project's seed CNN against Keras on the same\n" +
+    "seeded random tensors: ms per image per epoch (wall and CPU), peak\n" +
+    "memory, and single-image and batch inference.",
+  flags: {
+    images: {
+      type: "integer",
+      default: 320,
+      help: "images per epoch",
+    },
+    epochs: {
+      type: "integer",
+      default: 3,
+      help: "epochs per run, the first is a warm-up",
+    },
+    runs: {
+      type: "integer",
+      default: 3,
+      help: "alternating runs of every configuration",
+    },
+    batch: { type: "integer", default: DEFAULTS.batchSize, help: "batch size" },
+    size: {
+      type: "integer",
+      default: DEFAULTS.imageSize,
+      help: "image side, at least 22",
+    },
+    ours: {
+      type: "string",
+      value: "LIST",
+      default: "native-bfc,tfjs",
+      help: wrapWords(
+        'our configurations, comma-separated, "all" or "none"; known: ' +
+          Object.keys(OURS).join(", "),
+      ),
+    },
+    keras: {
+      type: "string",
+      value: "LIST",
+      default: "default,tcmalloc",
+      help: wrapWords(
+        'Keras configurations, comma-separated, "all" or "none"; known: ' +
+          Object.keys(KERAS).join(", "),
+      ),
+    },
+    "no-inference": { type: "boolean", help: "skip the inference timings" },
+    json: {
+      type: "string",
+      value: "FILE",
+      help: "also write every run's report to FILE",
+    },
+    worker: {
+      type: "string",
+      value: "CONFIG",
+      help: "internal: one run of our configuration CONFIG,\n" +
+        "in this process, reported as JSON",
+    },
+  },
+} as const;
 
 function pickConfigs<T>(
-  value: string | undefined,
-  fallback: string,
+  text: string,
   known: Record<string, T>,
   flag: string,
 ): string[] {
-  const text = value ?? fallback;
   if (text === "none") return [];
   if (text === "all") return Object.keys(known);
   const names = text.split(",").map((s) => s.trim()).filter(Boolean);
@@ -333,20 +380,14 @@ async function runKeras(
 // settings apply before TensorFlow loads)
 // ---------------------------------------------------------------------------
 
-async function worker(
-  name: string,
-  shape: Shape,
-  inference: boolean,
-): Promise<void> {
-  const config = OURS[name];
-  if (!config) throw new UsageError(`unknown configuration "${name}"`);
-  const { tf } = await import("../lib/core/tf.ts");
-  const models = await import("../lib/model/mod.ts");
-  if (config.prod) tf.enableProdMode();
+type Tf = typeof import("../lib/core/tf.ts").tf;
+type Tensor = import("../lib/core/tf.ts").Tensor;
+type LayersModel = import("../lib/core/tf.ts").LayersModel;
+
+/** The seeded random images and labels {@linkcode writeData} wrote. */
+async function loadTensors(tf: Tf, shape: Shape) {
   const files = dataFiles(shape);
-  const xData = new Float32Array(
-    (await Deno.readFile(files.x)).buffer,
-  );
+  const xData = new Float32Array((await Deno.readFile(files.x)).buffer);
   const yData = new Int32Array((await Deno.readFile(files.y)).buffer);
   const x = tf.tensor4d(xData, [
     shape.n,
@@ -355,94 +396,140 @@ async function worker(
     shape.channels,
   ]);
   const y = tf.tensor1d(yData, "int32").toFloat();
+  return { x, y };
+}
+
+/** One epoch fed the configuration's way; returns its mean loss. */
+async function trainEpoch(
+  tf: Tf,
+  model: LayersModel,
+  data: { x: Tensor; y: Tensor },
+  shape: Shape,
+  feed: OursConfig["feed"],
+): Promise<number> {
+  const { x, y } = data;
+  const batches = Math.ceil(shape.n / shape.batch);
+  if (feed === "fit") {
+    const h = await model.fit(x, y, {
+      batchSize: shape.batch,
+      epochs: 1,
+      verbose: 0,
+      shuffle: false,
+    });
+    return h.history.loss[0] as number;
+  }
+  if (feed === "batch") {
+    let sum = 0;
+    for (let b = 0; b < batches; b++) {
+      const start = b * shape.batch;
+      const len = Math.min(shape.batch, shape.n - start);
+      const xb = x.slice(start, len);
+      const yb = y.slice(start, len);
+      const out = await model.trainOnBatch(xb, yb);
+      sum += (Array.isArray(out) ? out[0] : out) * len;
+      tf.dispose([xb, yb]);
+    }
+    return sum / shape.n;
+  }
+  const ds = tf.data.generator(function* () {
+    for (let b = 0; b < batches; b++) {
+      const start = b * shape.batch;
+      const len = Math.min(shape.batch, shape.n - start);
+      yield { xs: x.slice(start, len), ys: y.slice(start, len) };
+    }
+  });
+  const h = await model.fitDataset(ds, { epochs: 1, verbose: 0 });
+  return h.history.loss[0] as number;
+}
+
+/**
+ * The fastest way to run the model on `input` (like the Keras side: the
+ * result read back into JavaScript) and its median time in ms.
+ */
+function fastestInference(
+  model: LayersModel,
+  input: Tensor,
+  reps: number,
+): [string, number] {
+  const ways: Record<string, (input: Tensor) => Tensor> = {
+    predict: (i) => model.predict(i) as Tensor,
+    execute: (i) => model.execute(i, model.outputs[0].name) as Tensor,
+  };
+  let best: [string, number] = ["", Infinity];
+  for (const [way, f] of Object.entries(ways)) {
+    const once = () => {
+      const out = f(input);
+      out.dataSync();
+      out.dispose();
+    };
+    for (let i = 0; i < 3; i++) once();
+    const times: number[] = [];
+    for (let i = 0; i < reps; i++) {
+      const t0 = performance.now();
+      once();
+      times.push(performance.now() - t0);
+    }
+    const m = median(times);
+    if (m < best[1]) best = [way, m];
+  }
+  return best;
+}
+
+/** Single-image and batch inference timings (NaN when skipped). */
+function timeInference(
+  tf: Tf,
+  model: LayersModel,
+  x: Tensor,
+  shape: Shape,
+) {
+  const one = x.slice(0, 1);
+  const batch = x.slice(0, shape.batch);
+  const [inferSingleWay, inferSingleMs] = fastestInference(model, one, 30);
+  const [inferBatchWay, inferBatchMs] = fastestInference(model, batch, 10);
+  tf.dispose([one, batch]);
+  return { inferSingleMs, inferSingleWay, inferBatchMs, inferBatchWay };
+}
+
+const NO_INFERENCE = {
+  inferSingleMs: NaN,
+  inferSingleWay: "",
+  inferBatchMs: NaN,
+  inferBatchWay: "",
+};
+
+/** One run of our configuration `name`; prints its report as JSON. */
+async function worker(
+  name: string,
+  shape: Shape,
+  inference: boolean,
+): Promise<void> {
+  const config = OURS[name];
+  if (!config) throw new UsageError(`unknown configuration "${name}"`);
+  const { tf } = await import("../lib/core/tf.ts");
+  // The module index: these live in models.ts, compile.ts and native_kernels.ts.
+  const models = await import("../lib/model/mod.ts");
+  if (config.prod) tf.enableProdMode();
+  const data = await loadTensors(tf, shape);
   const model = models.compileModel(
     models.seedCnn({
       inputSize: shape.size,
       channels: shape.channels,
       numClasses: shape.classes,
-      seed: 42,
+      seed: DEFAULTS.seed,
     }),
-    { learningRate: 1e-3, native: config.native },
+    { learningRate: DEFAULTS.learningRate, native: config.native },
   );
-
   const epochs: { wallMs: number; cpuMs: number }[] = [];
   const losses: number[] = [];
-  const batches = Math.ceil(shape.n / shape.batch);
   for (let e = 0; e < shape.epochs; e++) {
     const t0 = performance.now();
     const c0 = cpuMs();
-    if (config.feed === "fit") {
-      const h = await model.fit(x, y, {
-        batchSize: shape.batch,
-        epochs: 1,
-        verbose: 0,
-        shuffle: false,
-      });
-      losses.push(h.history.loss[0] as number);
-    } else if (config.feed === "batch") {
-      let sum = 0;
-      for (let b = 0; b < batches; b++) {
-        const start = b * shape.batch;
-        const len = Math.min(shape.batch, shape.n - start);
-        const xb = x.slice(start, len);
-        const yb = y.slice(start, len);
-        const out = await model.trainOnBatch(xb, yb);
-        sum += (Array.isArray(out) ? out[0] : out) * len;
-        tf.dispose([xb, yb]);
-      }
-      losses.push(sum / shape.n);
-    } else {
-      const ds = tf.data.generator(function* () {
-        for (let b = 0; b < batches; b++) {
-          const start = b * shape.batch;
-          const len = Math.min(shape.batch, shape.n - start);
-          yield { xs: x.slice(start, len), ys: y.slice(start, len) };
-        }
-      });
-      const h = await model.fitDataset(ds, { epochs: 1, verbose: 0 });
-      losses.push(h.history.loss[0] as number);
-    }
+    losses.push(await trainEpoch(tf, model, data, shape, config.feed));
     epochs.push({ wallMs: performance.now() - t0, cpuMs: cpuMs() - c0 });
   }
-
-  let inferSingleMs = NaN;
-  let inferBatchMs = NaN;
-  let inferSingleWay = "";
-  let inferBatchWay = "";
-  if (inference) {
-    // Like the Keras side: the fastest of the ways to run the model, with
-    // the result read back into JavaScript.
-    const ways: Record<string, (input: typeof x) => typeof x> = {
-      predict: (input) => model.predict(input) as typeof x,
-      execute: (input) =>
-        model.execute(input, model.outputs[0].name) as typeof x,
-    };
-    const fastest = (input: typeof x, reps: number): [string, number] => {
-      let best: [string, number] = ["", Infinity];
-      for (const [way, f] of Object.entries(ways)) {
-        const once = () => {
-          const out = f(input);
-          out.dataSync();
-          out.dispose();
-        };
-        for (let i = 0; i < 3; i++) once();
-        const times: number[] = [];
-        for (let i = 0; i < reps; i++) {
-          const t0 = performance.now();
-          once();
-          times.push(performance.now() - t0);
-        }
-        const m = median(times);
-        if (m < best[1]) best = [way, m];
-      }
-      return best;
-    };
-    const one = x.slice(0, 1);
-    const batch = x.slice(0, shape.batch);
-    [inferSingleWay, inferSingleMs] = fastest(one, 30);
-    [inferBatchWay, inferBatchMs] = fastest(batch, 10);
-    tf.dispose([one, batch]);
-  }
+  const timings = inference
+    ? timeInference(tf, model, data.x, shape)
+    : NO_INFERENCE;
   const report: RunReport = {
     impl: "ours",
     config: name,
@@ -450,14 +537,11 @@ async function worker(
     native: models.nativeKernelsStatus(),
     epochs,
     losses,
-    inferSingleMs,
-    inferSingleWay,
-    inferBatchMs,
-    inferBatchWay,
+    ...timings,
     peakRssMb: vmHwmMb(),
   };
   model.dispose();
-  tf.dispose([x, y]);
+  tf.dispose([data.x, data.y]);
   console.log(JSON.stringify(report));
 }
 
@@ -525,91 +609,62 @@ function printTable(rows: Row[]): void {
   for (const b of body) console.log(line(b));
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      images: { type: "string" },
-      epochs: { type: "string" },
-      runs: { type: "string" },
-      batch: { type: "string" },
-      size: { type: "string" },
-      ours: { type: "string" },
-      keras: { type: "string" },
-      worker: { type: "string" },
-      "no-inference": { type: "boolean" },
-      json: { type: "string" },
-      help: { type: "boolean" },
-    },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (values.help) {
-    console.log(USAGE);
-    return;
-  }
+type TrainBenchFlags = FlagValues<typeof TRAIN_BENCH_CLI>;
+
+/** The tensors' shape, from the command line. */
+function benchShape(values: TrainBenchFlags): Shape {
   const shape: Shape = {
-    n: positiveInt(values.images, "images", 320),
-    epochs: positiveInt(values.epochs, "epochs", 3),
-    batch: positiveInt(values.batch, "batch", 32),
-    size: positiveInt(values.size, "size", 128),
+    n: positiveInt(values.images, "images"),
+    epochs: positiveInt(values.epochs, "epochs"),
+    batch: positiveInt(values.batch, "batch"),
+    size: positiveInt(values.size, "size"),
     channels: 1,
     classes: 4,
   };
   if (shape.size < 22) throw new UsageError("--size must be at least 22");
-  const inference = !values["no-inference"];
-  if (values.worker !== undefined) {
-    await worker(values.worker, shape, inference);
-    return;
-  }
-  const runs = positiveInt(values.runs, "runs", 3);
-  const ours = pickConfigs(values.ours, "native-bfc,tfjs", OURS, "ours");
-  const keras = pickConfigs(values.keras, "default,tcmalloc", KERAS, "keras");
-  const needsTcmalloc = [
+  return shape;
+}
+
+/** Refuses tcmalloc configurations on a machine without tcmalloc. */
+function checkTcmalloc(ours: string[], keras: string[]): void {
+  const needed = [
     ...ours.map((n) => OURS[n].env),
     ...keras.map((n) => KERAS[n].env),
-  ]
-    .some((env) => env.LD_PRELOAD);
-  if (needsTcmalloc && !existsSync(TCMALLOC)) {
+  ].some((env) => env.LD_PRELOAD);
+  if (needed && !existsSync(TCMALLOC)) {
     throw new Error(
       `${TCMALLOC} is missing (Debian: apt-get install libtcmalloc-minimal4); ` +
         "drop the *tcmalloc configurations",
     );
   }
+}
 
-  await writeData(shape);
-  const python = keras.length
-    ? await ensurePeerEnv({ packages: [TF_WHEEL] })
-    : "";
-  console.log(
-    `seed CNN ${shape.size}×${shape.size}×${shape.channels}, ${shape.classes} ` +
-      `classes, batch ${shape.batch}, ${shape.n} images × ${shape.epochs} ` +
-      `epochs (first = warm-up), ${runs} runs, ${navigator.hardwareConcurrency} ` +
-      `CPUs, load ${fmt(loadAverage(), 2)}`,
-  );
-
-  const rows: Row[] = [
-    ...ours.map((config) => ({
-      impl: "ours" as const,
-      config,
-      runs: [],
-      reports: [],
-    })),
-    ...keras.map((config) => ({
-      impl: "keras" as const,
-      config,
-      runs: [],
-      reports: [],
-    })),
-  ];
+/** One row per configuration, and the order they run in: alternating. */
+function benchRows(ours: string[], keras: string[]) {
+  const row = (impl: Row["impl"], config: string): Row => ({
+    impl,
+    config,
+    runs: [],
+    reports: [],
+  });
+  const oursRows = ours.map((c) => row("ours", c));
+  const kerasRows = keras.map((c) => row("keras", c));
   // Alternate: ours and Keras configurations interleaved within each round.
   const order: Row[] = [];
-  const oursRows = rows.filter((r) => r.impl === "ours");
-  const kerasRows = rows.filter((r) => r.impl === "keras");
   for (let i = 0; i < Math.max(oursRows.length, kerasRows.length); i++) {
     if (oursRows[i]) order.push(oursRows[i]);
     if (kerasRows[i]) order.push(kerasRows[i]);
   }
+  return { rows: [...oursRows, ...kerasRows], order };
+}
+
+/** Every round: each configuration once, the order reversed every other. */
+async function runRounds(
+  order: Row[],
+  runs: number,
+  child: { shape: Shape; inference: boolean; python: string },
+): Promise<void> {
+  const { shape, inference, python } = child;
   for (let round = 1; round <= runs; round++) {
     const sequence = round % 2 ? order : [...order].reverse();
     for (const row of sequence) {
@@ -626,56 +681,81 @@ async function main(): Promise<void> {
       );
     }
   }
+}
+
+/** The best training speed of one side: its fastest configuration. */
+function bestOf(rows: Row[], impl: Row["impl"]) {
+  return rows.filter((r) => r.impl === impl).map((r) => ({
+    config: r.config,
+    ms: Math.min(...r.runs.map((x) => x.msPerImage)),
+    cpu: Math.min(...r.runs.map((x) => x.cpuMsPerImage)),
+  })).sort((a, b) => a.ms - b.ms)[0];
+}
+
+/** The fastest inference time of one side, over all its runs. */
+function inferenceOf(
+  rows: Row[],
+  impl: Row["impl"],
+  key: "inferSingleMs" | "inferBatchMs",
+): number {
+  return minFinite(
+    rows.filter((r) => r.impl === impl).flatMap((r) =>
+      r.reports.map((x) => x[key])
+    ),
+  );
+}
+
+/** Ours against Keras, best against best: training, then inference. */
+function printRatios(rows: Row[], shape: Shape): void {
+  const o = bestOf(rows, "ours");
+  const k = bestOf(rows, "keras");
+  if (!o || !k) return;
+  console.log(
+    `ratio ours/keras (best vs best): ${fmt(o.ms / k.ms, 2)} ` +
+      `(ours/${o.config} ${fmt(o.ms, 2)} vs keras/${k.config} ` +
+      `${fmt(k.ms, 2)} ms/img/epoch); CPU time ${fmt(o.cpu / k.cpu, 2)} ` +
+      `(${fmt(o.cpu, 2)} vs ${fmt(k.cpu, 2)} CPU-ms/img, less sensitive ` +
+      "to other load)",
+  );
+  const oi = inferenceOf(rows, "ours", "inferSingleMs");
+  const ki = inferenceOf(rows, "keras", "inferSingleMs");
+  const ob = inferenceOf(rows, "ours", "inferBatchMs");
+  const kb = inferenceOf(rows, "keras", "inferBatchMs");
+  if (Number.isFinite(oi) && Number.isFinite(ki)) {
+    console.log(
+      `inference ours/keras: 1 image ${fmt(oi, 2)}/${fmt(ki, 2)} ms ` +
+        `(${fmt(oi / ki, 2)}), batch ${shape.batch} ${fmt(ob, 1)}/${
+          fmt(kb, 1)
+        } ms ` +
+        `(${fmt(ob / kb, 2)})`,
+    );
+  }
+}
+
+/** The benchmark: the data, every round, the table and the ratios. */
+async function compare(values: TrainBenchFlags, shape: Shape): Promise<void> {
+  const inference = !values["no-inference"];
+  const runs = positiveInt(values.runs, "runs");
+  const ours = pickConfigs(values.ours, OURS, "ours");
+  const keras = pickConfigs(values.keras, KERAS, "keras");
+  checkTcmalloc(ours, keras);
+  await writeData(shape);
+  const python = keras.length
+    ? await ensurePeerEnv({ packages: [TF_WHEEL] })
+    : "";
+  console.log(
+    `seed CNN ${shape.size}×${shape.size}×${shape.channels}, ${shape.classes} ` +
+      `classes, batch ${shape.batch}, ${shape.n} images × ${shape.epochs} ` +
+      `epochs (first = warm-up), ${runs} runs, ${navigator.hardwareConcurrency} ` +
+      `CPUs, load ${fmt(loadAverage(), 2)}`,
+  );
+  const { rows, order } = benchRows(ours, keras);
+  await runRounds(order, runs, { shape, inference, python });
   console.log();
   printTable(rows);
   const params = new Set(rows.flatMap((r) => r.reports.map((x) => x.params)));
   console.log(`\nparameters: ${[...params].join(" vs ")}`);
-  const best = (impl: "ours" | "keras") =>
-    rows.filter((r) => r.impl === impl).map((r) => ({
-      config: r.config,
-      ms: Math.min(...r.runs.map((x) => x.msPerImage)),
-      cpu: Math.min(...r.runs.map((x) => x.cpuMsPerImage)),
-    })).sort((a, b) => a.ms - b.ms)[0];
-  const o = best("ours");
-  const k = best("keras");
-  if (o && k) {
-    console.log(
-      `ratio ours/keras (best vs best): ${fmt(o.ms / k.ms, 2)} ` +
-        `(ours/${o.config} ${fmt(o.ms, 2)} vs keras/${k.config} ` +
-        `${fmt(k.ms, 2)} ms/img/epoch); CPU time ${fmt(o.cpu / k.cpu, 2)} ` +
-        `(${fmt(o.cpu, 2)} vs ${fmt(k.cpu, 2)} CPU-ms/img, less sensitive ` +
-        "to other load)",
-    );
-    const oi = minFinite(
-      rows.filter((r) => r.impl === "ours").flatMap((r) =>
-        r.reports.map((x) => x.inferSingleMs)
-      ),
-    );
-    const ki = minFinite(
-      rows.filter((r) => r.impl === "keras").flatMap((r) =>
-        r.reports.map((x) => x.inferSingleMs)
-      ),
-    );
-    const ob = minFinite(
-      rows.filter((r) => r.impl === "ours").flatMap((r) =>
-        r.reports.map((x) => x.inferBatchMs)
-      ),
-    );
-    const kb = minFinite(
-      rows.filter((r) => r.impl === "keras").flatMap((r) =>
-        r.reports.map((x) => x.inferBatchMs)
-      ),
-    );
-    if (Number.isFinite(oi) && Number.isFinite(ki)) {
-      console.log(
-        `inference ours/keras: 1 image ${fmt(oi, 2)}/${fmt(ki, 2)} ms ` +
-          `(${fmt(oi / ki, 2)}), batch ${shape.batch} ${fmt(ob, 1)}/${
-            fmt(kb, 1)
-          } ms ` +
-          `(${fmt(ob / kb, 2)})`,
-      );
-    }
-  }
+  printRatios(rows, shape);
   if (values.json) {
     await writeFileAtomic(
       values.json,
@@ -684,18 +764,22 @@ async function main(): Promise<void> {
   }
 }
 
-if (import.meta.main) {
+async function main(
+  { values }: ParsedCli<typeof TRAIN_BENCH_CLI>,
+): Promise<number> {
+  const shape = benchShape(values);
   try {
-    await main();
-  } catch (error) {
-    if (
-      error instanceof UsageError || (error instanceof TypeError &&
-        (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS"))
-    ) {
-      console.error(`bench/train.ts: ${(error as Error).message}\n\n${USAGE}`);
-      Deno.exit(2);
+    if (values.worker !== undefined) {
+      await worker(values.worker, shape, !values["no-inference"]);
+    } else {
+      await compare(values, shape);
     }
+    return 0;
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
     console.error(`bench/train.ts: ${(error as Error).message}`);
-    Deno.exit(1);
+    return 1;
   }
 }
+
+if (import.meta.main) Deno.exit(await runCli(TRAIN_BENCH_CLI, main));
