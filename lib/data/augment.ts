@@ -13,8 +13,16 @@
  * batch)`, so a training run that resumes at epoch k re-creates exactly the
  * augmentation it would have seen without the interruption:
  *
- * ```ts ignore
- * const x = applyAugmentation(batch, { seed: 42, epoch, batch: step });
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { applyAugmentation } from "./augment.ts";
+ * import { tf, type Tensor4D } from "../core/tf.ts";
+ * const batch = tf.randomUniform([2, 16, 16, 1], 0, 1, "float32", 3) as Tensor4D;
+ * const key = { seed: 42, epoch: 3, batch: 7 };
+ * const seen = applyAugmentation(batch, key);
+ * const afterRestart = applyAugmentation(batch, key);
+ * assert.deepEqual(afterRestart.dataSync(), seen.dataSync());
+ * tf.dispose([batch, seen, afterRestart]);
  * ```
  *
  * The geometric pass runs TensorFlow's `ImageProjectiveTransformV3` kernel.
