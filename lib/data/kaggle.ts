@@ -69,7 +69,11 @@ export interface KaggleCredentials {
  * or interrupted download). The CLI prints its message without a stack trace.
  */
 export class KaggleError extends Error {
-  /** @param message what went wrong and what to do about it */
+  /**
+   * Makes the error.
+   *
+   * @param message what went wrong and what to do about it
+   */
   constructor(message: string) {
     super(message);
     this.name = "KaggleError";
@@ -78,7 +82,11 @@ export class KaggleError extends Error {
 
 /** No usable Kaggle credentials; the message says how to provide them. */
 export class KaggleCredentialsError extends KaggleError {
-  /** @param message what is missing and how to fix it */
+  /**
+   * Makes the error.
+   *
+   * @param message what is missing and how to fix it
+   */
   constructor(message: string) {
     super(message);
     this.name = "KaggleCredentialsError";
@@ -90,7 +98,7 @@ type Env = Record<string, string | undefined>;
 /** Options for {@linkcode findKaggleCredentials}. */
 export interface FindKaggleCredentialsOptions {
   /** Environment to read; defaults to `Deno.env`. */
-  env?: Env;
+  env?: Record<string, string | undefined>;
   /** Home folder holding `.kaggle/`; defaults to `HOME` (or `USERPROFILE`). */
   home?: string;
 }
@@ -219,7 +227,7 @@ export interface DownloadKaggleDatasetOptions {
   /** The `fetch` to use; defaults to the global one. */
   fetch?: typeof fetch;
   /** Environment for `KAGGLE_API_BASE`, credentials and `BRAIN_MRI_DATA`; defaults to `Deno.env`. */
-  env?: Env;
+  env?: Record<string, string | undefined>;
   /** Home folder for `~/.kaggle/kaggle.json`; defaults to `HOME`. */
   home?: string;
   /** Where status messages go; defaults to `console.log`. */
