@@ -113,14 +113,14 @@ function checkFlags(values: FlagValues<typeof PREPROCESS_CLI>): Flags {
     }
     return n;
   };
-  return {
-    data: benchDataset({ given: values.data }),
+  const checked = {
     limit: atLeastOne("limit", values.limit),
     size: atLeastOne("size", values.size)!,
     repeat: atLeastOne("repeat", values.repeat)!,
     procs: atLeastOne("procs", values.procs)!,
     only: values.only?.split(",").map((s) => s.trim()).filter(Boolean),
   };
+  return { data: benchDataset({ given: values.data }), ...checked };
 }
 
 interface Sample {
