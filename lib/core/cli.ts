@@ -312,27 +312,3 @@ export async function runCli<const S extends CliSpec>(
     return 2;
   }
 }
-
-/**
- * The older entry-point helper, kept until every command declares its flags
- * with {@linkcode CliSpec}: parses with `node:util`'s `parseArgs`; `--help`
- * prints `usage` (0); a usage error prints it with the error (2).
- */
-export function parseCli<T extends import("node:util").ParseArgsConfig>(
-  usage: string,
-  config: T,
-): ReturnType<typeof parseArgs<T>> | number {
-  const args = config.args ?? taskArgs();
-  const end = args.indexOf("--");
-  const flags = end < 0 ? args : args.slice(0, end);
-  if (flags.includes("--help") || flags.includes("-h")) {
-    console.log(usage);
-    return 0;
-  }
-  try {
-    return parseArgs<T>({ ...config, args } as T);
-  } catch (error) {
-    console.error(`error: ${(error as Error).message}\n${usage}`);
-    return 2;
-  }
-}
