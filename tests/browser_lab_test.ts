@@ -8,6 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import type { Page } from "playwright-core";
 import { type ChromiumSession, launchChromium } from "../lib/tools/browser.ts";
 import { labCommand } from "../lib/tools/lab.ts";
 import { stopProcess } from "../lib/tools/proc.ts";
@@ -61,9 +62,8 @@ const READ_OUTPUTS = `(() => ({
     })),
 }))()`;
 
-Deno.test("browser lab: Run All Cells in JupyterLab draws a lib/core/plot.ts chart with the Plotly renderer", async () => {
-  const root = await Deno.makeTempDir({ prefix: "brain-mri-lab-root-" });
-  const state = await Deno.makeTempDir({ prefix: "brain-mri-lab-state-" });
+/** Writes the notebook under test: a title, an import, a bar chart. */
+async function writeChartNotebook(root: string): Promise<void> {
   await Deno.writeTextFile(
     join(root, "chart.ipynb"),
     notebookJson([
@@ -77,25 +77,44 @@ Deno.test("browser lab: Run All Cells in JupyterLab draws a lib/core/plot.ts cha
       ],
     ]),
   );
-  // A fresh JupyterLab user state, with the news and update checks off (they
-  // would ask the network and put a toast over the page).
+}
+
+/**
+ * A fresh JupyterLab user state, with the news and update checks off (they
+ * would ask the network and put a toast over the page). Returns its
+ * settings folder.
+ */
+async function writeQuietSettings(state: string): Promise<string> {
   const settings = join(state, "settings");
-  await Deno.mkdir(join(settings, "@jupyterlab", "apputils-extension"), {
-    recursive: true,
-  });
+  const dir = join(settings, "@jupyterlab", "apputils-extension");
+  await Deno.mkdir(dir, { recursive: true });
   await Deno.writeTextFile(
-    join(
-      settings,
-      "@jupyterlab",
-      "apputils-extension",
-      "notification.jupyterlab-settings",
-    ),
+    join(dir, "notification.jupyterlab-settings"),
     JSON.stringify({ fetchNews: "false", checkForUpdates: false }),
   );
+  return settings;
+}
 
+/** A running JupyterLab server. */
+interface LabServer {
+  /** `http://127.0.0.1:<port>`. */
+  base: string;
+  /** The login token. */
+  token: string;
+  /** The header that carries the token. */
+  headers: Record<string, string>;
+  /** Whether the server has exited. */
+  exited(): boolean;
+  /** The last lines of its log. */
+  logTail(): string;
+  /** Shuts its kernels down, then the server; waits for both. */
+  stop(): Promise<void>;
+}
+
+/** Starts the same server as `deno task lab`, rooted in `root`, on loopback. */
+function startLab(root: string, state: string, settings: string): LabServer {
   const port = freePort();
   const token = crypto.randomUUID();
-  // The same server as `deno task lab`, rooted in the temporary folder.
   const lab = labCommand({
     root,
     args: [
@@ -132,109 +151,154 @@ Deno.test("browser lab: Run All Cells in JupyterLab draws a lib/core/plot.ts cha
     exited = true;
     return s;
   });
-  const logTail = () => serverLog.trim().split("\n").slice(-15).join("\n");
   const base = `http://127.0.0.1:${port}`;
   const headers = { Authorization: `token ${token}` };
+  return {
+    base,
+    token,
+    headers,
+    exited: () => exited,
+    logTail: () => serverLog.trim().split("\n").slice(-15).join("\n"),
+    stop: async () => {
+      if (!exited) {
+        await shutDownKernels(base, headers);
+        await stopProcess(server);
+      }
+      await status;
+      await logDone;
+    },
+  };
+}
+
+/** Deletes every kernel through the server's API (best effort). */
+async function shutDownKernels(
+  base: string,
+  headers: Record<string, string>,
+): Promise<void> {
+  try {
+    const res = await fetch(`${base}/api/kernels`, { headers });
+    const kernels: { id: string }[] = res.ok ? await res.json() : [];
+    if (!res.ok) await res.body?.cancel();
+    for (const { id } of kernels) {
+      const done = await fetch(`${base}/api/kernels/${id}`, {
+        method: "DELETE",
+        headers,
+      });
+      await done.body?.cancel();
+    }
+  } catch {
+    // the server is going away anyway
+  }
+}
+
+/** Waits (up to three minutes) until the server answers `/api/status`. */
+async function waitUntilUp(lab: LabServer): Promise<void> {
+  let up = false;
+  for (let i = 0; i < 720 && !up && !lab.exited(); i++) {
+    try {
+      const res = await fetch(`${lab.base}/api/status`, {
+        headers: lab.headers,
+      });
+      await res.body?.cancel();
+      up = res.ok;
+    } catch {
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  assert.ok(up, `JupyterLab did not come up:\n${lab.logTail()}`);
+}
+
+/**
+ * Opens the notebook, checks it is on the project's kernel, chooses Run ›
+ * Run All Cells and waits until the cells have run and the chart is drawn;
+ * returns what the page then shows.
+ */
+async function runAllCells(page: Page, lab: LabServer): Promise<OutputState> {
+  await page.goto(`${lab.base}/lab/tree/chart.ipynb?token=${lab.token}`);
+  // The notebook is open on the project's kernel, and the kernel is up.
+  await page.getByText("Deno (brain-mri-cnn) | Idle").waitFor();
+  await page.getByRole("menuitem", { name: "Run", exact: true }).click();
+  await page.getByRole("menuitem", { name: "Run All Cells", exact: true })
+    .click();
+  // Until both cells have run (or one failed), then until the chart is
+  // drawn (the renderer loads its plotly.js on first use).
+  await page.waitForFunction(
+    `[...document.querySelectorAll(".jp-CodeCell .jp-InputPrompt")]
+       .every((p) => /^\\[\\d+\\]:$/.test(p.textContent.trim())) ||
+     document.querySelector(
+       ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")`,
+    undefined,
+    { timeout: 300_000 },
+  );
+  await page.waitForSelector(".jp-OutputArea-output svg.main-svg", {
+    timeout: 60_000,
+  }).catch(() => {}); // what is there is checked by the caller
+  return await page.evaluate(READ_OUTPUTS) as OutputState;
+}
+
+/** Both cells ran, and the chart was drawn by jupyterlab-plotly to scale. */
+function assertChartDrawn(shown: OutputState, pageErrors: string[]): void {
+  assert.deepEqual(shown.errors, [], "no cell failed");
+  assert.deepEqual(shown.prompts, ["[1]:", "[2]:"], "both cells ran");
+  assert.equal(shown.plotly.length, 1, "one chart");
+  const [chart] = shown.plotly;
+  // Drawn by jupyterlab-plotly from the Plotly JSON, not by the
+  // figure's text/html fallback.
+  assert.ok(
+    chart.classes.includes("jp-RenderedPlotly"),
+    `rendered by jupyterlab-plotly: ${chart.classes}`,
+  );
+  assert.equal(chart.fallbackDivs, 0, "the HTML fallback is not used");
+  assert.ok(chart.svgs >= 1);
+  assert.equal(chart.title, "Images per class");
+  assert.equal(chart.bars.length, COUNTS.length, "one bar per class");
+  const tallest = Math.max(...chart.bars);
+  const top = Math.max(...COUNTS);
+  for (const [i, height] of chart.bars.entries()) {
+    assert.ok(
+      Math.abs(height / tallest - COUNTS[i] / top) < 0.02,
+      `bar ${CLASSES[i]}: height ${height} of ${tallest}`,
+    );
+  }
+  const unexpected = pageErrors.filter((m) =>
+    !KNOWN_LAB_ERRORS.some((known) => known.test(m))
+  );
+  assert.deepEqual(unexpected, [], "no unexpected errors in the page");
+}
+
+/** Keeps a picture of the failing page and the server's log for the reader. */
+async function reportFailure(page: Page, lab: LabServer): Promise<void> {
+  const shot = await Deno.makeTempFile({
+    prefix: "browser_lab_failure-",
+    suffix: ".png",
+  });
+  await page.screenshot({ path: shot }).catch(() => {});
+  console.error(`screenshot of the failing page: ${shot}`);
+  console.error(`JupyterLab's log ends:\n${lab.logTail()}`);
+}
+
+Deno.test("browser lab: Run All Cells in JupyterLab draws a lib/core/plot.ts chart with the Plotly renderer", async () => {
+  const root = await Deno.makeTempDir({ prefix: "brain-mri-lab-root-" });
+  const state = await Deno.makeTempDir({ prefix: "brain-mri-lab-state-" });
+  await writeChartNotebook(root);
+  const lab = startLab(root, state, await writeQuietSettings(state));
   let browser: ChromiumSession | undefined;
   try {
-    let up = false;
-    for (let i = 0; i < 720 && !up && !exited; i++) {
-      try {
-        const res = await fetch(`${base}/api/status`, { headers });
-        await res.body?.cancel();
-        up = res.ok;
-      } catch {
-        await new Promise((r) => setTimeout(r, 250));
-      }
-    }
-    assert.ok(up, `JupyterLab did not come up:\n${logTail()}`);
-
+    await waitUntilUp(lab);
     browser = await launchChromium();
     const { page } = browser;
     page.setDefaultTimeout(180_000);
     const pageErrors: string[] = [];
     page.on("pageerror", (e) => pageErrors.push(e.message));
     try {
-      await page.goto(`${base}/lab/tree/chart.ipynb?token=${token}`);
-      // The notebook is open on the project's kernel, and the kernel is up.
-      await page.getByText("Deno (brain-mri-cnn) | Idle").waitFor();
-      await page.getByRole("menuitem", { name: "Run", exact: true }).click();
-      await page.getByRole("menuitem", { name: "Run All Cells", exact: true })
-        .click();
-      // Until both cells have run (or one failed), then until the chart is
-      // drawn (the renderer loads its plotly.js on first use).
-      await page.waitForFunction(
-        `[...document.querySelectorAll(".jp-CodeCell .jp-InputPrompt")]
-           .every((p) => /^\\[\\d+\\]:$/.test(p.textContent.trim())) ||
-         document.querySelector(
-           ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")`,
-        undefined,
-        { timeout: 300_000 },
-      );
-      await page.waitForSelector(".jp-OutputArea-output svg.main-svg", {
-        timeout: 60_000,
-      }).catch(() => {}); // what is there is checked below
-      const shown = await page.evaluate(READ_OUTPUTS) as OutputState;
-
-      assert.deepEqual(shown.errors, [], "no cell failed");
-      assert.deepEqual(shown.prompts, ["[1]:", "[2]:"], "both cells ran");
-      assert.equal(shown.plotly.length, 1, "one chart");
-      const [chart] = shown.plotly;
-      // Drawn by jupyterlab-plotly from the Plotly JSON, not by the
-      // figure's text/html fallback.
-      assert.ok(
-        chart.classes.includes("jp-RenderedPlotly"),
-        `rendered by jupyterlab-plotly: ${chart.classes}`,
-      );
-      assert.equal(chart.fallbackDivs, 0, "the HTML fallback is not used");
-      assert.ok(chart.svgs >= 1);
-      assert.equal(chart.title, "Images per class");
-      assert.equal(chart.bars.length, COUNTS.length, "one bar per class");
-      const tallest = Math.max(...chart.bars);
-      const top = Math.max(...COUNTS);
-      for (const [i, height] of chart.bars.entries()) {
-        assert.ok(
-          Math.abs(height / tallest - COUNTS[i] / top) < 0.02,
-          `bar ${CLASSES[i]}: height ${height} of ${tallest}`,
-        );
-      }
-      const unexpected = pageErrors.filter((m) =>
-        !KNOWN_LAB_ERRORS.some((known) => known.test(m))
-      );
-      assert.deepEqual(unexpected, [], "no unexpected errors in the page");
+      assertChartDrawn(await runAllCells(page, lab), pageErrors);
     } catch (error) {
-      // Keep a picture of the page for whoever reads the failure.
-      const shot = await Deno.makeTempFile({
-        prefix: "browser_lab_failure-",
-        suffix: ".png",
-      });
-      await page.screenshot({ path: shot }).catch(() => {});
-      console.error(`screenshot of the failing page: ${shot}`);
-      console.error(`JupyterLab's log ends:\n${logTail()}`);
+      await reportFailure(page, lab);
       throw error;
     }
   } finally {
     await browser?.close();
-    // Shut the kernels down through the server, then the server itself.
-    if (!exited) {
-      try {
-        const res = await fetch(`${base}/api/kernels`, { headers });
-        const kernels: { id: string }[] = res.ok ? await res.json() : [];
-        if (!res.ok) await res.body?.cancel();
-        for (const { id } of kernels) {
-          const done = await fetch(`${base}/api/kernels/${id}`, {
-            method: "DELETE",
-            headers,
-          });
-          await done.body?.cancel();
-        }
-      } catch {
-        // the server is going away anyway
-      }
-      await stopProcess(server);
-    }
-    await status;
-    await logDone;
+    await lab.stop();
     await Deno.remove(root, { recursive: true }).catch(() => {});
     await Deno.remove(state, { recursive: true }).catch(() => {});
   }
