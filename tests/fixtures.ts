@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import sharp from "sharp";
+import { type CliSpec, usage } from "../lib/core/cli.ts";
 import { rng } from "../lib/core/random.ts";
 import { run } from "../lib/tools/proc.ts";
 // Types only: saveTinyModel imports TensorFlow lazily, so the fixtures of
@@ -296,9 +297,9 @@ export async function withSyntheticDataset(
 
 /**
  * Checks a command-line entry point built on `runCli`: `--help` prints its
- * usage to stdout and exits 0; an unknown flag prints the error and the usage
- * to stderr and exits 2; neither does any work. Returns the usage text, for
- * the caller to check its flags.
+ * usage to stdout and exits 0 (exactly the usage generated from `spec`, when
+ * given); an unknown flag prints the error and the usage to stderr and exits
+ * 2; neither does any work. Returns the usage text.
  *
  * Runs the script in a `deno` subprocess, so it is not run by
  * `deno test --doc`.
@@ -306,16 +307,21 @@ export async function withSyntheticDataset(
  * @example
  * ```ts ignore
  * import { checkUsage } from "./fixtures.ts";
- * const usage = await checkUsage("lib/tools/setup.ts");
+ * import { SETUP_CLI } from "../lib/tools/setup.ts";
+ * const usage = await checkUsage("lib/tools/setup.ts", SETUP_CLI);
  * console.log(usage.split("\n")[0]); // "usage: deno task setup -- [options]"
  * ```
  */
-export async function checkUsage(script: string): Promise<string> {
+export async function checkUsage(
+  script: string,
+  spec?: CliSpec,
+): Promise<string> {
   const help = await run(Deno.execPath(), {
     args: ["run", "-A", script, "--help"],
   });
   assert.equal(help.code, 0, help.stderr);
   assert.match(help.stdout, /^usage: deno task /);
+  if (spec) assert.equal(help.stdout, `${usage(spec)}\n`);
   const bad = await run(Deno.execPath(), {
     args: ["run", "-A", script, "--no-such-flag"],
   });

@@ -86,7 +86,7 @@ export function labArgs(args: readonly string[]): LabArgs {
 }
 
 /** The command line of `deno task lab`. */
-const LAB_CLI = {
+export const LAB_CLI = {
   command: "deno task lab",
   summary: "Starts JupyterLab on the project with the project's Deno kernel.",
   flags: {},

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { labArgs, labCommand } from "./lab.ts";
+import { LAB_CLI, labArgs, labCommand } from "./lab.ts";
 import { PROJECT_ROOT } from "../core/paths.ts";
 import { stopProcess } from "./proc.ts";
 import { checkUsage } from "../../tests/fixtures.ts";
@@ -88,6 +88,7 @@ Deno.test("lab: everything after -- goes to JupyterLab; before it, only --help",
   assert.deepEqual(labArgs([]), { own: [], jupyter: [] });
   const usage = await checkUsage(
     fileURLToPath(new URL("./lab.ts", import.meta.url)),
+    LAB_CLI,
   );
   assert.match(usage, /^usage: deno task lab -- \[options\]\n/);
   assert.match(usage, /Every argument after `--` goes to JupyterLab/);

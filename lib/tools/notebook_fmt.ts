@@ -86,7 +86,7 @@ export async function formatNotebook(path: string): Promise<number[]> {
 }
 
 /** The command line of `deno task fmt:notebooks`. */
-const NOTEBOOK_FMT_CLI = {
+export const NOTEBOOK_FMT_CLI = {
   command: "deno task fmt:notebooks",
   summary: "Formats the code cells of notebooks with `deno fmt`, in place.\n" +
     "Without arguments, every notebooks/*.ipynb.",

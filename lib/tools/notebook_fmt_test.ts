@@ -1,7 +1,11 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
-import { formatCell, formatNotebook } from "./notebook_fmt.ts";
+import {
+  formatCell,
+  formatNotebook,
+  NOTEBOOK_FMT_CLI,
+} from "./notebook_fmt.ts";
 import { checkUsage, notebookJson } from "../../tests/fixtures.ts";
 
 Deno.test("notebook_fmt: formats code cells in place and reports which", async () => {
@@ -34,6 +38,7 @@ Deno.test("notebook_fmt: formats code cells in place and reports which", async (
 Deno.test("notebook_fmt: --help shows the usage; an unknown flag is a usage error", async () => {
   const usage = await checkUsage(
     fileURLToPath(new URL("./notebook_fmt.ts", import.meta.url)),
+    NOTEBOOK_FMT_CLI,
   );
   assert.match(
     usage,

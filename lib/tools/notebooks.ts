@@ -400,7 +400,7 @@ export async function runReport(
 }
 
 /** The command line of `deno task notebooks` (and `deno task report`). */
-const NOTEBOOKS_CLI = {
+export const NOTEBOOKS_CLI = {
   command: "deno task notebooks",
   summary: "Executes notebooks headlessly with the Deno kernel into a new\n" +
     "reports/<timestamp>/ folder: executed copies, HTML exports, an index\n" +

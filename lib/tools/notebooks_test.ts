@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   NotebookError,
+  NOTEBOOKS_CLI,
   reportIndex,
   reportSummary,
   runNotebooks,
@@ -19,6 +20,7 @@ import {
 Deno.test("notebooks: --help shows the usage; an unknown flag is a usage error", async () => {
   const usage = await checkUsage(
     fileURLToPath(new URL("./notebooks.ts", import.meta.url)),
+    NOTEBOOKS_CLI,
   );
   assert.match(
     usage,

@@ -220,7 +220,7 @@ async function verifyTensorflow(
 }
 
 /** The command line of `deno task setup`. */
-const SETUP_CLI = {
+export const SETUP_CLI = {
   command: "deno task setup",
   summary: "Installs everything the project needs, idempotently: the npm\n" +
     "packages, the Python environment with JupyterLab, tfjs-node's native\n" +
