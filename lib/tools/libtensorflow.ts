@@ -25,7 +25,12 @@ const TFJS_LIBTENSORFLOW_VERSION = "2.9.1";
 export class SetupError extends Error {
   /** What the user can do about it. */
   readonly hint: string;
-  /** @param message what is missing or broken @param hint how to fix it */
+  /**
+   * A set-up failure with its fix.
+   *
+   * @param message what is missing or broken
+   * @param hint how to fix it
+   */
   constructor(message: string, hint: string) {
     super(message);
     this.name = "SetupError";

@@ -44,7 +44,12 @@ export interface NotebookResult {
 export class NotebookError extends Error {
   /** Every notebook that ran, the failing one last. */
   readonly results: NotebookResult[];
-  /** @param message names notebook and cell @param results what ran */
+  /**
+   * A failed notebook run with what ran before it stopped.
+   *
+   * @param message names the notebook and the cell
+   * @param results what ran
+   */
   constructor(message: string, results: NotebookResult[]) {
     super(message);
     this.name = "NotebookError";

@@ -35,7 +35,12 @@ export interface RunOptions {
 export class CommandError extends Error {
   /** The result, when the command ran at all. */
   readonly result?: RunResult;
-  /** @param message what went wrong @param result the command's result */
+  /**
+   * A command that failed, with its result when it ran at all.
+   *
+   * @param message what went wrong
+   * @param result the command's result
+   */
   constructor(message: string, result?: RunResult) {
     super(message);
     this.name = "CommandError";
