@@ -1353,12 +1353,12 @@ export const SYNTHETIC_CLI = {
     seed: { type: "integer", default: DEFAULTS.seed, help: "base seed" },
     "train-per-class": {
       type: "integer",
-      defaultText: "150",
+      default: SYNTHETIC_DEFAULTS.trainPerClass,
       help: "Training images per class",
     },
     "test-per-class": {
       type: "integer",
-      defaultText: "40",
+      default: SYNTHETIC_DEFAULTS.testPerClass,
       help: "Testing images per class",
     },
     sizes: {
@@ -1367,7 +1367,11 @@ export const SYNTHETIC_CLI = {
       defaultText: "a mix like the Kaggle set's",
       help: "image sizes to draw from, e.g.\n256,300,450x504",
     },
-    quality: { type: "integer", defaultText: "90", help: "JPEG quality" },
+    quality: {
+      type: "integer",
+      default: SYNTHETIC_DEFAULTS.quality,
+      help: "JPEG quality",
+    },
   },
 } as const;
 
