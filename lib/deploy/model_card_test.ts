@@ -170,10 +170,13 @@ Deno.test("writeModelCard: evaluates the model's own test split and writes READM
     const card = await Deno.readTextFile(out);
     // 40 training scans; a quarter, stratified (2 per class), is the test
     // split — not the 4 scans of Testing/
-    assert.match(card, /On the test split of <data> \(seed 7\): 8 images/);
     assert.match(
       card,
-      /deno task evaluate -- --model models\/tiny --data <data> --split test/,
+      /On the test split of `ds\/Training` \(seed 7\): 8 images/,
+    );
+    assert.match(
+      card,
+      /deno task evaluate -- --model models\/tiny --data <path to ds\/Training> --split test/,
     );
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -475,7 +475,7 @@ export const EVALUATE_CLI = {
     json: {
       type: "boolean",
       help: "one JSON object: { model, dataset, full,\n" +
-        "deduplicated, skipped } (keys: see README)",
+        "deduplicated, skipped } (keys: see docs/evaluation.md)",
     },
   },
 } as const;

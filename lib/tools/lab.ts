@@ -56,7 +56,7 @@ export function labCommand(
 
 /** A command line of `deno task lab`, split at its first `--`. */
 export interface LabArgs {
-  /** The arguments before `--`: the lab's own (only `--help`). */
+  /** The lab's own arguments (only `--help`). */
   own: string[];
   /** The arguments after `--`, for JupyterLab. */
   jupyter: string[];
@@ -65,7 +65,9 @@ export interface LabArgs {
 /**
  * Splits the arguments `deno task lab` was given at the first `--`: what
  * comes before is the lab's own command line, what comes after goes to
- * JupyterLab unchanged (another `--` included).
+ * JupyterLab unchanged (another `--` included). Without a `--`, only
+ * `-h`/`--help` is the lab's own and everything else goes to JupyterLab, so
+ * `deno task lab --no-browser` works as well.
  *
  * @example
  * ```ts
@@ -76,13 +78,19 @@ export interface LabArgs {
  *   jupyter: ["--port", "8899"],
  * });
  * assert.deepEqual(labArgs(["--help"]), { own: ["--help"], jupyter: [] });
+ * assert.deepEqual(labArgs(["--no-browser"]), {
+ *   own: [],
+ *   jupyter: ["--no-browser"],
+ * });
  * ```
  */
 export function labArgs(args: readonly string[]): LabArgs {
   const end = args.indexOf("--");
-  return end < 0
-    ? { own: [...args], jupyter: [] }
-    : { own: args.slice(0, end), jupyter: args.slice(end + 1) };
+  if (end >= 0) {
+    return { own: args.slice(0, end), jupyter: args.slice(end + 1) };
+  }
+  const isHelp = (a: string) => a === "-h" || a === "--help";
+  return { own: args.filter(isHelp), jupyter: args.filter((a) => !isHelp(a)) };
 }
 
 /** The command line of `deno task lab`. */

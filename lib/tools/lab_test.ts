@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { LAB_CLI, labArgs, labCommand } from "./lab.ts";
 import { PROJECT_ROOT } from "../core/paths.ts";
-import { stopProcess } from "./proc.ts";
-import { checkUsage } from "../../tests/fixtures.ts";
+import { run, stopProcess } from "./proc.ts";
+import { usage } from "../core/cli.ts";
 
 /** Sends one execute_request and resolves with the text/plain result. */
 function executeOverWebsocket(url: string, code: string): Promise<string> {
@@ -86,12 +86,24 @@ Deno.test("lab: everything after -- goes to JupyterLab; before it, only --help",
   });
   assert.deepEqual(labArgs(["-h", "--", "y"]), { own: ["-h"], jupyter: ["y"] });
   assert.deepEqual(labArgs([]), { own: [], jupyter: [] });
-  const usage = await checkUsage(
-    fileURLToPath(new URL("./lab.ts", import.meta.url)),
-    LAB_CLI,
-  );
-  assert.match(usage, /^usage: deno task lab -- \[options\]\n/);
-  assert.match(usage, /Every argument after `--` goes to JupyterLab/);
+  assert.deepEqual(labArgs(["--no-browser", "--port", "8899"]), {
+    own: [],
+    jupyter: ["--no-browser", "--port", "8899"],
+  });
+  // --help is the lab's own; any other flag is JupyterLab's, which names an
+  // unknown one itself (exit 2) before starting anything.
+  const script = fileURLToPath(new URL("./lab.ts", import.meta.url));
+  const help = await run(Deno.execPath(), {
+    args: ["run", "-A", script, "--help"],
+  });
+  assert.equal(help.code, 0, help.stderr);
+  assert.equal(help.stdout, `${usage(LAB_CLI)}\n`);
+  assert.match(help.stdout, /Every argument after `--` goes to JupyterLab/);
+  const bad = await run(Deno.execPath(), {
+    args: ["run", "-A", script, "--no-such-flag"],
+  });
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /unrecognized arguments: --no-such-flag/);
 });
 
 Deno.test("lab: JupyterLab starts on the project and runs code in the Deno kernel", async () => {
