@@ -59,6 +59,18 @@ export interface FlagSpec {
   readonly short?: string;
 }
 
+/**
+ * The `--model DIR` flag every command that uses a saved model shares: a
+ * saved-model folder or a run folder holding `model/`; by default
+ * `BRAIN_MRI_MODEL`, else the shipped model.
+ */
+export const MODEL_FLAG = {
+  type: "string",
+  value: "DIR",
+  defaultText: "BRAIN_MRI_MODEL, else the shipped model",
+  help: "saved model, or a run folder holding model/",
+} as const satisfies FlagSpec;
+
 /** A command: what it is called, what it does, its flags and arguments. */
 export interface CliSpec {
   /** How it is run, e.g. `"deno task train"`. */

@@ -13,7 +13,7 @@
  */
 import { basename, dirname, join, resolve } from "node:path";
 import { writeTextAtomic } from "../core/atomic.ts";
-import { runCli } from "../core/cli.ts";
+import { MODEL_FLAG, runCli } from "../core/cli.ts";
 import { describeDecision } from "../model/decision.ts";
 import {
   evaluateModel,
@@ -500,12 +500,7 @@ const MODEL_CARD_CLI = {
     "the dataset and writes its model card (README.md in its run folder, or\n" +
     "--out FILE).",
   flags: {
-    model: {
-      type: "string",
-      value: "DIR",
-      defaultText: "BRAIN_MRI_MODEL, else the shipped model",
-      help: "saved model, or a run folder holding model/",
-    },
+    model: MODEL_FLAG,
     data: {
       type: "string",
       value: "DIR",

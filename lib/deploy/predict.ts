@@ -43,7 +43,7 @@ import { createHash } from "node:crypto";
 import { readdir, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { writeFileAtomic } from "../core/atomic.ts";
-import { type ParsedCli, runCli, UsageError } from "../core/cli.ts";
+import { MODEL_FLAG, type ParsedCli, runCli, UsageError } from "../core/cli.ts";
 import { DEFAULTS } from "../core/defaults.ts";
 import { byCodeUnit, imageFormatProblem, readHead } from "../data/dataset.ts";
 import { argmax, decider, type DecisionRule } from "../model/decision.ts";
@@ -788,12 +788,7 @@ const PREDICT_CLI = {
   positionals: "FILE_OR_DIR...",
   minPositionals: 1,
   flags: {
-    model: {
-      type: "string",
-      value: "DIR",
-      defaultText: "BRAIN_MRI_MODEL, else the shipped model",
-      help: "saved model, or a run folder holding model/",
-    },
+    model: MODEL_FLAG,
     json: {
       type: "boolean",
       help: "print one JSON object { model, predictions, errors }",

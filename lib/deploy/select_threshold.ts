@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { type ParsedCli, runCli, UsageError } from "../core/cli.ts";
+import { MODEL_FLAG, type ParsedCli, runCli, UsageError } from "../core/cli.ts";
 import { describeDecision } from "../model/decision.ts";
 import { evaluateModel } from "../evaluate/evaluate.ts";
 import {
@@ -143,12 +143,7 @@ const SELECT_THRESHOLD_CLI = {
     "on its validation split by the operating-point rule, and records it in\n" +
     "its metadata.json. Give --data, or --from for a refit.",
   flags: {
-    model: {
-      type: "string",
-      value: "DIR",
-      defaultText: "BRAIN_MRI_MODEL, else the shipped model",
-      help: "saved model, or a run folder holding model/",
-    },
+    model: MODEL_FLAG,
     data: {
       type: "string",
       value: "DIR",

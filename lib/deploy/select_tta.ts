@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { type ParsedCli, runCli, UsageError } from "../core/cli.ts";
+import { MODEL_FLAG, type ParsedCli, runCli, UsageError } from "../core/cli.ts";
 import { evaluateModel } from "../evaluate/evaluate.ts";
 import { projectPaths } from "../core/paths.ts";
 import {
@@ -196,12 +196,7 @@ const SELECT_TTA_CLI = {
     "(hflip when it lowers the validation loss, else none) and records it\n" +
     "in its metadata.json. Give --data, or --from for a refit.",
   flags: {
-    model: {
-      type: "string",
-      value: "DIR",
-      defaultText: "BRAIN_MRI_MODEL, else the shipped model",
-      help: "saved model, or a run folder holding model/",
-    },
+    model: MODEL_FLAG,
     data: {
       type: "string",
       value: "DIR",

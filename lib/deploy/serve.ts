@@ -38,7 +38,7 @@
  *
  * @module
  */
-import { type ParsedCli, runCli, UsageError } from "../core/cli.ts";
+import { MODEL_FLAG, type ParsedCli, runCli, UsageError } from "../core/cli.ts";
 import {
   type ImageClassifier,
   localClassifier,
@@ -534,12 +534,7 @@ const SERVE_CLI = {
   summary: "Serves a saved model over HTTP: POST /predict (image body or\n" +
     'multipart field "file"), GET /health, GET /model.',
   flags: {
-    model: {
-      type: "string",
-      value: "DIR",
-      defaultText: "BRAIN_MRI_MODEL, else the shipped model",
-      help: "saved model, or a run folder holding model/",
-    },
+    model: MODEL_FLAG,
     port: {
       type: "string",
       value: "N",

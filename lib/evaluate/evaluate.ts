@@ -22,6 +22,7 @@ import {
 } from "../data/audit.ts";
 import {
   type FlagValues,
+  MODEL_FLAG,
   type ParsedCli,
   runCli,
   UsageError,
@@ -31,7 +32,7 @@ import { discoverDataset, type ImageFile } from "../data/dataset.ts";
 import { loadImages } from "../data/image_cache.ts";
 import { describeDecision, tumourThresholdProblem } from "../model/decision.ts";
 import { type EvaluationReport, evaluationReport } from "./metrics.ts";
-import { projectPaths, SHIPPED_MODEL } from "../core/paths.ts";
+import { projectPaths } from "../core/paths.ts";
 import { DEFAULTS } from "../core/defaults.ts";
 import {
   loadSavedModel,
@@ -428,13 +429,7 @@ export const EVALUATE_CLI = {
   summary: "Evaluates a saved model on a dataset, on the full and on the\n" +
     "de-duplicated set, with the images preprocessed as its metadata says.",
   flags: {
-    model: {
-      type: "string",
-      value: "DIR",
-      defaultText: `BRAIN_MRI_MODEL, else\nmodels/${SHIPPED_MODEL}`,
-      help: "a saved model folder (model.json, weights.bin,\n" +
-        "metadata.json) or a run folder holding one in\nmodel/",
-    },
+    model: MODEL_FLAG,
     data: {
       type: "string",
       value: "DIR",
