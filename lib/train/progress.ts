@@ -34,7 +34,7 @@
  */
 import cliProgress from "cli-progress";
 import { type Displayable, displayable, escapeHtml } from "../core/display.ts";
-import { figure } from "../core/plot.ts";
+import { figure, type Trace } from "../core/plot.ts";
 import type {
   BatchEndInfo,
   EpochEndInfo,
@@ -246,68 +246,161 @@ export function progressDisplay(state: ProgressState): Displayable {
   return displayable({ "text/html": html, "text/plain": text });
 }
 
+/** Options for {@linkcode historyChart}. */
+export interface HistoryChartOptions {
+  /** Title; default "Training history". */
+  title?: string;
+  /**
+   * Number of classes: draws the chance lines, accuracy 1/k (always guessing
+   * one class of k balanced ones) and loss ln k (a uniform guess). Without
+   * it, no chance lines.
+   */
+  numClasses?: number;
+}
+
+type HistoryKey = "loss" | "acc" | "val_loss" | "val_acc" | "lr";
+
+/** One line of the history chart, on subplot `axis` (1 loss, 2 accuracy, 3 learning rate). */
+function historySeries(
+  history: readonly EpochRecord[],
+  options: { key: HistoryKey; name: string; axis: 1 | 2 | 3; dash: boolean },
+): Trace {
+  const suffix = options.axis === 1 ? "" : String(options.axis);
+  const validation = options.key.startsWith("val_");
+  return {
+    type: "scatter",
+    mode: "lines+markers",
+    name: options.name,
+    x: history.map((r) => r.epoch),
+    y: history.map((r) => r[options.key]),
+    xaxis: `x${suffix}`,
+    yaxis: `y${suffix}`,
+    line: {
+      dash: options.dash ? "dash" : "solid",
+      color: options.key === "lr"
+        ? "#7f8c8d"
+        : validation
+        ? "#e67e22"
+        : "#2e86de",
+    },
+    legendgroup: options.key === "lr"
+      ? "lr"
+      : validation
+      ? "validation"
+      : "training",
+  };
+}
+
+/** The chance lines (loss ln k, accuracy 1/k) across the epochs shown. */
+function chanceLines(
+  history: readonly EpochRecord[],
+  numClasses: number,
+): Trace[] {
+  const epochs = history.map((r) => r.epoch);
+  const first = epochs.length ? Math.min(...epochs) : 1;
+  const last = epochs.length ? Math.max(...epochs) : 1;
+  const x = first === last ? [first - 0.5, last + 0.5] : [first, last];
+  const line = (name: string, y: number, axis: "" | "2"): Trace => ({
+    type: "scatter",
+    mode: "lines",
+    name,
+    x,
+    y: [y, y],
+    xaxis: `x${axis}`,
+    yaxis: `y${axis}`,
+    line: { dash: "dot", color: "gray", width: 1.5 },
+    legendgroup: "chance",
+    hovertemplate: `${name}: %{y:.3f}<extra></extra>`,
+  });
+  return [
+    line(`chance loss (ln ${numClasses})`, Math.log(numClasses), ""),
+    line(`chance accuracy (1/${numClasses})`, 1 / numClasses, "2"),
+  ];
+}
+
 /**
- * A Plotly chart of loss and accuracy per epoch (training and validation,
- * side by side).
+ * A Plotly chart of a run's history per epoch, three plots side by side:
+ * loss and accuracy (training solid, validation dashed) and the learning
+ * rate each epoch used (log scale). Given the number of classes, dotted
+ * chance lines: accuracy 1/k and loss ln k. The legend stands to the right
+ * of the plots, clear of the axes.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { historyChart } from "./progress.ts";
  * import { JUPYTER_DISPLAY } from "../core/display.ts";
- * const chart = historyChart([{ epoch: 1, loss: 1.2, acc: 0.5, val_loss: 1.1, val_acc: 0.55, lr: 0.001, seconds: 12, trainSeconds: 10, imagesPerSecond: 320 }]);
- * assert.match(String(chart[JUPYTER_DISPLAY]()["text/plain"]), /^Training history: 1 epoch; last: loss 1\.2000/);
+ * import { type Figure, PLOTLY_MIME } from "../core/plot.ts";
+ * const record = { epoch: 1, loss: 1.2, acc: 0.5, val_loss: 1.1, val_acc: 0.55, lr: 0.001, seconds: 12, trainSeconds: 10, imagesPerSecond: 320 };
+ * const chart = historyChart([record, { ...record, epoch: 2, lr: 0.0005 }], { numClasses: 4 });
+ * const bundle = chart[JUPYTER_DISPLAY]();
+ * assert.match(String(bundle["text/plain"]), /^Training history: 2 epochs; last: loss 1\.2000/);
+ * const traces = (bundle[PLOTLY_MIME] as Figure).data;
+ * const byName = (name: string) => traces.find((t) => t.name === name);
+ * assert.deepEqual(byName("learning rate")?.y, [0.001, 0.0005]);
+ * assert.deepEqual(byName("chance accuracy (1/4)")?.y, [0.25, 0.25]);
+ * assert.deepEqual(byName("chance loss (ln 4)")?.y, [Math.log(4), Math.log(4)]);
  * ```
  */
 export function historyChart(
   history: readonly EpochRecord[],
-  options: { title?: string } = {},
+  options: HistoryChartOptions = {},
 ): Displayable {
-  const x = history.map((r) => r.epoch);
   const series = (
-    key: "loss" | "acc" | "val_loss" | "val_acc",
+    key: HistoryKey,
     name: string,
-    axis: 1 | 2,
-    dash: boolean,
-  ) => ({
-    type: "scatter",
-    mode: "lines+markers",
-    name,
-    x,
-    y: history.map((r) => r[key]),
-    xaxis: axis === 1 ? "x" : "x2",
-    yaxis: axis === 1 ? "y" : "y2",
-    line: {
-      dash: dash ? "dash" : "solid",
-      color: dash ? "#e67e22" : "#2e86de",
-    },
-    legendgroup: dash ? "validation" : "training",
-  });
+    axis: 1 | 2 | 3,
+    dash = false,
+  ) => historySeries(history, { key, name, axis, dash });
   const last = history.at(-1);
   const text = `${options.title ?? "Training history"}: ${history.length} ` +
     `epoch${history.length === 1 ? "" : "s"}` +
     (last
       ? `; last: loss ${num(last.loss)}, acc ${num(last.acc)}, ` +
-        `val_loss ${num(last.val_loss)}, val_acc ${num(last.val_acc)}`
+        `val_loss ${num(last.val_loss)}, val_acc ${num(last.val_acc)}, ` +
+        `lr ${lrText(last.lr)}`
       : "");
+  const k = options.numClasses;
   return figure({
     data: [
-      series("loss", "train loss", 1, false),
+      series("loss", "train loss", 1),
       series("val_loss", "val loss", 1, true),
-      series("acc", "train accuracy", 2, false),
+      series("acc", "train accuracy", 2),
       series("val_acc", "val accuracy", 2, true),
+      series("lr", "learning rate", 3),
+      ...(k && k > 1 ? chanceLines(history, k) : []),
     ],
-    layout: {
-      title: { text: options.title ?? "Training history" },
-      grid: { rows: 1, columns: 2, pattern: "independent" },
-      xaxis: { title: { text: "epoch" }, dtick: 1 },
-      yaxis: { title: { text: "loss" } },
-      xaxis2: { title: { text: "epoch" }, dtick: 1 },
-      yaxis2: { title: { text: "accuracy" }, range: [0, 1] },
-      height: 360,
-      legend: { orientation: "h" },
-    },
+    layout: historyLayout(options.title ?? "Training history"),
   }, { text });
+}
+
+/** Three independent plots in a row, the legend to their right. */
+function historyLayout(title: string): Record<string, unknown> {
+  const epochAxis = { title: { text: "epoch" }, dtick: 1, automargin: true };
+  return {
+    title: { text: title },
+    grid: { rows: 1, columns: 3, pattern: "independent", xgap: 0.12 },
+    xaxis: epochAxis,
+    yaxis: { title: { text: "loss" }, automargin: true, rangemode: "tozero" },
+    xaxis2: epochAxis,
+    yaxis2: { title: { text: "accuracy" }, range: [0, 1], automargin: true },
+    xaxis3: epochAxis,
+    yaxis3: {
+      title: { text: "learning rate" },
+      type: "log",
+      exponentformat: "power",
+      automargin: true,
+    },
+    height: 380,
+    margin: { r: 20 },
+    legend: {
+      orientation: "v",
+      x: 1.02,
+      xanchor: "left",
+      y: 1,
+      yanchor: "top",
+    },
+  };
 }
 
 /** Keeps a {@linkcode ProgressState} up to date from the training callbacks. */
@@ -625,6 +718,7 @@ export function notebookProgress(
   const tracker = new Tracker();
   let shown = false;
   let chartShown = false;
+  let numClasses: number | undefined;
   let last = 0;
   const show = async (force: boolean) => {
     const now = Date.now();
@@ -641,6 +735,7 @@ export function notebookProgress(
     await jupyter.display(
       historyChart(tracker.state.history, {
         title: tracker.state.run ? `Training ${tracker.state.run}` : undefined,
+        numClasses,
       }),
       { display_id: chartId, ...(chartShown ? { update: true } : {}) },
     );
@@ -649,6 +744,7 @@ export function notebookProgress(
   return {
     async onTrainBegin(info) {
       tracker.begin(info);
+      numClasses = info.config.classes.length;
       await show(true);
       await showChart();
     },

@@ -119,11 +119,35 @@ Deno.test("historyChart is a Plotly bundle with loss and accuracy traces", () =>
     "val loss",
     "train accuracy",
     "val accuracy",
+    "learning rate",
   ]);
   assert.deepEqual(spec.data[3].y, RECORDS.map((r) => r.val_acc));
   assert.equal(spec.data[2].yaxis, "y2");
+  assert.deepEqual(spec.data[4].y, RECORDS.map((r) => r.lr));
+  assert.equal(spec.data[4].yaxis, "y3");
   assert.ok(typeof bundle["text/html"] === "string");
   assert.match(bundle["text/plain"] as string, /demo: 3 epochs; last: loss/);
+  // The legend stands right of the plots, clear of their axes.
+  const legend = spec.layout.legend as { x: number; xanchor: string };
+  assert.ok(legend.x > 1 && legend.xanchor === "left");
+});
+
+Deno.test("historyChart draws the chance lines given the number of classes", () => {
+  const spec = historyChart(RECORDS, { numClasses: 4 })[JUPYTER_DISPLAY]()[
+    PLOTLY_MIME
+  ] as { data: { name: string; x: number[]; y: number[]; yaxis: string }[] };
+  const accuracy = spec.data.find((t) => t.name === "chance accuracy (1/4)");
+  const loss = spec.data.find((t) => t.name === "chance loss (ln 4)");
+  assert.deepEqual(accuracy?.y, [0.25, 0.25]);
+  assert.equal(accuracy?.yaxis, "y2");
+  assert.deepEqual(loss?.y, [Math.log(4), Math.log(4)]);
+  assert.equal(loss?.yaxis, "y");
+  const epochs = RECORDS.map((r) => r.epoch);
+  assert.deepEqual(accuracy?.x, [Math.min(...epochs), Math.max(...epochs)]);
+  const without = historyChart(RECORDS)[JUPYTER_DISPLAY]()[PLOTLY_MIME] as {
+    data: { name: string }[];
+  };
+  assert.ok(!without.data.some((t) => t.name.startsWith("chance")));
 });
 
 Deno.test("notebookProgress keeps one status display and one chart per run, updated in place and throttled", async () => {
@@ -178,9 +202,12 @@ Deno.test("notebookProgress keeps one status display and one chart per run, upda
   const charts = calls.filter((c) => c.options.display_id === "run1-chart");
   assert.equal(charts.length, 4); // begin, 2 epochs, end
   const spec = charts.at(-1)!.bundle[PLOTLY_MIME] as {
-    data: { x: number[] }[];
+    data: { x: number[]; name: string; y: number[] }[];
   };
   assert.deepEqual(spec.data[0].x, [1, 2]);
+  // The run's four classes give the chance accuracy line.
+  const chance = spec.data.find((t) => t.name === "chance accuracy (1/4)");
+  assert.deepEqual(chance?.y, [0.25, 0.25]);
 });
 
 Deno.test("notebookProgress without throttling shows batches; without a kernel it prints lines", async () => {
