@@ -14,7 +14,7 @@
  * | `defaults.ts` | The project's defaults, in one place, read by the tools, `trainModel`, the notebooks and the docs |
  * | `display.ts` | Rich display objects for the Deno Jupyter kernel |
  * | `image_grid.ts` | Grids of scans for notebooks: each image encoded as PNG with sharp and laid out in an HTML grid… |
- * | `params.ts` | Notebook and run parameters, read from environment variables so that headless runs (`deno task… |
+ * | `params.ts` | Notebook and run parameters: the notebooks' constants with environment overrides, run folder names that follow the settings, the run notebook 03 trained last |
  * | `paths.ts` | The one module that knows where things live |
  * | `plot.ts` | Plotly figures as notebook display objects |
  * | `random.ts` | Seeded randomness |

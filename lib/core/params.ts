@@ -1,31 +1,253 @@
 /**
- * Notebook and run parameters, read from environment variables so that
- * headless runs (`deno task report`) can change them without editing cells.
- * A variable that is unset or blank takes its default from
- * {@linkcode DEFAULTS} (`./defaults.ts`), the same default every command-line
- * tool uses; the three training refinements are off unless set.
+ * Notebook and run parameters. Each notebook opens with a cell of plain
+ * constants a reader edits (`const EPOCHS = 10;` …, their values from
+ * {@linkcode DEFAULTS}), followed by one line that applies environment
+ * overrides, so that headless runs (`deno task report`) can change them
+ * without editing cells:
  *
- * | variable                    | default                          | what                                  |
- * | --------------------------- | -------------------------------- | ------------------------------------- |
- * | `BRAIN_MRI_SEED`            | `DEFAULTS.seed`                  | seed of every random choice           |
- * | `BRAIN_MRI_IMAGE_SIZE`      | `DEFAULTS.imageSize`             | side of the square input images       |
- * | `BRAIN_MRI_VAL`             | `DEFAULTS.validationFraction`    | validation fraction                   |
- * | `BRAIN_MRI_TEST`            | `DEFAULTS.testFraction`          | test fraction (carved from Training)  |
- * | `BRAIN_MRI_ARCH`            | `DEFAULTS.arch`                  | architecture to train                 |
- * | `BRAIN_MRI_EPOCHS`          | `DEFAULTS.epochs`                | most epochs to train                  |
- * | `BRAIN_MRI_BATCH`           | `DEFAULTS.batchSize`             | batch size                            |
- * | `BRAIN_MRI_LR`              | `DEFAULTS.learningRate`          | Adam's initial learning rate          |
- * | `BRAIN_MRI_RUN`             | `<arch>-<size>-notebook`         | run folder name under `models/`       |
- * | `BRAIN_MRI_EMA`             | 0 (off)                          | decay of the weights' moving average  |
- * | `BRAIN_MRI_WEIGHT_DECAY`    | 0 (off)                          | decoupled weight decay                |
- * | `BRAIN_MRI_LABEL_SMOOTHING` | 0 (off)                          | label smoothing of the training loss  |
+ * ```ts ignore
+ * const params = withEnvOverrides({ epochs: EPOCHS, batchSize: BATCH_SIZE });
+ * ```
+ *
+ * A variable that is unset or blank leaves the notebook's value; the three
+ * training refinements are off (0) unless set.
+ *
+ * | variable                    | setting          | what                                  |
+ * | --------------------------- | ---------------- | ------------------------------------- |
+ * | `BRAIN_MRI_SEED`            | `seed`           | seed of every random choice           |
+ * | `BRAIN_MRI_IMAGE_SIZE`      | `imageSize`      | side of the square input images       |
+ * | `BRAIN_MRI_VAL`             | `validation`     | validation fraction                   |
+ * | `BRAIN_MRI_TEST`            | `test`           | test fraction (carved from Training)  |
+ * | `BRAIN_MRI_ARCH`            | `arch`           | architecture to train                 |
+ * | `BRAIN_MRI_EPOCHS`          | `epochs`         | most epochs to train                  |
+ * | `BRAIN_MRI_BATCH`           | `batchSize`      | batch size                            |
+ * | `BRAIN_MRI_LR`              | `learningRate`   | Adam's initial learning rate          |
+ * | `BRAIN_MRI_RUN`             | `run`            | run folder name under `models/`       |
+ * | `BRAIN_MRI_EMA`             | `ema`            | decay of the weights' moving average  |
+ * | `BRAIN_MRI_WEIGHT_DECAY`    | `weightDecay`    | decoupled weight decay                |
+ * | `BRAIN_MRI_LABEL_SMOOTHING` | `labelSmoothing` | label smoothing of the training loss  |
+ *
+ * A run folder's default name is {@linkcode runName}: the architecture, the
+ * image size and a short hash of every setting that must stay the same to
+ * resume, so that a changed setting trains into a folder of its own instead
+ * of refusing to resume. Notebook 03 records the run it trained
+ * ({@linkcode recordNotebookRun}) so that 04 and 05 find it
+ * ({@linkcode notebookRun}).
  *
  * @module
  */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { writeTextAtomic } from "./atomic.ts";
 import { DEFAULTS } from "./defaults.ts";
+import { projectPaths } from "./paths.ts";
 
 /** The value of a training refinement (EMA, weight decay, label smoothing) that is off. */
 const OFF = 0;
+
+/** The architectures a notebook may name. */
+const ARCHITECTURES = ["seedCnn", "vgg", "resnet"] as const;
+
+/** Every parameter a notebook may set. */
+export interface NotebookSettings {
+  /** Seed of every random choice. */
+  seed: number;
+  /** Side of the square input images. */
+  imageSize: number;
+  /** Validation fraction. */
+  validation: number;
+  /** Test fraction (when carved from Training). */
+  test: number;
+  /** Architecture. */
+  arch: "seedCnn" | "vgg" | "resnet";
+  /** Most epochs. */
+  epochs: number;
+  /** Batch size. */
+  batchSize: number;
+  /** Initial learning rate. */
+  learningRate: number;
+  /** Run folder name under `models/` ("" = the default, {@linkcode runName}). */
+  run: string;
+  /** Decay of the weights' moving average; 0 = off. */
+  ema: number;
+  /** Decoupled weight decay; 0 = off. */
+  weightDecay: number;
+  /** Label smoothing of the training loss; 0 = off. */
+  labelSmoothing: number;
+}
+
+interface Setting {
+  variable: string;
+  valid: (value: unknown) => boolean;
+  parse: (raw: string) => unknown;
+}
+
+const integer = (min: number, max = Infinity) => (v: unknown) =>
+  Number.isInteger(v) && (v as number) >= min && (v as number) <= max;
+const between = (min: number, max: number) => (v: unknown) =>
+  typeof v === "number" && v >= min && v < max;
+
+function numeric(
+  variable: string,
+  valid: (v: unknown) => boolean,
+): Setting {
+  return { variable, valid, parse: Number };
+}
+
+const SETTINGS: Record<keyof NotebookSettings, Setting> = {
+  seed: numeric("BRAIN_MRI_SEED", integer(-Infinity)),
+  imageSize: numeric("BRAIN_MRI_IMAGE_SIZE", integer(16, 1024)),
+  validation: numeric("BRAIN_MRI_VAL", between(0, 1)),
+  test: numeric("BRAIN_MRI_TEST", between(0, 1)),
+  arch: {
+    variable: "BRAIN_MRI_ARCH",
+    valid: (v) => (ARCHITECTURES as readonly unknown[]).includes(v),
+    parse: (raw) => raw,
+  },
+  epochs: numeric("BRAIN_MRI_EPOCHS", integer(1)),
+  batchSize: numeric("BRAIN_MRI_BATCH", integer(1)),
+  learningRate: numeric("BRAIN_MRI_LR", (v) => between(0, 1)(v) && v !== 0),
+  run: {
+    variable: "BRAIN_MRI_RUN",
+    valid: (v) => typeof v === "string" && !/[\\/]|^\.\.?$/.test(v),
+    parse: (raw) => raw,
+  },
+  ema: numeric("BRAIN_MRI_EMA", between(0, 1)),
+  weightDecay: numeric("BRAIN_MRI_WEIGHT_DECAY", between(0, Infinity)),
+  labelSmoothing: numeric("BRAIN_MRI_LABEL_SMOOTHING", between(0, 1)),
+};
+
+function invalid(key: keyof NotebookSettings, shown: string): Error {
+  if (key === "arch") {
+    return new Error(`${shown} is not one of ${ARCHITECTURES.join(", ")}`);
+  }
+  return new Error(`${shown} is not a valid value`);
+}
+
+/** One setting: the environment's value when set, else the notebook's. */
+function resolveSetting(
+  key: keyof NotebookSettings,
+  value: unknown,
+  env: Record<string, string | undefined>,
+): unknown {
+  const setting = SETTINGS[key];
+  if (!setting) throw new Error(`unknown notebook setting ${key}`);
+  const raw = env[setting.variable]?.trim();
+  if (raw) {
+    const parsed = setting.parse(raw);
+    if (!setting.valid(parsed)) {
+      throw invalid(key, `${setting.variable}=${raw}`);
+    }
+    return parsed;
+  }
+  if (!setting.valid(value)) {
+    throw invalid(key, `${key} = ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/**
+ * Returns the notebook's settings with each one replaced by its environment
+ * variable (see the module documentation) when that is set. Every value is
+ * checked: a malformed one is an error naming the variable or the setting.
+ *
+ * @example A headless run trains 3 epochs whatever the cell says
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { withEnvOverrides } from "./params.ts";
+ * const EPOCHS = 10;
+ * const BATCH_SIZE = 32;
+ * const params = withEnvOverrides(
+ *   { epochs: EPOCHS, batchSize: BATCH_SIZE },
+ *   { env: { BRAIN_MRI_EPOCHS: "3" } },
+ * );
+ * assert.deepEqual(params, { epochs: 3, batchSize: 32 });
+ * assert.throws(
+ *   () => withEnvOverrides({ epochs: 0 }, { env: {} }),
+ *   /epochs = 0 is not a valid value/,
+ * );
+ * assert.throws(
+ *   () => withEnvOverrides({ validation: 0.15 }, { env: { BRAIN_MRI_VAL: "1.5" } }),
+ *   /BRAIN_MRI_VAL=1\.5 is not a valid value/,
+ * );
+ * ```
+ */
+export function withEnvOverrides<T extends Partial<NotebookSettings>>(
+  settings: T,
+  options: { env?: Record<string, string | undefined> } = {},
+): T {
+  const env = options.env ?? Deno.env.toObject();
+  return Object.fromEntries(
+    Object.entries(settings).map(([key, value]) => [
+      key,
+      resolveSetting(key as keyof NotebookSettings, value, env),
+    ]),
+  ) as T;
+}
+
+/** The settings that name a run folder: every one that must stay the same to resume. */
+export interface RunNameSettings {
+  /** Architecture. */
+  arch: string;
+  /** Side of the square input images. */
+  imageSize: number;
+  /** Seed of every random choice. */
+  seed: number;
+  /** Validation fraction. */
+  validation: number;
+  /** Test fraction. */
+  test: number;
+  /** Batch size. */
+  batchSize: number;
+  /** Initial learning rate. */
+  learningRate: number;
+  /** Decay of the weights' moving average; 0 = off. */
+  ema: number;
+  /** Decoupled weight decay; 0 = off. */
+  weightDecay: number;
+  /** Label smoothing; 0 = off. */
+  labelSmoothing: number;
+  /**
+   * The network's topology when it is not the library architecture `arch`
+   * builds (a network edited in notebook 02); absent otherwise.
+   */
+  network?: string;
+}
+
+/** FNV-1a, 32 bits, as 8 hex digits: a short, stable fingerprint of a text. */
+function shortHash(text: string): string {
+  let hash = 0x811c9dc5;
+  for (const byte of new TextEncoder().encode(text)) {
+    hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
+  }
+  return hash.toString(16).padStart(8, "0");
+}
+
+/**
+ * The default run folder name: `<arch>-<imageSize>-<hash>`, the hash over
+ * every setting that must stay the same to resume a run (all but `epochs`,
+ * which may grow). Changing any of them names a new folder, so a notebook
+ * re-run with new settings trains afresh instead of refusing to resume; the
+ * same settings name the same folder, so a re-run resumes.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { runName } from "./params.ts";
+ * const settings = {
+ *   arch: "seedCnn", imageSize: 128, seed: 42, validation: 0.15, test: 0.15,
+ *   batchSize: 32, learningRate: 0.001, ema: 0, weightDecay: 0, labelSmoothing: 0,
+ * };
+ * assert.match(runName(settings), /^seedCnn-128-[0-9a-f]{8}$/);
+ * assert.equal(runName({ ...settings }), runName(settings));
+ * assert.notEqual(runName({ ...settings, learningRate: 0.01 }), runName(settings));
+ * ```
+ */
+export function runName(settings: RunNameSettings): string {
+  const keys = Object.keys(settings).sort() as (keyof RunNameSettings)[];
+  const canonical = JSON.stringify(keys.map((k) => [k, settings[k]]));
+  return `${settings.arch}-${settings.imageSize}-${shortHash(canonical)}`;
+}
 
 /** The parameters every notebook shares. */
 export interface RunParams {
@@ -39,24 +261,9 @@ export interface RunParams {
   test: number;
 }
 
-function numberFrom(
-  env: Record<string, string | undefined>,
-  name: string,
-  fallback: number,
-  check: (n: number) => boolean,
-): number {
-  const raw = env[name]?.trim();
-  if (!raw) return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || !check(value)) {
-    throw new Error(`${name}=${raw} is not a valid value`);
-  }
-  return value;
-}
-
 /**
- * Reads the run parameters from the environment, with defaults; a malformed
- * value is an error naming the variable.
+ * Reads the run parameters from the environment, with defaults from
+ * {@linkcode DEFAULTS}; a malformed value is an error naming the variable.
  *
  * @example
  * ```ts
@@ -78,27 +285,21 @@ function numberFrom(
 export function runParams(
   options: { env?: Record<string, string | undefined> } = {},
 ): RunParams {
-  const env = options.env ?? Deno.env.toObject();
-  const fraction = (n: number) => n >= 0 && n < 1;
+  const p = withEnvOverrides({
+    seed: DEFAULTS.seed,
+    imageSize: DEFAULTS.imageSize,
+    validation: DEFAULTS.validationFraction,
+    test: DEFAULTS.testFraction,
+  }, options);
   return {
-    seed: numberFrom(env, "BRAIN_MRI_SEED", DEFAULTS.seed, Number.isInteger),
-    size: numberFrom(
-      env,
-      "BRAIN_MRI_IMAGE_SIZE",
-      DEFAULTS.imageSize,
-      (n) => Number.isInteger(n) && n >= 16 && n <= 1024,
-    ),
-    validation: numberFrom(
-      env,
-      "BRAIN_MRI_VAL",
-      DEFAULTS.validationFraction,
-      fraction,
-    ),
-    test: numberFrom(env, "BRAIN_MRI_TEST", DEFAULTS.testFraction, fraction),
+    seed: p.seed,
+    size: p.imageSize,
+    validation: p.validation,
+    test: p.test,
   };
 }
 
-/** Training parameters (notebook 03, `deno task report`). */
+/** Training parameters (notebook 03's defaults, `deno task report`). */
 export interface TrainParams {
   /** Architecture. */
   arch: "seedCnn" | "vgg" | "resnet";
@@ -120,8 +321,9 @@ export interface TrainParams {
 
 /**
  * Reads the training parameters from the environment, with defaults (see
- * the module documentation); a malformed value is an error naming the
- * variable.
+ * the module documentation); the run folder defaults to {@linkcode runName}
+ * of these settings, the name notebook 03 gives a run of its default
+ * network. A malformed value is an error naming the variable.
  *
  * @example
  * ```ts
@@ -133,54 +335,109 @@ export interface TrainParams {
  * });
  * assert.equal(train.epochs, 3);
  * assert.equal(train.batchSize, DEFAULTS.batchSize);
- * assert.equal(train.run, `resnet-${DEFAULTS.imageSize}-notebook`);
+ * assert.match(train.run, new RegExp(`^resnet-${DEFAULTS.imageSize}-`));
  * assert.equal(train.ema, 0); // off
  * ```
  */
 export function trainParams(
   options: { env?: Record<string, string | undefined> } = {},
 ): TrainParams {
-  const env = options.env ?? Deno.env.toObject();
-  const arch = env.BRAIN_MRI_ARCH?.trim() || DEFAULTS.arch;
-  if (!["seedCnn", "vgg", "resnet"].includes(arch)) {
-    throw new Error(
-      `BRAIN_MRI_ARCH=${arch} is not one of seedCnn, vgg, resnet`,
-    );
-  }
-  const size = runParams(options).size;
+  const train = withEnvOverrides({
+    arch: DEFAULTS.arch,
+    epochs: DEFAULTS.epochs,
+    batchSize: DEFAULTS.batchSize,
+    learningRate: DEFAULTS.learningRate,
+    run: "",
+    ema: OFF,
+    weightDecay: OFF,
+    labelSmoothing: OFF,
+  }, options);
+  const { size, ...data } = runParams(options);
+  const { run, epochs: _, ...recipe } = train;
   return {
-    arch: arch as TrainParams["arch"],
-    epochs: numberFrom(
-      env,
-      "BRAIN_MRI_EPOCHS",
-      DEFAULTS.epochs,
-      (n) => Number.isInteger(n) && n >= 1,
-    ),
-    batchSize: numberFrom(
-      env,
-      "BRAIN_MRI_BATCH",
-      DEFAULTS.batchSize,
-      (n) => Number.isInteger(n) && n >= 1,
-    ),
-    learningRate: numberFrom(
-      env,
-      "BRAIN_MRI_LR",
-      DEFAULTS.learningRate,
-      (n) => n > 0 && n < 1,
-    ),
-    run: env.BRAIN_MRI_RUN?.trim() || `${arch}-${size}-notebook`,
-    ema: numberFrom(env, "BRAIN_MRI_EMA", OFF, (n) => n >= 0 && n < 1),
-    weightDecay: numberFrom(
-      env,
-      "BRAIN_MRI_WEIGHT_DECAY",
-      OFF,
-      (n) => n >= 0 && Number.isFinite(n),
-    ),
-    labelSmoothing: numberFrom(
-      env,
-      "BRAIN_MRI_LABEL_SMOOTHING",
-      OFF,
-      (n) => n >= 0 && n < 1,
-    ),
+    ...train,
+    run: run || runName({ ...recipe, ...data, imageSize: size }),
+  };
+}
+
+/** The file in the models folder naming the run notebook 03 trained last. */
+export const NOTEBOOK_RUN_FILE = "notebook_run.json";
+
+/** What {@linkcode recordNotebookRun} records and {@linkcode notebookRun} returns. */
+export interface NotebookRun {
+  /** Run folder name under the models folder. */
+  run: string;
+  /** The data settings the run was trained with. */
+  settings: RunParams;
+}
+
+/**
+ * Records `run` as the run notebook 03 trained last, with its data
+ * settings, in {@linkcode NOTEBOOK_RUN_FILE} of the models folder (written
+ * atomically).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { notebookRun, recordNotebookRun, runParams } from "./params.ts";
+ * const modelsDir = await Deno.makeTempDir();
+ * const settings = { ...runParams({ env: {} }), seed: 7 };
+ * await recordNotebookRun({ run: "seedCnn-128-0badcafe", settings, modelsDir });
+ * assert.deepEqual(notebookRun({ modelsDir, env: {} }), {
+ *   run: "seedCnn-128-0badcafe",
+ *   settings,
+ * });
+ * await Deno.remove(modelsDir, { recursive: true });
+ * ```
+ */
+export async function recordNotebookRun(
+  options: NotebookRun & { modelsDir?: string },
+): Promise<void> {
+  const dir = options.modelsDir ?? projectPaths().models;
+  await Deno.mkdir(dir, { recursive: true });
+  await writeTextAtomic(
+    join(dir, NOTEBOOK_RUN_FILE),
+    JSON.stringify({ run: options.run, settings: options.settings }, null, 2) +
+      "\n",
+  );
+}
+
+/**
+ * The run notebooks 04 and 05 open: `run` when given (or `BRAIN_MRI_RUN`),
+ * else the run notebook 03 recorded last, else the run 03 trains with the
+ * default settings ({@linkcode trainParams}). Its data settings are the
+ * recorded ones when it is the recorded run, else {@linkcode runParams}.
+ *
+ * @example With nothing recorded, the default run
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { notebookRun, runParams, trainParams } from "./params.ts";
+ * const modelsDir = await Deno.makeTempDir();
+ * assert.deepEqual(notebookRun({ modelsDir, env: {} }), {
+ *   run: trainParams({ env: {} }).run,
+ *   settings: runParams({ env: {} }),
+ * });
+ * assert.equal(notebookRun({ run: "mine", modelsDir, env: {} }).run, "mine");
+ * await Deno.remove(modelsDir, { recursive: true });
+ * ```
+ */
+export function notebookRun(
+  options: {
+    run?: string;
+    modelsDir?: string;
+    env?: Record<string, string | undefined>;
+  } = {},
+): NotebookRun {
+  const env = options.env ?? Deno.env.toObject();
+  const { run } = withEnvOverrides({ run: options.run ?? "" }, { env });
+  const dir = options.modelsDir ?? projectPaths({ env }).models;
+  const file = join(dir, NOTEBOOK_RUN_FILE);
+  const recorded: NotebookRun | undefined = existsSync(file)
+    ? JSON.parse(readFileSync(file, "utf8"))
+    : undefined;
+  if (recorded && (!run || run === recorded.run)) return recorded;
+  return {
+    run: run || trainParams({ env }).run,
+    settings: runParams({ env }),
   };
 }

@@ -74,7 +74,12 @@ function checkResumable(
   const diffs = configDifferences(saved.config, options.config);
   if (diffs.length) {
     throw new Error(
-      `cannot resume ${paths.root}: the settings differ (${diffs.join("; ")})`,
+      `cannot resume ${paths.root}: the settings differ (${
+        diffs.join("; ")
+      }). To continue that run, use its settings again; to train the new ` +
+        `settings, give the run another folder (--out for deno task train, ` +
+        `RUN or BRAIN_MRI_RUN in the notebooks, whose default name follows ` +
+        `the settings) or delete ${paths.root}`,
     );
   }
   if (saved.datasetFingerprint !== fingerprint) {
