@@ -36,6 +36,22 @@ function percent(v: number | null | undefined, digits = 1): string {
   return f === null ? "n/a" : `${(100 * f).toFixed(digits)}%`;
 }
 
+/**
+ * The confusion matrix's colour scale: white at 0 (none of the true class)
+ * to dark blue at 1 (all of it). Plotly's named "Blues" runs the other way.
+ */
+export const CONFUSION_COLORSCALE: readonly (readonly [number, string])[] = [
+  [0, "#f7fbff"],
+  [0.125, "#deebf7"],
+  [0.25, "#c6dbef"],
+  [0.375, "#9ecae1"],
+  [0.5, "#6baed6"],
+  [0.625, "#4292c6"],
+  [0.75, "#2171b5"],
+  [0.875, "#08519c"],
+  [1, "#08306b"],
+];
+
 /** Options for {@linkcode confusionMatrixFigure}. */
 export interface ConfusionMatrixOptions {
   /** Counts, rows = true class, columns = predicted class. */
@@ -47,17 +63,18 @@ export interface ConfusionMatrixOptions {
 }
 
 /**
- * The confusion matrix as a heatmap: each cell annotated with its count,
- * coloured by the row-normalised fraction (so each true class reads as its
- * recall on the diagonal whatever its size). True classes run down the left,
- * predictions along the bottom.
+ * The confusion matrix as a heatmap: each cell annotated with its count and
+ * its percentage of the row (of the true class), coloured by that fraction
+ * from white (none) to dark blue (all), so each true class reads as its
+ * recall on the diagonal whatever its size. True classes run down the left,
+ * predictions along the bottom; the margins grow to fit the class names.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { JUPYTER_DISPLAY } from "../core/display.ts";
  * import { type Figure, PLOTLY_MIME } from "../core/plot.ts";
- * import { confusionMatrixFigure } from "./evaluation.ts";
+ * import { CONFUSION_COLORSCALE, confusionMatrixFigure } from "./evaluation.ts";
  * const fig = confusionMatrixFigure({
  *   matrix: [[3, 1], [0, 5]],
  *   classes: ["notumor", "tumour"],
@@ -65,6 +82,11 @@ export interface ConfusionMatrixOptions {
  * const [heatmap] = (fig[PLOTLY_MIME] as Figure).data;
  * assert.deepEqual(heatmap.z, [[0.75, 0.25], [0, 1]]); // coloured by row
  * assert.deepEqual(heatmap.text, [["3", "1"], ["0", "5"]]); // labelled by count
+ * assert.deepEqual(heatmap.customdata, [["75.0%", "25.0%"], ["0.0%", "100.0%"]]);
+ * assert.equal(heatmap.texttemplate, "%{text}<br>%{customdata}"); // and row %
+ * // Light for none of the row, dark for all of it.
+ * assert.deepEqual(heatmap.colorscale, CONFUSION_COLORSCALE);
+ * assert.equal(CONFUSION_COLORSCALE[0][1], "#f7fbff");
  * assert.equal(
  *   fig["text/plain"],
  *   "Confusion matrix (rows: true class, columns: predicted)\n" +
@@ -104,21 +126,32 @@ export function confusionMatrixFigure(
       x: [...classes],
       y: [...classes],
       text: matrix.map((row) => row.map(String)),
-      texttemplate: "%{text}",
+      texttemplate: "%{text}<br>%{customdata}",
       customdata: fractions.map((row) => row.map((f) => percent(f))),
       hovertemplate:
         "true %{y}, predicted %{x}: %{text} (%{customdata} of the row)<extra></extra>",
-      colorscale: "Blues",
+      colorscale: CONFUSION_COLORSCALE,
       zmin: 0,
       zmax: 1,
-      colorbar: { title: { text: "row fraction" } },
+      colorbar: {
+        title: { text: "share of<br>the true class", side: "right" },
+        tickformat: ".0%",
+      },
     }],
     layout: {
       title: { text: title },
-      xaxis: { title: { text: "Predicted class" }, side: "bottom" },
-      yaxis: { title: { text: "True class" }, autorange: "reversed" },
-      width: 560,
-      height: 500,
+      xaxis: {
+        title: { text: "Predicted class", standoff: 12 },
+        side: "bottom",
+        automargin: true,
+      },
+      yaxis: {
+        title: { text: "True class", standoff: 12 },
+        autorange: "reversed",
+        automargin: true,
+      },
+      width: 640,
+      height: 540,
     },
   }, { text });
 }
@@ -323,6 +356,9 @@ export interface ReliabilityData {
   }[];
 }
 
+/** Height (in accuracy units) of the strip of bin counts above the bars. */
+const COUNT_STRIP_Y = 1.09;
+
 /** Options for {@linkcode reliabilityDiagram}. */
 export interface ReliabilityOptions {
   /** The calibration data. */
@@ -331,16 +367,93 @@ export interface ReliabilityOptions {
   title?: string;
 }
 
+/** The accuracy bars, the diagonal and the strip of bin counts. */
+function reliabilityTraces(bins: ReliabilityData["reliability"]): Trace[] {
+  const centres = bins.map((b) => (b.lower + b.upper) / 2);
+  return [
+    {
+      type: "bar",
+      name: "accuracy",
+      x: centres,
+      y: bins.map((b) => (b.count ? finite(b.accuracy) : null)),
+      width: bins.map((b) => b.upper - b.lower),
+      customdata: bins.map((b) => [
+        `(${b.lower.toFixed(3)}, ${b.upper.toFixed(3)}]`,
+        fixed(b.meanConfidence),
+        b.count,
+      ]),
+      hovertemplate:
+        "confidence %{customdata[0]}: %{customdata[2]} predictions<br>mean confidence %{customdata[1]}, accuracy %{y:.3f}<extra></extra>",
+      marker: { color: "steelblue", line: { color: "white", width: 1 } },
+    },
+    {
+      type: "scatter",
+      mode: "lines",
+      name: "perfect calibration",
+      x: [0, 1],
+      y: [0, 1],
+      line: { dash: "dash", color: "gray" },
+      hoverinfo: "skip",
+    },
+    {
+      type: "scatter",
+      mode: "text",
+      name: "predictions per bin",
+      x: centres,
+      y: centres.map(() => COUNT_STRIP_Y),
+      text: bins.map((b) => (b.count ? String(b.count) : "")),
+      textfont: { size: 10, color: "#444" },
+      cliponaxis: false,
+      showlegend: false,
+      hoverinfo: "skip",
+    },
+  ];
+}
+
+/** Axes, the legend right of the plot and the label of the counts' strip. */
+function reliabilityLayout(title: string): Record<string, unknown> {
+  return {
+    title: { text: title },
+    xaxis: {
+      title: { text: "Confidence (top class probability)" },
+      range: [0, 1],
+    },
+    yaxis: {
+      title: { text: "Accuracy" },
+      range: [0, 1.16],
+      tickvals: [0, 0.2, 0.4, 0.6, 0.8, 1],
+    },
+    bargap: 0,
+    width: 720,
+    height: 480,
+    showlegend: true,
+    legend: { x: 1.02, xanchor: "left", y: 0.8, yanchor: "top" },
+    annotations: [{
+      text: "predictions per bin",
+      xref: "paper",
+      yref: "y",
+      x: 1.02,
+      xanchor: "left",
+      y: COUNT_STRIP_Y,
+      yanchor: "middle",
+      showarrow: false,
+      font: { size: 10, color: "#444" },
+    }],
+  };
+}
+
 /**
- * The reliability diagram: per confidence bin a bar of the accuracy (the
- * bar's label is the bin's count; empty bins have no bar), against the
- * diagonal of perfect calibration; ECE and MCE in the title. Bars below the
- * diagonal mean over-confidence.
+ * The reliability diagram: per confidence bin a bar of the accuracy (empty
+ * bins have no bar), against the diagonal of perfect calibration; ECE and MCE
+ * in the title. Bars below the diagonal mean over-confidence. Each bin's
+ * count of predictions is written in a strip above the bars (clear of them
+ * and of the diagonal), and the legend sits to the right of the plot.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { JUPYTER_DISPLAY } from "../core/display.ts";
+ * import { type Figure, PLOTLY_MIME } from "../core/plot.ts";
  * import { calibration } from "../evaluate/calibration.ts";
  * import { reliabilityDiagram } from "./evaluation.ts";
  * const cal = calibration({ yTrue: [0, 1, 1], probs: [[0.9, 0.1], [0.4, 0.6], [0.8, 0.2]] });
@@ -352,6 +465,12 @@ export interface ReliabilityOptions {
  *     "(0.73, 0.80]: 1 predictions, confidence 0.800, accuracy 0.000\n" +
  *     "(0.87, 0.93]: 1 predictions, confidence 0.900, accuracy 1.000",
  * );
+ * const [bars, diagonal, counts] = (fig[PLOTLY_MIME] as Figure).data;
+ * assert.equal(diagonal.name, "perfect calibration");
+ * assert.equal(bars.text, undefined); // no labels on the bars
+ * assert.equal(counts.name, "predictions per bin");
+ * assert.deepEqual((counts.text as string[]).filter(Boolean), ["1", "1", "1"]);
+ * assert.ok((counts.y as number[]).every((y) => y > 1)); // above every bar
  * ```
  */
 export function reliabilityDiagram(options: ReliabilityOptions): Displayable {
@@ -360,7 +479,6 @@ export function reliabilityDiagram(options: ReliabilityOptions): Displayable {
     percent(cal.ece)
   }, MCE ${percent(cal.mce)}`;
   const bins = cal.reliability;
-  const centres = bins.map((b) => (b.lower + b.upper) / 2);
   const text = [
     title,
     ...bins.filter((b) => b.count > 0).map((b) =>
@@ -371,46 +489,8 @@ export function reliabilityDiagram(options: ReliabilityOptions): Displayable {
     ),
   ].join("\n");
   return figure({
-    data: [
-      {
-        type: "bar",
-        name: "accuracy",
-        x: centres,
-        y: bins.map((b) => (b.count ? finite(b.accuracy) : null)),
-        width: bins.map((b) => b.upper - b.lower),
-        text: bins.map((b) => (b.count ? String(b.count) : "")),
-        textposition: "outside",
-        customdata: bins.map((b) => [
-          `(${b.lower.toFixed(3)}, ${b.upper.toFixed(3)}]`,
-          fixed(b.meanConfidence),
-        ]),
-        hovertemplate:
-          "confidence %{customdata[0]}: %{text} predictions<br>mean confidence %{customdata[1]}, accuracy %{y:.3f}<extra></extra>",
-        marker: { color: "steelblue", line: { color: "white", width: 1 } },
-      },
-      {
-        type: "scatter",
-        mode: "lines",
-        name: "perfect calibration",
-        x: [0, 1],
-        y: [0, 1],
-        line: { dash: "dash", color: "gray" },
-        hoverinfo: "skip",
-      },
-    ],
-    layout: {
-      title: { text: title },
-      xaxis: {
-        title: { text: "Confidence (top class probability)" },
-        range: [0, 1],
-      },
-      yaxis: { title: { text: "Accuracy" }, range: [0, 1.1] },
-      bargap: 0,
-      width: 600,
-      height: 480,
-      showlegend: true,
-      legend: { x: 0.02, y: 0.98 },
-    },
+    data: reliabilityTraces(bins),
+    layout: reliabilityLayout(title),
   }, { text });
 }
 

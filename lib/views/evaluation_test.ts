@@ -54,7 +54,18 @@ Deno.test("eval_plots: confusion matrix heatmap, counts annotated, rows normalis
     ["0", "0", "3", "0"],
     ["0", "0", "0", "0"],
   ]);
-  assert.equal(trace.texttemplate, "%{text}");
+  // Each cell shows its count and its share of the true class.
+  assert.equal(trace.texttemplate, "%{text}<br>%{customdata}");
+  assert.deepEqual((trace.customdata as string[][])[0], [
+    "66.7%",
+    "0.0%",
+    "33.3%",
+    "0.0%",
+  ]);
+  // Light where the row has none, dark where it has all.
+  const scale = trace.colorscale as [number, string][];
+  assert.deepEqual(scale[0], [0, "#f7fbff"]);
+  assert.deepEqual(scale.at(-1), [1, "#08306b"]);
   assert.deepEqual(trace.x, CLASSES);
   assert.deepEqual(trace.y, CLASSES);
   assert.equal(
@@ -172,11 +183,15 @@ Deno.test("eval_plots: ROC curves, one per class plus the binary one, AUC in the
 Deno.test("eval_plots: reliability diagram, accuracy bars, diagonal, ECE in the title", () => {
   const cal = calibration({ yTrue: Y, probs: P, bins: 10 });
   const spec = specOf(reliabilityDiagram({ calibration: cal }));
-  assert.equal(spec.data.length, 2);
-  const [bars, diagonal] = spec.data;
+  assert.equal(spec.data.length, 3);
+  const [bars, diagonal, counts] = spec.data;
   assert.equal(bars.type, "bar");
   assert.deepEqual(bars.y, [null, null, null, 2 / 3, 1, 0, 1, 1, 1, null]);
-  assert.deepEqual(bars.text, ["", "", "", "3", "1", "2", "2", "1", "1", ""]);
+  // The counts stand in a strip above the bars, not on them.
+  assert.equal(bars.text, undefined);
+  assert.deepEqual(counts.text, ["", "", "", "3", "1", "2", "2", "1", "1", ""]);
+  assert.deepEqual(counts.x, bars.x);
+  assert.ok((counts.y as number[]).every((y) => y > 1));
   assert.equal((bars.x as number[])[3], 0.35);
   assert.deepEqual(diagonal.x, [0, 1]);
   assert.deepEqual(diagonal.y, [0, 1]);

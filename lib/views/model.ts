@@ -97,10 +97,16 @@ export function architectureTable(
   });
 }
 
+/** Height of one layer's row in {@linkcode layerShapesChart}, in CSS pixels. */
+export const LAYER_ROW_HEIGHT = 18;
+
 /**
- * How big each layer's output is (values per image, log scale): the
+ * How big each layer's output is (values per image, log scale), as
+ * horizontal bars, one row per layer from the input down to the class
+ * scores, each row labelled with the layer's name and output shape: the
  * convolution blocks trade resolution for channels, the head collapses to
- * the class scores.
+ * the class scores. The chart grows {@linkcode LAYER_ROW_HEIGHT} pixels per
+ * layer, so the labels of a 50-layer ResNet stay readable.
  *
  * @example
  * ```ts
@@ -108,51 +114,59 @@ export function architectureTable(
  * import { JUPYTER_DISPLAY } from "../core/display.ts";
  * import { type Figure, PLOTLY_MIME } from "../core/plot.ts";
  * import { seedCnn } from "../model/models.ts";
- * import { layerShapesChart } from "./model.ts";
+ * import { layerShapesChart, LAYER_ROW_HEIGHT } from "./model.ts";
  * const model = seedCnn({ inputSize: 32, channels: 1, numClasses: 4 });
  * const chart = layerShapesChart(model)[JUPYTER_DISPLAY]();
- * const [bars] = (chart[PLOTLY_MIME] as Figure).data;
- * assert.deepEqual((bars.y as number[]).slice(0, 2), [30 * 30 * 32, 15 * 15 * 32]);
- * assert.equal((bars.y as number[]).at(-1), 4); // the class scores
+ * const { data: [bars], layout } = chart[PLOTLY_MIME] as Figure;
+ * assert.equal(bars.orientation, "h");
+ * assert.deepEqual((bars.x as number[]).slice(0, 2), [30 * 30 * 32, 15 * 15 * 32]);
+ * assert.equal((bars.x as number[]).at(-1), 4); // the class scores
+ * assert.equal((bars.y as string[])[0], "conv1 (30×30×32)");
+ * assert.ok((layout?.height as number) >= model.layers.length * LAYER_ROW_HEIGHT);
  * assert.match(chart["text/plain"] as string, /^seed_cnn: conv1 \(30×30×32\) → /);
  * model.dispose();
  * ```
  */
 export function layerShapesChart(model: LayersModel): Displayable {
   const layers = model.layers.filter((l) => !Array.isArray(l.outputShape[0]));
-  const values = layers.map((l) =>
-    (l.outputShape as (number | null)[]).slice(1).reduce<number>(
-      (a, b) => a * (b ?? 1),
-      1,
-    )
-  );
-  const shapes = layers.map((l) =>
-    `(${(l.outputShape as (number | null)[]).slice(1).join("×")})`
-  );
+  const dims = layers.map((l) => (l.outputShape as (number | null)[]).slice(1));
+  const values = dims.map((d) => d.reduce<number>((a, b) => a * (b ?? 1), 1));
+  const shapes = dims.map((d) => `(${d.join("×")})`);
+  const labels = layers.map((l, i) => `${l.name} ${shapes[i]}`);
   return figure({
     data: [{
       type: "bar",
-      x: layers.map((l) => l.name),
-      y: values,
-      text: shapes,
+      orientation: "h",
+      x: values,
+      y: labels,
       hovertext: layers.map((l, i) =>
-        `${l.getClassName()} ${shapes[i]}: ${
+        `${l.name}: ${l.getClassName()} ${shapes[i]}, ${
           values[i].toLocaleString("en-US")
         } values`
       ),
       hoverinfo: "text",
+      marker: { color: "steelblue" },
     }],
     layout: {
       title: {
         text: `${model.name}: output size per layer (values per image)`,
       },
-      yaxis: { type: "log", title: { text: "values per image (log)" } },
-      xaxis: { tickangle: -45 },
-      height: 420,
-      margin: { b: 120 },
+      xaxis: {
+        type: "log",
+        title: { text: "values per image (log scale)" },
+        automargin: true,
+      },
+      yaxis: {
+        autorange: "reversed",
+        automargin: true,
+        tickfont: { size: 11 },
+        dtick: 1,
+      },
+      bargap: 0.25,
+      height: 160 + LAYER_ROW_HEIGHT * layers.length,
+      margin: { t: 60, b: 60 },
     },
   }, {
-    text: `${model.name}: ` +
-      layers.map((l, i) => `${l.name} ${shapes[i]}`).join(" → "),
+    text: `${model.name}: ` + labels.join(" → "),
   });
 }

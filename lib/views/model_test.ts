@@ -19,9 +19,9 @@ Deno.test("model_views: summary, comparison and shapes chart, no tensor left", (
 
     const chart = layerShapesChart(model)[JUPYTER_DISPLAY]();
     const trace =
-      (chart[PLOTLY_MIME] as { data: { y: number[]; x: string[] }[] }).data[0];
-    assert.equal(trace.x.length, model.layers.length);
-    assert.equal(trace.y.at(-1), 4, "the last layer has one value per class");
+      (chart[PLOTLY_MIME] as { data: { x: number[]; y: string[] }[] }).data[0];
+    assert.equal(trace.y.length, model.layers.length);
+    assert.equal(trace.x.at(-1), 4, "the last layer has one value per class");
   } finally {
     model.dispose();
   }
