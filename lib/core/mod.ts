@@ -14,6 +14,7 @@
  * | `defaults.ts` | The project's defaults, in one place, read by the tools, `trainModel`, the notebooks and the docs |
  * | `display.ts` | Rich display objects for the Deno Jupyter kernel |
  * | `image_grid.ts` | Grids of scans for notebooks: each image encoded as PNG with sharp and laid out in an HTML grid… |
+ * | `notebook_network.ts` | The network notebook 02 builds, handed to notebook 03: saved untrained into the models folder, loaded to train |
  * | `params.ts` | Notebook and run parameters: the notebooks' constants with environment overrides, run folder names that follow the settings, the run notebook 03 trained last |
  * | `paths.ts` | The one module that knows where things live |
  * | `plot.ts` | Plotly figures as notebook display objects |
@@ -28,6 +29,7 @@ export * from "./cli.ts";
 export * from "./defaults.ts";
 export * from "./display.ts";
 export * from "./image_grid.ts";
+export * from "./notebook_network.ts";
 export * from "./params.ts";
 export * from "./paths.ts";
 export * from "./plot.ts";
