@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { JUPYTER_DISPLAY } from "../core/display.ts";
-import { confusionsTable, mistakesGallery } from "./explain.ts";
+import { confusionsTable, gradCamPanels, mistakesGallery } from "./explain.ts";
 import { evaluationReport } from "../evaluate/metrics.ts";
 import { buildModel } from "../model/models.ts";
 import { tf } from "../core/tf.ts";
@@ -25,7 +25,7 @@ Deno.test("explain: confusions are listed most frequent first", () => {
   assert.match(lines[4], /^meningioma\s+notumor\s+1\s+33\.3%/);
 });
 
-Deno.test("explain: the mistakes gallery shows Grad-CAM overlays, no tensor left", async () => {
+Deno.test("explain: the mistakes gallery shows scan, Grad-CAM map and overlay, no tensor left", async () => {
   const before = tf.memory().numTensors;
   const model = buildModel("resnet", {
     inputSize: 32,
@@ -50,8 +50,12 @@ Deno.test("explain: the mistakes gallery shows Grad-CAM overlays, no tensor left
       classes: ["notumor", "tumour"],
     });
     const bundle = gallery[JUPYTER_DISPLAY]();
-    // Mistakes: a (tumour → notumor, 0.9) and c (notumor → tumour, 0.8).
-    assert.equal(String(bundle["text/html"]).match(/<img /g)?.length, 2);
+    // Mistakes: a (tumour → notumor, 0.9) and c (notumor → tumour, 0.8),
+    // each as scan, heat map and overlay, with a colour bar.
+    const html = String(bundle["text/html"]);
+    assert.equal(html.match(/<img /g)?.length, 6);
+    assert.equal(html.match(/class="brain-mri-gradcam-row"/g)?.length, 2);
+    assert.equal(html.match(/class="brain-mri-colourbar"/g)?.length, 2);
     const text = String(bundle["text/plain"]);
     assert.ok(
       text.indexOf("a.jpg") < text.indexOf("c.jpg"),
@@ -62,4 +66,34 @@ Deno.test("explain: the mistakes gallery shows Grad-CAM overlays, no tensor left
     model.dispose();
   }
   assert.equal(tf.memory().numTensors, before);
+});
+
+Deno.test("explain: a flat Grad-CAM map is named as such, a map with a peak is not", async () => {
+  const size = 4;
+  const scan = new Uint8Array(size * size).fill(120);
+  const peak = new Float32Array(size * size);
+  peak[5] = 1;
+  const view = await gradCamPanels({
+    panels: [
+      { pixels: scan, heatmap: peak, caption: "peak" },
+      { pixels: scan, heatmap: new Float32Array(size * size), caption: "flat" },
+    ],
+    size,
+    title: "maps",
+  });
+  const bundle = view[JUPYTER_DISPLAY]();
+  const [, peakLine, flatLine] = String(bundle["text/plain"]).split("\n");
+  assert.doesNotMatch(peakLine, /flat map/);
+  assert.match(flatLine, /flat map: .*max − min below 1e-6/);
+  const html = String(bundle["text/html"]);
+  assert.equal(html.match(/class="brain-mri-flat-note"/g)?.length, 1);
+  await assert.rejects(
+    () =>
+      gradCamPanels({
+        panels: [{ pixels: scan, heatmap: [0, 1], caption: "short" }],
+        size,
+        title: "maps",
+      }),
+    /"short" has 16 pixels and 2 map values, expected 4×4 of each/,
+  );
 });
