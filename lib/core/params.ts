@@ -241,13 +241,32 @@ function shortHash(text: string): string {
  * assert.match(runName(settings), /^seedCnn-128-[0-9a-f]{8}$/);
  * assert.equal(runName({ ...settings }), runName(settings));
  * assert.notEqual(runName({ ...settings, learningRate: 0.01 }), runName(settings));
+ * // epochs may grow when resuming, so they do not name the folder
+ * assert.equal(runName({ ...settings, epochs: 20 } as typeof settings), runName(settings));
  * ```
  */
 export function runName(settings: RunNameSettings): string {
-  const keys = Object.keys(settings).sort() as (keyof RunNameSettings)[];
-  const canonical = JSON.stringify(keys.map((k) => [k, settings[k]]));
+  const named = RUN_NAME_KEYS.flatMap((k) =>
+    settings[k] === undefined ? [] : [[k, settings[k]]]
+  );
+  const canonical = JSON.stringify(named);
   return `${settings.arch}-${settings.imageSize}-${shortHash(canonical)}`;
 }
+
+/** The settings {@linkcode runName} hashes, in a fixed order (others are ignored). */
+const RUN_NAME_KEYS: readonly (keyof RunNameSettings)[] = [
+  "arch",
+  "batchSize",
+  "ema",
+  "imageSize",
+  "labelSmoothing",
+  "learningRate",
+  "network",
+  "seed",
+  "test",
+  "validation",
+  "weightDecay",
+];
 
 /** The parameters every notebook shares. */
 export interface RunParams {
