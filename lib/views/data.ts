@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 import sharp from "sharp";
 import type { AuditReport } from "../data/audit.ts";
 import { augmentationGrid } from "../data/augment.ts";
@@ -16,7 +17,7 @@ import {
   escapeHtml,
   htmlTable,
 } from "../core/display.ts";
-import { type GridImage, imageGrid } from "../core/image_grid.ts";
+import { encodePng, type GridImage, imageGrid } from "../core/image_grid.ts";
 import { figure } from "../core/plot.ts";
 import { preprocessImage } from "../data/preprocess.ts";
 
@@ -311,9 +312,76 @@ export interface DuplicatePairsOptions {
   size?: number;
 }
 
+/** A pair of duplicates to show, with the pHash Hamming distance between them. */
+interface ShownPair {
+  a: string;
+  b: string;
+  distance: number;
+}
+
+/** The pairs to show: near pairs farthest first (the least obvious), exact groups' first two. */
+function pairsToShow(
+  options: DuplicatePairsOptions,
+  kind: "exact" | "near",
+): ShownPair[] {
+  const groups = kind === "near"
+    ? options.audit.nearGroups
+    : options.audit.exactGroups;
+  const candidates = kind === "near"
+    ? groups.flatMap((g) => g.pairs ?? []).sort((x, y) =>
+      y.distance - x.distance || x.a.localeCompare(y.a)
+    )
+    : groups.map((g) => ({
+      a: g.members[0].path,
+      b: g.members[1].path,
+      distance: 0,
+    }));
+  return candidates.slice(0, options.pairs ?? 4);
+}
+
+/** One row: pair number and distance, then the two scans with class and file. */
+async function pairRow(
+  pair: ShownPair,
+  index: number,
+  options: { size: number; labelOf: Map<string, string> },
+): Promise<{ html: string; text: string }> {
+  const { size, labelOf } = options;
+  const caption = (path: string) =>
+    `${labelOf.get(path) ?? ""} · ${path.split("/").pop()}`;
+  const figures = await Promise.all([pair.a, pair.b].map(async (path) => {
+    const png = await encodePng({
+      pixels: await preprocessImage(path, { size }),
+      width: size,
+      height: size,
+    });
+    return `<figure style="margin:0;text-align:center"><img alt="${
+      escapeHtml(caption(path))
+    }" style="width:${
+      Math.max(size, 128)
+    }px;height:auto" src="data:image/png;base64,${
+      Buffer.from(png).toString("base64")
+    }"/><figcaption style="font-size:11px">${
+      escapeHtml(caption(path))
+    }</figcaption></figure>`;
+  }));
+  const label = `pair ${index + 1}: Hamming distance ${pair.distance}`;
+  return {
+    html:
+      `<div class="brain-mri-pair" style="display:flex;gap:8px;align-items:center;margin:6px 0;padding:4px;border-top:1px solid #ddd"><div style="width:120px;font-size:12px"><b>pair ${
+        index + 1
+      }</b><br>Hamming distance ${pair.distance}</div>${
+        figures.join("")
+      }</div>`,
+    text: `${label}: ${caption(pair.a)} | ${caption(pair.b)}`,
+  };
+}
+
 /**
- * Example duplicate pairs side by side: for near groups, the pairs with the
- * largest distance within the threshold first (the least obvious ones).
+ * Example duplicate pairs, one row per pair: the pair's number and the
+ * Hamming distance between the two scans' perceptual hashes (bits of 64
+ * that differ; 0 for exact copies), then the two scans side by side with
+ * their class and file. For near groups, the pairs with the largest
+ * distance within the threshold come first (the least obvious ones).
  *
  * @example
  * ```ts
@@ -336,8 +404,8 @@ export interface DuplicatePairsOptions {
  * const grid = await duplicatePairsGrid({ audit, kind: "exact", size: 16 });
  * assert.equal(
  *   grid[JUPYTER_DISPLAY]()["text/plain"],
- *   "Exact-duplicate pairs (side by side)\n" +
- *     "[1] 16×16 glioma · a.png\n[2] 16×16 notumor · b.png | distance 0",
+ *   "Exact-duplicate pairs (one row per pair; Hamming distance of the perceptual hashes)\n" +
+ *     "pair 1: Hamming distance 0: glioma · a.png | notumor · b.png",
  * );
  * const none = await duplicatePairsGrid({ audit }); // near pairs: none
  * assert.equal(none[JUPYTER_DISPLAY]()["text/plain"], "no near-duplicate pairs");
@@ -349,49 +417,32 @@ export async function duplicatePairsGrid(
 ): Promise<Displayable> {
   const kind = options.kind ?? "near";
   const size = options.size ?? 128;
-  const want = options.pairs ?? 4;
-  const labelOf = new Map<string, string>();
   const groups = kind === "near"
     ? options.audit.nearGroups
     : options.audit.exactGroups;
+  const labelOf = new Map<string, string>();
   for (const g of groups) {
     for (const m of g.members) labelOf.set(m.path, m.label);
   }
-  const candidates: { a: string; b: string; distance: number }[] = kind ===
-      "near"
-    ? groups.flatMap((g) => g.pairs ?? []).sort((x, y) =>
-      y.distance - x.distance || x.a.localeCompare(y.a)
-    )
-    : groups.map((g) => ({
-      a: g.members[0].path,
-      b: g.members[1].path,
-      distance: 0,
-    }));
-  const chosen = candidates.slice(0, want);
-  const images: GridImage[] = [];
-  for (const pair of chosen) {
-    for (const path of [pair.a, pair.b]) {
-      images.push({
-        pixels: await preprocessImage(path, { size }),
-        width: size,
-        height: size,
-        caption: `${labelOf.get(path) ?? ""} · ${path.split("/").pop()}` +
-          (path === pair.b ? `\ndistance ${pair.distance}` : ""),
-      });
-    }
-  }
-  if (images.length === 0) {
+  const chosen = pairsToShow(options, kind);
+  if (chosen.length === 0) {
     return displayable({
       "text/plain": `no ${kind}-duplicate pairs`,
       "text/html": `<p>No ${kind}-duplicate pairs.</p>`,
     });
   }
-  return imageGrid({
-    images,
-    columns: 4,
-    title: `${
-      kind === "near" ? "Near" : "Exact"
-    }-duplicate pairs (side by side)`,
+  const rows = await Promise.all(
+    chosen.map((pair, i) => pairRow(pair, i, { size, labelOf })),
+  );
+  const title = `${
+    kind === "near" ? "Near" : "Exact"
+  }-duplicate pairs (one row per pair; Hamming distance of the perceptual hashes)`;
+  return displayable({
+    "text/html":
+      `<div class="brain-mri-pairs"><div style="font-weight:bold;margin-bottom:4px">${
+        escapeHtml(title)
+      }</div>${rows.map((r) => r.html).join("")}</div>`,
+    "text/plain": [title, ...rows.map((r) => r.text)].join("\n"),
   });
 }
 

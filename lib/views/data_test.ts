@@ -31,6 +31,21 @@ Deno.test("data_views: the synthetic banner is loud, the real one plain", () => 
   assert.equal(real["text/plain"], "Dataset: /d (BRAIN_MRI_DATA)");
 });
 
+/** The near pair of the pipeline run: one row, two scans, its Hamming distance. */
+function assertOnePairRow(pairs: Record<string, unknown>): void {
+  assert.equal(String(pairs["text/html"]).match(/<img /g)?.length, 2);
+  assert.match(String(pairs["text/plain"]), /near-copy\.jpg/);
+  // One row per pair, with the two scans and their Hamming distance.
+  assert.equal(
+    String(pairs["text/html"]).match(/class="brain-mri-pair"/g)?.length,
+    1,
+  );
+  assert.match(
+    String(pairs["text/plain"]).split("\n")[1],
+    /^pair 1: Hamming distance \d+: .+ \| .+near-copy\.jpg$|^pair 1: Hamming distance \d+: .+near-copy\.jpg \| .+$/,
+  );
+}
+
 Deno.test("data_views: every view renders from a real pipeline run", async () => {
   const dir = await Deno.makeTempDir({ prefix: "views-test-" });
   try {
@@ -80,8 +95,7 @@ Deno.test("data_views: every view renders from a real pipeline run", async () =>
     const pairs = bundle(
       await duplicatePairsGrid({ audit: data.audit, size: 32 }),
     );
-    assert.equal(String(pairs["text/html"]).match(/<img /g)?.length, 2);
-    assert.match(String(pairs["text/plain"]), /near-copy\.jpg/);
+    assertOnePairRow(pairs);
     const none = bundle(
       await duplicatePairsGrid({ audit: data.audit, kind: "exact" }),
     );
