@@ -264,8 +264,100 @@ export async function reportSummary(
 }
 
 /**
+ * What the report index calls the metrics a run records, instead of their
+ * keys (`acc`, `test_dedup_images`...). Keys not listed show with their
+ * underscores as spaces.
+ */
+export const METRIC_LABELS: Readonly<Record<string, string>> = {
+  loss: "training loss (best epoch)",
+  acc: "training accuracy (best epoch)",
+  val_loss: "validation loss (best epoch)",
+  val_acc: "validation accuracy (best epoch)",
+  test_loss: "test loss",
+  test_acc: "test accuracy",
+  test_images: "test images",
+  test_dedup_loss: "test loss after de-duplication",
+  test_dedup_acc: "test accuracy after de-duplication",
+  test_dedup_images: "test images after de-duplication",
+};
+
+/**
+ * The human label of a metric key (see {@linkcode METRIC_LABELS}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { metricLabel } from "./notebooks.ts";
+ * assert.equal(metricLabel("acc"), "training accuracy (best epoch)");
+ * assert.equal(metricLabel("test_dedup_images"), "test images after de-duplication");
+ * assert.equal(metricLabel("macro_f1"), "macro f1");
+ * ```
+ */
+export function metricLabel(key: string): string {
+  return METRIC_LABELS[key] ?? key.replace(/_/g, " ");
+}
+
+function esc(s: string): string {
+  return s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/** The warning the index opens with when the report ran on the synthetic default dataset. */
+const SYNTHETIC_WARNING =
+  "SYNTHETIC DATA: this report ran on the generated, MRI-like synthetic " +
+  "default dataset, not on scans. Its numbers say nothing about real MRI. " +
+  "Set BRAIN_MRI_DATA to the Kaggle dataset and run the report again.";
+
+/** The summary's facts as label/value rows: data, run, model and metrics, time. */
+function summaryFacts(summary: ReportSummary): [string, string][] {
+  const m = summary.model;
+  const data: [string, string] = [
+    "data",
+    summary.data
+      ? `${summary.data.source}${
+        summary.data.synthetic ? " (SYNTHETIC default dataset)" : ""
+      }`
+      : "unknown",
+  ];
+  const model: [string, string][] = m
+    ? [
+      ["model", `${m.arch} ${m.inputSize}×${m.inputSize}, seed ${m.seed}`],
+      ["epochs", `${m.epochs} (best ${m.bestEpoch})`],
+      ["dataset fingerprint", m.datasetFingerprint],
+      ...Object.entries(m.metrics).map(([k, v]): [string, string] => [
+        metricLabel(k),
+        Number.isInteger(v) ? String(v) : v.toFixed(4),
+      ]),
+    ]
+    : [["model", "none trained"]];
+  return [
+    data,
+    ["run folder", summary.runDir],
+    ...model,
+    ["notebook time", `${summary.seconds.toFixed(1)} s`],
+  ];
+}
+
+/** One table row per notebook: link, status, time, error. */
+function notebookRows(results: NotebookResult[]): string {
+  return results.map((r) =>
+    `<tr><td><a href="${esc(basename(r.html))}">${
+      esc(basename(r.notebook))
+    }</a></td><td>${r.ok ? "ok" : "FAILED"}</td><td>${
+      r.seconds.toFixed(1)
+    } s</td><td>${
+      r.error
+        ? esc(`cell ${r.error.cell}: ${r.error.ename}: ${r.error.evalue}`)
+        : ""
+    }</td></tr>`
+  ).join("\n");
+}
+
+/**
  * An index page linking every notebook's HTML report with its status and
- * time, and, given a summary, the data, the model and its metrics.
+ * time, and, given a summary, the data, the model and its metrics under
+ * human labels ("training accuracy", "test images after de-duplication").
+ * When the report ran on the synthetic default dataset, the page opens with
+ * a red warning saying so, before anything else.
  *
  * @example
  * ```ts
@@ -287,6 +379,16 @@ export async function reportSummary(
  *   /<a href="03_train\.html">03_train\.ipynb<\/a><\/td><td>FAILED<\/td><td>4\.0 s<\/td>/,
  * );
  * assert.match(page, /cell 5: Error: &#60;boom&#62;/); // escaped
+ * const synthetic = reportIndex([], "synthetic run", {
+ *   createdAt: "2026-01-01T00:00:00.000Z",
+ *   notebooks: [],
+ *   seconds: 1,
+ *   runDir: "models/seed",
+ *   model: null,
+ *   data: { source: "data/synthetic", synthetic: true },
+ * });
+ * // The warning is the body's first block.
+ * assert.match(synthetic, /<body><div class="synthetic-warning"[^>]*>SYNTHETIC DATA: /);
  * ```
  */
 export function reportIndex(
@@ -294,53 +396,21 @@ export function reportIndex(
   title: string,
   summary?: ReportSummary,
 ): string {
-  const esc = (s: string) =>
-    s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
-  const rows = results.map((r) =>
-    `<tr><td><a href="${esc(basename(r.html))}">${
-      esc(basename(r.notebook))
-    }</a></td><td>${r.ok ? "ok" : "FAILED"}</td><td>${
-      r.seconds.toFixed(1)
-    } s</td><td>${
-      r.error
-        ? esc(`cell ${r.error.cell}: ${r.error.ename}: ${r.error.evalue}`)
-        : ""
-    }</td></tr>`
-  ).join("\n");
-  const m = summary?.model;
-  const facts: [string, string][] = summary
-    ? [
-      [
-        "data",
-        summary.data
-          ? `${summary.data.source}${
-            summary.data.synthetic ? " (SYNTHETIC default dataset)" : ""
-          }`
-          : "unknown",
-      ],
-      ["run folder", summary.runDir],
-      ...(m
-        ? [
-          ["model", `${m.arch} ${m.inputSize}×${m.inputSize}, seed ${m.seed}`],
-          ["epochs", `${m.epochs} (best ${m.bestEpoch})`],
-          ["dataset fingerprint", m.datasetFingerprint],
-          ...Object.entries(m.metrics).map(([k, v]): [string, string] => [
-            k,
-            Number.isInteger(v) ? String(v) : v.toFixed(4),
-          ]),
-        ] as [string, string][]
-        : [["model", "none trained"]] as [string, string][]),
-      ["notebook time", `${summary.seconds.toFixed(1)} s`],
-    ]
-    : [];
-  const factRows = facts.map(([k, v]) =>
+  const factRows = (summary ? summaryFacts(summary) : []).map(([k, v]) =>
     `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`
   ).join("\n");
+  const warning = summary?.data?.synthetic
+    ? `<div class="synthetic-warning" role="alert" style="background:#fde2e1;border:2px solid #c0392b;color:#7b1d14;font-weight:bold;padding:8px 12px;border-radius:4px;margin-bottom:1em">${
+      esc(SYNTHETIC_WARNING)
+    }</div>`
+    : "";
   return `<!doctype html><html><head><meta charset="utf-8"><title>${
     esc(title)
-  }</title><style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 12px;text-align:left}</style></head><body><h1>${
+  }</title><style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 12px;text-align:left}</style></head><body>${warning}<h1>${
     esc(title)
-  }</h1><table><tr><th>notebook</th><th>status</th><th>time</th><th>error</th></tr>\n${rows}\n</table>${
+  }</h1><table><tr><th>notebook</th><th>status</th><th>time</th><th>error</th></tr>\n${
+    notebookRows(results)
+  }\n</table>${
     factRows
       ? `<h2>Summary</h2><table>\n${factRows}\n</table><p>Also in <a href="summary.json">summary.json</a>.</p>`
       : ""

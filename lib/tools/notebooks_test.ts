@@ -212,8 +212,17 @@ Deno.test("notebooks: reportSummary reads the trained run's metadata and manifes
     assert.equal(summary.model?.bestEpoch, 2);
     assert.deepEqual(summary.data, { source: "/data/x", synthetic: true });
     const html = reportIndex([], "t", summary);
-    assert.match(html, /<th>test_acc<\/th><td>0\.6250<\/td>/);
+    assert.match(html, /<th>test accuracy<\/th><td>0\.6250<\/td>/);
+    assert.doesNotMatch(html, /<th>test_acc<\/th>/); // labels, not keys
     assert.match(html, /\/data\/x \(SYNTHETIC default dataset\)/);
+    // The synthetic warning comes first, before the title.
+    const body = html.slice(html.indexOf("<body>") + "<body>".length);
+    assert.match(body, /^<div class="synthetic-warning"[^>]*>SYNTHETIC DATA: /);
+    const real = reportIndex([], "t", {
+      ...summary,
+      data: { source: "/data/x", synthetic: false },
+    });
+    assert.doesNotMatch(real, /synthetic-warning/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
