@@ -1,7 +1,9 @@
 /**
  * The pieces of notebook 05 (deploy): check that a saved and reloaded model
  * predicts exactly like the original, show predictions on new scans with
- * their Grad-CAM overlays, and call the HTTP service in-process.
+ * their Grad-CAM overlays, explain one scan of the reader's own (its class
+ * probabilities as a chart, and scan | Grad-CAM | overlay), and call the
+ * HTTP service in-process.
  *
  * @module
  */
@@ -10,8 +12,17 @@ import sharp from "sharp";
 import { type Displayable, htmlTable } from "../core/display.ts";
 import { predictProbabilities } from "../model/inference.ts";
 import { imageGrid } from "../core/image_grid.ts";
-import type { PredictFilesResult } from "../deploy/predict.ts";
+import {
+  type FilePrediction,
+  modelSettings,
+  predictFiles,
+  type PredictFilesResult,
+} from "../deploy/predict.ts";
 import type { LoadedModel } from "../model/saved_model.ts";
+import { preprocessImage } from "../data/preprocess.ts";
+import { gradCam } from "../evaluate/gradcam.ts";
+import { figure } from "../core/plot.ts";
+import { gradCamPanels } from "./explain.ts";
 import { createPredictHandler, type PredictResponse } from "../deploy/serve.ts";
 import type { LayersModel } from "../core/tf.ts";
 
@@ -333,5 +344,176 @@ export function serviceTable(exchanges: ServiceExchange[]): Displayable {
       };
     }),
     caption: "Calls to the service on loopback",
+  });
+}
+
+/** One scan predicted and explained: what {@linkcode explainScan} returns. */
+export interface ScanExplanation {
+  /** The file. */
+  file: string;
+  /** The model's answer: class, confidence, every class's probability. */
+  prediction: FilePrediction;
+  /** Side of the scan as the model sees it. */
+  size: number;
+  /** The scan as the model sees it: `size * size` grayscale bytes. */
+  pixels: Uint8Array;
+  /** Grad-CAM of the predicted class, `size * size` values in [0, 1]. */
+  heatmap: Float32Array;
+}
+
+/**
+ * Predicts one image file exactly as `deno task predict` does (the model's
+ * preprocessing, test-time augmentation and operating point, from its
+ * metadata) and computes the Grad-CAM map of the predicted class. A file
+ * that is not a readable JPEG or PNG is an error naming it. The model stays
+ * the caller's.
+ *
+ * @example The shipped model on a grey square
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { join } from "node:path";
+ * import sharp from "sharp";
+ * import { projectPaths } from "../core/paths.ts";
+ * import { loadSavedModel } from "../model/saved_model.ts";
+ * import { explainScan } from "./deploy.ts";
+ * const dir = await Deno.makeTempDir();
+ * const file = join(dir, "scan.png");
+ * await sharp({ create: { width: 64, height: 64, channels: 3, background: "#707070" } })
+ *   .png().toFile(file);
+ * const loaded = await loadSavedModel(projectPaths().defaultModel);
+ * const scan = await explainScan({ loaded, file });
+ * assert.equal(scan.pixels.length, scan.size * scan.size);
+ * assert.equal(scan.heatmap.length, scan.size * scan.size);
+ * assert.deepEqual(Object.keys(scan.prediction.probabilities), loaded.metadata.classes);
+ * await assert.rejects(explainScan({ loaded, file: join(dir, "none.png") }), /none\.png/);
+ * loaded.model.dispose();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function explainScan(
+  options: { loaded: LoadedModel; file: string },
+): Promise<ScanExplanation> {
+  const { loaded, file } = options;
+  const { metadata } = loaded;
+  const result = await predictFiles({ inputs: [file], model: loaded });
+  const [prediction] = result.predictions;
+  if (!prediction) {
+    throw new Error(
+      `${file}: ${result.errors[0]?.error ?? "not a JPEG or PNG image"}`,
+    );
+  }
+  const size = metadata.preprocessing.size;
+  const pixels = await preprocessImage(file, modelSettings(metadata));
+  const cam = gradCam({
+    model: loaded.model,
+    images: { pixels, size },
+    classIndex: metadata.classes.indexOf(prediction.class),
+  });
+  return { file, prediction, size, pixels, heatmap: cam.heatmaps[0] };
+}
+
+const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+/**
+ * The class probabilities of one explained scan as a Plotly bar chart (the
+ * predicted class's bar highlighted, each bar labelled with its percentage).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { JUPYTER_DISPLAY } from "../core/display.ts";
+ * import { type Figure, PLOTLY_MIME } from "../core/plot.ts";
+ * import { probabilityChart, type ScanExplanation } from "./deploy.ts";
+ * const scan = {
+ *   file: "/scans/mine.jpg",
+ *   prediction: {
+ *     file: "/scans/mine.jpg", class: "glioma", confidence: 0.75,
+ *     probabilities: { glioma: 0.75, notumor: 0.25 },
+ *   },
+ *   size: 1,
+ *   pixels: new Uint8Array(1),
+ *   heatmap: new Float32Array(1),
+ * } as ScanExplanation;
+ * const shown = probabilityChart(scan)[JUPYTER_DISPLAY]();
+ * const [bars] = (shown[PLOTLY_MIME] as Figure).data;
+ * assert.deepEqual(bars.x, ["glioma", "notumor"]);
+ * assert.deepEqual(bars.y, [0.75, 0.25]);
+ * assert.deepEqual(bars.text, ["75.0%", "25.0%"]);
+ * assert.equal(
+ *   shown["text/plain"],
+ *   "mine.jpg: glioma (75.0%)\nglioma: 75.0%\nnotumor: 25.0%",
+ * );
+ * ```
+ */
+export function probabilityChart(scan: ScanExplanation): Displayable {
+  const { prediction } = scan;
+  const classes = Object.keys(prediction.probabilities);
+  const y = classes.map((c) => prediction.probabilities[c]);
+  const title = `${basename(scan.file)}: ${prediction.class} (${
+    percent(prediction.confidence)
+  })`;
+  return figure({
+    data: [{
+      type: "bar",
+      x: classes,
+      y,
+      text: y.map(percent),
+      textposition: "auto",
+      marker: {
+        color: classes.map((c) =>
+          c === prediction.class ? "#d62728" : "#1f77b4"
+        ),
+      },
+    }],
+    layout: {
+      title: { text: title },
+      xaxis: { title: { text: "class" } },
+      yaxis: { title: { text: "probability" }, range: [0, 1] },
+      height: 340,
+    },
+  }, {
+    text: [title, ...classes.map((c, i) => `${c}: ${percent(y[i])}`)]
+      .join("\n"),
+  });
+}
+
+/**
+ * One explained scan as scan | Grad-CAM heat map | overlay, with the colour
+ * bar (`gradCamPanels` of `./explain.ts`), captioned with the predicted
+ * class, its probability and the file.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { JUPYTER_DISPLAY } from "../core/display.ts";
+ * import { scanPanels, type ScanExplanation } from "./deploy.ts";
+ * const scan = {
+ *   file: "/scans/mine.jpg",
+ *   prediction: { file: "/scans/mine.jpg", class: "glioma", confidence: 0.75, probabilities: {} },
+ *   size: 8,
+ *   pixels: new Uint8Array(64).fill(90),
+ *   heatmap: new Float32Array(64).map((_, i) => i / 63),
+ * } as ScanExplanation;
+ * const shown = (await scanPanels(scan))[JUPYTER_DISPLAY]();
+ * assert.equal((shown["text/html"] as string).match(/<img /g)?.length, 3);
+ * assert.equal(
+ *   shown["text/plain"],
+ *   "Grad-CAM of glioma (1 shown; scan | heat map | overlay)\n" +
+ *     "[1] 8×8 glioma (75.0%) | mine.jpg",
+ * );
+ * ```
+ */
+export function scanPanels(scan: ScanExplanation): Promise<Displayable> {
+  const { prediction } = scan;
+  return gradCamPanels({
+    panels: [{
+      pixels: scan.pixels,
+      heatmap: scan.heatmap,
+      caption: `${prediction.class} (${percent(prediction.confidence)})\n${
+        basename(scan.file)
+      }`,
+    }],
+    size: scan.size,
+    title: `Grad-CAM of ${prediction.class}`,
   });
 }

@@ -3,11 +3,17 @@ import { join } from "node:path";
 import { ellipseScanJpeg, saveTinyModel } from "../../tests/fixtures.ts";
 import {
   comparePredictions,
+  explainScan,
   gradcamGallery,
   predictionsTable,
+  probabilityChart,
+  scanPanels,
   serviceDemo,
   serviceTable,
 } from "./deploy.ts";
+import { gradCam } from "../evaluate/gradcam.ts";
+import { preprocessImage } from "../data/preprocess.ts";
+import { type Figure, PLOTLY_MIME } from "../core/plot.ts";
 import { JUPYTER_DISPLAY } from "../core/display.ts";
 import { predictFiles } from "../deploy/predict.ts";
 import { loadSavedModel, saveModel } from "../model/saved_model.ts";
@@ -110,5 +116,52 @@ Deno.test("deploy: predictions table, Grad-CAM gallery and the service on loopba
     assert.match(shown, /GET \/health +200 +ok \(model tiny-test\)/);
     assert.equal(tf.memory().numTensors, start);
     loaded.model.dispose();
+  });
+});
+
+Deno.test("deploy: a scan of one's own is predicted as predict does, with the Grad-CAM of its class, charted and shown", async () => {
+  await withTemp(async (dir) => {
+    await saveTinyModel(join(dir, "model"), { seed: 3 });
+    const file = join(dir, "mine.jpg");
+    await Deno.writeFile(file, await ellipseScanJpeg(4, 80));
+    await Deno.writeTextFile(join(dir, "notes.txt"), "not a scan");
+    const loaded = await loadSavedModel(join(dir, "model"));
+    try {
+      const start = tf.memory().numTensors;
+      const scan = await explainScan({ loaded, file });
+      assert.equal(tf.memory().numTensors, start, "no tensor left behind");
+      const expected = await predictFiles({ inputs: [file], model: loaded });
+      assert.deepEqual(scan.prediction, expected.predictions[0]);
+      const size = loaded.metadata.preprocessing.size;
+      const pixels = await preprocessImage(file, { size });
+      assert.deepEqual(scan.pixels, pixels);
+      const cam = gradCam({
+        model: loaded.model,
+        images: { pixels, size },
+        classIndex: loaded.metadata.classes.indexOf(scan.prediction.class),
+      });
+      assert.deepEqual(scan.heatmap, cam.heatmaps[0]);
+
+      const chart = probabilityChart(scan)[JUPYTER_DISPLAY]();
+      const [bars] = (chart[PLOTLY_MIME] as Figure).data;
+      assert.deepEqual(bars.x, loaded.metadata.classes);
+      assert.deepEqual(
+        bars.y,
+        loaded.metadata.classes.map((c) => scan.prediction.probabilities[c]),
+      );
+      const panels = (await scanPanels(scan))[JUPYTER_DISPLAY]();
+      assert.equal(
+        ((panels["text/html"] as string).match(/<img /g) ?? []).length,
+        3,
+      );
+      assert.match(panels["text/plain"] as string, /mine\.jpg/);
+
+      await assert.rejects(
+        explainScan({ loaded, file: join(dir, "notes.txt") }),
+        /notes\.txt: not a JPEG or PNG/,
+      );
+    } finally {
+      loaded.model.dispose();
+    }
   });
 });
