@@ -20,6 +20,7 @@ import {
   type EvaluateModelOptions,
 } from "../evaluate/evaluate.ts";
 import { type EvaluationReport, wilsonInterval } from "../evaluate/metrics.ts";
+import { degenerateWarning } from "../evaluate/degenerate.ts";
 import { projectPaths } from "../core/paths.ts";
 import { type ModelMetadata, resolveModelDir } from "../model/saved_model.ts";
 import { datasetName } from "../train/run_files.ts";
@@ -42,22 +43,25 @@ export interface ModelCardOptions {
   runConfig?: Record<string, unknown>;
 }
 
+/** What the card shows for a value that is not defined (`null`, `NaN`) or not computed. */
+const UNDEFINED = "—";
+
 const pct = (x: number | null | undefined, digits = 1) =>
   x === null || x === undefined || !Number.isFinite(x)
-    ? "n/a"
+    ? UNDEFINED
     : `${(100 * x).toFixed(digits)}%`;
 
 const ci = (i: { lower: number; upper: number } | null | undefined) =>
-  i ? `${pct(i.lower)}–${pct(i.upper)}` : "n/a";
+  i ? `${pct(i.lower)}–${pct(i.upper)}` : UNDEFINED;
 
 const num = (x: number | null | undefined, digits = 3) =>
   x === null || x === undefined || !Number.isFinite(x)
-    ? "n/a"
+    ? UNDEFINED
     : x.toFixed(digits);
 
 function recallCi(r: EvaluationReport, k: number) {
   const c = r.perClass[k];
-  return c.support > 0
+  return c.support > 0 && c.recall !== null
     ? wilsonInterval({
       successes: Math.round(c.recall * c.support),
       total: c.support,
@@ -130,11 +134,28 @@ function runConfigLine(c: Record<string, unknown>): string {
   return `- Schedule: ${parts.join("; ")}.`;
 }
 
-/** The title and the "What it is" section. */
-function whatItIs(name: string, m: ModelMetadata): string[] {
+/**
+ * The degenerate-model warning of the evaluation (`../evaluate/degenerate.ts`)
+ * as a Markdown quote with its blank line after, or nothing when the model is
+ * not degenerate.
+ */
+function warning(full: EvaluationReport): string[] {
+  const text = degenerateWarning(full);
+  if (!text) return [];
+  const [headline, ...reasons] = text.split("\n");
+  return [`> **${headline}**`, ">", ...reasons.map((r) => `> ${r}`), ""];
+}
+
+/** The title, the degenerate-model warning if any, and the "What it is" section. */
+function whatItIs(
+  name: string,
+  m: ModelMetadata,
+  full: EvaluationReport,
+): string[] {
   return [
     `# ${name}: brain MRI tumour classifier (${m.arch}, ${m.inputSize}×${m.inputSize} grayscale)`,
     "",
+    ...warning(full),
     "_Written by `deno task model-card` from the model's metadata and a fresh",
     "evaluation; do not edit by hand._",
     "",
@@ -168,8 +189,24 @@ function decisionLine(m: ModelMetadata): string {
       "the calibration error measure the probabilities).";
 }
 
-/** What the model is for and what it must not be used for: the same for every model. */
-const USES: readonly string[] = [
+/**
+ * What the model is for and what it must not be used for: the same for every
+ * model but for how it misses tumours, which says "not 100%" only when the
+ * measured tumour sensitivity shows it.
+ */
+function uses(full: EvaluationReport): string[] {
+  const sensitivity = full.binary?.sensitivity ?? null;
+  const misses = sensitivity !== null && sensitivity < 1
+    ? ["  and its tumour sensitivity below is not 100%: it misses tumours."]
+    : [
+      "  and it can miss tumours: a sensitivity measured on one public",
+      "  collection, even 100%, promises nothing elsewhere.",
+    ];
+  return [...USES_BEFORE, ...misses, ...USES_AFTER];
+}
+
+/** {@linkcode uses} up to the sentence on missed tumours. */
+const USES_BEFORE: readonly string[] = [
   "## Intended use",
   "",
   "- Teaching and research: a worked, reproducible example of the CNN",
@@ -181,7 +218,10 @@ const USES: readonly string[] = [
   "",
   "- **Diagnosis, triage or any clinical decision.** It is not a medical",
   "  device, has not been validated prospectively or on any hospital's data,",
-  "  and its tumour sensitivity below is not 100%: it misses tumours.",
+];
+
+/** {@linkcode uses} after the sentence on missed tumours. */
+const USES_AFTER: readonly string[] = [
   "- Images unlike its training data: other modalities (CT, X-ray), other",
   "  MRI sequences or planes than the dataset's, whole volumes, children's",
   '  scans, post-operative scans, other tumour types. It has no "unknown"',
@@ -255,7 +295,9 @@ function training(
 /** A macro-F1 with its bootstrap interval. */
 function f1WithCi(r: EvaluationReport): string {
   return `${num(r.macro.f1)} (${
-    r.macroF1Ci ? `${num(r.macroF1Ci.lower)}–${num(r.macroF1Ci.upper)}` : "n/a"
+    r.macroF1Ci
+      ? `${num(r.macroF1Ci.lower)}–${num(r.macroF1Ci.upper)}`
+      : UNDEFINED
   })`;
 }
 
@@ -384,7 +426,10 @@ function useAndReproduce(name: string, command: string): string[] {
  * The model card's Markdown: what the model is, its intended uses and
  * misuses, its training data and training, its metrics with 95% intervals
  * (full and de-duplicated test split), its known failure modes, and the
- * commands that use it and reproduce the numbers.
+ * commands that use it and reproduce the numbers. A value that is not
+ * defined (a ratio with a zero denominator) reads "—"; a degenerate model
+ * (see `../evaluate/degenerate.ts`) gets the evaluation's warning, quoted,
+ * under the title.
  *
  * @example A card for the shipped model from a small made-up report
  * ```ts
@@ -408,13 +453,14 @@ function useAndReproduce(name: string, command: string): string[] {
  * });
  * assert.match(card, /^# resnet-128-e11: brain MRI tumour classifier \(resnet, 128×128 grayscale\)/);
  * assert.match(card, /- 0 of 4 test scans are misclassified/);
+ * assert.equal(card.includes("degenerate"), false);
  * ```
  */
 export function modelCard(options: ModelCardOptions): string {
   const { name, metadata } = options;
   return [
-    ...whatItIs(name, metadata),
-    ...USES,
+    ...whatItIs(name, metadata, options.full),
+    ...uses(options.full),
     ...trainingData(metadata),
     ...training(metadata, options.runConfig),
     ...metrics(options),

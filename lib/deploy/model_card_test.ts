@@ -139,6 +139,68 @@ Deno.test("modelCard: metrics with intervals, per-class rows, confusions, uses a
   );
 });
 
+Deno.test("modelCard: a model that never calls notumor is flagged under the title; undefined ratios read —", () => {
+  // 8 scans; both notumor scans are called pituitary, everything else right.
+  const labels = Int32Array.from([0, 0, 1, 1, 2, 2, 3, 3]);
+  const predicted = [0, 0, 1, 1, 3, 3, 3, 3];
+  const probabilities = new Float32Array(8 * 4).fill(0.1);
+  predicted.forEach((p, i) => (probabilities[i * 4 + p] = 0.7));
+  const full = reportFromProbabilities({
+    probabilities,
+    labels,
+    classes: CLASSES,
+  });
+  const card = modelCard({
+    name: "tiny",
+    metadata: metadata(),
+    dataset: "test split of <data> (seed 7)",
+    full,
+    deduplicated: full,
+    command: "deno task evaluate -- --model models/tiny --data <data>",
+  });
+  const lines = card.split("\n");
+  assert.deepEqual(lines.slice(1, 6), [
+    "",
+    "> **Warning: this model is degenerate. Its metrics do not mean what they seem, and the clinical targets are not assessable:**",
+    ">",
+    "> - never predicts notumor, though 2 of the 8 scans are notumor",
+    "",
+  ]);
+  // notumor is never predicted: its precision is not defined, not 0%.
+  assert.match(card, /^\| notumor \| 2 \| — \| 0\.0% \(/m);
+  // Its sensitivity is 100%, so the card does not claim it misses tumours.
+  assert.match(
+    card,
+    /and it can miss tumours: a sensitivity measured on one public/,
+  );
+  assert.equal(card.includes("is not 100%"), false);
+  // A card of a model that is fine has no warning.
+  assert.equal(cardOf().includes("degenerate"), false);
+  // A model that calls a glioma notumor does miss tumours, and says so.
+  const missing = Float32Array.from(probabilities);
+  missing.set([0.1, 0.1, 0.7, 0.1], 0);
+  missing.set([0.1, 0.1, 0.7, 0.1], 4 * 4);
+  const missed = reportFromProbabilities({
+    probabilities: missing,
+    labels,
+    classes: CLASSES,
+  });
+  assert.equal(missed.binary?.sensitivity, 5 / 6);
+  const honest = modelCard({
+    name: "tiny",
+    metadata: metadata(),
+    dataset: "test split of <data> (seed 7)",
+    full: missed,
+    deduplicated: missed,
+    command: "deno task evaluate -- --model models/tiny --data <data>",
+  });
+  assert.match(
+    honest,
+    /and its tumour sensitivity below is not 100%: it misses tumours\./,
+  );
+  assert.equal(honest.includes("degenerate"), false);
+});
+
 Deno.test("writeModelCard: evaluates the model's own test split and writes README.md next to it", async () => {
   const dir = await Deno.makeTempDir({ prefix: "model_card_test_" });
   try {

@@ -51,8 +51,8 @@ export interface OperatingPoint {
   report: EvaluationReport;
   /** The report against the targets. */
   score: TargetScore;
-  /** Tumour sensitivity. */
-  sensitivity: number;
+  /** Tumour sensitivity; `null` (not defined) with no tumours. */
+  sensitivity: number | null;
   /** Its 95% Wilson lower bound. */
   sensitivityLower: number;
   /** Tumours called notumor. */
@@ -203,7 +203,7 @@ export function chooseOperatingPoint(
   return { chosen: best, eligible, reachedBar: false };
 }
 
-const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
+const pct = (v: number | null) => v === null ? "—" : `${(100 * v).toFixed(2)}%`;
 const label = (tau: number | null) => tau === null ? "argmax" : `τ = ${tau}`;
 
 /** The rows shared by the text and the notebook table. */

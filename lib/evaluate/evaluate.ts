@@ -32,6 +32,7 @@ import { discoverDataset, type ImageFile } from "../data/dataset.ts";
 import { loadImages } from "../data/image_cache.ts";
 import { describeDecision, tumourThresholdProblem } from "../model/decision.ts";
 import { type EvaluationReport, evaluationReport } from "./metrics.ts";
+import { degenerateReasons, degenerateWarning } from "./degenerate.ts";
 import { projectPaths } from "../core/paths.ts";
 import { DEFAULTS } from "../core/defaults.ts";
 import {
@@ -302,10 +303,18 @@ export async function evaluateModel(
   }
 }
 
+/** What the text output shows for a value that is not defined (`null`, `NaN`). */
+const UNDEFINED = "—";
+
 const pct = (x: number | null | undefined) =>
-  x === null || x === undefined || Number.isNaN(x)
-    ? "n/a"
+  x === null || x === undefined || !Number.isFinite(x)
+    ? UNDEFINED
     : `${(100 * x).toFixed(2)}%`;
+
+const fixed = (x: number | null | undefined, digits: number) =>
+  x === null || x === undefined || !Number.isFinite(x)
+    ? UNDEFINED
+    : x.toFixed(digits);
 
 /** What was evaluated, how it was decided, and the overall metrics. */
 function overallLines(e: ModelEvaluation): string[] {
@@ -324,15 +333,17 @@ function overallLines(e: ModelEvaluation): string[] {
     }   de-duplicated ${pct(d.accuracy)}  (${pct(d.accuracyCi.lower)}–${
       pct(d.accuracyCi.upper)
     })`,
-    `loss            ${r.loss.toFixed(4)}`,
-    `macro F1        ${r.macro.f1.toFixed(4)}   de-duplicated ${
-      d.macro.f1.toFixed(4)
+    `loss            ${fixed(r.loss, 4)}`,
+    `macro F1        ${fixed(r.macro.f1, 4)}   de-duplicated ${
+      fixed(d.macro.f1, 4)
     }`,
-    `Cohen's kappa   ${(r.cohenKappa ?? NaN).toFixed(4)}`,
-    `macro AUC       ${(r.macro.auc ?? NaN).toFixed(4)}`,
+    `Cohen's kappa   ${fixed(r.cohenKappa, 4)}`,
+    `macro AUC       ${fixed(r.macro.auc, 4)}`,
   ];
   if (r.calibration) {
-    lines.push(`ECE (15 bins)   ${(r.calibration.ece ?? NaN).toFixed(4)}`);
+    lines.push(
+      `ECE (${r.calibration.bins} bins)   ${fixed(r.calibration.ece, 4)}`,
+    );
   }
   return lines;
 }
@@ -348,7 +359,10 @@ function binaryLines(r: EvaluationReport): string[] {
       pct(b.sensitivityCi.upper)
     })   specificity ${pct(b.specificity)} (${pct(b.specificityCi.lower)}–${
       pct(b.specificityCi.upper)
-    })   AUC ${(b.auc ?? NaN).toFixed(4)}`,
+    })   AUC ${fixed(b.auc, 4)}`,
+    `  PPV ${pct(b.ppv)}   NPV ${
+      pct(b.npv)
+    }   (tp ${b.tp}, fp ${b.fp}, tn ${b.tn}, fn ${b.fn})`,
   ];
 }
 
@@ -360,8 +374,8 @@ function classLines(r: EvaluationReport): string[] {
     ...r.perClass.map((c) =>
       `${c.class.padEnd(12)} ${pct(c.precision).padEnd(10)} ${
         pct(c.recall).padEnd(9)
-      } ${c.f1.toFixed(3).padEnd(7)} ${String(c.support).padEnd(8)} ${
-        (c.auc ?? NaN).toFixed(3)
+      } ${fixed(c.f1, 3).padEnd(7)} ${String(c.support).padEnd(8)} ${
+        fixed(c.auc, 3)
       }`
     ),
     "",
@@ -383,7 +397,10 @@ function classLines(r: EvaluationReport): string[] {
 /**
  * A readable plain-text report of an evaluation: what was evaluated, the
  * overall metrics (full and de-duplicated), tumour against no tumour, the
- * per-class table, the confusion matrix and the skipped files.
+ * per-class table, the confusion matrix and the skipped files. A value that
+ * is not defined (a ratio with a zero denominator) reads "—". When the model
+ * is degenerate (see `./degenerate.ts`) the report opens with the warning
+ * that says why.
  *
  * @example A report of two scans, both right
  * ```ts
@@ -410,9 +427,39 @@ function classLines(r: EvaluationReport): string[] {
  * assert.match(text, /^data: {2}two scans: 2 images \(2 after de-duplication\)$/m);
  * assert.match(text, /^accuracy +100\.00%/m);
  * ```
+ *
+ * @example A model that never says "no tumour" is flagged at the top
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { formatEvaluation, reportFromProbabilities } from "./evaluate.ts";
+ * import type { ModelMetadata } from "../model/saved_model.ts";
+ * const classes = ["glioma", "notumor"];
+ * const probabilities = new Float32Array([0.9, 0.1, 0.6, 0.4, 0.7, 0.3]);
+ * const labels = Int32Array.from([0, 1, 1]);
+ * const report = reportFromProbabilities({ probabilities, labels, classes });
+ * const text = formatEvaluation({
+ *   metadata: { arch: "seedCnn", classes } as ModelMetadata,
+ *   dataset: "three scans",
+ *   full: report,
+ *   deduplicated: report,
+ *   files: [],
+ *   probabilities,
+ *   labels,
+ *   errors: [],
+ *   tta: "none",
+ *   tumourThreshold: null,
+ * });
+ * assert.match(text, /^Warning: this model is degenerate\./);
+ * assert.match(text, /^- never predicts notumor, though 2 of the 3 scans are notumor$/m);
+ * // Nothing is called "no tumour": the NPV is 0/0, not defined.
+ * assert.match(text, /NPV —/);
+ * assert.match(text, /^notumor +— +0\.00%/m);
+ * ```
  */
 export function formatEvaluation(e: ModelEvaluation): string {
+  const warning = degenerateWarning(e.full);
   return [
+    ...(warning ? [warning, ""] : []),
     ...overallLines(e),
     ...binaryLines(e.full),
     ...classLines(e.full),
@@ -469,8 +516,8 @@ export const EVALUATE_CLI = {
     },
     json: {
       type: "boolean",
-      help: "one JSON object: { model, dataset, full,\n" +
-        "deduplicated, skipped } (keys: see docs/evaluation.md)",
+      help: "one JSON object: { model, dataset, degenerate,\n" +
+        "full, deduplicated, skipped } (keys: see\ndocs/evaluation.md)",
     },
   },
 } as const;
@@ -514,7 +561,11 @@ function evaluateOptions(values: EvaluateFlags): EvaluateModelOptions {
   };
 }
 
-/** The `--json` output: the model, the dataset, both reports, the skipped. */
+/**
+ * The `--json` output: the model, the dataset, why the model is degenerate
+ * (`degenerate`: the reasons on the full set, empty when it is not), both
+ * reports (undefined values `null`), the skipped files.
+ */
 function evaluationJson(e: ModelEvaluation, modelDir: string) {
   return {
     model: {
@@ -527,6 +578,7 @@ function evaluationJson(e: ModelEvaluation, modelDir: string) {
       tumourThreshold: e.tumourThreshold,
     },
     dataset: e.dataset,
+    degenerate: degenerateReasons(e.full),
     full: e.full,
     deduplicated: e.deduplicated,
     skipped: e.errors,

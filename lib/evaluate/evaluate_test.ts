@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { evaluateModel, formatEvaluation } from "./evaluate.ts";
+import { degenerateReasons } from "./degenerate.ts";
 import { predictProbabilities } from "../model/inference.ts";
 import { buildModel } from "../model/models.ts";
 import { compileModel } from "../model/compile.ts";
@@ -130,10 +131,12 @@ Deno.test("evaluate: the CLI's --json has the documented keys", async () => {
     assert.deepEqual(Object.keys(out).sort(), [
       "dataset",
       "deduplicated",
+      "degenerate",
       "full",
       "model",
       "skipped",
     ]);
+    assert.deepEqual(out.degenerate, degenerateReasons(out.full));
     for (
       const key of [
         "accuracy",

@@ -13,20 +13,24 @@
  * tie).
  *
  * Conventions:
- * - **zero division gives 0**, as scikit-learn's `zero_division=0`: the
+ * - **a ratio with a zero denominator is not defined**: it is `NaN` in the
+ *   functions here and `null` in {@linkcode evaluationReport}'s JSON, never a
+ *   made-up 0 or 100% (as scikit-learn's `zero_division=np.nan`). That is the
  *   precision of a class that is never predicted, the recall of a class with
- *   no examples, an F1 whose precision and recall are both 0, and likewise
- *   sensitivity, specificity, PPV and NPV with an empty denominator. The
- *   supports and counts are always reported beside them, so a 0 that means
- *   "no data" can be told apart.
- * - **macro** averages weigh every class equally and include every class of
- *   `numClasses`, even one absent from both `yTrue` and the predictions (as
- *   scikit-learn with `labels=range(numClasses)`); **weighted** averages
- *   weigh each class by its support.
- * - Genuinely undefined values are `NaN` in the functions here — Cohen's
- *   kappa when chance agreement is total (a single class everywhere), the AUC
- *   of a class with no positive or no negative examples, the ECE of nothing —
- *   and `null` in {@linkcode evaluationReport}'s JSON.
+ *   no examples, and sensitivity, specificity, PPV and NPV with an empty
+ *   denominator. F1 is `2·TP / (2·TP + FP + FN)`: 0 for a class that has
+ *   examples but is never predicted (it is missed), undefined only for a
+ *   class absent from both the truth and the predictions. Whatever shows
+ *   these values prints an undefined one as "—".
+ * - **macro** averages weigh equally every class of `numClasses` where the
+ *   value is defined (a class whose precision is undefined drops out of the
+ *   macro precision, as scikit-learn with `zero_division=np.nan`);
+ *   **weighted** averages weigh each such class by its support. An average
+ *   over no defined value is undefined.
+ * - Other genuinely undefined values are `NaN` too (`null` in the JSON):
+ *   Cohen's kappa when chance agreement is total (a single class
+ *   everywhere), the AUC of a class with no positive or no negative
+ *   examples, the ECE of nothing.
  * - Intervals are 95% by default: Wilson score intervals for proportions
  *   (accuracy, sensitivity, specificity) and a seeded percentile bootstrap
  *   for macro-F1.
@@ -263,17 +267,24 @@ export function normalizeRows(
 export interface ClassMetrics {
   /** Class name. */
   class: string;
-  /** TP / (TP + FP); 0 when the class is never predicted. */
+  /** TP / (TP + FP); `NaN` (not defined) when the class is never predicted. */
   precision: number;
-  /** TP / (TP + FN); 0 when the class has no samples. */
+  /** TP / (TP + FN); `NaN` (not defined) when the class has no samples. */
   recall: number;
-  /** Harmonic mean of precision and recall; 0 when both are 0. */
+  /**
+   * 2·TP / (2·TP + FP + FN), the harmonic mean of precision and recall; 0
+   * when the class has samples but is never predicted, `NaN` when it is in
+   * neither the truth nor the predictions.
+   */
   f1: number;
   /** Number of samples of the class. */
   support: number;
 }
 
-/** Averages of precision, recall and F1 over the classes. */
+/**
+ * Averages of precision, recall and F1 over the classes where each is
+ * defined; `NaN` when it is defined for none.
+ */
 export interface AveragedMetrics {
   /** Averaged precision. */
   precision: number;
@@ -287,9 +298,9 @@ export interface AveragedMetrics {
 export interface PerClassReport {
   /** One entry per class, in index order. */
   perClass: ClassMetrics[];
-  /** Unweighted mean over all classes. */
+  /** Unweighted mean over the classes where each value is defined. */
   macro: AveragedMetrics;
-  /** Mean weighted by support (0 when there are no samples). */
+  /** Mean weighted by support (`NaN` when there are no samples). */
   weighted: AveragedMetrics;
 }
 
@@ -303,9 +314,10 @@ export interface PerClassInput {
 
 /**
  * Per-class precision, recall, F1 and support from a confusion matrix, and
- * their macro and weighted averages (zero division gives 0: see the module
- * documentation). Matches scikit-learn's `precision_recall_fscore_support`
- * with `zero_division=0` and `labels=range(numClasses)`.
+ * their macro and weighted averages (a zero denominator gives `NaN`, not
+ * defined: see the module documentation). Matches scikit-learn's
+ * `precision_recall_fscore_support` with `zero_division=np.nan` and
+ * `labels=range(numClasses)`.
  *
  * @example
  * ```ts
@@ -322,6 +334,11 @@ export interface PerClassInput {
  * assert.equal(r.perClass[1].precision, 1);
  * assert.equal(r.perClass[1].recall, 0.5);
  * assert.ok(Math.abs(r.macro.f1 - (0.8 + 2 / 3) / 2) < 1e-12);
+ * // "b" is never predicted: its precision is not defined, its F1 is 0.
+ * const never = perClassMetrics({ confusion: [[2, 0], [2, 0]] });
+ * assert.ok(Number.isNaN(never.perClass[1].precision));
+ * assert.equal(never.perClass[1].f1, 0);
+ * assert.equal(never.macro.precision, 0.5); // over the defined one only
  * ```
  */
 export function perClassMetrics(input: PerClassInput): PerClassReport {
@@ -339,32 +356,48 @@ export function perClassMetrics(input: PerClassInput): PerClassReport {
     const support = row.reduce((s, v) => s + v, 0);
     let predicted = 0;
     for (let t = 0; t < k; t++) predicted += m[t][c];
-    const precision = predicted ? tp / predicted : 0;
-    const recall = support ? tp / support : 0;
-    const f1 = precision + recall
-      ? 2 * precision * recall / (precision + recall)
-      : 0;
     return {
       class: input.classes?.[c] ?? `class ${c}`,
-      precision,
-      recall,
-      f1,
+      precision: ratio(tp, predicted),
+      recall: ratio(tp, support),
+      f1: ratio(2 * tp, support + predicted),
       support,
     };
   });
-  const keys = ["precision", "recall", "f1"] as const;
-  const total = perClass.reduce((s, c) => s + c.support, 0);
-  const average = (weight: (c: ClassMetrics) => number, norm: number) =>
-    Object.fromEntries(
-      keys.map((key) => [
-        key,
-        norm ? perClass.reduce((s, c) => s + weight(c) * c[key], 0) / norm : 0,
-      ]),
-    ) as unknown as AveragedMetrics;
   return {
     perClass,
-    macro: average(() => 1, k),
-    weighted: average((c) => c.support, total),
+    macro: averageMetrics(perClass, () => 1),
+    weighted: averageMetrics(perClass, (c) => c.support),
+  };
+}
+
+/** `a / b`, or `NaN` (not defined) when `b` is 0. */
+function ratio(a: number, b: number): number {
+  return b ? a / b : NaN;
+}
+
+/**
+ * Weighted means of precision, recall and F1 over the classes where each is
+ * defined; `NaN` when no such class has weight.
+ */
+function averageMetrics(
+  perClass: readonly ClassMetrics[],
+  weight: (c: ClassMetrics) => number,
+): AveragedMetrics {
+  const mean = (key: keyof AveragedMetrics) => {
+    let sum = 0;
+    let norm = 0;
+    for (const c of perClass) {
+      if (Number.isNaN(c[key])) continue;
+      sum += weight(c) * c[key];
+      norm += weight(c);
+    }
+    return norm ? sum / norm : NaN;
+  };
+  return {
+    precision: mean("precision"),
+    recall: mean("recall"),
+    f1: mean("f1"),
   };
 }
 
@@ -554,17 +587,17 @@ export interface BinaryMetrics {
   tn: number;
   /** Tumours called no tumour (missed). */
   fn: number;
-  /** TP / (TP + FN), the tumours found; 0 with no tumours. */
+  /** TP / (TP + FN), the tumours found; `NaN` (not defined) with no tumours. */
   sensitivity: number;
   /** Wilson interval of the sensitivity. */
   sensitivityCi: Interval;
-  /** TN / (TN + FP), the healthy scans cleared; 0 with no healthy scans. */
+  /** TN / (TN + FP), the healthy scans cleared; `NaN` with no healthy scans. */
   specificity: number;
   /** Wilson interval of the specificity. */
   specificityCi: Interval;
-  /** Positive predictive value TP / (TP + FP); 0 if nothing is called positive. */
+  /** Positive predictive value TP / (TP + FP); `NaN` if nothing is called positive. */
   ppv: number;
-  /** Negative predictive value TN / (TN + FN); 0 if nothing is called negative. */
+  /** Negative predictive value TN / (TN + FN); `NaN` if nothing is called negative. */
   npv: number;
   /** ROC AUC of P(tumour) = 1 − P(negative class); `NaN` if one side is empty. */
   auc: number;
@@ -619,6 +652,11 @@ export interface BinaryInput {
  * assert.equal(strict.specificity, 1);
  * assert.equal(strict.sensitivity, 1);
  * assert.deepEqual(strict.decision, { threshold: 0.65 });
+ * // A model that never says "no tumour": nothing is called negative, so the
+ * // NPV is not defined (0/0), and no healthy scan is cleared.
+ * const never = binaryMetrics({ ...input, threshold: 0.01 });
+ * assert.ok(Number.isNaN(never.npv));
+ * assert.equal(never.specificity, 0);
  * ```
  */
 export function binaryMetrics(input: BinaryInput): BinaryMetrics {
@@ -647,7 +685,6 @@ export function binaryMetrics(input: BinaryInput): BinaryMetrics {
     else if (called) fp++;
     else tn++;
   });
-  const ratio = (a: number, b: number) => (b ? a / b : 0);
   const confidence = input.confidence;
   const roc = binaryTumourRoc({
     yTrue: input.yTrue,
@@ -841,20 +878,42 @@ export type Maybe = number | null;
 export interface ReportClass {
   /** Class name. */
   class: string;
-  /** Precision (0 if never predicted). */
-  precision: number;
-  /** Recall (0 if no samples). */
-  recall: number;
-  /** F1. */
-  f1: number;
+  /** Precision; `null` (not defined) if the class is never predicted. */
+  precision: Maybe;
+  /** Recall; `null` (not defined) if the class has no samples. */
+  recall: Maybe;
+  /** F1; `null` if the class is neither in the truth nor predicted. */
+  f1: Maybe;
   /** Samples of the class. */
   support: number;
   /** One-vs-rest ROC AUC; `null` if the class or the rest is absent. */
   auc: Maybe;
 }
 
-/** The binary view in {@linkcode EvaluationReport}. */
-export type ReportBinary = Omit<BinaryMetrics, "auc"> & { auc: Maybe };
+/**
+ * Averages in {@linkcode EvaluationReport}: over the classes where each value
+ * is defined; `null` when it is defined for none.
+ */
+export interface ReportAveraged {
+  /** Averaged precision. */
+  precision: Maybe;
+  /** Averaged recall. */
+  recall: Maybe;
+  /** Averaged F1. */
+  f1: Maybe;
+}
+
+/** The ratios of the binary view that a zero denominator leaves undefined. */
+type BinaryRatio = "sensitivity" | "specificity" | "ppv" | "npv" | "auc";
+
+/**
+ * The binary view in {@linkcode EvaluationReport}: sensitivity, specificity,
+ * PPV, NPV and AUC are `null` where not defined (e.g. the NPV of a model
+ * that never calls "no tumour").
+ */
+export type ReportBinary =
+  & Omit<BinaryMetrics, BinaryRatio>
+  & { [K in BinaryRatio]: Maybe };
 
 /** One calibration bin in {@linkcode EvaluationReport}. */
 export interface ReportBin {
@@ -898,10 +957,10 @@ export interface EvaluationReport {
   confusionMatrixNormalized: number[][];
   /** Precision, recall, F1, support and one-vs-rest AUC per class. */
   perClass: ReportClass[];
-  /** Unweighted means over the classes; `auc` over the classes where it is defined. */
-  macro: AveragedMetrics & { auc: Maybe };
-  /** Support-weighted means over the classes. */
-  weighted: AveragedMetrics;
+  /** Unweighted means over the classes where each value is defined. */
+  macro: ReportAveraged & { auc: Maybe };
+  /** Support-weighted means over the classes where each value is defined. */
+  weighted: ReportAveraged;
   /** Percentile-bootstrap interval of the macro F1, or `null` if skipped. */
   macroF1Ci: (Interval & { samples: number; seed: number }) | null;
   /** Tumour vs no tumour; `null` when the negative class is not among the classes. */
@@ -937,7 +996,7 @@ function nullable(value: number): Maybe {
  * | `loss` | mean cross-entropy, probabilities clipped at 1e-7 |
  * | `cohenKappa` | Cohen's kappa |
  * | `confusionMatrix`, `confusionMatrixNormalized` | counts (rows = true class) and row fractions |
- * | `perClass[]` | `{class, precision, recall, f1, support, auc}` (AUC one-vs-rest) |
+ * | `perClass[]` | `{class, precision, recall, f1, support, auc}` (AUC one-vs-rest; a ratio with a zero denominator is `null`) |
  * | `macro`, `weighted` | `{precision, recall, f1}` averages (`macro.auc` too) |
  * | `macroF1Ci` | `{lower, upper, samples, seed}`: seeded bootstrap interval of the macro F1 |
  * | `binary` | tumour vs `negativeClass`: `negativeClass, positiveClasses, decision, positives, negatives, tp, fp, tn, fn, sensitivity, sensitivityCi, specificity, specificityCi, ppv, npv, auc` |
@@ -997,11 +1056,15 @@ export function evaluationReport(input: EvaluationInput): EvaluationReport {
     confusionMatrix: confusion,
     confusionMatrixNormalized: normalizeRows(confusion),
     perClass: prf.perClass.map((c, i) => ({
-      ...c,
+      class: c.class,
+      precision: nullable(c.precision),
+      recall: nullable(c.recall),
+      f1: nullable(c.f1),
+      support: c.support,
       auc: nullable(roc.curves[i].auc),
     })),
-    macro: { ...prf.macro, auc: nullable(roc.macroAuc) },
-    weighted: prf.weighted,
+    macro: { ...reportAveraged(prf.macro), auc: nullable(roc.macroAuc) },
+    weighted: reportAveraged(prf.weighted),
     macroF1Ci: reportMacroF1Ci(input, { yTrue, yPred, k, confidence }),
     binary: reportBinary(input, { yTrue, rows, confidence }),
     calibration: reportCalibration(input, { yTrue, rows }),
@@ -1063,7 +1126,23 @@ function reportBinary(
     confidence: basis.confidence,
     ...(threshold === undefined ? {} : { threshold }),
   });
-  return { ...b, auc: nullable(b.auc) };
+  return {
+    ...b,
+    sensitivity: nullable(b.sensitivity),
+    specificity: nullable(b.specificity),
+    ppv: nullable(b.ppv),
+    npv: nullable(b.npv),
+    auc: nullable(b.auc),
+  };
+}
+
+/** Averages with undefined values as `null`. */
+function reportAveraged(a: AveragedMetrics): ReportAveraged {
+  return {
+    precision: nullable(a.precision),
+    recall: nullable(a.recall),
+    f1: nullable(a.f1),
+  };
 }
 
 /** The report's calibration section: undefined values as `null`. */

@@ -84,41 +84,50 @@ Deno.test("metrics: cross-entropy, clipped at 1e-7", () => {
 });
 
 Deno.test("metrics: per-class precision, recall, F1 with a never-predicted class", () => {
-  // sklearn precision_recall_fscore_support(y, p, labels=range(4), zero_division=0)
+  // sklearn precision_recall_fscore_support(y, p, labels=range(4),
+  // zero_division=np.nan): meningioma is never predicted, so its precision is
+  // not defined (NaN) and it drops out of the precision averages.
   const r = perClassMetrics({ confusion: CM, classes: CLASSES });
   const expected = [
     { class: "glioma", precision: 2 / 3, recall: 2 / 3, f1: 2 / 3, support: 3 },
-    { class: "meningioma", precision: 0, recall: 0, f1: 0, support: 2 },
+    { class: "meningioma", precision: NaN, recall: 0, f1: 0, support: 2 },
     { class: "notumor", precision: 0.75, recall: 1, f1: 6 / 7, support: 3 },
     { class: "pituitary", precision: 2 / 3, recall: 1, f1: 0.8, support: 2 },
   ];
   r.perClass.forEach((c, i) => {
     assert.equal(c.class, expected[i].class);
     assert.equal(c.support, expected[i].support);
-    close(c.precision, expected[i].precision);
+    if (Number.isNaN(expected[i].precision)) {
+      assert.ok(Number.isNaN(c.precision));
+    } else close(c.precision, expected[i].precision);
     close(c.recall, expected[i].recall);
     close(c.f1, expected[i].f1);
   });
-  close(r.macro.precision, 0.5208333333333333);
+  close(r.macro.precision, 0.6944444444444443);
   close(r.macro.recall, 0.6666666666666666);
   close(r.macro.f1, 0.5809523809523809);
-  close(r.weighted.precision, 0.5583333333333333);
+  close(r.weighted.precision, 0.6979166666666666);
   close(r.weighted.recall, 0.7);
   close(r.weighted.f1, 0.6171428571428571);
   close(macroF1(CM), 0.5809523809523809);
-  // A class absent everywhere counts in the macro average, as 0.
+  // A class absent everywhere has no defined precision, recall or F1, and
+  // drops out of the averages (sklearn's zero_division=np.nan).
   const absent = perClassMetrics({
     confusion: [[1, 0, 0], [0, 1, 0], [0, 0, 0]],
   });
   assert.deepEqual(absent.perClass[2], {
     class: "class 2",
-    precision: 0,
-    recall: 0,
-    f1: 0,
+    precision: NaN,
+    recall: NaN,
+    f1: NaN,
     support: 0,
   });
-  close(absent.macro.f1, 2 / 3);
+  close(absent.macro.f1, 1);
   close(absent.weighted.f1, 1);
+  // An average over no defined value is not defined.
+  const empty = perClassMetrics({ confusion: [[0, 0], [0, 0]] });
+  assert.ok(Number.isNaN(empty.macro.f1));
+  assert.ok(Number.isNaN(empty.weighted.recall));
   assert.throws(
     () => perClassMetrics({ confusion: CM, classes: ["a"] }),
     /1 class names for a 4×4/,
@@ -217,13 +226,17 @@ Deno.test("metrics: a single-class input", () => {
   assert.ok(r.perClass.every((c) => c.auc === null)); // no class has both sides
   assert.equal(r.macro.auc, null);
   assert.equal(r.perClass[2].precision, 1);
-  assert.equal(r.perClass[0].precision, 0); // never predicted, no support
-  close(r.macro.f1, 0.25);
-  close(r.weighted.f1, 1);
+  // Never predicted and no support: nothing is defined, not 0.
+  assert.deepEqual(
+    [r.perClass[0].precision, r.perClass[0].recall, r.perClass[0].f1],
+    [null, null, null],
+  );
+  close(r.macro.f1!, 1); // over the one class that is there
+  close(r.weighted.f1!, 1);
   const b = r.binary!;
   assert.equal(b.positives, 0);
   assert.equal(b.negatives, 3);
-  assert.equal(b.sensitivity, 0); // zero division → 0 ...
+  assert.equal(b.sensitivity, null); // no tumours: not defined ...
   assert.deepEqual(b.sensitivityCi, { lower: 0, upper: 1 }); // ... with no information
   assert.equal(b.specificity, 1);
   assert.equal(b.auc, null);
@@ -234,6 +247,8 @@ Deno.test("metrics: a single-class input", () => {
   const json = JSON.parse(JSON.stringify(r));
   assert.equal(json.cohenKappa, null);
   assert.equal(json.macro.auc, null);
+  assert.equal(json.binary.sensitivity, null);
+  assert.equal(json.perClass[0].precision, null);
 });
 
 Deno.test("metrics: Wilson interval (values from statsmodels)", () => {
@@ -407,7 +422,7 @@ Deno.test("metrics: evaluationReport gathers everything under documented keys", 
   assert.equal(r.macroF1Ci?.samples, 1000);
   assert.equal(r.macroF1Ci?.seed, 42);
   assert.ok(
-    r.macroF1Ci!.lower <= r.macro.f1 && r.macro.f1 <= r.macroF1Ci!.upper,
+    r.macroF1Ci!.lower <= r.macro.f1! && r.macro.f1! <= r.macroF1Ci!.upper,
   );
   close(r.binary?.sensitivity, 6 / 7);
   close(r.calibration.ece, 0.34, 1e-6);

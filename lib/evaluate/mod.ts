@@ -8,6 +8,7 @@
  * | module | what |
  * | --- | --- |
  * | `calibration.ts` | Calibration: does a predicted confidence of 90% mean right 90% of the time? |
+ * | `degenerate.ts` | Is the model degenerate? A model that never predicts one of the classes, or does hardly better… |
  * | `evaluate.ts` | Evaluating a saved model on a dataset: every metric of `evaluationReport` on the full and on the… |
  * | `gradcam.ts` | Grad-CAM (Selvaraju et al., 2017, "Grad-CAM: Visual Explanations from Deep Networks via… |
  * | `metrics.ts` | Classification metrics on plain arrays (no TensorFlow): accuracy, cross-entropy, the confusion… |
@@ -17,6 +18,7 @@
  * @module
  */
 export * from "./calibration.ts";
+export * from "./degenerate.ts";
 export * from "./evaluate.ts";
 export * from "./gradcam.ts";
 export * from "./metrics.ts";

@@ -2,10 +2,17 @@
  * The clinical targets as data, and the run-ranking rule built on them:
  * candidates are compared on their validation reports by
  *
- * 1. the most targets met;
- * 2. then the higher of the weakest recalls among `focusClasses` (by default
+ * 1. whether the targets are assessable at all: a degenerate model (one that
+ *    never predicts a class, or is within a few points of chance: see
+ *    `./degenerate.ts`) ranks after every model that is not;
+ * 2. then the most targets met;
+ * 3. then the higher of the weakest recalls among `focusClasses` (by default
  *    glioma and meningioma, the two classes with a recall target);
- * 3. then the lower loss.
+ * 4. then the lower loss.
+ *
+ * On a degenerate model every target reads "not assessable" rather than met
+ * or not met: a model that never calls "notumor" finds every tumour, but its
+ * 100% sensitivity says nothing about it.
  *
  * Pure functions over {@linkcode EvaluationReport}s (no TensorFlow):
  * `select_run.ts` evaluates runs and ranks them with these, and notebook 04
@@ -16,6 +23,7 @@
  */
 import { type Displayable, htmlTable } from "../core/display.ts";
 import type { EvaluationReport } from "./metrics.ts";
+import { type DegenerateOptions, degenerateReasons } from "./degenerate.ts";
 
 /** One target: a metric of an {@linkcode EvaluationReport} and its bound. */
 export interface Target {
@@ -84,14 +92,22 @@ export const CLINICAL_TARGETS: readonly Target[] = [
   { name: "ECE ≤ 0.03", value: (r) => r.calibration.ece, max: 0.03 },
 ];
 
+/**
+ * A target's state: its bound holds, or does not, or the model is degenerate
+ * and the target cannot be assessed.
+ */
+export type TargetStatus = "met" | "not met" | "not assessable";
+
 /** One target's outcome in {@linkcode TargetScore}. */
 export interface TargetResult {
   /** The target's name. */
   name: string;
   /** The measured value (`null`: undefined, which counts as not met). */
   value: number | null;
-  /** Whether the bound holds. */
+  /** Whether the bound holds on an assessable model (`status === "met"`). */
   met: boolean;
+  /** Met, not met, or not assessable (the model is degenerate). */
+  status: TargetStatus;
   /** Whether the value reads as a percentage (the target's `percent`). */
   percent: boolean;
 }
@@ -100,8 +116,12 @@ export interface TargetResult {
 export interface TargetScore {
   /** One result per target, in the targets' order. */
   results: TargetResult[];
-  /** How many targets are met. */
+  /** How many targets are met (0 when they are not assessable). */
   met: number;
+  /** Whether the targets can be assessed: the model is not degenerate. */
+  assessable: boolean;
+  /** Why the model is degenerate (empty when it is not). */
+  degenerate: string[];
   /** The lowest recall among the focus classes (`null` if none is there). */
   weakestRecall: number | null;
   /** The report's mean cross-entropy. */
@@ -117,7 +137,7 @@ function valueText(t: TargetResult, percentSign: boolean): string {
 }
 
 /** Options for {@linkcode scoreTargets}. */
-export interface ScoreTargetsOptions {
+export interface ScoreTargetsOptions extends DegenerateOptions {
   /** A validation report (`evaluateModel(...).full`). */
   report: EvaluationReport;
   /** The targets (default {@linkcode CLINICAL_TARGETS}). */
@@ -127,7 +147,9 @@ export interface ScoreTargetsOptions {
 }
 
 /**
- * Checks each target against a report.
+ * Checks each target against a report. On a degenerate model (see
+ * `./degenerate.ts`) the values are still measured but every target is "not
+ * assessable", none is met, and `degenerate` says why.
  *
  * @example
  * ```ts
@@ -144,24 +166,62 @@ export interface ScoreTargetsOptions {
  *   name: "accuracy ≥ 97%",
  *   value: 1,
  *   met: true,
+ *   status: "met",
  *   percent: true,
  * });
  * // No meningioma class: its recall is undefined, which is not met.
  * assert.deepEqual(s.results[3].value, null);
- * assert.equal(s.results[3].met, false);
+ * assert.equal(s.results[3].status, "not met");
  * assert.equal(s.weakestRecall, 1);
  * assert.equal(s.met, 4); // all but meningioma and the ECE (0.15)
+ * assert.equal(s.assessable, true);
+ * ```
+ *
+ * @example A model that calls every scan a glioma
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { evaluationReport } from "./metrics.ts";
+ * import { scoreTargets } from "./targets.ts";
+ * const report = evaluationReport({
+ *   yTrue: [0, 1],
+ *   probs: [[0.9, 0.1], [0.8, 0.2]],
+ *   classes: ["glioma", "notumor"],
+ * });
+ * const s = scoreTargets({ report });
+ * // Its tumour sensitivity is 100%, but that is not a target met.
+ * assert.equal(s.results[4].value, 1);
+ * assert.equal(s.results[4].status, "not assessable");
+ * assert.equal(s.met, 0);
+ * assert.equal(s.assessable, false);
+ * assert.deepEqual(s.degenerate, [
+ *   "never predicts notumor, though 1 of the 2 scans are notumor",
+ *   "accuracy 50.0% is within 5 points of chance (50.0% with 2 classes)",
+ * ]);
  * ```
  */
 export function scoreTargets(options: ScoreTargetsOptions): TargetScore {
   const targets = options.targets ?? CLINICAL_TARGETS;
+  const degenerate = degenerateReasons(
+    options.report,
+    options.chanceMargin === undefined
+      ? {}
+      : { chanceMargin: options.chanceMargin },
+  );
+  const assessable = degenerate.length === 0;
   const results = targets.map((t): TargetResult => {
     const v = t.value(options.report);
     const value = v === null || Number.isNaN(v) ? null : v;
-    const met = value !== null &&
+    const holds = value !== null &&
       (t.min === undefined || value >= t.min) &&
       (t.max === undefined || value <= t.max);
-    return { name: t.name, value, met, percent: t.percent ?? false };
+    const status = !assessable ? "not assessable" : holds ? "met" : "not met";
+    return {
+      name: t.name,
+      value,
+      met: status === "met",
+      status,
+      percent: t.percent ?? false,
+    };
   });
   const recalls = (options.focusClasses ?? ["glioma", "meningioma"])
     .map((c) => recallOf(options.report, c))
@@ -169,6 +229,8 @@ export function scoreTargets(options: ScoreTargetsOptions): TargetScore {
   return {
     results,
     met: results.filter((r) => r.met).length,
+    assessable,
+    degenerate,
     weakestRecall: recalls.length ? Math.min(...recalls) : null,
     loss: options.report.loss,
   };
@@ -198,11 +260,14 @@ export interface RankRunsOptions {
   targets?: readonly Target[];
   /** Classes whose weakest recall breaks ties (default glioma, meningioma). */
   focusClasses?: readonly string[];
+  /** Points above chance a model must reach not to be degenerate (default 5). */
+  chanceMargin?: number;
 }
 
 /**
- * Ranks candidates: most targets met, then the highest weakest focus-class
- * recall, then the lowest loss; equal on all three keeps the given order.
+ * Ranks candidates: assessable (not degenerate) models first, then most
+ * targets met, then the highest weakest focus-class recall, then the lowest
+ * loss; equal on all four keeps the given order.
  *
  * @example
  * ```ts
@@ -227,9 +292,13 @@ export function rankRuns(options: RankRunsOptions): RankedRun[] {
       report: c.report,
       ...(options.targets ? { targets: options.targets } : {}),
       ...(options.focusClasses ? { focusClasses: options.focusClasses } : {}),
+      ...(options.chanceMargin === undefined
+        ? {}
+        : { chanceMargin: options.chanceMargin }),
     }),
   }));
   scored.sort((a, b) =>
+    Number(b.score.assessable) - Number(a.score.assessable) ||
     b.score.met - a.score.met ||
     (b.score.weakestRecall ?? -1) - (a.score.weakestRecall ?? -1) ||
     a.score.loss - b.score.loss ||
@@ -240,7 +309,9 @@ export function rankRuns(options: RankRunsOptions): RankedRun[] {
 
 /**
  * A plain-text table of a ranking: one line per run, the targets met, the
- * weakest focus recall, the loss and each target's value (`*` when met).
+ * weakest focus recall, the loss and each target's value (`*` when met). A
+ * degenerate run shows `n/a` targets met and why its targets are not
+ * assessable.
  *
  * @example
  * ```ts
@@ -259,6 +330,17 @@ export function rankRuns(options: RankRunsOptions): RankedRun[] {
  *     "1     a     4/6   100.00  0.1643  accuracy 100.00*, macro-F1 1.000*, " +
  *     "glioma 100.00*, meningioma —, tumour 100.00*, ECE 0.150",
  * );
+ * const always = evaluationReport({
+ *   yTrue: [0, 1],
+ *   probs: [[0.9, 0.1], [0.8, 0.2]],
+ *   classes: ["glioma", "notumor"],
+ * });
+ * const ranked = rankRuns({
+ *   candidates: [{ name: "b", report: always }, { name: "a", report }],
+ * });
+ * const last = formatRanking(ranked).split("\n")[2];
+ * assert.match(last, /^2 +b +n\/a /);
+ * assert.match(last, /not assessable: never predicts notumor/);
  * ```
  */
 export function formatRanking(ranked: readonly RankedRun[]): string {
@@ -271,16 +353,27 @@ export function formatRanking(ranked: readonly RankedRun[]): string {
     const targets = r.results.map((t) =>
       `${t.name.split(" ")[0]} ${valueText(t, false)}${t.met ? "*" : ""}`
     ).join(", ");
+    const met = r.assessable ? `${r.met}/${r.results.length}` : "n/a";
+    const why = r.assessable
+      ? ""
+      : `  (not assessable: ${r.degenerate.join("; ")})`;
     lines.push(
-      `${String(r.rank).padEnd(4)}  ${
-        r.name.padEnd(width)
-      }  ${r.met}/${r.results.length}  ${pct(r.weakestRecall).padStart(7)}  ${
+      `${String(r.rank).padEnd(4)}  ${r.name.padEnd(width)}  ${
+        met.padEnd(3)
+      }  ${pct(r.weakestRecall).padStart(7)}  ${
         r.loss.toFixed(4)
-      }  ${targets}`,
+      }  ${targets}${why}`,
     );
   }
   return lines.join("\n");
 }
+
+/** The "met" column of {@linkcode targetsTable}. */
+const MET_TEXT: Record<TargetStatus, string> = {
+  met: "yes",
+  "not met": "no",
+  "not assessable": "not assessable",
+};
 
 /** Options for {@linkcode targetsTable}. */
 export interface TargetsTableOptions {
@@ -292,7 +385,8 @@ export interface TargetsTableOptions {
 
 /**
  * A notebook table of a report against its targets: one row per target with
- * the measured value and whether it is met.
+ * the measured value and whether it is met ("yes", "no", or "not assessable"
+ * on a degenerate model, whose caption then says why).
  *
  * @example
  * ```ts
@@ -309,6 +403,16 @@ export interface TargetsTableOptions {
  * const text = table[JUPYTER_DISPLAY]()["text/plain"] as string;
  * assert.match(text, /^4 of 6 targets met\n/);
  * assert.match(text, /accuracy ≥ 97% +100\.00% +yes/);
+ * // A model that calls every scan a glioma: nothing can be assessed.
+ * const always = evaluationReport({
+ *   yTrue: [0, 1],
+ *   probs: [[0.9, 0.1], [0.8, 0.2]],
+ *   classes: ["glioma", "notumor"],
+ * });
+ * const none = targetsTable({ score: scoreTargets({ report: always }) });
+ * const noneText = none[JUPYTER_DISPLAY]()["text/plain"] as string;
+ * assert.match(noneText, /^targets not assessable, the model is degenerate: never predicts notumor/);
+ * assert.match(noneText, /tumour sensitivity ≥ 99% +100\.00% +not assessable/);
  * ```
  */
 export function targetsTable(options: TargetsTableOptions): Displayable {
@@ -317,9 +421,13 @@ export function targetsTable(options: TargetsTableOptions): Displayable {
     rows: score.results.map((t) => ({
       target: t.name,
       value: valueText(t, true),
-      met: t.met ? "yes" : "no",
+      met: MET_TEXT[t.status],
     })),
     caption: options.caption ??
-      `${score.met} of ${score.results.length} targets met`,
+      (score.assessable
+        ? `${score.met} of ${score.results.length} targets met`
+        : `targets not assessable, the model is degenerate: ${
+          score.degenerate.join("; ")
+        }`),
   });
 }

@@ -173,3 +173,83 @@ Deno.test("targetsTable: one row per target, its value and whether it is met", (
     /validation/,
   );
 });
+
+Deno.test("scoreTargets: a model that never calls notumor meets no target, it is not assessable", () => {
+  // 100 per class; every notumor scan is called pituitary.
+  const r = report({ n: 100, wrong: [0, 0, 100, 0] });
+  assert.equal(r.binary?.sensitivity, 1); // every tumour "found" ...
+  assert.equal(r.binary?.npv, null); // ... and no "no tumour" call at all
+  const s = scoreTargets({ report: r });
+  assert.equal(s.assessable, false);
+  assert.deepEqual(s.degenerate, [
+    "never predicts notumor, though 100 of the 400 scans are notumor",
+  ]);
+  assert.equal(s.met, 0);
+  assert.ok(s.results.every((t) => t.status === "not assessable" && !t.met));
+  const sensitivity = s.results.find((t) =>
+    t.name === "tumour sensitivity ≥ 99%"
+  )!;
+  assert.equal(sensitivity.value, 1); // measured, shown, not counted
+  // A model near chance is not assessable either, every class predicted.
+  const near = report({
+    n: 100,
+    wrong: [72, 72, 72, 72],
+    wrongTo: [1, 2, 3, 0],
+  });
+  assert.equal(near.accuracy, 0.28);
+  const nearScore = scoreTargets({ report: near });
+  assert.deepEqual(nearScore.degenerate, [
+    "accuracy 28.0% is within 5 points of chance (25.0% with 4 classes)",
+  ]);
+  // The margin is an option: with 2 points 28% is assessable.
+  assert.equal(
+    scoreTargets({ report: near, chanceMargin: 0.02 }).assessable,
+    true,
+  );
+});
+
+Deno.test("rankRuns: a degenerate run ranks after every assessable one", () => {
+  // Never calls notumor, yet its sensitivity and its glioma and meningioma
+  // recalls are perfect: it would win on the weakest focus recall.
+  const degenerate = report({ n: 100, wrong: [0, 0, 100, 0] });
+  const honest = report({ n: 100, wrong: [0, 30, 0, 0], p: 0.6 });
+  assert.equal(degenerate.binary?.sensitivity, 1);
+  assert.equal(degenerate.perClass[1].recall, 1);
+  assert.equal(honest.perClass[1].recall, 0.7);
+  const ranked = rankRuns({
+    candidates: [
+      { name: "degenerate", report: degenerate },
+      { name: "honest", report: honest },
+    ],
+  });
+  assert.deepEqual(ranked.map((r) => [r.name, r.assessable]), [
+    ["honest", true],
+    ["degenerate", false],
+  ]);
+  const lines = formatRanking(ranked).split("\n");
+  assert.match(lines[2], /^2 +degenerate +n\/a +100\.00 /);
+  assert.match(
+    lines[2],
+    /\(not assessable: never predicts notumor, though 100 of the 400 scans are notumor\)$/,
+  );
+  assert.doesNotMatch(lines[2], /\*/); // nothing marked met
+});
+
+Deno.test("targetsTable: a degenerate model's targets read not assessable, the caption says why", () => {
+  const score = scoreTargets({
+    report: report({ n: 100, wrong: [0, 0, 100, 0] }),
+  });
+  const bundle = targetsTable({ score })[JUPYTER_DISPLAY]() as Record<
+    string,
+    string
+  >;
+  assert.match(
+    bundle["text/html"],
+    /<caption>targets not assessable, the model is degenerate: never predicts notumor, though 100 of the 400 scans are notumor<\/caption>/,
+  );
+  assert.match(
+    bundle["text/html"],
+    /tumour sensitivity ≥ 99%<\/td><td>100\.00%<\/td><td>not assessable</,
+  );
+  assert.doesNotMatch(bundle["text/plain"], / yes$/m);
+});

@@ -12,6 +12,7 @@
  * | `evaluation.ts` | Notebook views of an evaluation: the confusion matrix, the per-class table, ROC curves, the… |
  * | `explain.ts` | Explaining a model's mistakes in a notebook: the most confident misclassified scans beside their… |
  * | `model.ts` | Notebook views of the models: layer tables, parameter counts and a chart of how the activations… |
+ * | `warnings.ts` | Warnings a notebook shows above the numbers they qualify: today, that the evaluated model is… |
  *
  * @module
  */
@@ -20,3 +21,4 @@ export * from "./deploy.ts";
 export * from "./evaluation.ts";
 export * from "./explain.ts";
 export * from "./model.ts";
+export * from "./warnings.ts";
