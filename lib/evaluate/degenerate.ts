@@ -160,7 +160,7 @@ export function isDegenerate(
 }
 
 /** The first line of {@linkcode degenerateWarning}. */
-export const DEGENERATE_HEADLINE =
+export const DEGENERATE_HEADLINE: string =
   "Warning: this model is degenerate. Its metrics do not mean what they " +
   "seem, and the clinical targets are not assessable:";
 

@@ -903,8 +903,8 @@ export interface ReportAveraged {
   f1: Maybe;
 }
 
-/** The ratios of the binary view that a zero denominator leaves undefined. */
-type BinaryRatio = "sensitivity" | "specificity" | "ppv" | "npv" | "auc";
+/** The values of the binary view that can be undefined (`null` in the report). */
+export type BinaryRatio = "sensitivity" | "specificity" | "ppv" | "npv" | "auc";
 
 /**
  * The binary view in {@linkcode EvaluationReport}: sensitivity, specificity,
