@@ -321,7 +321,7 @@ function chanceLines(
 /**
  * A Plotly chart of a run's history per epoch, three plots side by side:
  * loss and accuracy (training solid, validation dashed) and the learning
- * rate each epoch used (log scale). Given the number of classes, dotted
+ * rate each epoch used. Given the number of classes, dotted
  * chance lines: accuracy 1/k and loss ln k. The legend stands to the right
  * of the plots, clear of the axes.
  *
@@ -374,25 +374,36 @@ export function historyChart(
   }, { text });
 }
 
-/** Three independent plots in a row, the legend to their right. */
+/** Three plots in a row with room between them for tick labels and titles, the legend to their right. */
 function historyLayout(title: string): Record<string, unknown> {
-  const epochAxis = { title: { text: "epoch" }, dtick: 1, automargin: true };
+  const epochAxis = (domain: [number, number], anchor: string) => ({
+    title: { text: "epoch" },
+    dtick: 1,
+    automargin: true,
+    domain,
+    anchor,
+  });
   return {
     title: { text: title },
-    grid: { rows: 1, columns: 3, pattern: "independent", xgap: 0.12 },
-    xaxis: epochAxis,
+    xaxis: epochAxis([0, 0.26], "y"),
     yaxis: { title: { text: "loss" }, automargin: true, rangemode: "tozero" },
-    xaxis2: epochAxis,
-    yaxis2: { title: { text: "accuracy" }, range: [0, 1], automargin: true },
-    xaxis3: epochAxis,
+    xaxis2: epochAxis([0.37, 0.63], "y2"),
+    yaxis2: {
+      title: { text: "accuracy" },
+      range: [0, 1],
+      automargin: true,
+      anchor: "x2",
+    },
+    xaxis3: epochAxis([0.74, 1], "y3"),
     yaxis3: {
       title: { text: "learning rate" },
-      type: "log",
-      exponentformat: "power",
+      rangemode: "tozero",
+      tickformat: ".0e",
+      nticks: 5,
       automargin: true,
+      anchor: "x3",
     },
     height: 380,
-    margin: { r: 20 },
     legend: {
       orientation: "v",
       x: 1.02,

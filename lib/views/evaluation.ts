@@ -83,7 +83,7 @@ export interface ConfusionMatrixOptions {
  * assert.deepEqual(heatmap.z, [[0.75, 0.25], [0, 1]]); // coloured by row
  * assert.deepEqual(heatmap.text, [["3", "1"], ["0", "5"]]); // labelled by count
  * assert.deepEqual(heatmap.customdata, [["75.0%", "25.0%"], ["0.0%", "100.0%"]]);
- * assert.equal(heatmap.texttemplate, "%{text}<br>%{customdata}"); // and row %
+ * assert.equal(heatmap.texttemplate, "%{text}<br>%{z:.1%}"); // and row %
  * // Light for none of the row, dark for all of it.
  * assert.deepEqual(heatmap.colorscale, CONFUSION_COLORSCALE);
  * assert.equal(CONFUSION_COLORSCALE[0][1], "#f7fbff");
@@ -126,7 +126,9 @@ export function confusionMatrixFigure(
       x: [...classes],
       y: [...classes],
       text: matrix.map((row) => row.map(String)),
-      texttemplate: "%{text}<br>%{customdata}",
+      // A heatmap's text template sees x, y, z and text (not customdata):
+      // z is the row share.
+      texttemplate: "%{text}<br>%{z:.1%}",
       customdata: fractions.map((row) => row.map((f) => percent(f))),
       hovertemplate:
         "true %{y}, predicted %{x}: %{text} (%{customdata} of the row)<extra></extra>",

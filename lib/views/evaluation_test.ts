@@ -55,7 +55,7 @@ Deno.test("eval_plots: confusion matrix heatmap, counts annotated, rows normalis
     ["0", "0", "0", "0"],
   ]);
   // Each cell shows its count and its share of the true class.
-  assert.equal(trace.texttemplate, "%{text}<br>%{customdata}");
+  assert.equal(trace.texttemplate, "%{text}<br>%{z:.1%}");
   assert.deepEqual((trace.customdata as string[][])[0], [
     "66.7%",
     "0.0%",
