@@ -7,7 +7,8 @@
  * layer chart of a 50-layer ResNet has one readable, non-overlapping label
  * per layer; the reliability diagram's counts stay off its bars; the Grad-CAM
  * view shows scan, heat map and overlay with a colour bar and names a flat
- * map; the report index opens with the synthetic-data warning.
+ * map; duplicate pairs stand one row per pair with their Hamming distance;
+ * the report index opens with the synthetic-data warning.
  *
  * The figures are built by the view functions on small made-up data and put
  * in one standalone page that embeds plotly.js from `node_modules` the way
@@ -19,6 +20,8 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { type Displayable, JUPYTER_DISPLAY } from "../lib/core/display.ts";
 import { plotlyJsPath } from "../lib/core/plot.ts";
+import { encodePng } from "../lib/core/image_grid.ts";
+import { auditDuplicates } from "../lib/data/audit.ts";
 import { calibration } from "../lib/evaluate/calibration.ts";
 import { buildModel } from "../lib/model/models.ts";
 import { type ChromiumSession, launchChromium } from "../lib/tools/browser.ts";
@@ -29,6 +32,7 @@ import {
   confusionMatrixFigure,
   reliabilityDiagram,
 } from "../lib/views/evaluation.ts";
+import { duplicatePairsGrid } from "../lib/views/data.ts";
 import { gradCamPanels } from "../lib/views/explain.ts";
 import { layerShapesChart } from "../lib/views/model.ts";
 
@@ -65,8 +69,9 @@ interface CellColour {
   rgb: [number, number, number];
 }
 
-/** The Grad-CAM view, read in the page. */
-interface GradCamGeometry {
+/** The Grad-CAM view and the duplicate pairs, read in the page. */
+interface HtmlViewsGeometry {
+  pairs: { images: number; text: string; oneLine: boolean }[];
   rows: {
     images: { cls: string; w: number; h: number }[];
     colourBar: Box | null;
@@ -129,8 +134,23 @@ function madeUpPanels(size: number) {
   ];
 }
 
+/** The same made-up scan saved twice, under two classes: an exact-duplicate pair. */
+async function duplicatePair(dir: string): Promise<Displayable> {
+  const pixels = new Uint8Array(64 * 64).map((_, i) => (i * 7) % 256);
+  const png = await encodePng({ pixels, width: 64, height: 64 });
+  const files = [
+    { path: join(dir, "scan-a.png"), label: "glioma" },
+    { path: join(dir, "scan-b.png"), label: "notumor" },
+  ];
+  for (const f of files) await Deno.writeFile(f.path, png);
+  const audit = await auditDuplicates({ files });
+  return await duplicatePairsGrid({ audit, kind: "exact", size: 64 });
+}
+
 /** The figures under test, by id: built with the view functions. */
-async function buildFigures(): Promise<Record<string, Displayable>> {
+async function buildFigures(
+  dir: string,
+): Promise<Record<string, Displayable>> {
   const resnet = buildModel("resnet", {
     inputSize: 32,
     channels: 1,
@@ -154,6 +174,7 @@ async function buildFigures(): Promise<Record<string, Displayable>> {
       size: 32,
       title: "Grad-CAM",
     }),
+    pairs: await duplicatePair(dir),
   };
 }
 
@@ -236,7 +257,7 @@ const READ_CELLS = `(async () => {
   });
 })()`;
 
-const READ_GRADCAM = `(() => {
+const READ_HTML_VIEWS = `(() => {
   ${BOX_JS}
   return {
     rows: [...document.querySelectorAll("#gradcam .brain-mri-gradcam-row")].map((row) => ({
@@ -249,6 +270,12 @@ const READ_GRADCAM = `(() => {
         ? box(row.querySelector(".brain-mri-colourbar-ramp"))
         : null,
       flatNote: !!row.querySelector(".brain-mri-flat-note"),
+    })),
+    pairs: [...document.querySelectorAll("#pairs .brain-mri-pair")].map((row) => ({
+      images: row.querySelectorAll("img").length,
+      text: row.textContent,
+      oneLine: new Set([...row.querySelectorAll("img")]
+        .map((i) => Math.round(i.getBoundingClientRect().top))).size === 1,
     })),
   };
 })()`;
@@ -369,7 +396,7 @@ function assertConfusionColours(cells: CellColour[]): void {
 }
 
 /** Three images and a colour bar per row; the flat map named. */
-function assertGradCam(view: GradCamGeometry): void {
+function assertGradCam(view: HtmlViewsGeometry): void {
   assert.equal(view.rows.length, 2);
   for (const row of view.rows) {
     assert.deepEqual(row.images.map((i) => i.cls), [
@@ -381,6 +408,17 @@ function assertGradCam(view: GradCamGeometry): void {
     assert.ok(row.colourBar && row.colourBar.h > 50, "a colour bar");
   }
   assert.deepEqual(view.rows.map((r) => r.flatNote), [false, true]);
+}
+
+/** One row per duplicate pair: its two scans side by side and its distance. */
+function assertPairs(view: HtmlViewsGeometry): void {
+  assert.equal(view.pairs.length, 1);
+  const [pair] = view.pairs;
+  assert.equal(pair.images, 2);
+  assert.ok(pair.oneLine, "the two scans side by side");
+  assert.match(pair.text, /Hamming distance 0/);
+  assert.match(pair.text, /glioma · scan-a\.png/);
+  assert.match(pair.text, /notumor · scan-b\.png/);
 }
 
 /** The report index of a synthetic run: the warning is the first block seen. */
@@ -443,7 +481,7 @@ Deno.test("browser plots: the views' figures read right in Chromium", async () =
   const dir = await Deno.makeTempDir({ prefix: "brain-mri-browser-plots-" });
   let browser: ChromiumSession | undefined;
   try {
-    const figures = await buildFigures();
+    const figures = await buildFigures(dir);
     const page = join(dir, "figures.html");
     await Deno.writeTextFile(page, figuresPage(figures));
     browser = await launchChromium({ viewport: { width: 1280, height: 900 } });
@@ -464,9 +502,11 @@ Deno.test("browser plots: the views' figures read right in Chromium", async () =
     assertConfusionColours(
       await browser.page.evaluate(READ_CELLS) as CellColour[],
     );
-    assertGradCam(
-      await browser.page.evaluate(READ_GRADCAM) as GradCamGeometry,
-    );
+    const html = await browser.page.evaluate(
+      READ_HTML_VIEWS,
+    ) as HtmlViewsGeometry;
+    assertGradCam(html);
+    assertPairs(html);
     await screenshots(browser, dir, Object.keys(figures));
     await assertIndexWarnsFirst(browser, dir);
     const keep = Deno.env.get("BRAIN_MRI_SCREENSHOTS");

@@ -367,7 +367,7 @@ async function pairRow(
   const label = `pair ${index + 1}: Hamming distance ${pair.distance}`;
   return {
     html:
-      `<div class="brain-mri-pair" style="display:flex;gap:8px;align-items:center;margin:6px 0;padding:4px;border-top:1px solid #ddd"><div style="width:120px;font-size:12px"><b>pair ${
+      `<div class="brain-mri-pair" style="display:flex;gap:8px;align-items:center;margin:6px 0;padding:4px;border-top:1px solid #ddd"><div style="min-width:130px;font-size:12px;white-space:nowrap"><b>pair ${
         index + 1
       }</b><br>Hamming distance ${pair.distance}</div>${
         figures.join("")
