@@ -28,12 +28,12 @@ function finite(v: number | null | undefined): number | null {
 
 function fixed(v: number | null | undefined, digits = 3): string {
   const f = finite(v);
-  return f === null ? "n/a" : f.toFixed(digits);
+  return f === null ? "—" : f.toFixed(digits);
 }
 
 function percent(v: number | null | undefined, digits = 1): string {
   const f = finite(v);
-  return f === null ? "n/a" : `${(100 * f).toFixed(digits)}%`;
+  return f === null ? "—" : `${(100 * f).toFixed(digits)}%`;
 }
 
 /**
@@ -251,7 +251,7 @@ export interface RocFigureOptions {
 /**
  * ROC curves: one per class (one vs the rest), the binary tumour curve if
  * given, operating points marked if given, and the chance diagonal, with each
- * AUC in the legend (`n/a` when a class has no positive or no negative
+ * AUC in the legend (`—` when a class has no positive or no negative
  * example).
  *
  * @example
@@ -567,7 +567,7 @@ export function comparisonRows(options: ComparisonOptions): ComparisonRow[] {
       metric,
       full: fixed(a),
       deduplicated: fixed(b),
-      difference: d === null ? "n/a" : `${d >= 0 ? "+" : ""}${d.toFixed(3)}`,
+      difference: d === null ? "—" : `${d >= 0 ? "+" : ""}${d.toFixed(3)}`,
     });
   };
   const withCi = (r: EvaluationReport) =>

@@ -103,7 +103,7 @@ Deno.test("eval_plots: per-class table with averages", () => {
   // meningioma is never predicted: its precision is not defined (null).
   assert.deepEqual(row("meningioma"), [
     "meningioma",
-    "n/a",
+    "—",
     "0.000",
     "0.000",
     "2",
@@ -124,13 +124,13 @@ Deno.test("eval_plots: per-class table with averages", () => {
     "0.617",
     "10",
   ]);
-  // An undefined AUC shows as n/a.
+  // An undefined AUC shows as —.
   const single = evaluationReport({
     yTrue: [2, 2],
     probs: [[0.1, 0.1, 0.7, 0.1], [0.1, 0.1, 0.7, 0.1]],
     classes: CLASSES,
   });
-  assert.match(bundleOf(perClassTable(single))["text/plain"] as string, /n\/a/);
+  assert.match(bundleOf(perClassTable(single))["text/plain"] as string, /—/);
 });
 
 Deno.test("eval_plots: ROC curves, one per class plus the binary one, AUC in the legend", () => {
@@ -169,14 +169,14 @@ Deno.test("eval_plots: ROC curves, one per class plus the binary one, AUC in the
     ["argmax", "markers", [0.25], [0.8]],
   );
   assert.equal(marked.data[6].name, "chance");
-  // Without the binary curve; a class with no examples: n/a, no NaN in the spec.
+  // Without the binary curve; a class with no examples: —, no NaN in the spec.
   const partial = oneVsRestRoc({
     yTrue: [0, 0, 1],
     probs: [[0.8, 0.1, 0.1], [0.3, 0.6, 0.1], [0.2, 0.7, 0.1]],
   });
   const spec2 = specOf(rocFigure({ roc: partial }));
   assert.equal(spec2.data.length, 3 + 1);
-  assert.equal(spec2.data[2].name, "class 2 (AUC n/a)");
+  assert.equal(spec2.data[2].name, "class 2 (AUC —)");
   assert.ok((spec2.data[2].y as unknown[]).every((v) => v === null));
   assert.ok(!JSON.stringify(spec2).includes("NaN"));
 });
