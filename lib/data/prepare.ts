@@ -46,7 +46,7 @@ export interface ResolveDataSourceOptions {
   env?: Record<string, string | undefined>;
   /** Seed of the synthetic default (default `DEFAULTS.seed`, 42). */
   syntheticSeed?: number;
-  /** Training images per class of the synthetic default (default `SYNTHETIC_DEFAULTS`, 150). */
+  /** Training images per class of the synthetic default (default `SYNTHETIC_DEFAULTS`, 500). */
   syntheticTrainPerClass?: number;
   /** Testing images per class of the synthetic default (default `SYNTHETIC_DEFAULTS`, 40). */
   syntheticTestPerClass?: number;
