@@ -10,25 +10,17 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { type ChromiumSession, launchChromium } from "../lib/tools/browser.ts";
-import { labCommand } from "../lib/tools/lab.ts";
-import { stopProcess } from "../lib/tools/proc.ts";
 import { notebookJson } from "./fixtures.ts";
+import {
+  KNOWN_LAB_ERRORS,
+  type LabServer,
+  startLab,
+  waitUntilUp,
+  writeLabSettings,
+} from "./lab_server.ts";
 
 const CLASSES = ["glioma", "meningioma", "notumor", "pituitary"];
 const COUNTS = [1321, 1339, 1595, 1457];
-
-/**
- * Page errors JupyterLab itself throws with the Deno kernel: its debugger
- * sidebar asks for a debugging session the kernel never started.
- */
-const KNOWN_LAB_ERRORS = [/^No active debugger session$/];
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
 
 /** What the executed notebook shows, read in the page. */
 interface OutputState {
@@ -77,135 +69,6 @@ async function writeChartNotebook(root: string): Promise<void> {
       ],
     ]),
   );
-}
-
-/**
- * A fresh JupyterLab user state, with the news and update checks off (they
- * would ask the network and put a toast over the page). Returns its
- * settings folder.
- */
-async function writeQuietSettings(state: string): Promise<string> {
-  const settings = join(state, "settings");
-  const dir = join(settings, "@jupyterlab", "apputils-extension");
-  await Deno.mkdir(dir, { recursive: true });
-  await Deno.writeTextFile(
-    join(dir, "notification.jupyterlab-settings"),
-    JSON.stringify({ fetchNews: "false", checkForUpdates: false }),
-  );
-  return settings;
-}
-
-/** A running JupyterLab server. */
-interface LabServer {
-  /** `http://127.0.0.1:<port>`. */
-  base: string;
-  /** The login token. */
-  token: string;
-  /** The header that carries the token. */
-  headers: Record<string, string>;
-  /** Whether the server has exited. */
-  exited(): boolean;
-  /** The last lines of its log. */
-  logTail(): string;
-  /** Shuts its kernels down, then the server; waits for both. */
-  stop(): Promise<void>;
-}
-
-/** Starts the same server as `deno task lab`, rooted in `root`, on loopback. */
-function startLab(root: string, state: string, settings: string): LabServer {
-  const port = freePort();
-  const token = crypto.randomUUID();
-  const lab = labCommand({
-    root,
-    args: [
-      "--no-browser",
-      "--ServerApp.ip=127.0.0.1",
-      `--ServerApp.port=${port}`,
-      `--IdentityProvider.token=${token}`,
-    ],
-  });
-  assert.ok(lab.args.includes(`--ServerApp.root_dir=${root}`));
-  const server = new Deno.Command(lab.command, {
-    args: lab.args,
-    env: {
-      ...lab.env,
-      JUPYTERLAB_SETTINGS_DIR: settings,
-      JUPYTERLAB_WORKSPACES_DIR: join(state, "workspaces"),
-      JUPYTER_RUNTIME_DIR: join(state, "runtime"),
-    },
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  let serverLog = "";
-  const logDone = server.stderr.pipeThrough(new TextDecoderStream())
-    .pipeTo(
-      new WritableStream({
-        write: (chunk) => {
-          serverLog = (serverLog + chunk).slice(-20_000);
-        },
-      }),
-    ).catch(() => {});
-  let exited = false;
-  const status = server.status.then((s) => {
-    exited = true;
-    return s;
-  });
-  const base = `http://127.0.0.1:${port}`;
-  const headers = { Authorization: `token ${token}` };
-  return {
-    base,
-    token,
-    headers,
-    exited: () => exited,
-    logTail: () => serverLog.trim().split("\n").slice(-15).join("\n"),
-    stop: async () => {
-      if (!exited) {
-        await shutDownKernels(base, headers);
-        await stopProcess(server);
-      }
-      await status;
-      await logDone;
-    },
-  };
-}
-
-/** Deletes every kernel through the server's API (best effort). */
-async function shutDownKernels(
-  base: string,
-  headers: Record<string, string>,
-): Promise<void> {
-  try {
-    const res = await fetch(`${base}/api/kernels`, { headers });
-    const kernels: { id: string }[] = res.ok ? await res.json() : [];
-    if (!res.ok) await res.body?.cancel();
-    for (const { id } of kernels) {
-      const done = await fetch(`${base}/api/kernels/${id}`, {
-        method: "DELETE",
-        headers,
-      });
-      await done.body?.cancel();
-    }
-  } catch {
-    // the server is going away anyway
-  }
-}
-
-/** Waits (up to three minutes) until the server answers `/api/status`. */
-async function waitUntilUp(lab: LabServer): Promise<void> {
-  let up = false;
-  for (let i = 0; i < 720 && !up && !lab.exited(); i++) {
-    try {
-      const res = await fetch(`${lab.base}/api/status`, {
-        headers: lab.headers,
-      });
-      await res.body?.cancel();
-      up = res.ok;
-    } catch {
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
-  assert.ok(up, `JupyterLab did not come up:\n${lab.logTail()}`);
 }
 
 /**
@@ -281,7 +144,11 @@ Deno.test("browser lab: Run All Cells in JupyterLab draws a lib/core/plot.ts cha
   const root = await Deno.makeTempDir({ prefix: "brain-mri-lab-root-" });
   const state = await Deno.makeTempDir({ prefix: "brain-mri-lab-state-" });
   await writeChartNotebook(root);
-  const lab = startLab(root, state, await writeQuietSettings(state));
+  const lab = startLab({
+    root,
+    state,
+    settings: await writeLabSettings(state),
+  });
   let browser: ChromiumSession | undefined;
   try {
     await waitUntilUp(lab);

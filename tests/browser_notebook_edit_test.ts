@@ -14,11 +14,16 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { type ChromiumSession, launchChromium } from "../lib/tools/browser.ts";
-import { labCommand } from "../lib/tools/lab.ts";
-import { stopProcess } from "../lib/tools/proc.ts";
 import { PROJECT_ROOT } from "../lib/core/paths.ts";
 import { NOTEBOOK_RUN_FILE, trainParams } from "../lib/core/params.ts";
 import { seedCnn } from "../lib/model/models.ts";
+import {
+  KNOWN_LAB_ERRORS,
+  type LabServer,
+  startLab,
+  waitUntilUp,
+  writeLabSettings,
+} from "./lab_server.ts";
 
 /** The first convolution's filters: the library's, and the student's. */
 const LIBRARY_FILTERS = 32;
@@ -26,16 +31,6 @@ const EDITED_FILTERS = 16;
 
 /** The whole test's time budget. */
 const BUDGET_MS = 180_000;
-
-/** Page errors JupyterLab itself throws with the Deno kernel (its debugger sidebar). */
-const KNOWN_LAB_ERRORS = [/^No active debugger session$/];
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
 
 /** The parameter count of the seed CNN with the edited first convolution. */
 function editedParameterCount(): number {
@@ -46,127 +41,6 @@ function editedParameterCount(): number {
   // conv1 loses `removed` filters of 3·3·1 weights and a bias; conv2 loses
   // their 3·3 inputs for each of its 64 filters.
   return count - removed * (3 * 3 + 1) - removed * 3 * 3 * 64;
-}
-
-/**
- * JupyterLab's user state: news and update checks off (they would ask the
- * network), and every cell kept in the page (no windowing), so that the
- * test can read all prompts. Returns the settings folder.
- */
-async function writeLabSettings(state: string): Promise<string> {
-  const settings = join(state, "settings");
-  const write = async (plugin: string, file: string, value: unknown) => {
-    const dir = join(settings, "@jupyterlab", plugin);
-    await Deno.mkdir(dir, { recursive: true });
-    await Deno.writeTextFile(join(dir, file), JSON.stringify(value));
-  };
-  await write("apputils-extension", "notification.jupyterlab-settings", {
-    fetchNews: "false",
-    checkForUpdates: false,
-  });
-  await write("notebook-extension", "tracker.jupyterlab-settings", {
-    windowingMode: "none",
-  });
-  return settings;
-}
-
-/** A running JupyterLab server. */
-interface LabServer {
-  base: string;
-  token: string;
-  logTail(): string;
-  stop(): Promise<void>;
-}
-
-/** Starts `deno task lab`'s server on loopback, rooted in `root`, with `env` for its kernels. */
-function startLab(
-  options: {
-    root: string;
-    state: string;
-    settings: string;
-    env: Record<string, string>;
-  },
-): LabServer {
-  const port = freePort();
-  const token = crypto.randomUUID();
-  const lab = labCommand({
-    root: options.root,
-    args: [
-      "--no-browser",
-      "--ServerApp.ip=127.0.0.1",
-      `--ServerApp.port=${port}`,
-      `--IdentityProvider.token=${token}`,
-    ],
-  });
-  const server = new Deno.Command(lab.command, {
-    args: lab.args,
-    env: {
-      ...lab.env,
-      ...options.env,
-      JUPYTERLAB_SETTINGS_DIR: options.settings,
-      JUPYTERLAB_WORKSPACES_DIR: join(options.state, "workspaces"),
-      JUPYTER_RUNTIME_DIR: join(options.state, "runtime"),
-    },
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  let log = "";
-  const logDone = server.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
-    new WritableStream({
-      write: (chunk) => void (log = (log + chunk).slice(-20_000)),
-    }),
-  ).catch(() => {});
-  const base = `http://127.0.0.1:${port}`;
-  const headers = { Authorization: `token ${token}` };
-  return {
-    base,
-    token,
-    logTail: () => log.trim().split("\n").slice(-15).join("\n"),
-    stop: async () => {
-      await shutDownKernels(base, headers);
-      await stopProcess(server).catch(() => {});
-      await logDone;
-    },
-  };
-}
-
-/** Deletes every kernel through the server's API (best effort). */
-async function shutDownKernels(
-  base: string,
-  headers: Record<string, string>,
-): Promise<void> {
-  try {
-    const res = await fetch(`${base}/api/kernels`, { headers });
-    const kernels: { id: string }[] = res.ok ? await res.json() : [];
-    if (!res.ok) await res.body?.cancel();
-    for (const { id } of kernels) {
-      const done = await fetch(`${base}/api/kernels/${id}`, {
-        method: "DELETE",
-        headers,
-      });
-      await done.body?.cancel();
-    }
-  } catch {
-    // the server is going away anyway
-  }
-}
-
-/** Waits until the server answers `/api/status`. */
-async function waitUntilUp(lab: LabServer, deadline: number): Promise<void> {
-  while (Date.now() < deadline) {
-    try {
-      const res = await fetch(`${lab.base}/api/status`, {
-        headers: { Authorization: `token ${lab.token}` },
-      });
-      await res.body?.cancel();
-      if (res.ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  assert.fail(`JupyterLab did not come up:\n${lab.logTail()}`);
 }
 
 /** The notebook panel in front (the others are hidden tabs). */
