@@ -211,8 +211,8 @@ export function perClassTable(report: EvaluationReport): Displayable {
   return htmlTable({
     rows,
     columns: ["class", "precision", "recall", "f1", "support", "auc"],
-    caption: `Per-class metrics (${report.n} images; precision of a class ` +
-      "never predicted counts as 0)",
+    caption: `Per-class metrics (${report.n} images; a class never ` +
+      "predicted has no precision: —; the averages leave it out)",
   });
 }
 
