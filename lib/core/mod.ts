@@ -9,7 +9,7 @@
  *
  * | module | what |
  * | --- | --- |
- * | `atomic.ts` | Writing files atomically: to a temporary file beside the target, then a rename, so a crash never… |
+ * | `atomic.ts` | Writing files atomically and durably: to a temporary file flushed to disk, then a rename; stale temporary files cleared |
  * | `cli.ts` | Command lines declared once: flags with type, default and help, the usage generated from them |
  * | `defaults.ts` | The project's defaults, in one place, read by the tools, `trainModel`, the notebooks and the docs |
  * | `display.ts` | Rich display objects for the Deno Jupyter kernel |
