@@ -264,3 +264,127 @@ Deno.test("datasetFingerprint: stable, order- and path-independent, content- and
     );
   });
 });
+
+/** The pack files (`.bin`, `.json`) of the settings folder, sorted. */
+function packFiles(packDir: string): string[] {
+  return [...Deno.readDirSync(packDir)].map((e) => e.name).sort();
+}
+
+Deno.test("loadImages: a pack zeroed in place is never used: a warning names it, the images are decoded again", async () => {
+  await withFixture(async ({ cacheDir, files }) => {
+    const cold = await loadImages(files, { size: 32, cacheDir });
+    const packDir = join(cacheDir, pipelineKey({ size: 32 }));
+    const bin = packFiles(packDir).find((n) => n.endsWith(".bin"))!;
+    const binPath = join(packDir, bin);
+    // Damage on disk that keeps the length: the whole pack zeroed in place.
+    const zeros = new Uint8Array(Deno.statSync(binPath).size);
+    const f = await Deno.open(binPath, { write: true });
+    await f.write(zeros);
+    f.close();
+    assert.deepEqual(Deno.readFileSync(binPath), zeros);
+
+    const warnings: string[] = [];
+    const r = await loadImages(files, {
+      size: 32,
+      cacheDir,
+      onWarning: (m) => warnings.push(m),
+    });
+    assert.equal(warnings.length, 1);
+    assert.ok(warnings[0].includes(bin), `names the pack: ${warnings[0]}`);
+    assert.match(warnings[0], /checksum/);
+    assert.equal(r.cacheHits, 0, "nothing is served from the damaged pack");
+    assert.equal(r.cacheMisses, files.length);
+    assert.deepEqual(r.pixels, cold.pixels, "the right pixels, decoded again");
+    assert.ok(r.pixels.some((v) => v !== 0));
+
+    // The rebuilt pack is good: the next load hits it, with no warning.
+    assert.notDeepEqual(Deno.readFileSync(binPath), zeros);
+    const warm = await loadImages(files, {
+      size: 32,
+      cacheDir,
+      onWarning: (m) => warnings.push(m),
+    });
+    assert.equal(warnings.length, 1);
+    assert.equal(warm.cacheHits, files.length);
+    assert.deepEqual(warm.pixels, cold.pixels);
+    assert.equal(packFiles(packDir).length, 2, "one pack, no leftovers");
+  });
+});
+
+Deno.test("loadImages: one flipped byte in a pack fails the checksum too", async () => {
+  await withFixture(async ({ cacheDir, files }) => {
+    const cold = await loadImages(files, { size: 16, cacheDir });
+    const packDir = join(cacheDir, pipelineKey({ size: 16 }));
+    const binPath = join(
+      packDir,
+      packFiles(packDir).find((n) => n.endsWith(".bin"))!,
+    );
+    const bytes = Deno.readFileSync(binPath);
+    bytes[700] ^= 1;
+    Deno.writeFileSync(binPath, bytes);
+    const warnings: string[] = [];
+    const r = await loadImages(files, {
+      size: 16,
+      cacheDir,
+      onWarning: (m) => warnings.push(m),
+    });
+    assert.equal(warnings.length, 1);
+    assert.equal(r.cacheHits, 0);
+    assert.deepEqual(r.pixels, cold.pixels);
+  });
+});
+
+Deno.test("loadImages: packs of the older format, without a checksum, are removed, not trusted", async () => {
+  await withFixture(async ({ cacheDir, files }) => {
+    const cold = await loadImages(files, { size: 16, cacheDir });
+    const packDir = join(cacheDir, pipelineKey({ size: 16 }));
+    const json = packFiles(packDir).find((n) => n.endsWith(".json"))!;
+    const meta = JSON.parse(Deno.readTextFileSync(join(packDir, json)));
+    // An old pack: version 1, no checksum, zeroed pixels of the right length.
+    const oldId = "0".repeat(32);
+    Deno.writeFileSync(
+      join(packDir, `${oldId}.bin`),
+      new Uint8Array(meta.hashes.length * 256),
+    );
+    Deno.writeTextFileSync(
+      join(packDir, `${oldId}.json`),
+      JSON.stringify({ version: 1, area: 256, hashes: meta.hashes }),
+    );
+    // Only the old pack: the current one is gone.
+    for (const n of packFiles(packDir)) {
+      if (!n.startsWith(oldId)) Deno.removeSync(join(packDir, n));
+    }
+    const r = await loadImages(files, { size: 16, cacheDir });
+    assert.equal(r.cacheHits, 0);
+    assert.deepEqual(r.pixels, cold.pixels);
+    assert.ok(
+      packFiles(packDir).every((n) => !n.startsWith(oldId)),
+      "the old pack's files are removed",
+    );
+    assert.equal(
+      (await loadImages(files, { size: 16, cacheDir })).cacheHits,
+      6,
+    );
+  });
+});
+
+Deno.test("loadImages: temp files left by killed writes are removed when the cache opens", async () => {
+  await withFixture(async ({ cacheDir, files }) => {
+    await loadImages(files, { size: 16, cacheDir });
+    const packDir = join(cacheDir, pipelineKey({ size: 16 }));
+    const before = packFiles(packDir);
+    // What a write killed before its rename leaves (pid 4294967295 is never
+    // running): a half pack and a half hash index.
+    const deadPack = ".0123.bin.4294967295.0badcafe.tmp";
+    const deadIndex = ".hashes.json.4294967295.1badcafe.tmp";
+    Deno.writeFileSync(join(packDir, deadPack), new Uint8Array(100));
+    Deno.writeTextFileSync(join(cacheDir, deadIndex), '{"version"');
+    const r = await loadImages(files, { size: 16, cacheDir });
+    assert.equal(r.cacheHits, files.length);
+    assert.deepEqual(packFiles(packDir), before, "the half pack is gone");
+    assert.ok(
+      ![...Deno.readDirSync(cacheDir)].some((e) => e.name === deadIndex),
+      "the half index is gone",
+    );
+  });
+});
