@@ -19,13 +19,18 @@
  *
  * Loading ({@linkcode loadSavedModel}) refuses a model it cannot honour:
  * missing or invalid metadata, an unknown format version, preprocessing this
- * code does not implement, or a network whose input or output shape differs
- * from what the metadata promises. Every error names the folder.
+ * code does not implement, class names that are empty, repeated or hold
+ * control characters, or a network whose input or output shape differs from
+ * what the metadata promises. It reads only regular files inside the model
+ * folder (a symbolic link, to a file or a folder, is refused, and so is a
+ * model folder that is one), and checks each weights file's size against
+ * what `model.json`'s weights manifest implies before reading it. Every
+ * error names the folder and the file.
  *
  * @module
  */
 import { existsSync, readdirSync, statSync } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
+import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { writeTextAtomic } from "../core/atomic.ts";
 import { DEFAULT_NEGATIVE_CLASS, tumourThresholdProblem } from "./decision.ts";
 import { type LayersModel, tf } from "../core/tf.ts";
@@ -215,6 +220,18 @@ export class SavedModelError extends Error {
   }
 }
 
+/**
+ * A value from a model's files as it may appear in a message: JSON, with
+ * every control character escaped (JSON leaves DEL and C1 characters raw,
+ * and those can drive a terminal).
+ */
+function shown(value: unknown): string {
+  return (JSON.stringify(value) ?? String(value)).replace(
+    /[\u007f-\u009f]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
@@ -238,7 +255,7 @@ function checkFormat(
     throw new SavedModelError(
       dir,
       `metadata.json has format ${
-        JSON.stringify(value.format)
+        shown(value.format)
       }, expected "${MODEL_FORMAT}"`,
     );
   }
@@ -248,7 +265,7 @@ function checkFormat(
     throw new SavedModelError(
       dir,
       `unknown metadata format version ${
-        JSON.stringify(value.formatVersion)
+        shown(value.formatVersion)
       } (this code reads version${
         SUPPORTED_MODEL_FORMAT_VERSIONS.length > 1 ? "s" : ""
       } ${SUPPORTED_MODEL_FORMAT_VERSIONS.join(", ")}); update the code or ` +
@@ -257,23 +274,40 @@ function checkFormat(
   }
 }
 
+/** C0 and C1 control characters, DEL included (e.g. terminal escapes). */
+// deno-lint-ignore no-control-regex
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
+
+/**
+ * What is wrong with the class names: fewer than two, not strings, empty,
+ * repeated, or holding control characters (which would reach terminals).
+ */
+function classProblems(classes: unknown): string[] {
+  const need = "classes must be at least two distinct non-empty names";
+  if (!Array.isArray(classes) || classes.length < 2) return [need];
+  const problems: string[] = [];
+  const seen = new Set<unknown>();
+  for (const [i, name] of classes.entries()) {
+    const quoted = shown(name);
+    if (typeof name !== "string") {
+      problems.push(`class ${i} ${quoted} is not a string`);
+    } else if (!name) problems.push(`class ${i} is empty`);
+    else if (CONTROL_CHARACTER.test(name)) {
+      problems.push(`class ${i} ${quoted} has a control character`);
+    }
+    if (seen.has(name)) problems.push(`class ${i} ${quoted} is repeated`);
+    seen.add(name);
+  }
+  return problems.length ? [`${need}: ${problems.join(", ")}`] : [];
+}
+
 /** What is wrong with the class names and the input's size and channels. */
 function inputProblems(value: Record<string, unknown>): string[] {
-  const problems: string[] = [];
-  const classes = value.classes;
-  if (
-    !Array.isArray(classes) || classes.length < 2 ||
-    !classes.every((c) => typeof c === "string" && c.length > 0) ||
-    new Set(classes).size !== classes.length
-  ) {
-    problems.push("classes must be at least two distinct non-empty names");
-  }
+  const problems = classProblems(value.classes);
   for (const field of ["inputSize", "channels"]) {
     if (!positiveInt(value[field])) {
       problems.push(
-        `${field} must be a positive integer (got ${
-          JSON.stringify(value[field])
-        })`,
+        `${field} must be a positive integer (got ${shown(value[field])})`,
       );
     }
   }
@@ -292,9 +326,7 @@ function preprocessingProblems(value: Record<string, unknown>): string[] {
   }
   if (pre.fit !== "fill") {
     problems.push(
-      `preprocessing.fit ${
-        JSON.stringify(pre.fit)
-      } is not supported (only "fill")`,
+      `preprocessing.fit ${shown(pre.fit)} is not supported (only "fill")`,
     );
   }
   if (pre.grayscale !== true) {
@@ -302,9 +334,7 @@ function preprocessingProblems(value: Record<string, unknown>): string[] {
   }
   if (typeof pre.scale !== "number" || Math.abs(pre.scale * 255 - 1) > 1e-9) {
     problems.push(
-      `preprocessing.scale ${
-        JSON.stringify(pre.scale)
-      } is not supported (only 1/255)`,
+      `preprocessing.scale ${shown(pre.scale)} is not supported (only 1/255)`,
     );
   }
   if (pre.grayscale === true && value.channels !== 1) {
@@ -359,7 +389,7 @@ function inferenceProblems(value: Record<string, unknown>): string[] {
  *       preprocessing: defaultPreprocessing(32), arch: "resnet", training: {},
  *       datasetFingerprint: "", metrics: {},
  *     }, "models/x/model"),
- *   /invalid metadata.json: classes must be at least two distinct non-empty names; preprocessing.size 32 differs from inputSize 64$/,
+ *   /invalid metadata.json: classes must be at least two distinct non-empty names: class 1 "a" is repeated; preprocessing.size 32 differs from inputSize 64$/,
  * );
  * ```
  */
@@ -705,25 +735,150 @@ function checkShapes(
   }
 }
 
-async function readJson(path: string, dir: string, what: string) {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw new SavedModelError(dir, `${what} is missing`);
+/** Largest `model.json` or `metadata.json` read, in bytes. */
+export const MAX_JSON_BYTES = 16 * 1024 * 1024;
+
+/** Largest total of weights read, in bytes (what the manifest may describe). */
+export const MAX_WEIGHTS_BYTES = 2 * 1024 * 1024 * 1024;
+
+/** How a file of the model folder is called in messages. */
+function fileLabel(name: string): string {
+  const safe = /^[\w./-]+$/.test(name) ? name : shown(name);
+  return name.endsWith(".json") ? safe : `weights file ${safe}`;
+}
+
+/**
+ * Throws unless `name` (relative to the model folder `dir`) is a regular
+ * file inside it reached through real folders: no step is a symbolic link,
+ * none leaves the folder. Returns the file's status (from `Deno.lstat`).
+ */
+async function lstatInside(dir: string, name: string): Promise<Deno.FileInfo> {
+  const parts = name.split(/[\\/]/);
+  if (
+    !name || isAbsolute(name) ||
+    parts.some((p) => p === "" || p === "." || p === "..")
+  ) {
+    throw new SavedModelError(
+      dir,
+      `model.json names an invalid weights file ${shown(name)}`,
+    );
+  }
+  let path = dir;
+  for (const [i, part] of parts.entries()) {
+    path = join(path, part);
+    const last = i === parts.length - 1;
+    const step = last
+      ? fileLabel(name)
+      : shown(parts.slice(0, i + 1).join("/"));
+    let info: Deno.FileInfo;
+    try {
+      info = await Deno.lstat(path);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) {
+        throw new SavedModelError(dir, `${step} is missing`, { cause: error });
+      }
+      throw new SavedModelError(dir, `cannot read ${step}: ${error}`, {
+        cause: error,
+      });
     }
-    throw new SavedModelError(dir, `cannot read ${what}: ${error}`, {
-      cause: error,
-    });
+    if (info.isSymlink) {
+      throw new SavedModelError(
+        dir,
+        `${step} is a symbolic link; a model folder holds only regular files`,
+      );
+    }
+    if (last ? !info.isFile : !info.isDirectory) {
+      throw new SavedModelError(
+        dir,
+        `${step} is not a ${last ? "regular file" : "folder"}`,
+      );
+    }
+    if (last) return info;
   }
+  throw new SavedModelError(dir, `${shown(name)} names no file`);
+}
+
+/** What {@linkcode readModelFile} may accept as the file's size. */
+type SizeRule = { exactly: number } | { atMost: number };
+
+function sizeProblem(size: number, rule: SizeRule): string | undefined {
+  if ("exactly" in rule) {
+    return size === rule.exactly ? undefined : `: weights are ${size} bytes, ` +
+      `model.json describes ${rule.exactly} (truncated or mismatched files)`;
+  }
+  return size <= rule.atMost
+    ? undefined
+    : ` is ${size} bytes, more than the ${rule.atMost} allowed`;
+}
+
+/**
+ * The bytes of the regular file `name` inside the model folder `dir`, read
+ * only after its size passes `rule`, and only as many bytes as it had then.
+ */
+async function readModelFile(
+  dir: string,
+  name: string,
+  rule: SizeRule,
+): Promise<Uint8Array> {
+  const before = await lstatInside(dir, name);
+  const problem = sizeProblem(before.size, rule);
+  if (problem) throw new SavedModelError(dir, `${fileLabel(name)}${problem}`);
+  using file = await Deno.open(join(dir, name), { read: true });
+  const info = await file.stat();
+  if (
+    !info.isFile || info.ino !== before.ino || info.dev !== before.dev ||
+    info.size !== before.size
+  ) {
+    throw new SavedModelError(
+      dir,
+      `${fileLabel(name)} changed while it was being read`,
+    );
+  }
+  const bytes = new Uint8Array(before.size);
+  let offset = 0;
+  while (offset < bytes.length) {
+    const n = await file.read(bytes.subarray(offset));
+    if (n === null) break;
+    offset += n;
+  }
+  if (offset !== bytes.length) {
+    throw new SavedModelError(
+      dir,
+      `${fileLabel(name)} changed while it was being read`,
+    );
+  }
+  return bytes;
+}
+
+async function readJson(dir: string, name: string): Promise<unknown> {
+  const bytes = await readModelFile(dir, name, { atMost: MAX_JSON_BYTES });
   try {
-    return JSON.parse(text) as unknown;
+    return JSON.parse(new TextDecoder().decode(bytes)) as unknown;
   } catch (error) {
-    throw new SavedModelError(dir, `${what} is not valid JSON: ${error}`, {
+    throw new SavedModelError(dir, `${name} is not valid JSON: ${error}`, {
       cause: error,
     });
   }
+}
+
+/**
+ * Throws unless `abs` is a real folder (not a symbolic link to one, which
+ * would let a model read files from elsewhere).
+ */
+async function checkModelFolder(abs: string): Promise<void> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.lstat(abs);
+  } catch {
+    throw new SavedModelError(abs, "no such folder");
+  }
+  if (info.isSymlink) {
+    throw new SavedModelError(
+      abs,
+      "the model folder is a symbolic link; load the folder it points to",
+    );
+  }
+  if (!info.isDirectory) throw new SavedModelError(abs, "no such folder");
 }
 
 /**
@@ -744,13 +899,8 @@ async function readJson(path: string, dir: string, what: string) {
 export async function readModelMetadata(dir: string): Promise<ModelMetadata> {
   const abs = resolveModelDir(dir);
   await recoverDirAtomic(abs);
-  if (!existsSync(abs) || !statSync(abs).isDirectory()) {
-    throw new SavedModelError(abs, "no such folder");
-  }
-  return validateMetadata(
-    await readJson(join(abs, MODEL_FILES.metadata), abs, "metadata.json"),
-    abs,
-  );
+  await checkModelFolder(abs);
+  return validateMetadata(await readJson(abs, MODEL_FILES.metadata), abs);
 }
 
 /**
@@ -792,8 +942,10 @@ export interface LoadedModel {
 /**
  * Loads a saved model folder and checks it against its metadata. Throws a
  * {@linkcode SavedModelError} naming the folder when the metadata is missing
- * or invalid, its format version unknown, a file missing or truncated, or the
- * network's input/output shape differs from the metadata.
+ * or invalid, its format version unknown, a file missing, a symbolic link or
+ * not a regular file, a weights file's size not what the manifest implies
+ * (checked before it is read), or the network's input/output shape differs
+ * from the metadata.
  *
  * @example The shipped model on a blank scan
  * ```ts
@@ -815,11 +967,11 @@ export async function loadSavedModel(dir: string): Promise<LoadedModel> {
   const abs = resolveModelDir(dir);
   const metadata = await readModelMetadata(abs);
   const json = await readLayersJson(abs);
-  const { specs, buffers } = await readWeightFiles(abs, json.weightsManifest);
-  const model = await loadNetwork(abs, json, {
-    specs,
-    data: joinWeights(abs, specs, buffers),
-  });
+  const weights = await readWeightFiles(
+    abs,
+    json.weightsManifest as unknown[],
+  );
+  const model = await loadNetwork(abs, json, weights);
   try {
     checkShapes(model, metadata, abs);
   } catch (error) {
@@ -831,11 +983,7 @@ export async function loadSavedModel(dir: string): Promise<LoadedModel> {
 
 /** `model.json`, checked to be a tfjs Layers model with a weights manifest. */
 async function readLayersJson(abs: string): Promise<Record<string, unknown>> {
-  const json = await readJson(
-    join(abs, MODEL_FILES.modelJson),
-    abs,
-    "model.json",
-  );
+  const json = await readJson(abs, MODEL_FILES.modelJson);
   if (!isRecord(json) || !isRecord(json.modelTopology)) {
     throw new SavedModelError(
       abs,
@@ -848,72 +996,132 @@ async function readLayersJson(abs: string): Promise<Record<string, unknown>> {
   return json;
 }
 
+/** Bytes per element of a weight's stored dtype (quantised: the stored one). */
+const DTYPE_BYTES: Record<string, number> = {
+  float32: 4,
+  int32: 4,
+  bool: 1,
+  complex64: 8,
+  uint8: 1,
+  uint16: 2,
+  float16: 2,
+};
+
 /**
- * The weight specs of a manifest and the bytes of the files it names, in
- * order; a file name that leaves the folder is refused.
+ * Bytes one manifest entry occupies in the weights files, or a problem when
+ * the entry is malformed or of a dtype whose size is not fixed.
  */
-async function readWeightFiles(
-  abs: string,
-  manifest: unknown,
-): Promise<{ specs: WeightsManifestEntry[]; buffers: Uint8Array[] }> {
-  const specs: WeightsManifestEntry[] = [];
-  const buffers: Uint8Array[] = [];
-  for (const group of manifest as unknown[]) {
-    if (!isRecord(group) || !Array.isArray(group.paths)) {
-      throw new SavedModelError(abs, "model.json: malformed weightsManifest");
-    }
-    specs.push(...(group.weights as WeightsManifestEntry[]));
-    for (const path of group.paths as string[]) {
-      if (typeof path !== "string" || path.includes("..")) {
-        throw new SavedModelError(
-          abs,
-          `model.json names an invalid weights file ${JSON.stringify(path)}`,
-        );
-      }
-      try {
-        buffers.push(await Deno.readFile(join(abs, path)));
-      } catch (error) {
-        throw new SavedModelError(abs, `weights file ${path} is missing`, {
-          cause: error,
-        });
-      }
-    }
+function specBytes(spec: unknown): number | string {
+  if (!isRecord(spec) || typeof spec.name !== "string") {
+    return "a weight has no name";
   }
-  return { specs, buffers };
+  const shape = spec.shape;
+  if (
+    !Array.isArray(shape) ||
+    !shape.every((d) => typeof d === "number" && Number.isInteger(d) && d >= 0)
+  ) {
+    return `weight ${shown(spec.name)} has an invalid shape`;
+  }
+  const q = spec.quantization;
+  const dtype = isRecord(q) ? q.dtype : spec.dtype;
+  const bytes = typeof dtype === "string" ? DTYPE_BYTES[dtype] : undefined;
+  if (bytes === undefined) {
+    return `weight ${shown(spec.name)} has unsupported dtype ${shown(dtype)}`;
+  }
+  return (shape as number[]).reduce((a, b) => a * b, 1) * bytes;
+}
+
+/** One group of a weights manifest: its files and what they must hold. */
+interface WeightGroup {
+  paths: string[];
+  specs: WeightsManifestEntry[];
+  bytes: number;
+}
+
+/** The manifest's groups, each with the bytes its specs imply. */
+function weightGroups(abs: string, manifest: unknown[]): WeightGroup[] {
+  const malformed = (problem: string) =>
+    new SavedModelError(
+      abs,
+      `model.json: malformed weightsManifest: ${problem}`,
+    );
+  return manifest.map((group) => {
+    if (
+      !isRecord(group) || !Array.isArray(group.paths) ||
+      !Array.isArray(group.weights) ||
+      !group.paths.every((p) => typeof p === "string")
+    ) {
+      throw malformed("a group lacks paths or weights");
+    }
+    let bytes = 0;
+    for (const spec of group.weights) {
+      const size = specBytes(spec);
+      if (typeof size === "string") throw malformed(size);
+      bytes += size;
+    }
+    return {
+      paths: group.paths as string[],
+      specs: group.weights as WeightsManifestEntry[],
+      bytes,
+    };
+  });
 }
 
 /**
- * The weight files as one buffer, after checking that they hold exactly the
- * bytes the specs describe (unless quantised): a truncated or mismatched
- * file is refused here rather than misread.
+ * The weight specs of a manifest and its files' bytes as one buffer. Each
+ * file's size is checked against what the manifest implies before it is
+ * read; a file that is not a regular file inside the folder is refused.
  */
-function joinWeights(
+async function readWeightFiles(
   abs: string,
-  specs: WeightsManifestEntry[],
-  buffers: Uint8Array[],
-): Uint8Array {
-  const expected = specs.reduce(
-    (sum, s) =>
-      sum +
-      s.shape.reduce((a: number, b: number) => a * b, 1) *
-        (s.dtype === "float32" || s.dtype === "int32" ? 4 : 1),
-    0,
-  );
-  const total = buffers.reduce((sum, b) => sum + b.byteLength, 0);
-  if (specs.every((s) => !s.quantization) && total !== expected) {
+  manifest: unknown[],
+): Promise<{ specs: WeightsManifestEntry[]; data: Uint8Array }> {
+  const groups = weightGroups(abs, manifest);
+  const total = groups.reduce((sum, g) => sum + g.bytes, 0);
+  if (total > MAX_WEIGHTS_BYTES) {
     throw new SavedModelError(
       abs,
-      `weights are ${total} bytes, model.json describes ${expected} ` +
-        "(truncated or mismatched files)",
+      `model.json describes ${total} bytes of weights, more than the ` +
+        `${MAX_WEIGHTS_BYTES} allowed`,
     );
   }
-  const weightData = new Uint8Array(total);
+  const sizes = await Promise.all(
+    groups.map((g) => weightFileSizes(abs, g)),
+  );
+  const data = new Uint8Array(total);
   let offset = 0;
-  for (const b of buffers) {
-    weightData.set(b, offset);
-    offset += b.byteLength;
+  for (const [i, group] of groups.entries()) {
+    for (const [j, path] of group.paths.entries()) {
+      const bytes = await readModelFile(abs, path, { exactly: sizes[i][j] });
+      data.set(bytes, offset);
+      offset += bytes.byteLength;
+    }
   }
-  return weightData;
+  return { specs: groups.flatMap((g) => g.specs), data };
+}
+
+/**
+ * The sizes of a group's files, after checking (without reading them) that
+ * they are regular files inside the folder adding up to the group's bytes.
+ */
+async function weightFileSizes(
+  abs: string,
+  group: WeightGroup,
+): Promise<number[]> {
+  const sizes: number[] = [];
+  for (const path of group.paths) {
+    sizes.push((await lstatInside(abs, path)).size);
+  }
+  const total = sizes.reduce((a, b) => a + b, 0);
+  if (total !== group.bytes) {
+    throw new SavedModelError(
+      abs,
+      `weights file${group.paths.length === 1 ? "" : "s"} ` +
+        `${group.paths.join(", ")}: weights are ${total} bytes, model.json ` +
+        `describes ${group.bytes} (truncated or mismatched files)`,
+    );
+  }
+  return sizes;
 }
 
 /** The network from its topology and weights, in memory. */

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import { PROJECT_ROOT } from "../core/paths.ts";
 import { buildModel } from "./models.ts";
 import {
   defaultPreprocessing,
@@ -291,4 +292,200 @@ Deno.test("recoverDirAtomic puts back a folder moved aside by an interrupted swa
     await writeDirAtomic(target, (out) => out.write("x.txt", "new"));
     assert.deepEqual(readdirSync(dir), ["model"]);
   });
+});
+
+/** A freshly saved small model in `dir/model`; returns its folder. */
+async function savedSmallModel(dir: string, classes = CLASSES) {
+  const target = join(dir, "model");
+  const model = smallModel(32);
+  await saveModel({ model, dir: target, metadata: metadataFor(32, classes) });
+  model.dispose();
+  return target;
+}
+
+/**
+ * Asserts that loading `path` is refused within a second with a
+ * {@linkcode SavedModelError} whose message matches `pattern` and holds no
+ * raw control character.
+ */
+async function refusedFast(path: string, pattern: RegExp): Promise<void> {
+  const start = performance.now();
+  const error = await loadSavedModel(path).then(
+    (loaded) => {
+      loaded.model.dispose();
+      return undefined;
+    },
+    (e) => e,
+  );
+  const ms = performance.now() - start;
+  assert.ok(error instanceof SavedModelError, `expected refusal ${pattern}`);
+  assert.match(error.message, pattern);
+  // deno-lint-ignore no-control-regex
+  assert.doesNotMatch(error.message, /[\u0000-\u001f\u007f-\u009f]/);
+  assert.ok(ms < 1000, `refusal took ${ms.toFixed(0)} ms: ${error.message}`);
+}
+
+/** A sparse file of `bytes` bytes (nothing written, so instant to make). */
+async function sparseFile(path: string, bytes: number): Promise<string> {
+  await Deno.writeFile(path, new Uint8Array(0));
+  await Deno.truncate(path, bytes);
+  return path;
+}
+
+const TWO_GB = 2 * 1024 * 1024 * 1024;
+
+Deno.test("loadSavedModel refuses symbolic links, to files or folders, without reading them", async () => {
+  await withTemp(async (dir) => {
+    const target = await savedSmallModel(dir);
+    const weights = join(target, MODEL_FILES.weights);
+    const original = await Deno.readFile(weights);
+
+    const big = await sparseFile(join(dir, "big.bin"), TWO_GB);
+    await Deno.remove(weights);
+    await Deno.symlink(big, weights);
+    await refusedFast(
+      target,
+      /model .*model: weights file weights.bin is a symbolic link; a model folder holds only regular files/,
+    );
+    if (existsSync("/dev/zero")) {
+      await Deno.remove(weights);
+      await Deno.symlink("/dev/zero", weights);
+      await refusedFast(target, /weights file weights.bin is a symbolic link/);
+    }
+    await Deno.remove(weights);
+    await Deno.writeFile(weights, original);
+
+    const metadata = join(target, MODEL_FILES.metadata);
+    const outside = join(dir, "metadata-elsewhere.json");
+    await Deno.rename(metadata, outside);
+    await Deno.symlink(outside, metadata);
+    await refusedFast(target, /metadata.json is a symbolic link/);
+    await Deno.remove(metadata);
+    await Deno.rename(outside, metadata);
+
+    const link = join(dir, "linked-model");
+    await Deno.symlink(target, link);
+    await refusedFast(
+      link,
+      /model .*linked-model: the model folder is a symbolic link/,
+    );
+
+    // A weights file reached through a symlinked folder inside the model.
+    const elsewhere = join(dir, "elsewhere");
+    await Deno.mkdir(elsewhere);
+    await Deno.rename(weights, join(elsewhere, MODEL_FILES.weights));
+    await Deno.symlink(elsewhere, join(target, "shards"));
+    const modelJson = join(target, MODEL_FILES.modelJson);
+    const json = JSON.parse(await Deno.readTextFile(modelJson));
+    json.weightsManifest[0].paths = ["shards/weights.bin"];
+    await Deno.writeTextFile(modelJson, JSON.stringify(json));
+    await refusedFast(target, /"shards" is a symbolic link/);
+  });
+});
+
+Deno.test("loadSavedModel checks weights sizes against the manifest before reading", async () => {
+  await withTemp(async (dir) => {
+    const target = await savedSmallModel(dir);
+    const weights = join(target, MODEL_FILES.weights);
+    const original = await Deno.readFile(weights);
+    const size = original.byteLength;
+
+    await Deno.writeFile(weights, original.subarray(0, size - 4));
+    await refusedFast(
+      target,
+      new RegExp(
+        `weights file weights.bin: weights are ${size - 4} bytes, ` +
+          `model.json describes ${size} \\(truncated or mismatched files\\)`,
+      ),
+    );
+    const longer = new Uint8Array(size + 4);
+    longer.set(original);
+    await Deno.writeFile(weights, longer);
+    await refusedFast(target, new RegExp(`weights are ${size + 4} bytes`));
+    await Deno.remove(weights);
+    await sparseFile(weights, TWO_GB);
+    await refusedFast(
+      target,
+      new RegExp(`weights are ${TWO_GB} bytes, model.json describes ${size}`),
+    );
+    await Deno.remove(weights);
+    await Deno.mkdir(weights);
+    await refusedFast(target, /weights file weights.bin is not a regular file/);
+    await Deno.remove(weights);
+    await Deno.writeFile(weights, original);
+
+    const modelJson = join(target, MODEL_FILES.modelJson);
+    const text = await Deno.readTextFile(modelJson);
+    // deno-lint-ignore no-explicit-any
+    const editManifest = async (change: (group: any) => void) => {
+      const json = JSON.parse(text);
+      change(json.weightsManifest[0]);
+      await Deno.writeTextFile(modelJson, JSON.stringify(json));
+    };
+    await editManifest((g) => g.paths = ["../weights.bin"]);
+    await refusedFast(
+      target,
+      /names an invalid weights file "..\/weights.bin"/,
+    );
+    await editManifest((g) => g.paths = [weights]);
+    await refusedFast(target, /names an invalid weights file/);
+    await editManifest((g) => g.paths = ["w\u001b[2J\u009b.bin"]);
+    await refusedFast(
+      target,
+      /weights file "w\\u001b\[2J\\u009b.bin" is missing/,
+    );
+    await editManifest((g) => g.weights[0].shape = [1_000_000, 1_000_000]);
+    await refusedFast(target, /bytes of weights, more than the \d+ allowed/);
+    await editManifest((g) => g.weights[0].dtype = "string");
+    await refusedFast(
+      target,
+      /malformed weightsManifest: .* unsupported dtype "string"/,
+    );
+    await editManifest((g) => g.weights[0].shape = [-1]);
+    await refusedFast(target, /malformed weightsManifest: .* invalid shape/);
+
+    await Deno.writeTextFile(modelJson, text);
+    const loaded = await loadSavedModel(target);
+    loaded.model.dispose();
+  });
+});
+
+Deno.test("loadSavedModel refuses class names that are empty, repeated or hold control characters", async () => {
+  await withTemp(async (dir) => {
+    const target = await savedSmallModel(dir);
+    const metaPath = join(target, MODEL_FILES.metadata);
+    const original = JSON.parse(await Deno.readTextFile(metaPath));
+    const withClasses = async (classes: unknown[]) => {
+      await Deno.writeTextFile(
+        metaPath,
+        JSON.stringify({ ...original, classes }),
+      );
+    };
+    await withClasses(["glioma\u001b[31m", "meningioma", "notumor", "x"]);
+    await refusedFast(
+      target,
+      /invalid metadata.json: .*class 0 "glioma\\u001b\[31m" has a control character/,
+    );
+    await withClasses(["glioma", "", "notumor", "pituitary"]);
+    await refusedFast(target, /invalid metadata.json: .*class 1 is empty/);
+    await withClasses(["glioma", "glioma", "notumor", "pituitary"]);
+    await refusedFast(
+      target,
+      /invalid metadata.json: .*class 1 "glioma" is repeated/,
+    );
+    await withClasses(["glioma", 7, "notumor", "pituitary"]);
+    await refusedFast(target, /class 1 7 is not a string/);
+    await withClasses(["a\u0085b", "b", "c", "d"]);
+    await refusedFast(target, /class 0 "a\\u0085b" has a control character/);
+  });
+});
+
+Deno.test("the shipped models still load", async () => {
+  for (const name of ["resnet-128-e11", "seedcnn-128-r2"]) {
+    const { model, metadata } = await loadSavedModel(
+      join(PROJECT_ROOT, "models", name),
+    );
+    assert.equal(metadata.classes.length, 4);
+    model.dispose();
+  }
 });
