@@ -2,7 +2,7 @@
  * Serving a saved model over HTTP (`Deno.serve`).
  *
  * `deno task serve -- [--model DIR] [--port 8000] [--hostname 127.0.0.1]
- * [--max-bytes N] [--workers N] [--tta none|hflip]`
+ * [--max-bytes N] [--body-timeout S] [--workers N] [--tta none|hflip]`
  *
  * | route           | what                                                                       |
  * | --------------- | -------------------------------------------------------------------------- |
@@ -25,14 +25,30 @@
  *
  * | status | when                                                                                   |
  * | ------ | -------------------------------------------------------------------------------------- |
- * | 400    | empty body, corrupt or undecodable image, malformed multipart, bad `Content-Length`    |
+ * | 400    | empty body, corrupt or undecodable image, malformed multipart, bad `Content-Length`, unreadable request target |
  * | 404    | unknown path                                                                           |
  * | 405    | wrong method (with `Allow`)                                                            |
+ * | 408    | the body took longer than `--body-timeout` (default 30 s) to arrive                    |
  * | 413    | `Content-Length` or the streamed body over `--max-bytes` (default 10 MiB); reading stops there |
  * | 415    | unsupported `Content-Type`, or a body (or file part) that is not a JPEG or PNG          |
  * | 500    | anything unexpected                                                                    |
  *
- * Each request is logged as one line on stderr. SIGINT or SIGTERM stops
+ * Routes come from the path of the request target alone, never from the
+ * `Host` header (a hostile `Host` such as `[` or `a/predict` neither breaks
+ * the request nor changes its route). Every request, however malformed, is
+ * answered inside the error handling: a JSON error, never a stack trace.
+ *
+ * What is bounded in time: reading the request body (`--body-timeout`, 408),
+ * so a slow body never holds a request, its memory or its log line. What is
+ * not: `Deno.serve` has no option for a header-read or keep-alive idle
+ * timeout and a handler cannot close its connection, so a client slow to
+ * send its headers, idle between requests, or still holding the socket
+ * after its 408, keeps that one connection open (costing a socket, not a
+ * request) until it leaves or the server shuts down.
+ *
+ * Each request is logged as one line on stderr, with control characters
+ * escaped ({@linkcode escapeControl}), so a client cannot forge or break log
+ * lines. SIGINT or SIGTERM stops
  * accepting connections, lets requests in flight finish, then exits 0 (a
  * second signal exits at once).
  *
@@ -56,6 +72,9 @@ import type { LayersModel } from "../core/tf.ts";
 
 /** Default body limit: 10 MiB. */
 export const DEFAULT_MAX_BYTES = 10 * 1024 * 1024;
+
+/** Default time a request body may take to arrive: 30 s. */
+export const DEFAULT_BODY_TIMEOUT_MS = 30_000;
 
 /** Default port of {@linkcode startServer} and `deno task serve`. */
 export const DEFAULT_PORT = 8000;
@@ -85,6 +104,11 @@ export interface PredictHandlerOptions {
   name?: string;
   /** Largest accepted body in bytes (default {@linkcode DEFAULT_MAX_BYTES}). */
   maxBytes?: number;
+  /**
+   * Longest time in milliseconds the request body may take to arrive
+   * (default {@linkcode DEFAULT_BODY_TIMEOUT_MS}); longer answers 408.
+   */
+  bodyTimeoutMs?: number;
   /** Where the one-line request log goes (default stderr); `false`: nowhere. */
   log?: ((line: string) => void) | false;
   /**
@@ -121,20 +145,74 @@ function json(
 }
 
 /**
- * Reads a body up to `maxBytes`, stopping (and cancelling the stream) as soon
- * as it goes over: never buffers more than `maxBytes` plus one chunk.
+ * Escapes the control characters of `text` (C0, DEL, C1, and the Unicode
+ * line and paragraph separators) as `\n`, `\r`, `\t` or `\xNN` / `\u{NNNN}`,
+ * and a backslash as `\\`, so text from a client fits on one honest log line.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { escapeControl } from "./serve.ts";
+ * assert.equal(escapeControl("scan\n2026 GET /x 200\u0000.jpg"), "scan\\n2026 GET /x 200\\x00.jpg");
+ * assert.equal(escapeControl("a\\b\u2028"), "a\\\\b\\u{2028}");
+ * assert.equal(escapeControl("glioma.png"), "glioma.png");
+ * ```
+ */
+export function escapeControl(text: string): string {
+  return text.replace(
+    // deno-lint-ignore no-control-regex -- matching control characters is the point
+    /[\\\x00-\x1f\x7f-\x9f\u2028\u2029]/g,
+    (c) => {
+      const named: Record<string, string> = {
+        "\\": "\\\\",
+        "\n": "\\n",
+        "\r": "\\r",
+        "\t": "\\t",
+      };
+      const code = c.charCodeAt(0);
+      return named[c] ??
+        (code < 0x100
+          ? `\\x${code.toString(16).padStart(2, "0")}`
+          : `\\u{${code.toString(16)}}`);
+    },
+  );
+}
+
+/** Reads a stream's next chunk, or throws 408 once `deadline` passes. */
+function readBefore(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  deadline: Promise<never>,
+): Promise<ReadableStreamReadResult<Uint8Array>> {
+  return Promise.race([reader.read(), deadline]);
+}
+
+/**
+ * Reads a body up to `maxBytes` within `timeoutMs`, stopping (and cancelling
+ * the stream) as soon as it goes over either: never buffers more than
+ * `maxBytes` plus one chunk, never waits longer than `timeoutMs`.
  */
 async function readBounded(
   body: ReadableStream<Uint8Array> | null,
   maxBytes: number,
+  timeoutMs: number,
 ): Promise<Uint8Array> {
   if (!body) return new Uint8Array(0);
   const reader = body.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() =>
+      reject(
+        new HttpError(
+          408,
+          `the body did not arrive within ${timeoutMs / 1000} s`,
+        ),
+      ), timeoutMs);
+  });
   try {
     while (true) {
-      const { done, value } = await reader.read();
+      const { done, value } = await readBefore(reader, deadline);
       if (done) break;
       total += value.byteLength;
       if (total > maxBytes) {
@@ -146,7 +224,11 @@ async function readBounded(
       }
       chunks.push(value);
     }
+  } catch (error) {
+    await reader.cancel().catch(() => {});
+    throw error;
   } finally {
+    clearTimeout(timer);
     reader.releaseLock();
   }
   if (chunks.length === 1) return chunks[0];
@@ -160,7 +242,10 @@ async function readBounded(
 }
 
 /** The image bytes of a `POST /predict` request (raw or multipart). */
-async function imageBytes(req: Request, maxBytes: number): Promise<Uint8Array> {
+async function imageBytes(
+  req: Request,
+  { maxBytes, bodyTimeoutMs }: HandlerState,
+): Promise<Uint8Array> {
   const type = (req.headers.get("content-type") ?? "").split(";")[0].trim()
     .toLowerCase();
   const multipart = type === "multipart/form-data";
@@ -185,7 +270,7 @@ async function imageBytes(req: Request, maxBytes: number): Promise<Uint8Array> {
       );
     }
   }
-  const body = await readBounded(req.body, maxBytes);
+  const body = await readBounded(req.body, maxBytes, bodyTimeoutMs);
   if (!multipart) return body;
   let form: FormData;
   try {
@@ -231,6 +316,7 @@ interface HandlerState {
   metadata: ModelMetadata;
   name: string;
   maxBytes: number;
+  bodyTimeoutMs: number;
   started: number;
   requests: number;
 }
@@ -250,11 +336,18 @@ function handlerState(options: PredictHandlerOptions): HandlerState {
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) {
     throw new Error(`maxBytes must be a positive integer (got ${maxBytes})`);
   }
+  const bodyTimeoutMs = options.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS;
+  if (!(bodyTimeoutMs > 0) || !Number.isFinite(bodyTimeoutMs)) {
+    throw new Error(
+      `bodyTimeoutMs must be a positive number (got ${bodyTimeoutMs})`,
+    );
+  }
   return {
     classifier,
     metadata,
     name: options.name ?? metadata.training?.run ?? metadata.arch,
     maxBytes,
+    bodyTimeoutMs,
     started: performance.now(),
     requests: 0,
   };
@@ -300,6 +393,31 @@ function allowOnly(req: Request, path: string, methods: string): void {
   }
 }
 
+/**
+ * The path of a request's target, never taken from its `Host` header: the
+ * runtime builds `req.url` as scheme, then authority (the `Host` header when
+ * there is one), then target, so a `Host` holding `/`, `?` or `[` would
+ * otherwise move or break the path. Dot segments are resolved as in a URL.
+ */
+export function requestPath(req: Request): string {
+  const url = req.url;
+  const afterScheme = url.indexOf("://") + 3;
+  const host = req.headers.get("host") ?? "";
+  let target = host && url.startsWith(host, afterScheme)
+    ? url.slice(afterScheme + host.length)
+    : "";
+  if (!target.startsWith("/")) {
+    const slash = url.indexOf("/", afterScheme);
+    target = slash < 0 ? "/" : url.slice(slash);
+  }
+  const path = target.split(/[?#]/, 1)[0];
+  try {
+    return new URL(`http://localhost${path}`).pathname;
+  } catch {
+    throw new HttpError(400, "malformed request target");
+  }
+}
+
 /** The answer to one request on one of the routes (or 404). */
 async function route(
   state: HandlerState,
@@ -311,7 +429,7 @@ async function route(
     case "/predict":
       allowOnly(req, path, "POST");
       return json(
-        await predictImage(state, await imageBytes(req, state.maxBytes)),
+        await predictImage(state, await imageBytes(req, state)),
       );
     case "/health":
       allowOnly(req, path, "GET, HEAD");
@@ -350,6 +468,23 @@ function errorResponse(error: unknown): { response: Response; note: string } {
   };
 }
 
+/** The one log line of a request, control characters escaped. */
+function logLine(
+  { method, path, status, ms, note }: {
+    method: string;
+    path: string;
+    status: number;
+    ms: number;
+    note: string;
+  },
+): string {
+  return escapeControl(
+    `${new Date().toISOString()} ${method} ${path} ${status} ${
+      ms.toFixed(1)
+    }ms${note ? ` ${note.slice(0, 200)}` : ""}`,
+  );
+}
+
 /**
  * Makes the request handler of the prediction server (see the module
  * documentation for the routes and status codes), for `Deno.serve` or for
@@ -384,21 +519,24 @@ export function createPredictHandler(
   return async (req: Request): Promise<Response> => {
     const t0 = performance.now();
     state.requests++;
-    const path = new URL(req.url).pathname;
+    let path = "?";
     let response: Response;
     let note = "";
     try {
+      path = requestPath(req);
       response = await route(state, req, path);
     } catch (error) {
       ({ response, note } = errorResponse(error));
-      // A request body left unread (an early 413/415/405) is dropped.
+      // A request body left unread (an early 413/415/405/408) is dropped.
       req.body?.cancel().catch(() => {});
     }
-    log?.(
-      `${new Date().toISOString()} ${req.method} ${path} ${response.status} ${
-        (performance.now() - t0).toFixed(1)
-      }ms${note ? ` ${note.slice(0, 200)}` : ""}`,
-    );
+    log?.(logLine({
+      method: req.method,
+      path,
+      status: response.status,
+      ms: performance.now() - t0,
+      note,
+    }));
     return response;
   };
 }
@@ -413,6 +551,8 @@ export interface StartServerOptions {
   hostname?: string;
   /** Body limit in bytes (default {@linkcode DEFAULT_MAX_BYTES}). */
   maxBytes?: number;
+  /** Body-read limit in ms (default {@linkcode DEFAULT_BODY_TIMEOUT_MS}). */
+  bodyTimeoutMs?: number;
   /** Request log (default stderr); `false`: none. */
   log?: ((line: string) => void) | false;
   /** Test-time augmentation (default: the model's `inference.tta`). */
@@ -458,6 +598,42 @@ export interface RunningServer {
 }
 
 /**
+ * `Deno.serve` on the options' interface and port, with a JSON 500 (and an
+ * escaped log line, never a stack trace) for anything the handler did not
+ * answer, and an "address already in use" error that names host:port.
+ */
+function listen(
+  options: StartServerOptions,
+  handler: (req: Request) => Promise<Response>,
+): Deno.HttpServer<Deno.NetAddr> {
+  const hostname = options.hostname ?? DEFAULT_HOSTNAME;
+  const port = options.port ?? DEFAULT_PORT;
+  const log = options.log === false
+    ? undefined
+    : options.log ?? ((line: string) => console.error(line));
+  try {
+    return Deno.serve({
+      port,
+      hostname,
+      onListen: () => {},
+      onError: (error) => {
+        log?.(escapeControl(`${new Date().toISOString()} 500 ${error}`));
+        return json({ error: "internal error" }, 500);
+      },
+    }, handler);
+  } catch (error) {
+    if (error instanceof Deno.errors.AddrInUse) {
+      const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+      throw new Error(
+        `address already in use: ${host}:${port} (another server is ` +
+          "listening there; choose another --port or stop it)",
+      );
+    }
+    throw error;
+  }
+}
+
+/**
  * Loads a saved model and serves it (see the module documentation).
  *
  * Starts a server and its inference workers, so it is not run by
@@ -500,18 +676,17 @@ export async function startServer(
   const name = modelName(dir, metadata);
   let server: Deno.HttpServer<Deno.NetAddr>;
   try {
-    const handler = createPredictHandler({
-      classifier,
-      metadata,
-      name,
-      maxBytes: options.maxBytes,
-      log: options.log,
-    });
-    server = Deno.serve({
-      port: options.port ?? DEFAULT_PORT,
-      hostname: options.hostname ?? DEFAULT_HOSTNAME,
-      onListen: () => {},
-    }, handler);
+    server = listen(
+      options,
+      createPredictHandler({
+        classifier,
+        metadata,
+        name,
+        maxBytes: options.maxBytes,
+        bodyTimeoutMs: options.bodyTimeoutMs,
+        log: options.log,
+      }),
+    );
   } catch (error) {
     await stop();
     throw error;
@@ -552,6 +727,12 @@ const SERVE_CLI = {
       default: DEFAULT_MAX_BYTES,
       help: "largest request body",
     },
+    "body-timeout": {
+      type: "integer",
+      value: "S",
+      default: DEFAULT_BODY_TIMEOUT_MS / 1000,
+      help: "seconds a request body may take to arrive (else 408)",
+    },
     tta: {
       type: "string",
       choices: ["none", "hflip"],
@@ -590,6 +771,12 @@ function serverOptions(
       `--max-bytes must be a positive integer (got "${maxBytes}")`,
     );
   }
+  const bodyTimeout = values["body-timeout"];
+  if (!Number.isSafeInteger(bodyTimeout) || bodyTimeout < 1) {
+    throw new UsageError(
+      `--body-timeout must be a positive integer (got "${bodyTimeout}")`,
+    );
+  }
   const workers = values.workers === undefined
     ? defaultWorkers()
     : boundedInteger("workers", values.workers, 64);
@@ -600,6 +787,7 @@ function serverOptions(
     port,
     hostname: values.hostname,
     maxBytes,
+    bodyTimeoutMs: bodyTimeout * 1000,
   };
 }
 

@@ -12,6 +12,8 @@ import { run } from "../tools/proc.ts";
 import { loadSavedModel, type ModelMetadata } from "../model/saved_model.ts";
 import {
   createPredictHandler,
+  escapeControl,
+  type PredictHandlerOptions,
   type PredictResponse,
   startServer,
 } from "./serve.ts";
@@ -33,7 +35,10 @@ interface Ctx {
 }
 
 /** A real server on a free loopback port, with a tiny saved model. */
-async function withServer(body: (ctx: Ctx) => Promise<void>) {
+async function withServer(
+  body: (ctx: Ctx) => Promise<void>,
+  options: Pick<PredictHandlerOptions, "bodyTimeoutMs"> = {},
+) {
   const root = await Deno.makeTempDir({ prefix: "serve_test_" });
   const modelDir = join(root, "model");
   await saveTinyModel(modelDir, { size: SIZE, run: "tiny-serve" });
@@ -46,6 +51,7 @@ async function withServer(body: (ctx: Ctx) => Promise<void>) {
       metadata,
       maxBytes: MAX_BYTES,
       log: (line) => logs.push(line),
+      ...options,
     }),
   );
   try {
@@ -361,6 +367,7 @@ Deno.test("serve CLI: serves on a free port, answers, stops gracefully on SIGTER
           ["--workers", "two"],
           /--workers must be an integer from 0 to 64 \(got "two"\)/,
         ],
+        [["--body-timeout", "0"], /--body-timeout must be a positive integer/],
       ] as const
     ) {
       const usage = await run(Deno.execPath(), {
@@ -573,6 +580,182 @@ Deno.test("serve: startServer with inference workers or in its own thread answer
       /workers must be a non-negative integer/,
     );
   } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+/** An HTTP answer read off a raw socket. */
+interface RawAnswer {
+  status: number;
+  json: Record<string, unknown>;
+  seconds: number;
+}
+
+/** Reads one HTTP answer (head and a `Content-Length` body) off `conn`. */
+async function readAnswer(conn: Deno.Conn): Promise<string> {
+  const dec = new TextDecoder();
+  const buf = new Uint8Array(16 * 1024);
+  let text = "";
+  while (true) {
+    const n = await conn.read(buf);
+    if (n === null) return text;
+    text += dec.decode(buf.subarray(0, n), { stream: true });
+    const end = text.indexOf("\r\n\r\n");
+    const length = Number(text.match(/\r\ncontent-length: *(\d+)/i)?.[1]);
+    if (end >= 0 && new TextEncoder().encode(text).length >= end + 4 + length) {
+      return text;
+    }
+  }
+}
+
+/**
+ * Sends `head` (and then, after `pauseMs`, `rest`) on a raw TCP connection to
+ * the server at `url`, and reads the answer until the server closes; gives up
+ * after 10 s so a test can never hang.
+ */
+async function rawRequest(
+  url: string,
+  head: string | Uint8Array,
+  { rest, pauseMs = 0 }: { rest?: string; pauseMs?: number } = {},
+): Promise<RawAnswer> {
+  const conn = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: Number(new URL(url).port),
+  });
+  const t0 = performance.now();
+  const guard = setTimeout(() => conn.close(), 10_000);
+  const enc = new TextEncoder();
+  try {
+    await conn.write(typeof head === "string" ? enc.encode(head) : head);
+    if (rest !== undefined) {
+      await new Promise((r) => setTimeout(r, pauseMs));
+      await conn.write(enc.encode(rest)).catch(() => 0);
+    }
+    const text = await readAnswer(conn);
+    const status = Number(text.match(/^HTTP\/1\.1 (\d{3})/)?.[1]);
+    const json = JSON.parse(
+      text.slice(text.indexOf("{"), text.lastIndexOf("}") + 1),
+    );
+    return { status, json, seconds: (performance.now() - t0) / 1000 };
+  } finally {
+    clearTimeout(guard);
+    try {
+      conn.close();
+    } catch {
+      // closed already, by the server or by reading to the end
+    }
+  }
+}
+
+Deno.test("serve: escapeControl escapes control characters and backslashes only", () => {
+  assert.equal(
+    escapeControl("a\u0000b\nGET /x 200\r\t\u007f\u0085\u2028\\ é"),
+    "a\\x00b\\nGET /x 200\\r\\t\\x7f\\x85\\u{2028}\\\\ é",
+  );
+  assert.equal(escapeControl("glioma scan.png"), "glioma scan.png");
+});
+
+Deno.test("serve: a hostile Host header neither breaks the request nor changes its route", async () => {
+  await withServer(async (ctx) => {
+    const get = (target: string, host: string) =>
+      rawRequest(
+        ctx.url,
+        `GET ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`,
+      );
+    const bracket = await get("/health", "[");
+    assert.equal(bracket.status, 200);
+    assert.equal(bracket.json.status, "ok");
+    assert.equal(bracket.json.model, "tiny-serve");
+    const moved = await get("/health", "example.com/predict");
+    assert.equal(moved.status, 200);
+    assert.equal(moved.json.status, "ok");
+    const query = await get("/health?x=1", "a?b#c");
+    assert.equal(query.status, 200);
+    const missing = await get("/nope", "[");
+    assert.equal(missing.status, 404);
+    assert.match(String(missing.json.error), /^no such path \/nope /);
+    const slashes = await get("//evil/health", "h");
+    assert.equal(slashes.status, 404);
+    assert.deepEqual(ctx.logs.map((l) => l.split(" ").slice(1, 4).join(" ")), [
+      "GET /health 200",
+      "GET /health 200",
+      "GET /health 200",
+      "GET /nope 404",
+      "GET //evil/health 404",
+    ]);
+    const health = await fetch(`${ctx.url}/health`);
+    assert.equal(health.status, 200);
+    assert.equal((await health.json()).status, "ok");
+  });
+});
+
+Deno.test("serve: a body slower than the body timeout gets 408, and the service still answers", async () => {
+  await withServer(async (ctx) => {
+    const slow = await rawRequest(
+      ctx.url,
+      "POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/jpeg\r\n" +
+        "Content-Length: 1000\r\nConnection: close\r\n\r\n\xff\xd8\xff",
+    );
+    assert.equal(slow.status, 408);
+    assert.deepEqual(slow.json, {
+      error: "the body did not arrive within 0.3 s",
+    });
+    assert.ok(slow.seconds >= 0.25 && slow.seconds < 5, `${slow.seconds} s`);
+    assert.match(
+      ctx.logs.at(-1)!,
+      /^\S+Z POST \/predict 408 [\d.]+ms the body/,
+    );
+    const health = await fetch(`${ctx.url}/health`);
+    assert.equal(health.status, 200);
+    assert.equal((await health.json()).status, "ok");
+    // A body that arrives in time, in two pieces, is still read whole.
+    const [first, second] = [ctx.jpeg.slice(0, 100), ctx.jpeg.slice(100)];
+    const r = await fetch(`${ctx.url}/predict`, {
+      method: "POST",
+      body: ReadableStream.from([first, second]),
+      headers: { "content-type": "image/jpeg" },
+    });
+    assert.equal(r.status, 200);
+    checkPrediction(await r.json());
+  }, { bodyTimeoutMs: 300 });
+});
+
+Deno.test("serve: control characters a client sends reach the log escaped", async () => {
+  await withServer(async (ctx) => {
+    // A header value may carry a tab and obs-text bytes (0x85 is NEL, a C1
+    // line break); the 415 note quotes the Content-Type.
+    const head = new Uint8Array([
+      ...new TextEncoder().encode(
+        "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/x\tGET /health 200",
+      ),
+      0x85,
+      ...new TextEncoder().encode(
+        "forged\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+      ),
+    ]);
+    const answer = await rawRequest(ctx.url, head);
+    assert.equal(answer.status, 415);
+    assert.match(String(answer.json.error), /^unsupported Content-Type /);
+    const line = ctx.logs.at(-1)!;
+    // deno-lint-ignore no-control-regex -- no raw control character may be left
+    assert.doesNotMatch(line, /[\u0000-\u001f\u007f-\u009f]/);
+    assert.match(line, /Content-Type image\/x\\tget \/health 200\\x85forged/);
+    assert.equal((await fetch(`${ctx.url}/health`)).status, 200);
+  });
+});
+
+Deno.test('serve: "address already in use" names the host and port', async () => {
+  const root = await Deno.makeTempDir({ prefix: "serve_test_" });
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    await saveTinyModel(join(root, "m"), { size: SIZE });
+    const { port } = taken.addr as Deno.NetAddr;
+    await assert.rejects(
+      startServer({ modelDir: join(root, "m"), port, workers: 0, log: false }),
+      new RegExp(`^Error: address already in use: 127\\.0\\.0\\.1:${port} `),
+    );
+  } finally {
+    taken.close();
     await Deno.remove(root, { recursive: true });
   }
 });
