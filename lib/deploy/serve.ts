@@ -398,6 +398,16 @@ function allowOnly(req: Request, path: string, methods: string): void {
  * runtime builds `req.url` as scheme, then authority (the `Host` header when
  * there is one), then target, so a `Host` holding `/`, `?` or `[` would
  * otherwise move or break the path. Dot segments are resolved as in a URL.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { requestPath } from "./serve.ts";
+ * const req = (url: string, host: string) =>
+ *   new Request(url, { headers: { host } });
+ * assert.equal(requestPath(req("http://a/predict/health?x=1", "a/predict")), "/health");
+ * assert.equal(requestPath(req("http://localhost:8000/a/../model", "")), "/model");
+ * ```
  */
 export function requestPath(req: Request): string {
   const url = req.url;
