@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { MODEL_FLAG, type ParsedCli, runCli, UsageError } from "../core/cli.ts";
+import { type ParsedCli, runCli, UsageError } from "../core/cli.ts";
 import { describeDecision } from "../model/decision.ts";
 import { evaluateModel } from "../evaluate/evaluate.ts";
 import {
@@ -31,7 +31,11 @@ import {
   resolveModelDir,
   updateModelMetadata,
 } from "../model/saved_model.ts";
-import { type CopyTtaOptions, refitPair } from "./select_tta.ts";
+import {
+  type CopyTtaOptions,
+  refitPair,
+  VALIDATION_CHOICE_FLAGS,
+} from "./select_tta.ts";
 
 /** What {@linkcode selectThreshold} decided. */
 export interface ThresholdChoice {
@@ -143,25 +147,10 @@ const SELECT_THRESHOLD_CLI = {
     "on its validation split by the operating-point rule, and records it in\n" +
     "its metadata.json. Give --data, or --from for a refit.",
   flags: {
-    model: MODEL_FLAG,
-    data: {
-      type: "string",
-      value: "DIR",
-      help: "the dataset the model was trained on (its split is re-derived)",
-    },
-    from: {
-      type: "string",
-      value: "VALIDATED_RUN_DIR",
-      help:
-        "copy to the refit --model the choice made on this run's\nvalidation split",
-    },
+    ...VALIDATION_CHOICE_FLAGS,
     json: {
       type: "boolean",
       help: "print the candidates and the choice as JSON",
-    },
-    "dry-run": {
-      type: "boolean",
-      help: "choose, but leave metadata.json alone",
     },
   },
   footer: "A refit: deno task select-threshold -- --model REFIT_DIR --from " +

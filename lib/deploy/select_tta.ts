@@ -189,30 +189,37 @@ export async function copyTta(options: CopyTtaOptions): Promise<Tta> {
   return tta;
 }
 
+/**
+ * The flags the commands that choose on a model's validation split share
+ * (`select-tta`, `select-threshold`): the saved model, the dataset it was
+ * trained on, or the validated run whose choice a refit copies, and a dry run.
+ */
+export const VALIDATION_CHOICE_FLAGS = {
+  model: MODEL_FLAG,
+  data: {
+    type: "string",
+    value: "DIR",
+    help: "the dataset the model was trained on (its split is re-derived)",
+  },
+  from: {
+    type: "string",
+    value: "VALIDATED_RUN_DIR",
+    help: "copy to the refit --model the choice made on this run's\n" +
+      "validation split",
+  },
+  "dry-run": {
+    type: "boolean",
+    help: "choose, but leave metadata.json alone",
+  },
+} as const;
+
 const SELECT_TTA_CLI = {
   command: "deno task select-tta",
   summary:
     "Chooses the model's test-time augmentation on its validation split\n" +
     "(hflip when it lowers the validation loss, else none) and records it\n" +
     "in its metadata.json. Give --data, or --from for a refit.",
-  flags: {
-    model: MODEL_FLAG,
-    data: {
-      type: "string",
-      value: "DIR",
-      help: "the dataset the model was trained on (its split is re-derived)",
-    },
-    from: {
-      type: "string",
-      value: "VALIDATED_RUN_DIR",
-      help: "copy to the refit --model the choice made on this run's\n" +
-        "validation split",
-    },
-    "dry-run": {
-      type: "boolean",
-      help: "choose, but leave metadata.json alone",
-    },
-  },
+  flags: VALIDATION_CHOICE_FLAGS,
   footer:
     "A refit: deno task select-tta -- --model REFIT_DIR --from VALIDATED_RUN_DIR",
 } as const;
