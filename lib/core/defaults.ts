@@ -49,6 +49,14 @@ export interface Defaults {
   readonly minLearningRate: number;
   /** Weight of the old value in the weights' moving average, when on. */
   readonly emaDecay: number;
+  /**
+   * The largest image, in pixels (width × height), that any decode path
+   * accepts: its header is read first and a bigger image is refused before
+   * anything is decoded. 50 megapixels is far above any MRI slice (the
+   * Kaggle scans are at most 1,920 × 1,080) and far below what it would
+   * take to exhaust memory.
+   */
+  readonly maxPixels: number;
 }
 
 /** The project's defaults (see {@linkcode Defaults}). */
@@ -68,4 +76,5 @@ export const DEFAULTS: Defaults = Object.freeze({
   plateauFactor: 0.5,
   minLearningRate: 1e-5,
   emaDecay: 0.998,
+  maxPixels: 50_000_000,
 });
