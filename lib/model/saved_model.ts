@@ -741,6 +741,28 @@ export const MAX_JSON_BYTES = 16 * 1024 * 1024;
 /** Largest total of weights read, in bytes (what the manifest may describe). */
 export const MAX_WEIGHTS_BYTES = 2 * 1024 * 1024 * 1024;
 
+/**
+ * How {@linkcode lstatInside} and {@linkcode readFileInside} report a
+ * problem with a folder's file: what the folder is, and the error to throw.
+ */
+export interface FolderErrors {
+  /** What the folder holds, in messages ("model", "checkpoint"). */
+  kind: string;
+  /** What names the files read, in messages ("model.json"). */
+  namedBy: string;
+  /** The error to throw for a problem (the message names the file). */
+  error(problem: string, options?: ErrorOptions): Error;
+}
+
+/** The errors of a saved-model folder: {@linkcode SavedModelError}. */
+function modelErrors(dir: string): FolderErrors {
+  return {
+    kind: "model",
+    namedBy: "model.json",
+    error: (problem, options) => new SavedModelError(dir, problem, options),
+  };
+}
+
 /** How a file of the model folder is called in messages. */
 function fileLabel(name: string): string {
   const safe = /^[\w./-]+$/.test(name) ? name : shown(name);
@@ -748,19 +770,24 @@ function fileLabel(name: string): string {
 }
 
 /**
- * Throws unless `name` (relative to the model folder `dir`) is a regular
- * file inside it reached through real folders: no step is a symbolic link,
- * none leaves the folder. Returns the file's status (from `Deno.lstat`).
+ * Throws unless `name` (relative to the folder `dir`) is a regular file
+ * inside it reached through real folders: no step is a symbolic link, none
+ * leaves the folder. Returns the file's status (from `Deno.lstat`); reads
+ * nothing. Problems are reported through `errors` (default: the model
+ * folder's {@linkcode SavedModelError}).
  */
-async function lstatInside(dir: string, name: string): Promise<Deno.FileInfo> {
+export async function lstatInside(
+  dir: string,
+  name: string,
+  errors: FolderErrors = modelErrors(dir),
+): Promise<Deno.FileInfo> {
   const parts = name.split(/[\\/]/);
   if (
     !name || isAbsolute(name) ||
     parts.some((p) => p === "" || p === "." || p === "..")
   ) {
-    throw new SavedModelError(
-      dir,
-      `model.json names an invalid weights file ${shown(name)}`,
+    throw errors.error(
+      `${errors.namedBy} names an invalid weights file ${shown(name)}`,
     );
   }
   let path = dir;
@@ -775,36 +802,38 @@ async function lstatInside(dir: string, name: string): Promise<Deno.FileInfo> {
       info = await Deno.lstat(path);
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) {
-        throw new SavedModelError(dir, `${step} is missing`, { cause: error });
+        throw errors.error(`${step} is missing`, { cause: error });
       }
-      throw new SavedModelError(dir, `cannot read ${step}: ${error}`, {
-        cause: error,
-      });
+      throw errors.error(`cannot read ${step}: ${error}`, { cause: error });
     }
     if (info.isSymlink) {
-      throw new SavedModelError(
-        dir,
-        `${step} is a symbolic link; a model folder holds only regular files`,
+      throw errors.error(
+        `${step} is a symbolic link; a ${errors.kind} folder holds only regular files`,
       );
     }
     if (last ? !info.isFile : !info.isDirectory) {
-      throw new SavedModelError(
-        dir,
+      throw errors.error(
         `${step} is not a ${last ? "regular file" : "folder"}`,
       );
     }
     if (last) return info;
   }
-  throw new SavedModelError(dir, `${shown(name)} names no file`);
+  throw errors.error(`${shown(name)} names no file`);
 }
 
-/** What {@linkcode readModelFile} may accept as the file's size. */
-type SizeRule = { exactly: number } | { atMost: number };
+/**
+ * What {@linkcode readFileInside} may accept as the file's size: exactly what
+ * a manifest describes (`describedBy`, default "model.json"), or a bound.
+ */
+export type SizeRule =
+  | { exactly: number; describedBy?: string }
+  | { atMost: number };
 
 function sizeProblem(size: number, rule: SizeRule): string | undefined {
   if ("exactly" in rule) {
     return size === rule.exactly ? undefined : `: weights are ${size} bytes, ` +
-      `model.json describes ${rule.exactly} (truncated or mismatched files)`;
+      `${rule.describedBy ?? "model.json"} describes ${rule.exactly} ` +
+      "(truncated or mismatched files)";
   }
   return size <= rule.atMost
     ? undefined
@@ -812,27 +841,42 @@ function sizeProblem(size: number, rule: SizeRule): string | undefined {
 }
 
 /**
- * The bytes of the regular file `name` inside the model folder `dir`, read
- * only after its size passes `rule`, and only as many bytes as it had then.
+ * The bytes of the regular file `name` inside the folder `dir` (see
+ * {@linkcode lstatInside}), read only after its size passes `rule`, and only
+ * as many bytes as it had then. Problems are reported through `errors`
+ * (default: the model folder's {@linkcode SavedModelError}).
+ *
+ * @example A file bigger than allowed is refused before it is read
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { join } from "node:path";
+ * import { readFileInside } from "./saved_model.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(join(dir, "a.json"), "[1,2,3]");
+ * assert.equal((await readFileInside(dir, "a.json", { atMost: 100 })).length, 7);
+ * await assert.rejects(
+ *   readFileInside(dir, "a.json", { atMost: 4 }),
+ *   /a\.json is 7 bytes, more than the 4 allowed/,
+ * );
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
-async function readModelFile(
+export async function readFileInside(
   dir: string,
   name: string,
   rule: SizeRule,
+  errors: FolderErrors = modelErrors(dir),
 ): Promise<Uint8Array> {
-  const before = await lstatInside(dir, name);
+  const before = await lstatInside(dir, name, errors);
   const problem = sizeProblem(before.size, rule);
-  if (problem) throw new SavedModelError(dir, `${fileLabel(name)}${problem}`);
+  if (problem) throw errors.error(`${fileLabel(name)}${problem}`);
   using file = await Deno.open(join(dir, name), { read: true });
   const info = await file.stat();
   if (
     !info.isFile || info.ino !== before.ino || info.dev !== before.dev ||
     info.size !== before.size
   ) {
-    throw new SavedModelError(
-      dir,
-      `${fileLabel(name)} changed while it was being read`,
-    );
+    throw errors.error(`${fileLabel(name)} changed while it was being read`);
   }
   const bytes = new Uint8Array(before.size);
   let offset = 0;
@@ -842,16 +886,13 @@ async function readModelFile(
     offset += n;
   }
   if (offset !== bytes.length) {
-    throw new SavedModelError(
-      dir,
-      `${fileLabel(name)} changed while it was being read`,
-    );
+    throw errors.error(`${fileLabel(name)} changed while it was being read`);
   }
   return bytes;
 }
 
 async function readJson(dir: string, name: string): Promise<unknown> {
-  const bytes = await readModelFile(dir, name, { atMost: MAX_JSON_BYTES });
+  const bytes = await readFileInside(dir, name, { atMost: MAX_JSON_BYTES });
   try {
     return JSON.parse(new TextDecoder().decode(bytes)) as unknown;
   } catch (error) {
@@ -1011,7 +1052,7 @@ const DTYPE_BYTES: Record<string, number> = {
  * Bytes one manifest entry occupies in the weights files, or a problem when
  * the entry is malformed or of a dtype whose size is not fixed.
  */
-function specBytes(spec: unknown): number | string {
+export function specBytes(spec: unknown): number | string {
   if (!isRecord(spec) || typeof spec.name !== "string") {
     return "a weight has no name";
   }
@@ -1092,7 +1133,7 @@ async function readWeightFiles(
   let offset = 0;
   for (const [i, group] of groups.entries()) {
     for (const [j, path] of group.paths.entries()) {
-      const bytes = await readModelFile(abs, path, { exactly: sizes[i][j] });
+      const bytes = await readFileInside(abs, path, { exactly: sizes[i][j] });
       data.set(bytes, offset);
       offset += bytes.byteLength;
     }
