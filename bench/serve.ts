@@ -5,21 +5,36 @@
  * core, and with the model in the server's own thread)
  * against a Keras/TensorFlow 2.21 peer (`bench/serve_peer.py`: the same seed
  * CNN architecture, random weights, PIL preprocessing, the same HTTP API), on
- * loopback.
+ * loopback; with `--root DIR`, also against the server of another checkout
+ * of this project (its `lib/deploy/serve.ts`, serving the same model), to
+ * compare two versions of the code.
  *
- * Both servers run at once as child processes of this one (so background
- * load hits both alike); for each concurrency C (default 1, 4 and 8) each is
+ * All servers run at once as child processes of this one (so background
+ * load hits them alike); for each concurrency C (default 1, 4 and 8) each is
  * warmed up, then C concurrent keep-alive clients in this process POST real
  * JPEG scans (round robin over `--files` of them) for `--duration` seconds
- * (or `--requests` requests), the two servers taking turns (the order flips
- * with each C). Reported per C and server: requests/s, p50/p90/p99 latency,
- * the server's CPU time per request (from `/proc`, less sensitive to other
- * load), its peak resident memory, and the ratios.
+ * (or `--requests` requests), the servers taking turns (the order flips
+ * with each C), `--rounds` times over (A B A B …), the rounds pooled. Reported per C and server: requests/s,
+ * p50/p90/p99 latency, the server's CPU time per request (from `/proc`, less
+ * sensitive to other load), its peak resident memory, and the ratios (ours
+ * over the peer, ours over the other checkout).
+ *
+ * `--mixed SECONDS` measures instead how the servers bear hostile input: for
+ * each concurrency C and server in turn, a fresh server is started and
+ * warmed up, then for SECONDS the C normal clients post real scans while
+ * hostile clients run beside them (bench/serve_hostile.ts: forged frame
+ * sizes, truncated scans, a PNG just under the pixel limit, `Host: [`, slow
+ * headers, idle connections). Reported: the normal requests (count, p50,
+ * p99, errors by status), the hostile ones by outcome, the server's peak
+ * resident memory (sampled every 100 ms, the server and its child
+ * processes), whether it still answers `GET /health` afterwards and how it
+ * exits.
  *
  * ```sh
  * deno run -A bench/serve.ts [--data DIR] [--files 64] [--duration 10] \
- *   [--requests N] [--concurrency 1,4,8] [--warmup 20] [--model DIR] \
- *   [--workers 2,0] [--no-peer] [--json FILE]
+ *   [--requests N] [--concurrency 1,4,8] [--rounds 1] [--warmup 20] \
+ *   [--model DIR] [--workers 2,0] [--no-peer] [--root DIR] \
+ *   [--mixed S [--hostile 1] [--sockets 8]] [--json FILE]
  * ```
  *
  * Every flag is declared in {@linkcode SERVE_BENCH_CLI} (`--help` prints
@@ -31,14 +46,35 @@
  * @module
  */
 import { readdir, stat } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { writeTextAtomic } from "../lib/core/atomic.ts";
 import { resolveDataSource } from "../lib/data/prepare.ts";
 import { projectPaths } from "../lib/core/paths.ts";
 import { ensurePeerEnv } from "./peer_env.ts";
-import { evenlySpaced, loadAverage, recordedPath } from "./bench_util.ts";
+import {
+  evenlySpaced,
+  loadAverage,
+  median,
+  recordedPath,
+} from "./bench_util.ts";
 import { type FlagValues, runCli, UsageError } from "../lib/core/cli.ts";
+import { DEFAULTS } from "../lib/core/defaults.ts";
+import {
+  FORGED_SIDE,
+  HOSTILE_KINDS,
+  HOSTILE_PAUSE_MS,
+  type HostileBodies,
+  hostileBodies,
+  type HostileKind,
+  type HostileTally,
+  runHostileClient,
+  sampleRss,
+  sideUnderLimit,
+  SOCKET_KINDS,
+  treeRssMb,
+  TRICKLE_MS,
+} from "./serve_hostile.ts";
 
 /** Our model for the comparison: the same architecture as the peer's. */
 const SAME_AS_PEER = "seedcnn-128-r2";
@@ -51,7 +87,9 @@ export const SERVE_BENCH_CLI = {
   command: "deno run -A bench/serve.ts",
   summary:
     "HTTP serving speed: the project's server against a Keras/TensorFlow\n" +
-    "peer with the same API, on loopback, at several client concurrencies.",
+    "peer with the same API (and against another checkout's server), on\n" +
+    "loopback, at several client concurrencies; or, with --mixed, under\n" +
+    "normal load and hostile clients at once.",
   flags: {
     data: {
       type: "string",
@@ -68,7 +106,7 @@ export const SERVE_BENCH_CLI = {
       type: "number",
       value: "S",
       default: 10,
-      help: "seconds per server and concurrency",
+      help: "seconds per server, concurrency and round",
     },
     requests: {
       type: "integer",
@@ -79,6 +117,12 @@ export const SERVE_BENCH_CLI = {
       value: "LIST",
       default: "1,4,8",
       help: "comma-separated client counts",
+    },
+    rounds: {
+      type: "integer",
+      default: 1,
+      help: "measurements per server and concurrency, the\n" +
+        "servers taking turns; pooled",
     },
     warmup: {
       type: "integer",
@@ -97,7 +141,30 @@ export const SERVE_BENCH_CLI = {
       defaultText: "<CPUs>,0: a worker per\ncore, and none",
       help: "our server's --workers settings, one server\neach",
     },
-    "no-peer": { type: "boolean", help: "only our server" },
+    "no-peer": { type: "boolean", help: "only our server(s)" },
+    root: {
+      type: "string",
+      value: "DIR",
+      help: "another checkout of this project: its\n" +
+        "lib/deploy/serve.ts is measured beside ours\n" +
+        "(same model, same --workers), labelled by its\ncommit",
+    },
+    mixed: {
+      type: "number",
+      value: "S",
+      help: "instead: S seconds of normal load with\n" +
+        "hostile clients beside it, per server and\nconcurrency",
+    },
+    hostile: {
+      type: "integer",
+      default: 1,
+      help: "--mixed: clients of each hostile request kind",
+    },
+    sockets: {
+      type: "integer",
+      default: 8,
+      help: "--mixed: slow-header and idle connections, each",
+    },
     json: {
       type: "string",
       value: "FILE",
@@ -112,10 +179,15 @@ interface Flags {
   duration: number;
   requests?: number;
   concurrency: number[];
+  rounds: number;
   warmup: number;
   model?: string;
   workers: number[];
   peer: boolean;
+  root?: string;
+  mixed?: number;
+  hostile: number;
+  sockets: number;
   json?: string;
 }
 
@@ -134,6 +206,24 @@ function integers(text: string, min: number): number[] | undefined {
   return values.some((v) => !Number.isInteger(v) || v < min)
     ? undefined
     : values;
+}
+
+/** `--root`: a folder holding `lib/deploy/serve.ts`, and not this checkout. */
+function checkRoot(root: string | undefined): string | undefined {
+  if (root === undefined) return undefined;
+  const dir = resolve(root);
+  try {
+    Deno.statSync(join(dir, "lib", "deploy", "serve.ts"));
+  } catch {
+    throw new UsageError(
+      `--root ${root}: no lib/deploy/serve.ts there (give the folder of ` +
+        "another checkout of this project)",
+    );
+  }
+  if (dir === resolve(projectPaths().root)) {
+    throw new UsageError(`--root ${root} is this checkout`);
+  }
+  return dir;
 }
 
 function checkFlags(values: FlagValues<typeof SERVE_BENCH_CLI>): Flags {
@@ -157,15 +247,32 @@ function checkFlags(values: FlagValues<typeof SERVE_BENCH_CLI>): Flags {
     duration: positive(values.duration, "duration"),
     requests: positive(values.requests, "requests"),
     concurrency,
+    rounds: positive(values.rounds, "rounds"),
     warmup: positive(values.warmup, "warmup"),
     model: values.model,
     peer: !values["no-peer"],
+    root: checkRoot(values.root),
+    mixed: positive(values.mixed, "mixed"),
+    hostile: positive(values.hostile, "hostile"),
+    sockets: positive(values.sockets, "sockets"),
     json: values.json,
   };
 }
 
 // ---------------------------------------------------------------------------
 // Scans
+
+/** Whether a file starts as a JPEG does (`FF D8 FF`). */
+async function isJpeg(path: string): Promise<boolean> {
+  const file = await Deno.open(path);
+  try {
+    const head = new Uint8Array(3);
+    await file.read(head);
+    return head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff;
+  } finally {
+    file.close();
+  }
+}
 
 async function jpegFiles(root: string): Promise<string[]> {
   const out: string[] = [];
@@ -176,14 +283,8 @@ async function jpegFiles(root: string): Promise<string[]> {
       const path = join(dir, name);
       const info = await stat(path);
       if (info.isDirectory()) await walk(path);
-      else if (info.isFile() && info.size > 3) {
-        const file = await Deno.open(path);
-        const head = new Uint8Array(3);
-        await file.read(head);
-        file.close();
-        if (head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff) {
-          out.push(path);
-        }
+      else if (info.isFile() && info.size > 3 && await isJpeg(path)) {
+        out.push(path);
       }
     }
   };
@@ -192,11 +293,72 @@ async function jpegFiles(root: string): Promise<string[]> {
 }
 
 // ---------------------------------------------------------------------------
+// Checkouts
+
+/** The code a server runs: a checkout of this project, at a commit. */
+interface Checkout {
+  /** Its label in the results: `ours`, or the other checkout's short commit. */
+  name: string;
+  /** Its folder. */
+  dir: string;
+  /** Its commit (short hash), when it is a git checkout. */
+  commit?: string;
+  /** Files under `lib/` changed since that commit. */
+  uncommitted: string[];
+}
+
+/** Output of a git command in `dir`, or undefined when it fails. */
+async function git(
+  dir: string,
+  ...args: string[]
+): Promise<string | undefined> {
+  try {
+    const out = await new Deno.Command("git", {
+      args: ["-C", dir, ...args],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    // Only the end trimmed: `git status --porcelain` lines open with a space.
+    return out.success
+      ? new TextDecoder().decode(out.stdout).trimEnd()
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** This checkout (`ours`) and the other one's commit, for labels and the record. */
+async function describeCheckout(dir: string, ours: boolean): Promise<Checkout> {
+  const commit = await git(dir, "rev-parse", "--short", "HEAD");
+  const status = await git(dir, "status", "--porcelain", "--", "lib");
+  const uncommitted = (status ?? "").split("\n").filter(Boolean)
+    .map((line) => line.slice(3));
+  return {
+    name: ours ? "ours" : commit ?? basename(dir),
+    dir,
+    commit,
+    uncommitted,
+  };
+}
+
+// ---------------------------------------------------------------------------
 // Servers
 
-/** Our server's label for a `--workers` setting. */
-function ourLabel(workers: number): string {
-  return workers === 0 ? "ours/thread" : `ours/${workers}w`;
+/** Our server's label for a checkout and a `--workers` setting. */
+function ourLabel(checkout: string, workers: number): string {
+  return workers === 0 ? `${checkout}/thread` : `${checkout}/${workers}w`;
+}
+
+/** How to start one server, and how it says where it listens. */
+interface ServerSpec {
+  label: string;
+  command: string;
+  args: string[];
+  /** Its working folder. */
+  cwd: string;
+  /** Matches the start-up line that holds its URL (group 1). */
+  pattern: RegExp;
+  env?: Record<string, string>;
 }
 
 interface Server {
@@ -209,72 +371,80 @@ interface Server {
   drained: Promise<void>;
 }
 
-/** Starts a server and waits until it prints its URL; keeps draining stderr. */
-async function startServer(
-  label: string,
-  command: string,
-  args: string[],
+/**
+ * Reads a server's stderr to the end, counting lines; resolves `ready` with
+ * its URL once a start-up line matches `pattern`, calls `failed` if the
+ * stream ends before.
+ */
+async function drainStderr(
+  server: Server,
   pattern: RegExp,
-  env: Record<string, string> = {},
-): Promise<Server> {
-  const child = new Deno.Command(command, {
-    args,
-    cwd: projectPaths().root,
-    env,
+  ready: (url: string) => void,
+  failed: (error: Error) => void,
+): Promise<void> {
+  const decoder = new TextDecoder();
+  let rest = "";
+  for await (const chunk of server.child.stderr) {
+    const parts = (rest + decoder.decode(chunk, { stream: true })).split("\n");
+    rest = parts.pop()!;
+    for (const line of parts) {
+      server.logLines++;
+      if (server.url) continue;
+      server.startLines.push(line);
+      const m = line.match(pattern);
+      if (m) {
+        server.url = m[1].replace(/\/$/, "");
+        ready(server.url);
+      }
+    }
+  }
+  if (!server.url) {
+    failed(
+      new Error(
+        `${server.label} exited before listening:\n${
+          server.startLines.slice(-10).join("\n")
+        }`,
+      ),
+    );
+  }
+}
+
+/** Starts a server and waits until it prints its URL; keeps draining stderr. */
+async function startServer(spec: ServerSpec): Promise<Server> {
+  const child = new Deno.Command(spec.command, {
+    args: spec.args,
+    cwd: spec.cwd,
+    env: spec.env ?? {},
     stdin: "null",
     stdout: "null",
     stderr: "piped",
   }).spawn();
   const server: Server = {
-    label,
+    label: spec.label,
     child,
     url: "",
     logLines: 0,
     startLines: [],
     drained: Promise.resolve(),
   };
-  let ready!: (url: string) => void;
-  let failed!: (error: Error) => void;
-  const started = new Promise<string>((res, rej) => {
-    ready = res;
-    failed = rej;
-  });
-  server.drained = (async () => {
-    const decoder = new TextDecoder();
-    let rest = "";
-    for await (const chunk of child.stderr) {
-      const parts = (rest + decoder.decode(chunk, { stream: true })).split(
-        "\n",
-      );
-      rest = parts.pop()!;
-      for (const line of parts) {
-        server.logLines++;
-        if (!server.url) {
-          server.startLines.push(line);
-          const m = line.match(pattern);
-          if (m) {
-            server.url = m[1].replace(/\/$/, "");
-            ready(server.url);
-          }
-        }
-      }
-    }
-    if (!server.url) {
-      failed(
-        new Error(
-          `${label} exited before listening:\n${
-            server.startLines.slice(-10).join("\n")
-          }`,
-        ),
-      );
-    }
-  })();
+  const started = Promise.withResolvers<string>();
+  server.drained = drainStderr(
+    server,
+    spec.pattern,
+    started.resolve,
+    started.reject,
+  );
   const timer = setTimeout(
-    () => failed(new Error(`${label} did not start within 180 s`)),
+    () => started.reject(new Error(`${spec.label} did not start within 180 s`)),
     180_000,
   );
   try {
-    await started;
+    await started.promise;
+    const health = await fetch(`${server.url}/health`);
+    await health.body?.cancel();
+    if (health.status !== 200) {
+      throw new Error(`${spec.label}: GET /health answered ${health.status}`);
+    }
   } catch (error) {
     try {
       child.kill("SIGKILL");
@@ -283,11 +453,6 @@ async function startServer(
   } finally {
     clearTimeout(timer);
   }
-  const health = await fetch(`${server.url}/health`);
-  if (health.status !== 200) {
-    throw new Error(`${label}: GET /health answered ${health.status}`);
-  }
-  await health.body?.cancel();
   return server;
 }
 
@@ -308,19 +473,40 @@ async function stopServer(server: Server): Promise<number> {
 
 /** User + system CPU time of a process, in ms (Linux `/proc`). */
 function cpuMs(pid: number): number {
-  const text = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10;
+  try {
+    const text = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return NaN; // the process is gone
+  }
 }
 
 /** Peak resident memory of a process so far, in MB (Linux `/proc`). */
 function peakRssMb(pid: number): number {
-  const text = Deno.readTextFileSync(`/proc/${pid}/status`);
-  return Number(text.match(/^VmHWM:\s+(\d+) kB/m)?.[1] ?? NaN) / 1024;
+  try {
+    const text = Deno.readTextFileSync(`/proc/${pid}/status`);
+    return Number(text.match(/^VmHWM:\s+(\d+) kB/m)?.[1] ?? NaN) / 1024;
+  } catch {
+    return NaN; // the process is gone
+  }
 }
 
 // ---------------------------------------------------------------------------
 // Load
+
+/** One measurement of one server: what the clients saw. */
+interface Sample {
+  /** Latencies of the answered requests (200 with a class), ms. */
+  latencies: number[];
+  /** The rest, counted by status (or `closed`, `error: …`). */
+  errors: Record<string, number>;
+  firstFailure?: string;
+  seconds: number;
+  /** The server's CPU time over the measurement, ms. */
+  cpuMs: number;
+  load: number;
+}
 
 interface LoadResult {
   requests: number;
@@ -336,6 +522,8 @@ interface LoadResult {
   peakRssMb: number;
   load: number;
   firstFailure?: string;
+  /** Each round's requests/s, p50 and p99, when there were several. */
+  rounds?: { rps: number; p50: number; p99: number }[];
 }
 
 function percentile(sorted: number[], q: number): number {
@@ -344,55 +532,79 @@ function percentile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, rank))];
 }
 
+/** What one failed request counts as: its status, or how the fetch failed. */
+function failureKey(status: number | undefined, error?: unknown): string {
+  if (status !== undefined) return String(status);
+  const text = String((error as Error)?.message ?? error);
+  return /connection (closed|reset)|reset by peer/i.test(text)
+    ? "closed"
+    : `error: ${(error as Error)?.name ?? "unknown"}`;
+}
+
+/** C keep-alive clients posting scans round robin until `until` is met. */
 async function load(
   server: Server,
   scans: Uint8Array[],
   concurrency: number,
   until: { seconds?: number; requests?: number },
-): Promise<LoadResult> {
-  const latencies: number[] = [];
-  let failures = 0;
-  let firstFailure: string | undefined;
+): Promise<Sample> {
+  const sample: Sample = {
+    latencies: [],
+    errors: {},
+    seconds: 0,
+    cpuMs: 0,
+    load: loadAverage(),
+  };
+  const fail = (key: string, detail: string) => {
+    sample.errors[key] = (sample.errors[key] ?? 0) + 1;
+    sample.firstFailure ??= detail;
+  };
   let next = 0;
-  const loadBefore = loadAverage();
   const cpu0 = cpuMs(server.child.pid);
   const t0 = performance.now();
   const deadline = until.seconds === undefined
     ? Infinity
     : t0 + until.seconds * 1000;
   const client = async () => {
-    while (true) {
-      if (performance.now() >= deadline) return;
+    while (performance.now() < deadline) {
       const i = next++;
       if (until.requests !== undefined && i >= until.requests) return;
-      const body = scans[i % scans.length];
       const start = performance.now();
       try {
         const res = await fetch(`${server.url}/predict`, {
           method: "POST",
-          body: body as Uint8Array<ArrayBuffer>,
+          body: scans[i % scans.length] as Uint8Array<ArrayBuffer>,
           headers: { "content-type": "image/jpeg" },
         });
-        const answer = await res.json();
-        if (res.status !== 200 || typeof answer.class !== "string") {
-          failures++;
-          firstFailure ??= `${res.status} ${JSON.stringify(answer)}`;
+        const text = await res.text();
+        if (res.status !== 200 || !/"class":"/.test(text)) {
+          fail(failureKey(res.status), `${res.status} ${text}`);
           continue;
         }
       } catch (error) {
-        failures++;
-        firstFailure ??= String(error);
+        fail(failureKey(undefined, error), String(error));
+        // A server that is gone refuses at once: count, do not spin.
+        await new Promise((r) => setTimeout(r, 50));
         continue;
       }
-      latencies.push(performance.now() - start);
+      sample.latencies.push(performance.now() - start);
     }
   };
   await Promise.all(Array.from({ length: concurrency }, client));
-  const seconds = (performance.now() - t0) / 1000;
-  const cpu = cpuMs(server.child.pid) - cpu0;
-  latencies.sort((a, b) => a - b);
+  sample.seconds = (performance.now() - t0) / 1000;
+  sample.cpuMs = cpuMs(server.child.pid) - cpu0;
+  return sample;
+}
+
+const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+
+/** The rounds of one server at one concurrency, pooled. */
+function summarise(samples: Sample[], peakMb: number): LoadResult {
+  const latencies = samples.flatMap((s) => s.latencies).sort((a, b) => a - b);
   const n = latencies.length;
-  return {
+  const failures = sum(samples.flatMap((s) => Object.values(s.errors)));
+  const seconds = sum(samples.map((s) => s.seconds));
+  const result: LoadResult = {
     requests: n,
     failures,
     seconds,
@@ -400,12 +612,24 @@ async function load(
     p50: percentile(latencies, 0.5),
     p90: percentile(latencies, 0.9),
     p99: percentile(latencies, 0.99),
-    mean: latencies.reduce((a, b) => a + b, 0) / Math.max(1, n),
-    cpuMsPerRequest: cpu / Math.max(1, n + failures),
-    peakRssMb: peakRssMb(server.child.pid),
-    load: loadBefore,
-    firstFailure,
+    mean: sum(latencies) / Math.max(1, n),
+    cpuMsPerRequest: sum(samples.map((s) => s.cpuMs)) /
+      Math.max(1, n + failures),
+    peakRssMb: peakMb,
+    load: median(samples.map((s) => s.load)),
+    firstFailure: samples.find((s) => s.firstFailure)?.firstFailure,
   };
+  if (samples.length > 1) {
+    result.rounds = samples.map((s) => {
+      const sorted = [...s.latencies].sort((a, b) => a - b);
+      return {
+        rps: sorted.length / s.seconds,
+        p50: percentile(sorted, 0.5),
+        p99: percentile(sorted, 0.99),
+      };
+    });
+  }
+  return result;
 }
 
 const fmt = (x: number, digits = 1) =>
@@ -441,43 +665,50 @@ async function chooseScans(flags: Flags) {
   if (!all.length) throw new Error(`${root}: no JPEG files`);
   const chosen = evenlySpaced(all, flags.files);
   const scans = await Promise.all(chosen.map((p) => Deno.readFile(p)));
-  const kb = scans.reduce((s, b) => s + b.length, 0) / scans.length / 1024;
+  const kb = sum(scans.map((b) => b.length)) / scans.length / 1024;
   console.log(
     `${scans.length} JPEG scans (of ${all.length}), mean ${fmt(kb)} KB`,
   );
   return { root, scans };
 }
 
-/** Ours (one per `--workers` setting) and the peer, started together. */
-async function startServers(flags: Flags, python: string): Promise<Server[]> {
-  const root = projectPaths().root;
-  const starting = [
-    ...flags.workers.map((workers) =>
-      startServer(
-        ourLabel(workers),
-        Deno.execPath(),
-        [
-          ...["run", "-A", join(root, "lib", "deploy", "serve.ts")],
-          ...["--port", "0"],
-          "--model",
-          flags.model ?? join(root, "models", SAME_AS_PEER),
-          // The peer predicts each image once: so do we.
-          ...["--tta", "none", "--workers", String(workers)],
-        ],
-        / on (http:\/\/[^ ]+\/)/,
-      )
-    ),
-    ...(flags.peer
-      ? [startServer(
-        "keras",
-        python,
-        [join(HERE, "serve_peer.py"), "--port", "0", "--size", "128"],
-        /listening on (http:\/\/\S+)/,
-        { TF_CPP_MIN_LOG_LEVEL: "2" },
-      )]
-      : []),
-  ];
-  const started = await Promise.allSettled(starting);
+/** Ours (and the other checkout's) per `--workers` setting, then the peer. */
+function serverSpecs(
+  flags: Flags,
+  checkouts: Checkout[],
+  python: string,
+): ServerSpec[] {
+  const model = resolve(
+    flags.model ?? join(projectPaths().root, "models", SAME_AS_PEER),
+  );
+  const ours = flags.workers.flatMap((workers) =>
+    checkouts.map((checkout) => ({
+      label: ourLabel(checkout.name, workers),
+      command: Deno.execPath(),
+      args: [
+        ...["run", "-A", join(checkout.dir, "lib", "deploy", "serve.ts")],
+        ...["--port", "0", "--model", model],
+        // The peer predicts each image once: so do we.
+        ...["--tta", "none", "--workers", String(workers)],
+      ],
+      cwd: checkout.dir,
+      pattern: / on (http:\/\/[^ ]+\/)/,
+    }))
+  );
+  const peer: ServerSpec = {
+    label: "keras",
+    command: python,
+    args: [join(HERE, "serve_peer.py"), "--port", "0", "--size", "128"],
+    cwd: projectPaths().root,
+    pattern: /listening on (http:\/\/\S+)/,
+    env: { TF_CPP_MIN_LOG_LEVEL: "2" },
+  };
+  return flags.peer ? [...ours, peer] : ours;
+}
+
+/** Every server of `specs`, started together. */
+async function startServers(specs: ServerSpec[]): Promise<Server[]> {
+  const started = await Promise.allSettled(specs.map(startServer));
   const servers = started.flatMap((s) =>
     s.status === "fulfilled" ? [s.value] : []
   );
@@ -500,15 +731,47 @@ function describe(servers: Server[], flags: Flags): void {
   console.log(
     `${navigator.hardwareConcurrency} CPUs, load ${
       fmt(loadAverage(), 2)
-    } (shared with other work: both servers run under the same load)\n` +
+    } (shared with other work: all servers run under the same load)\n` +
       (flags.requests ? `${flags.requests} requests` : `${flags.duration} s`) +
-      ` per server and concurrency, after ${flags.warmup} warm-up requests`,
+      ` per server, concurrency and round (${flags.rounds} round${
+        flags.rounds === 1 ? "" : "s"
+      }), after ${flags.warmup} warm-up requests`,
   );
 }
 
 type Results = Record<string, Record<number, LoadResult>>;
 
-/** Each concurrency in turn: every server warmed up, then measured. */
+/** One server warmed up, then measured once. */
+async function measureOnce(
+  server: Server,
+  scans: Uint8Array[],
+  concurrency: number,
+  flags: Flags,
+): Promise<Sample> {
+  await load(server, scans, concurrency, {
+    requests: Math.max(flags.warmup, concurrency),
+  });
+  const sample = await load(
+    server,
+    scans,
+    concurrency,
+    flags.requests ? { requests: flags.requests } : { seconds: flags.duration },
+  );
+  const r = summarise([sample], NaN);
+  console.error(
+    `  C=${concurrency} ${server.label}: ${fmt(r.rps)} req/s, ` +
+      `p50 ${fmt(r.p50)} ms, p99 ${fmt(r.p99)} ms, ${r.requests} ok, ` +
+      `${r.failures} failed` +
+      (r.firstFailure ? ` (${r.firstFailure.slice(0, 200)})` : "") +
+      `, load ${fmt(r.load, 2)}`,
+  );
+  return sample;
+}
+
+/**
+ * Each concurrency in turn: every server warmed up and measured, the
+ * servers taking turns `--rounds` times (the order flips with each C).
+ */
 async function measure(
   servers: Server[],
   scans: Uint8Array[],
@@ -518,22 +781,16 @@ async function measure(
   for (const s of servers) results[s.label] = {};
   for (const [k, c] of flags.concurrency.entries()) {
     const order = k % 2 ? [...servers].reverse() : servers;
-    for (const s of order) {
-      await load(s, scans, c, { requests: Math.max(flags.warmup, c) });
-      const r = await load(
-        s,
-        scans,
-        c,
-        flags.requests
-          ? { requests: flags.requests }
-          : { seconds: flags.duration },
-      );
-      results[s.label][c] = r;
-      console.error(
-        `  C=${c} ${s.label}: ${fmt(r.rps)} req/s, p50 ${fmt(r.p50)} ms, ` +
-          `p99 ${fmt(r.p99)} ms, ${r.requests} ok, ${r.failures} failed` +
-          (r.firstFailure ? ` (${r.firstFailure.slice(0, 200)})` : "") +
-          `, load ${fmt(r.load, 2)}`,
+    const samples = new Map<Server, Sample[]>(servers.map((s) => [s, []]));
+    for (let round = 0; round < flags.rounds; round++) {
+      for (const s of order) {
+        samples.get(s)!.push(await measureOnce(s, scans, c, flags));
+      }
+    }
+    for (const s of servers) {
+      results[s.label][c] = summarise(
+        samples.get(s)!,
+        peakRssMb(s.child.pid),
       );
     }
   }
@@ -559,16 +816,20 @@ function resultTable(results: Results, servers: Server[], flags: Flags) {
   return table(rows);
 }
 
-/** Ours over Keras per concurrency and `--workers` setting. */
-function ratioTable(results: Results, flags: Flags): string {
-  const rows: string[][] = [["C", "ours", "req/s", "p50", "p99", "CPU/req"]];
+/** `a` over `b` per concurrency and `--workers` setting. */
+function ratioTable(
+  results: Results,
+  flags: Flags,
+  label: { a: (w: number) => string; b: (w: number) => string },
+): string {
+  const rows: string[][] = [["C", "server", "req/s", "p50", "p99", "CPU/req"]];
   for (const c of flags.concurrency) {
     for (const w of flags.workers) {
-      const o = results[ourLabel(w)][c];
-      const q = results.keras[c];
+      const o = results[label.a(w)][c];
+      const q = results[label.b(w)][c];
       rows.push([
         String(c),
-        ourLabel(w),
+        label.a(w),
         fmt(o.rps / q.rps, 2),
         fmt(o.p50 / q.p50, 2),
         fmt(o.p99 / q.p99, 2),
@@ -579,29 +840,48 @@ function ratioTable(results: Results, flags: Flags): string {
   return table(rows);
 }
 
-/** The benchmark: scans, servers, measurements, tables, JSON. */
-async function benchmark(flags: Flags): Promise<void> {
-  const { root, scans } = await chooseScans(flags);
-  const python = flags.peer
-    ? await ensurePeerEnv({ packages: [TF_WHEEL, "pillow", "numpy"] })
-    : "";
-  const servers = await startServers(flags, python);
+/** The tables of a normal-load comparison: results, then the ratios. */
+function printNormal(
+  results: Results,
+  servers: Server[],
+  flags: Flags,
+  checkouts: Checkout[],
+): void {
+  console.log("\n" + resultTable(results, servers, flags));
+  const ours = (w: number) => ourLabel("ours", w);
+  if (results.keras) {
+    console.log(
+      "\nratios ours/keras (req/s: >1 is ours faster; latency and CPU: <1 is ours faster)",
+    );
+    console.log(ratioTable(results, flags, { a: ours, b: () => "keras" }));
+  }
+  const other = checkouts.find((c) => c.name !== "ours");
+  if (other) {
+    console.log(
+      `\nratios ours/${other.name} (req/s: >1 is ours faster; latency and CPU: <1 is ours faster)`,
+    );
+    console.log(
+      ratioTable(results, flags, {
+        a: ours,
+        b: (w) => ourLabel(other.name, w),
+      }),
+    );
+  }
+}
+
+/** The normal-load comparison: all servers at once, taking turns. */
+async function normalBenchmark(
+  specs: ServerSpec[],
+  scans: Uint8Array[],
+  flags: Flags,
+  checkouts: Checkout[],
+): Promise<Results> {
+  const servers = await startServers(specs);
   try {
     describe(servers, flags);
     const results = await measure(servers, scans, flags);
-    console.log("\n" + resultTable(results, servers, flags));
-    if (results.keras) {
-      console.log(
-        "\nratios ours/keras (req/s: >1 is ours faster; latency and CPU: <1 is ours faster)",
-      );
-      console.log(ratioTable(results, flags));
-    }
-    if (flags.json) {
-      // The dataset by a name that says nothing about this machine.
-      const data = recordedPath(root);
-      const json = { data, files: scans.length, results };
-      await writeTextAtomic(flags.json, JSON.stringify(json, null, 2));
-    }
+    printNormal(results, servers, flags, checkouts);
+    return results;
   } finally {
     for (const s of servers) {
       const code = await stopServer(s);
@@ -610,6 +890,335 @@ async function benchmark(flags: Flags): Promise<void> {
       );
     }
   }
+}
+
+// ---------------------------------------------------------------------------
+// Mixed run: normal load and hostile clients at once
+
+/** How one kind of hostile client fared over a mixed run. */
+interface HostileResult {
+  clients: number;
+  attempts: number;
+  /** Counts by outcome: an HTTP status, `closed`, `open at end`, `timeout`, … */
+  outcomes: Record<string, number>;
+  /** Median seconds until the server closed or answered a connection. */
+  medianSecondsToClose?: number;
+}
+
+/** One server's mixed run at one concurrency. */
+interface MixedResult {
+  /** The run's length (`--mixed`), s. */
+  seconds: number;
+  /** How long after it the last hostile attempt ended, s. */
+  drainSeconds: number;
+  normal: {
+    clients: number;
+    /** Requests answered 200 with a class. */
+    requests: number;
+    rps: number;
+    p50: number;
+    p99: number;
+    /** The rest, by status (or `closed`, `error: …`). */
+    errors: Record<string, number>;
+    firstFailure?: string;
+  };
+  hostile: Partial<Record<HostileKind, HostileResult>>;
+  /** Resident memory of the server and its child processes, MB: after the warm-up, the highest sample (every 100 ms) over the run, the last. */
+  rssMb: { before: number; peak: number; last: number; samples: number };
+  /** The server process's own peak resident memory since it started (`VmHWM`), MB. */
+  vmHwmMb: number;
+  /** The server's CPU time over the run, s. */
+  cpuSeconds: number;
+  /** `GET /health` answered 200 within 10 s after the run. */
+  healthyAfter: boolean;
+  /** The server's exit code when stopped (SIGTERM) after the run. */
+  exitCode?: number;
+  load: number;
+}
+
+type MixedResults = Record<string, Record<number, MixedResult>>;
+
+/** The host and port a server's base URL names. */
+function targetOf(url: string) {
+  const u = new URL(url);
+  return {
+    url,
+    hostname: u.hostname.replace(/^\[|\]$/g, ""),
+    port: Number(u.port),
+  };
+}
+
+/** Every hostile client of the run, until `until`; their tallies by kind. */
+async function attack(
+  server: Server,
+  bodies: HostileBodies,
+  until: number,
+  flags: Flags,
+): Promise<Partial<Record<HostileKind, HostileResult>>> {
+  const target = targetOf(server.url);
+  const runs = HOSTILE_KINDS.map(async (kind) => {
+    const clients = SOCKET_KINDS.includes(kind) ? flags.sockets : flags.hostile;
+    const tallies: HostileTally[] = await Promise.all(
+      Array.from(
+        { length: clients },
+        () => runHostileClient({ kind, target, bodies, until }),
+      ),
+    );
+    const outcomes: Record<string, number> = {};
+    for (const t of tallies) {
+      for (const [k, n] of Object.entries(t.outcomes)) {
+        outcomes[k] = (outcomes[k] ?? 0) + n;
+      }
+    }
+    const closes = tallies.flatMap((t) => t.secondsToClose);
+    const result: HostileResult = {
+      clients,
+      attempts: sum(tallies.map((t) => t.attempts)),
+      outcomes,
+      ...(closes.length ? { medianSecondsToClose: median(closes) } : {}),
+    };
+    return [kind, result] as const;
+  });
+  return Object.fromEntries(await Promise.all(runs));
+}
+
+/** Whether the server still answers `GET /health` (200 within 10 s). */
+async function answersHealth(server: Server): Promise<boolean> {
+  try {
+    const res = await fetch(`${server.url}/health`, {
+      signal: AbortSignal.timeout(10_000),
+    });
+    await res.body?.cancel();
+    return res.status === 200;
+  } catch {
+    return false;
+  }
+}
+
+/** The normal load and the hostile clients for `--mixed` seconds, measured. */
+async function underAttack(
+  server: Server,
+  scans: Uint8Array[],
+  bodies: HostileBodies,
+  concurrency: number,
+  flags: Flags,
+): Promise<MixedResult> {
+  const pid = server.child.pid;
+  const before = treeRssMb(pid);
+  const cpu0 = cpuMs(pid);
+  const sampler = sampleRss(pid);
+  const t0 = performance.now();
+  const hostile = attack(server, bodies, t0 + flags.mixed! * 1000, flags);
+  const normal = await load(server, scans, concurrency, {
+    seconds: flags.mixed,
+  });
+  const tallies = await hostile;
+  const drainSeconds = (performance.now() - t0) / 1000 - flags.mixed!;
+  const rss = sampler.stop();
+  const r = summarise([normal], NaN);
+  return {
+    seconds: flags.mixed!,
+    drainSeconds,
+    normal: {
+      clients: concurrency,
+      requests: r.requests,
+      rps: r.rps,
+      p50: r.p50,
+      p99: r.p99,
+      errors: normal.errors,
+      firstFailure: r.firstFailure?.slice(0, 300),
+    },
+    hostile: tallies,
+    rssMb: { before, peak: rss.peakMb, last: rss.lastMb, samples: rss.samples },
+    vmHwmMb: peakRssMb(pid),
+    cpuSeconds: (cpuMs(pid) - cpu0) / 1000,
+    healthyAfter: await answersHealth(server),
+    load: normal.load,
+  };
+}
+
+/** Counts by outcome as one short cell: `400×12 closed×3`. */
+function outcomesText(outcomes: Record<string, number> | undefined): string {
+  const entries = Object.entries(outcomes ?? {});
+  return entries.length
+    ? entries.sort().map(([k, n]) => `${k}×${n}`).join(" ")
+    : "none";
+}
+
+/** A fresh server, warmed up, then the mixed run; stopped after it. */
+async function mixedOnce(
+  spec: ServerSpec,
+  scans: Uint8Array[],
+  bodies: HostileBodies,
+  concurrency: number,
+  flags: Flags,
+): Promise<MixedResult> {
+  const server = await startServer(spec);
+  let result: MixedResult;
+  try {
+    await load(server, scans, concurrency, {
+      requests: Math.max(flags.warmup, concurrency),
+    });
+    result = await underAttack(server, scans, bodies, concurrency, flags);
+  } catch (error) {
+    await stopServer(server);
+    throw error;
+  }
+  result.exitCode = await stopServer(server);
+  const n = result.normal;
+  console.error(
+    `  C=${concurrency} ${spec.label}: normal ${n.requests} ok ` +
+      `(${fmt(n.rps)} req/s, p50 ${fmt(n.p50)} ms, p99 ${fmt(n.p99)} ms), ` +
+      `errors ${outcomesText(n.errors)}; peak RSS ${
+        fmt(result.rssMb.peak, 0)
+      } MB; ` +
+      `healthy after: ${result.healthyAfter}; exit ${result.exitCode}`,
+  );
+  return result;
+}
+
+/** The normal clients' side of the mixed runs: one row per C and server. */
+function mixedNormalTable(results: MixedResults, flags: Flags): string {
+  const rows: string[][] = [[
+    ...["C", "server", "ok", "req/s", "p50 ms", "p99 ms", "errors"],
+    ...["RSS before MB", "peak RSS MB", "CPU s", "healthy after", "exit"],
+  ]];
+  for (const c of flags.concurrency) {
+    for (const [label, byC] of Object.entries(results)) {
+      const r = byC[c];
+      rows.push([
+        ...[String(c), label, String(r.normal.requests), fmt(r.normal.rps)],
+        ...[fmt(r.normal.p50), fmt(r.normal.p99)],
+        outcomesText(r.normal.errors),
+        ...[fmt(r.rssMb.before, 0), fmt(r.rssMb.peak, 0), fmt(r.cpuSeconds)],
+        ...[r.healthyAfter ? "yes" : "NO", String(r.exitCode ?? "–")],
+      ]);
+    }
+  }
+  return table(rows);
+}
+
+/** The hostile clients' side: one row per kind, one column per run. */
+function mixedHostileTable(results: MixedResults, flags: Flags): string {
+  const runs = flags.concurrency.flatMap((c) =>
+    Object.keys(results).map((label) => ({ c, label }))
+  );
+  const rows: string[][] = [[
+    "hostile client",
+    ...runs.map(({ c, label }) => `C=${c} ${label}`),
+  ]];
+  for (const kind of HOSTILE_KINDS) {
+    rows.push([
+      kind,
+      ...runs.map(({ c, label }) => {
+        const h = results[label][c].hostile[kind];
+        const close = h?.medianSecondsToClose;
+        return outcomesText(h?.outcomes) +
+          (close !== undefined ? ` (closed after ${fmt(close)} s)` : "");
+      }),
+    ]);
+  }
+  return table(rows);
+}
+
+/** The hostile bodies, from the first scan that has a JPEG frame header. */
+async function bodiesFrom(scans: Uint8Array[]): Promise<HostileBodies> {
+  for (const scan of scans) {
+    try {
+      return await hostileBodies(scan);
+    } catch { /* no frame header: try the next scan */ }
+  }
+  throw new Error("no scan with a JPEG frame header to forge");
+}
+
+/** Each concurrency in turn, each server in turn (the order flips with C). */
+async function mixedBenchmark(
+  specs: ServerSpec[],
+  scans: Uint8Array[],
+  flags: Flags,
+): Promise<MixedResults> {
+  const bodies = await bodiesFrom(scans);
+  console.log(
+    `mixed run: ${flags.mixed} s per server and concurrency; hostile: ` +
+      `${flags.hostile} client(s) of each request kind, ${flags.sockets} ` +
+      `slow-header and ${flags.sockets} idle connections; large PNG ` +
+      `${(bodies.largePng.length / 1024).toFixed(0)} KB`,
+  );
+  const results: MixedResults = {};
+  for (const s of specs) results[s.label] = {};
+  for (const [k, c] of flags.concurrency.entries()) {
+    const order = k % 2 ? [...specs].reverse() : specs;
+    for (const spec of order) {
+      results[spec.label][c] = await mixedOnce(spec, scans, bodies, c, flags);
+    }
+  }
+  console.log("\nnormal requests under hostile load\n");
+  console.log(mixedNormalTable(results, flags));
+  console.log("\nhostile requests and connections, by outcome\n");
+  console.log(mixedHostileTable(results, flags));
+  return results;
+}
+
+// ---------------------------------------------------------------------------
+// The benchmark
+
+/** This checkout, and the other one when `--root` names it. */
+async function checkoutsOf(flags: Flags): Promise<Checkout[]> {
+  const ours = await describeCheckout(projectPaths().root, true);
+  if (!flags.root) return [ours];
+  const other = await describeCheckout(flags.root, false);
+  console.log(
+    `checkouts: ours at ${ours.commit ?? "?"}` +
+      (ours.uncommitted.length
+        ? ` (+${ours.uncommitted.length} changed in lib/)`
+        : "") +
+      `, ${other.name} at ${other.dir}`,
+  );
+  return [other, ours];
+}
+
+/** The benchmark: scans, servers, measurements, tables, JSON. */
+async function benchmark(flags: Flags): Promise<void> {
+  const { root, scans } = await chooseScans(flags);
+  const checkouts = await checkoutsOf(flags);
+  const python = flags.peer
+    ? await ensurePeerEnv({ packages: [TF_WHEEL, "pillow", "numpy"] })
+    : "";
+  const specs = serverSpecs(flags, checkouts, python);
+  const results = flags.mixed
+    ? await mixedBenchmark(specs, scans, flags)
+    : await normalBenchmark(specs, scans, flags, checkouts);
+  if (flags.json) {
+    const json = {
+      // The dataset by a name that says nothing about this machine.
+      data: recordedPath(root),
+      files: scans.length,
+      ...(flags.mixed
+        ? { mixed: mixedConditions(flags) }
+        : { rounds: flags.rounds, duration: flags.duration }),
+      checkouts: checkouts.map(({ name, commit, uncommitted }) => ({
+        name,
+        commit,
+        uncommitted,
+      })),
+      results,
+    };
+    await writeTextAtomic(flags.json, JSON.stringify(json, null, 2) + "\n");
+  }
+}
+
+/** The conditions of a mixed run, as its results record them. */
+function mixedConditions(flags: Flags) {
+  return {
+    seconds: flags.mixed,
+    hostileClientsPerKind: flags.hostile,
+    slowHeaderConnections: flags.sockets,
+    idleConnections: flags.sockets,
+    pauseMs: HOSTILE_PAUSE_MS,
+    trickleMs: TRICKLE_MS,
+    largePngSide: sideUnderLimit(DEFAULTS.maxPixels),
+    forgedSide: FORGED_SIDE,
+  };
 }
 
 if (import.meta.main) {
