@@ -692,7 +692,8 @@ function serverSpecs(
         ...["--tta", "none", "--workers", String(workers)],
       ],
       cwd: checkout.dir,
-      pattern: / on (http:\/\/[^ ]+\/)/,
+      // The first URL it prints (its "serving … on URL" line, plain or JSON).
+      pattern: /(http:\/\/[\w.:[\]-]+)/,
     }))
   );
   const peer: ServerSpec = {
