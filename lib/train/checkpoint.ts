@@ -5,7 +5,8 @@
  *
  * ```text
  * checkpoint/
- *   state.json       { format, version, savedAt, state } — the loop's state
+ *   state.json       { format, version, savedAt, files, state } — the loop's
+ *                    state and the sizes of the extra files
  *   model.json       weight specs (name, shape, dtype), in model.weights order
  *   model.bin        the model's weights, trainable and not (batch-norm statistics)
  *   optimizer.json   weight specs of the optimizer's state + its extra numbers
@@ -20,11 +21,29 @@
  * tfjs renames variables (`conv1/kernel_1`) when the same model is built
  * twice in one process.
  *
+ * Loading reads a checkpoint folder as the saved-model loader reads a model
+ * folder: only regular files inside it (a symbolic link, a FIFO or a device
+ * is refused without being opened, and so is a checkpoint folder that is a
+ * symbolic link), each file's size checked before it is read (the JSON files
+ * bounded, every weights file exactly what its manifest describes: the
+ * specs in `model.json` and `optimizer.json`, the extra files' sizes in
+ * `state.json`), and the manifests' fields validated. Every error is a
+ * {@linkcode CheckpointError} naming the folder and the file.
+ *
  * @module
  */
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { recoverDirAtomic, writeDirAtomic } from "../model/saved_model.ts";
+import {
+  type FolderErrors,
+  lstatInside,
+  MAX_JSON_BYTES,
+  MAX_WEIGHTS_BYTES,
+  readFileInside,
+  recoverDirAtomic,
+  specBytes,
+  writeDirAtomic,
+} from "../model/saved_model.ts";
 import { type LayersModel, type Tensor, tf } from "../core/tf.ts";
 
 type Optimizer = import("@tensorflow/tfjs-node").Optimizer;
@@ -126,6 +145,45 @@ function decode(
   });
 }
 
+/** The optimizer's state (`getWeights()`), encoded. */
+async function encodeOptimizer(
+  optimizer: Optimizer,
+): Promise<{ data: Uint8Array; specs: WeightsManifestEntry[] }> {
+  const list = await optimizer.getWeights();
+  try {
+    return await encode(list);
+  } finally {
+    // getWeights() returns the live moment variables plus a fresh
+    // iteration-count scalar; only the latter is ours to free.
+    for (const w of list) {
+      if (w.name === "iter") w.tensor.dispose();
+    }
+  }
+}
+
+/** True when `name` may be an extra file of a checkpoint. */
+function isExtraFileName(name: string): boolean {
+  return /^[\w.-]+$/.test(name) && name !== "." && name !== ".." &&
+    !Object.values(CHECKPOINT_FILES).includes(name as never);
+}
+
+/** The text of `state.json`: the loop's state and the extra files' sizes. */
+function stateFileText<S>(
+  state: S,
+  extraFiles: [string, Uint8Array][],
+): string {
+  const doc: StateFile = {
+    format: CHECKPOINT_FORMAT,
+    version: CHECKPOINT_VERSION,
+    savedAt: new Date().toISOString(),
+    files: Object.fromEntries(
+      extraFiles.map(([name, data]) => [name, data.byteLength]),
+    ),
+    state,
+  };
+  return JSON.stringify(doc, null, 2) + "\n";
+}
+
 /** Options for {@linkcode saveCheckpoint}. */
 export interface SaveCheckpointOptions<S> {
   /** The checkpoint folder (replaced atomically). */
@@ -182,34 +240,12 @@ export async function saveCheckpoint<S>(
   );
   const extraFiles = Object.entries(options.extraFiles ?? {});
   for (const [name] of extraFiles) {
-    if (
-      !/^[\w.-]+$/.test(name) || name === CHECKPOINT_FILES.state ||
-      Object.values(CHECKPOINT_FILES).includes(name as never)
-    ) {
+    if (!isExtraFileName(name)) {
       throw new Error(`saveCheckpoint: invalid extra file name "${name}"`);
     }
   }
-  const optimizerList = await optimizer.getWeights();
-  let optimizerWeights;
-  try {
-    optimizerWeights = await encode(optimizerList);
-  } finally {
-    // getWeights() returns the live moment variables plus a fresh
-    // iteration-count scalar; only the latter is ours to free.
-    for (const w of optimizerList) {
-      if (w.name === "iter") w.tensor.dispose();
-    }
-  }
-  const stateText = JSON.stringify(
-    {
-      format: CHECKPOINT_FORMAT,
-      version: CHECKPOINT_VERSION,
-      savedAt: new Date().toISOString(),
-      state: options.state,
-    },
-    null,
-    2,
-  ) + "\n";
+  const optimizerWeights = await encodeOptimizer(optimizer);
+  const stateText = stateFileText(options.state, extraFiles);
   const optimizerText = JSON.stringify({
     className: optimizer.getClassName(),
     iterations: optimizer.iterations,
@@ -258,60 +294,181 @@ export async function hasCheckpoint(dir: string): Promise<boolean> {
   return existsSync(join(abs, CHECKPOINT_FILES.state));
 }
 
-async function readJson(dir: string, file: string): Promise<unknown> {
-  let text: string;
+/** The content of `state.json`. */
+interface StateFile {
+  format: string;
+  version: number;
+  savedAt: string;
+  /** Sizes in bytes of the extra files (absent in older checkpoints). */
+  files?: Record<string, number>;
+  state: unknown;
+}
+
+/** The problems of a checkpoint's files are {@linkcode CheckpointError}s. */
+function checkpointErrors(dir: string): FolderErrors {
+  return {
+    kind: "checkpoint",
+    namedBy: "the checkpoint reader",
+    error: (problem, options) => new CheckpointError(dir, problem, options),
+  };
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/**
+ * A value from a checkpoint's files as it may appear in a message: JSON, at
+ * most 60 characters, control characters escaped.
+ */
+function shown(value: unknown): string {
+  const text = (JSON.stringify(value) ?? String(value)).replace(
+    /[\u007f-\u009f]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+/**
+ * Throws unless `abs` is a real folder (not a symbolic link to one, which
+ * would let a checkpoint read files from elsewhere).
+ */
+async function checkCheckpointFolder(abs: string): Promise<void> {
+  let info: Deno.FileInfo;
   try {
-    text = await Deno.readTextFile(join(dir, file));
+    info = await Deno.lstat(abs);
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw new CheckpointError(dir, `${file} is missing`);
-    }
-    throw new CheckpointError(dir, `cannot read ${file}: ${error}`, {
-      cause: error,
-    });
+    throw new CheckpointError(abs, "no such folder", { cause: error });
   }
+  if (info.isSymlink) {
+    throw new CheckpointError(
+      abs,
+      "the checkpoint folder is a symbolic link; a checkpoint is read only " +
+        "from a real folder",
+    );
+  }
+  if (!info.isDirectory) throw new CheckpointError(abs, "not a folder");
+}
+
+/** A JSON file of the checkpoint: a regular file of at most 16 MiB. */
+async function readJson(dir: string, file: string): Promise<unknown> {
+  const bytes = await readFileInside(
+    dir,
+    file,
+    { atMost: MAX_JSON_BYTES },
+    checkpointErrors(dir),
+  );
   try {
-    return JSON.parse(text);
+    return JSON.parse(new TextDecoder().decode(bytes));
   } catch (error) {
-    throw new CheckpointError(dir, `${file} is not valid JSON`, {
+    throw new CheckpointError(dir, `${file} is not valid JSON: ${error}`, {
       cause: error,
     });
   }
 }
 
-/**
- * Reads only the loop state of a checkpoint (no tensors).
- *
- * @example Needs a checkpoint on disk, so it is not run by `deno test --doc`.
- * ```ts ignore
- * import { readCheckpointState } from "./checkpoint.ts";
- * const state = await readCheckpointState<{ epochsCompleted: number }>("models/run/checkpoint");
- * console.log(state.epochsCompleted);
- * ```
- */
-export async function readCheckpointState<S>(dir: string): Promise<S> {
-  const abs = resolve(dir);
-  await recoverDirAtomic(abs);
-  const doc = await readJson(abs, CHECKPOINT_FILES.state) as {
-    format?: string;
-    version?: number;
-    state?: S;
-  };
-  if (doc?.format !== CHECKPOINT_FORMAT) {
-    throw new CheckpointError(abs, "state.json is not a checkpoint");
+/** Problems of the `files` record of `state.json` (name → size). */
+function filesProblems(files: unknown): string[] {
+  if (files === undefined) return [];
+  if (!isRecord(files)) return [`files is ${shown(files)}, not an object`];
+  return Object.entries(files).flatMap(([name, size]) => {
+    if (!isExtraFileName(name)) return [`files names ${shown(name)}`];
+    return Number.isSafeInteger(size) && (size as number) >= 0 &&
+        (size as number) <= MAX_WEIGHTS_BYTES
+      ? []
+      : [`files gives ${name} the size ${shown(size)}`];
+  });
+}
+
+/** Throws unless `doc` is a `state.json` of this format and version. */
+function checkStateFile(abs: string, doc: unknown): asserts doc is StateFile {
+  const file = CHECKPOINT_FILES.state;
+  if (!isRecord(doc) || doc.format !== CHECKPOINT_FORMAT) {
+    throw new CheckpointError(abs, `${file} is not a checkpoint`);
   }
   if (doc.version !== CHECKPOINT_VERSION) {
     throw new CheckpointError(
       abs,
-      `unknown checkpoint version ${doc.version} (this code reads ${CHECKPOINT_VERSION})`,
+      `unknown checkpoint version ${
+        shown(doc.version)
+      } (this code reads ${CHECKPOINT_VERSION})`,
     );
   }
-  return doc.state as S;
+  const problems = filesProblems(doc.files);
+  if (typeof doc.savedAt !== "string") problems.push("savedAt is no date");
+  if (!("state" in doc)) problems.push("it holds no state");
+  if (problems.length) {
+    throw new CheckpointError(abs, `${file}: ${problems.join("; ")}`);
+  }
+}
+
+/** `state.json`, checked (see {@linkcode checkStateFile}). */
+async function readStateFile(abs: string): Promise<StateFile> {
+  await recoverDirAtomic(abs);
+  await checkCheckpointFolder(abs);
+  const doc = await readJson(abs, CHECKPOINT_FILES.state);
+  checkStateFile(abs, doc);
+  return doc;
+}
+
+/** Options for {@linkcode readCheckpointState}. */
+export interface ReadCheckpointStateOptions {
+  /**
+   * The problems of the saved state, one sentence each (none: it is
+   * usable); a state with problems is refused, naming them.
+   */
+  check?: (state: unknown) => string[];
+}
+
+/**
+ * Reads only the loop state of a checkpoint (no tensors), after checking
+ * `state.json` (a regular file inside a real folder, bounded, of this format
+ * and version) and, with `check`, the state itself.
+ *
+ * @example A state whose epoch count is not a count is refused
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readCheckpointState, saveCheckpoint } from "./checkpoint.ts";
+ * import { tf } from "../core/tf.ts";
+ * const model = tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [2] })] });
+ * const optimizer = tf.train.adam(0.01);
+ * const dir = await Deno.makeTempDir();
+ * await saveCheckpoint({ dir: `${dir}/checkpoint`, model, optimizer, state: { epoch: -1 } });
+ * const check = (state: unknown) =>
+ *   Number.isInteger((state as { epoch: number }).epoch) && (state as { epoch: number }).epoch >= 0
+ *     ? []
+ *     : ["epoch is not a count"];
+ * await assert.rejects(
+ *   readCheckpointState(`${dir}/checkpoint`, { check }),
+ *   /checkpoint .*: state.json: epoch is not a count/,
+ * );
+ * assert.deepEqual(await readCheckpointState(`${dir}/checkpoint`), { epoch: -1 });
+ * model.dispose();
+ * optimizer.dispose();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function readCheckpointState<S>(
+  dir: string,
+  options: ReadCheckpointStateOptions = {},
+): Promise<S> {
+  const abs = resolve(dir);
+  const { state } = await readStateFile(abs);
+  const problems = options.check?.(state) ?? [];
+  if (problems.length) {
+    throw new CheckpointError(
+      abs,
+      `${CHECKPOINT_FILES.state}: ${problems.join("; ")}`,
+    );
+  }
+  return state as S;
 }
 
 /**
  * Reads one of the `extraFiles` a checkpoint was saved with; undefined when
- * the checkpoint has no such file.
+ * the checkpoint has no such file. The file must be a regular file inside
+ * the folder, of the size `state.json` records (a checkpoint saved before
+ * sizes were recorded: at most 2 GiB).
  *
  * @example Needs a checkpoint on disk, so it is not run by `deno test --doc`.
  * ```ts ignore
@@ -324,19 +481,28 @@ export async function readCheckpointFile(
   name: string,
 ): Promise<Uint8Array | undefined> {
   const abs = resolve(dir);
-  await recoverDirAtomic(abs);
-  try {
-    return await Deno.readFile(join(abs, name));
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
-    throw new CheckpointError(abs, `cannot read ${name}: ${error}`, {
-      cause: error,
-    });
+  if (!isExtraFileName(name)) {
+    throw new CheckpointError(abs, `invalid extra file name ${shown(name)}`);
   }
+  const { files } = await readStateFile(abs);
+  if (files && !Object.hasOwn(files, name)) return undefined;
+  const errors = checkpointErrors(abs);
+  try {
+    await lstatInside(abs, name, errors);
+  } catch (error) {
+    if (error instanceof CheckpointError) {
+      if (error.cause instanceof Deno.errors.NotFound) return undefined;
+    }
+    throw error;
+  }
+  const rule = files
+    ? { exactly: files[name], describedBy: CHECKPOINT_FILES.state }
+    : { atMost: MAX_WEIGHTS_BYTES };
+  return await readFileInside(abs, name, rule, errors);
 }
 
 /** Options for {@linkcode loadCheckpoint}. */
-export interface LoadCheckpointOptions {
+export interface LoadCheckpointOptions extends ReadCheckpointStateOptions {
   /** The checkpoint folder. */
   dir: string;
   /** The model to restore into (same architecture as when saved). */
@@ -345,14 +511,59 @@ export interface LoadCheckpointOptions {
   optimizer: Optimizer;
 }
 
+/** The weight specs of one weights file and the bytes they describe. */
+interface WeightSpecs {
+  specs: WeightsManifestEntry[];
+  bytes: number;
+}
+
 /** The specs a checkpoint's weights are read with. */
 interface CheckpointSpecs {
-  model: WeightsManifestEntry[];
-  optimizer: {
-    className: string;
-    extras: Record<string, number>;
-    specs: WeightsManifestEntry[];
-  };
+  model: WeightSpecs;
+  optimizer: WeightSpecs & { extras: Record<string, number> };
+}
+
+/**
+ * The specs of `file` (`model.json` or `optimizer.json`) and their bytes;
+ * throws naming the file when they are malformed or describe too much.
+ */
+function weightSpecs(abs: string, file: string, specs: unknown): WeightSpecs {
+  if (!Array.isArray(specs)) {
+    throw new CheckpointError(abs, `${file} has no list of weight specs`);
+  }
+  let bytes = 0;
+  for (const spec of specs) {
+    const size = specBytes(spec);
+    if (typeof size === "string") {
+      throw new CheckpointError(abs, `${file}: ${size}`);
+    }
+    bytes += size;
+  }
+  if (bytes > MAX_WEIGHTS_BYTES) {
+    throw new CheckpointError(
+      abs,
+      `${file} describes ${bytes} bytes of weights, more than the ` +
+        `${MAX_WEIGHTS_BYTES} allowed`,
+    );
+  }
+  return { specs: specs as WeightsManifestEntry[], bytes };
+}
+
+/** The optimizer's extra numbers (β-powers), checked to be numbers. */
+function optimizerExtrasOf(abs: string, extras: unknown) {
+  if (extras === undefined) return {};
+  if (
+    !isRecord(extras) ||
+    !Object.values(extras).every((v) =>
+      typeof v === "number" && Number.isFinite(v)
+    )
+  ) {
+    throw new CheckpointError(
+      abs,
+      `${CHECKPOINT_FILES.optimizerSpecs}: extras are not numbers`,
+    );
+  }
+  return extras as Record<string, number>;
 }
 
 /** Reads the weight specs and checks the optimizer's kind. */
@@ -360,50 +571,49 @@ async function readSpecs(
   abs: string,
   optimizer: Optimizer,
 ): Promise<CheckpointSpecs> {
-  const model = (await readJson(abs, CHECKPOINT_FILES.modelSpecs) as {
-    specs: WeightsManifestEntry[];
-  }).specs;
-  const doc = await readJson(
+  const { modelSpecs, optimizerSpecs } = CHECKPOINT_FILES;
+  const modelDoc = await readJson(abs, modelSpecs);
+  const model = weightSpecs(
     abs,
-    CHECKPOINT_FILES.optimizerSpecs,
-  ) as CheckpointSpecs["optimizer"];
+    modelSpecs,
+    isRecord(modelDoc) ? modelDoc.specs : undefined,
+  );
+  const doc = await readJson(abs, optimizerSpecs);
+  if (!isRecord(doc) || typeof doc.className !== "string") {
+    throw new CheckpointError(abs, `${optimizerSpecs} names no optimizer`);
+  }
   if (doc.className !== optimizer.getClassName()) {
     throw new CheckpointError(
       abs,
-      `saved with a ${doc.className} optimizer, ` +
+      `saved with a ${shown(doc.className).slice(1, -1)} optimizer, ` +
         `cannot restore into ${optimizer.getClassName()}`,
     );
   }
-  return { model, optimizer: doc };
+  return {
+    model,
+    optimizer: {
+      ...weightSpecs(abs, optimizerSpecs, doc.specs),
+      extras: optimizerExtrasOf(abs, doc.extras),
+    },
+  };
 }
 
-/** Bytes of float32 weights with these specs. */
-function bytesOf(specs: WeightsManifestEntry[]): number {
-  return specs.reduce(
-    (s, w) => s + 4 * w.shape.reduce((a: number, b: number) => a * b, 1),
-    0,
-  );
-}
-
-/** Reads a weights file of the checkpoint. */
-async function readWeights(abs: string, file: string): Promise<Uint8Array> {
-  try {
-    return await Deno.readFile(join(abs, file));
-  } catch (error) {
-    throw new CheckpointError(abs, `${file} is missing`, { cause: error });
-  }
-}
-
-/** Checks that a weights file holds all that its specs describe. */
-function checkWhole(
+/**
+ * Reads a weights file of the checkpoint: a regular file inside the folder
+ * of exactly the bytes its specs (in `describedBy`) describe, checked before
+ * it is read.
+ */
+function readWeights(
   abs: string,
   file: string,
-  bytes: Uint8Array,
-  specs: WeightsManifestEntry[],
-): void {
-  if (bytes.byteLength !== bytesOf(specs)) {
-    throw new CheckpointError(abs, `${file} is truncated`);
-  }
+  expected: { bytes: number; describedBy: string },
+): Promise<Uint8Array> {
+  return readFileInside(
+    abs,
+    file,
+    { exactly: expected.bytes, describedBy: expected.describedBy },
+    checkpointErrors(abs),
+  );
 }
 
 /** Checks that the saved weights fit the model, by count and shape. */
@@ -424,7 +634,7 @@ function checkModelFits(
     if (spec.shape.join() !== shape.join()) {
       throw new CheckpointError(
         abs,
-        `weight ${i} (${spec.name}) has shape [${spec.shape}], ` +
+        `weight ${i} (${shown(spec.name)}) has shape [${spec.shape}], ` +
           `the model's ${
             weights[i].name
           } has [${shape}] (different architecture?)`,
@@ -440,7 +650,7 @@ async function restoreWeights(
   bytes: { model: Uint8Array; optimizer: Uint8Array },
 ): Promise<void> {
   const { model, optimizer } = options;
-  const modelTensors = decode(bytes.model, specs.model);
+  const modelTensors = decode(bytes.model, specs.model.specs);
   try {
     model.setWeights(modelTensors.map((t) => t.tensor));
   } finally {
@@ -449,7 +659,7 @@ async function restoreWeights(
   const optimizerTensors = decode(bytes.optimizer, specs.optimizer.specs);
   try {
     await optimizer.setWeights(optimizerTensors);
-    restoreOptimizerExtras(optimizer, specs.optimizer.extras ?? {});
+    restoreOptimizerExtras(optimizer, specs.optimizer.extras);
   } finally {
     // setWeights keeps its own references (variables share the data).
     tf.dispose(optimizerTensors.map((t) => t.tensor));
@@ -460,7 +670,8 @@ async function restoreWeights(
  * Restores model weights and optimizer state from a checkpoint and returns
  * the loop state. The model must have the same weights (count and shapes) as
  * when saved; the optimizer should be fresh (not yet stepped). Nothing is
- * changed unless every file is there, whole, and fits.
+ * changed unless every file is there, a regular file inside the folder,
+ * whole, and fits; with `check`, the state must also pass it.
  *
  * @example
  * ```ts
@@ -485,16 +696,21 @@ export async function loadCheckpoint<S>(
   options: LoadCheckpointOptions,
 ): Promise<S> {
   const abs = resolve(options.dir);
-  const state = await readCheckpointState<S>(abs);
+  const state = await readCheckpointState<S>(abs, options);
   const specs = await readSpecs(abs, options.optimizer);
-  const { modelWeights, optimizerWeights } = CHECKPOINT_FILES;
+  checkModelFits(abs, specs.model.specs, options.model);
+  const { modelWeights, modelSpecs, optimizerWeights, optimizerSpecs } =
+    CHECKPOINT_FILES;
   const bytes = {
-    model: await readWeights(abs, modelWeights),
-    optimizer: await readWeights(abs, optimizerWeights),
+    model: await readWeights(abs, modelWeights, {
+      bytes: specs.model.bytes,
+      describedBy: modelSpecs,
+    }),
+    optimizer: await readWeights(abs, optimizerWeights, {
+      bytes: specs.optimizer.bytes,
+      describedBy: optimizerSpecs,
+    }),
   };
-  checkWhole(abs, modelWeights, bytes.model, specs.model);
-  checkWhole(abs, optimizerWeights, bytes.optimizer, specs.optimizer.specs);
-  checkModelFits(abs, specs.model, options.model);
   await restoreWeights(options, specs, bytes);
   return state;
 }

@@ -288,3 +288,261 @@ Deno.test("loadCheckpoint refuses another architecture or optimizer, naming the 
     for (const o of [optimizer, opt2, sgd]) o.dispose();
   });
 });
+
+/** A checkpoint of `tinyModel(1)` after one step, with a `best.bin`. */
+async function savedCheckpoint(ckpt: string): Promise<void> {
+  const model = tinyModel(1);
+  const optimizer = tf.train.adam(0.05);
+  step(model, optimizer, 0);
+  await saveCheckpoint({
+    dir: ckpt,
+    model,
+    optimizer,
+    state: { epoch: 1 },
+    extraFiles: { "best.bin": new Uint8Array(64) },
+  });
+  model.dispose();
+  optimizer.dispose();
+}
+
+/**
+ * Asserts that `load` is refused within a second with a message naming the
+ * checkpoint folder and matching `problem`.
+ */
+async function refusedFast(
+  ckpt: string,
+  load: () => Promise<unknown>,
+  problem: RegExp,
+): Promise<void> {
+  const t0 = performance.now();
+  await assert.rejects(load, (e: Error) => {
+    assert.ok(e.message.startsWith(`checkpoint ${ckpt}: `), e.message);
+    assert.match(e.message, problem);
+    return true;
+  });
+  const ms = performance.now() - t0;
+  assert.ok(ms < 1000, `refused after ${ms.toFixed(0)} ms`);
+}
+
+/** Loads `ckpt` into a fresh `tinyModel` and Adam (disposed after). */
+async function loadTiny(ckpt: string): Promise<unknown> {
+  const model = tinyModel(2);
+  const optimizer = tf.train.adam(0.05);
+  try {
+    return await loadCheckpoint({ dir: ckpt, model, optimizer });
+  } finally {
+    model.dispose();
+    optimizer.dispose();
+  }
+}
+
+Deno.test("loadCheckpoint refuses symbolic links and FIFOs in the checkpoint without reading them", async () => {
+  await withTemp(async (dir) => {
+    const ckpt = join(dir, "ckpt");
+    await savedCheckpoint(ckpt);
+    const weights = join(ckpt, CHECKPOINT_FILES.modelWeights);
+    const outside = join(dir, "outside.bin");
+    await Deno.rename(weights, outside);
+    // A link to a file outside the folder, even one of the right size.
+    await Deno.symlink(outside, weights);
+    await refusedFast(
+      ckpt,
+      () => loadTiny(ckpt),
+      /weights file model.bin is a symbolic link; a checkpoint folder holds only regular files/,
+    );
+    // A link to an endless device: refused at once, never read.
+    await Deno.remove(weights);
+    await Deno.symlink("/dev/zero", weights);
+    await refusedFast(
+      ckpt,
+      () => loadTiny(ckpt),
+      /weights file model.bin is a symbolic link/,
+    );
+    await Deno.remove(weights);
+    await Deno.rename(outside, weights);
+    assert.deepEqual(await loadTiny(ckpt), { epoch: 1 });
+
+    // A FIFO would block a reader forever.
+    const optimizerWeights = join(ckpt, CHECKPOINT_FILES.optimizerWeights);
+    await Deno.rename(optimizerWeights, outside);
+    const mkfifo = await new Deno.Command("mkfifo", {
+      args: [optimizerWeights],
+    })
+      .output();
+    assert.ok(mkfifo.success);
+    await refusedFast(
+      ckpt,
+      () => loadTiny(ckpt),
+      /weights file optimizer.bin is not a regular file/,
+    );
+    await Deno.remove(optimizerWeights);
+    await Deno.rename(outside, optimizerWeights);
+
+    // The state file and the extra files follow the same rule.
+    const best = join(ckpt, "best.bin");
+    await Deno.remove(best);
+    await Deno.symlink("/dev/zero", best);
+    await refusedFast(
+      ckpt,
+      () => readCheckpointFile(ckpt, "best.bin"),
+      /weights file best.bin is a symbolic link/,
+    );
+    const state = join(ckpt, CHECKPOINT_FILES.state);
+    await Deno.rename(state, outside);
+    await Deno.symlink("/dev/zero", state);
+    assert.equal(await hasCheckpoint(ckpt), true);
+    await refusedFast(
+      ckpt,
+      () => readCheckpointState(ckpt),
+      /state.json is a symbolic link/,
+    );
+  });
+});
+
+Deno.test("loadCheckpoint refuses a checkpoint folder that is a symbolic link", async () => {
+  await withTemp(async (dir) => {
+    const real = join(dir, "real");
+    await savedCheckpoint(real);
+    const linked = join(dir, "linked");
+    await Deno.symlink(real, linked);
+    for (
+      const load of [
+        () => loadTiny(linked),
+        () => readCheckpointState(linked),
+        () => readCheckpointFile(linked, "best.bin"),
+      ]
+    ) {
+      await refusedFast(
+        linked,
+        load,
+        /the checkpoint folder is a symbolic link/,
+      );
+    }
+    assert.deepEqual(await loadTiny(real), { epoch: 1 });
+  });
+});
+
+Deno.test("loadCheckpoint checks every file's size against its manifest before reading it", async () => {
+  await withTemp(async (dir) => {
+    const ckpt = join(dir, "ckpt");
+    await savedCheckpoint(ckpt);
+    const file = (name: string) => join(ckpt, name);
+    const size = async (name: string) => (await Deno.stat(file(name))).size;
+    const modelBytes = await size(CHECKPOINT_FILES.modelWeights);
+    // Bigger than model.json describes (a sparse 3 GB file: never read).
+    await Deno.truncate(file(CHECKPOINT_FILES.modelWeights), 3e9);
+    await refusedFast(
+      ckpt,
+      () => loadTiny(ckpt),
+      new RegExp(
+        `weights file model.bin: weights are 3000000000 bytes, model.json describes ${modelBytes}`,
+      ),
+    );
+    await Deno.truncate(file(CHECKPOINT_FILES.modelWeights), modelBytes);
+    // Smaller than optimizer.json describes.
+    const optimizerBytes = await size(CHECKPOINT_FILES.optimizerWeights);
+    await Deno.truncate(file(CHECKPOINT_FILES.optimizerWeights), 8);
+    await refusedFast(
+      ckpt,
+      () => loadTiny(ckpt),
+      new RegExp(
+        `weights file optimizer.bin: weights are 8 bytes, optimizer.json describes ${optimizerBytes}`,
+      ),
+    );
+    // An extra file of another size than state.json records.
+    await Deno.truncate(file("best.bin"), 65);
+    await refusedFast(
+      ckpt,
+      () => readCheckpointFile(ckpt, "best.bin"),
+      /weights file best.bin: weights are 65 bytes, state.json describes 64/,
+    );
+    // A JSON file beyond the 16 MiB bound.
+    await Deno.truncate(file(CHECKPOINT_FILES.state), 17 * 1024 * 1024);
+    await refusedFast(
+      ckpt,
+      () => readCheckpointState(ckpt),
+      /state.json is 17825792 bytes, more than the 16777216 allowed/,
+    );
+  });
+});
+
+Deno.test("loadCheckpoint refuses malformed manifests and state files, naming the file", async () => {
+  await withTemp(async (dir) => {
+    const ckpt = join(dir, "ckpt");
+    await savedCheckpoint(ckpt);
+    type Doc = { specs: { shape: number[] }[] };
+    const edit = async (name: string, change: (doc: Doc) => unknown) => {
+      const path = join(ckpt, name);
+      const text = await Deno.readTextFile(path);
+      await Deno.writeTextFile(
+        path,
+        JSON.stringify(change(JSON.parse(text) as Doc)),
+      );
+      return async () => await Deno.writeTextFile(path, text);
+    };
+    const cases: [string, (doc: Doc) => unknown, RegExp][] = [
+      [
+        CHECKPOINT_FILES.modelSpecs,
+        () => ({}),
+        /model.json has no list of weight specs/,
+      ],
+      [
+        CHECKPOINT_FILES.modelSpecs,
+        (d) => {
+          d.specs[0].shape = [-4, 8];
+          return d;
+        },
+        /model.json: weight "0:.*" has an invalid shape/,
+      ],
+      [
+        CHECKPOINT_FILES.optimizerSpecs,
+        (d) => {
+          d.specs[1].shape = [1e6, 1e6];
+          return d;
+        },
+        /optimizer.json describes \d+ bytes of weights, more than the 2147483648 allowed/,
+      ],
+      [
+        CHECKPOINT_FILES.optimizerSpecs,
+        (d: object) => ({ ...d, extras: { accBeta1: "x" } }),
+        /optimizer.json: extras are not numbers/,
+      ],
+      [
+        CHECKPOINT_FILES.optimizerSpecs,
+        () => [],
+        /optimizer.json names no optimizer/,
+      ],
+      [
+        CHECKPOINT_FILES.state,
+        (d: object) => ({ ...d, version: 99 }),
+        /unknown checkpoint version 99/,
+      ],
+      [
+        CHECKPOINT_FILES.state,
+        (d: object) => ({ ...d, files: { "best.bin": -1 } }),
+        /state.json: files gives best.bin the size -1/,
+      ],
+      [
+        CHECKPOINT_FILES.state,
+        (d: object) => ({ ...d, files: { "../x": 1 } }),
+        /state.json: files names "..\/x"/,
+      ],
+    ];
+    for (const [name, change, problem] of cases) {
+      const restore = await edit(name, change);
+      await refusedFast(ckpt, () => loadTiny(ckpt), problem);
+      await restore();
+    }
+    await Deno.writeTextFile(join(ckpt, CHECKPOINT_FILES.modelSpecs), "{");
+    await refusedFast(
+      ckpt,
+      () => loadTiny(ckpt),
+      /model.json is not valid JSON/,
+    );
+    await refusedFast(
+      ckpt,
+      () => readCheckpointFile(ckpt, "../state.json"),
+      /invalid extra file name "..\/state.json"/,
+    );
+  });
+});

@@ -8,7 +8,9 @@
  * set, when it holds something else, or, when resuming, if the settings
  * ("cannot resume …: the settings differ"), the dataset or the number of
  * training images differ from the saved ones. Only `epochs` may change, so
- * that a finished run can be extended.
+ * that a finished run can be extended. The saved state is checked before it
+ * is used ({@linkcode trainStateProblems}): a `state.json` whose counts are
+ * not counts, say, is refused naming the file, not half-used.
  *
  * @example A new run in a fresh folder has nothing to resume
  * ```ts
@@ -42,6 +44,167 @@ import { RUN_CHECKPOINT_FILES, type RunPaths } from "./run_files.ts";
 import { resumedState, type TrainState } from "./state.ts";
 
 type Optimizer = import("@tensorflow/tfjs-node").Optimizer;
+
+/** A test of a value and what it should have been, for messages. */
+type Expect = [test: (value: unknown) => boolean, expected: string];
+
+const isFiniteNumber = (v: unknown): v is number =>
+  typeof v === "number" && Number.isFinite(v);
+const COUNT: Expect = [
+  (v) => Number.isSafeInteger(v) && (v as number) >= 0,
+  "a non-negative integer",
+];
+const POSITIVE_COUNT: Expect = [
+  (v) => Number.isSafeInteger(v) && (v as number) > 0,
+  "a positive integer",
+];
+const NON_NEGATIVE: Expect = [
+  (v) => isFiniteNumber(v) && v >= 0,
+  "a non-negative number",
+];
+const NUMBER_OR_NULL: Expect = [
+  (v) => v === null || isFiniteNumber(v),
+  "a number or null",
+];
+const TEXT: Expect = [(v) => typeof v === "string", "a string"];
+const STOP_REASONS = ["completed", "early-stopping", "time-budget", "aborted"];
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** A value as it may appear in a message: JSON, at most 40 characters. */
+function shown(value: unknown): string {
+  const text = (JSON.stringify(value) ?? String(value)).replace(
+    /[\u007f-\u009f]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+  return text.length > 40 ? `${text.slice(0, 37)}...` : text;
+}
+
+/** The fields of `value` (called `name`) that fail their expectation. */
+function fieldProblems(
+  name: string,
+  value: unknown,
+  fields: Record<string, Expect>,
+): string[] {
+  if (!isRecord(value)) return [`${name} is ${shown(value)}, not an object`];
+  return Object.entries(fields).flatMap(([key, [test, expected]]) =>
+    test(value[key])
+      ? []
+      : [`${name}.${key} is ${shown(value[key])}, expected ${expected}`]
+  );
+}
+
+/** Problems of the saved history: one record per epoch, numbers in each. */
+function historyProblems(history: unknown, epochs: number): string[] {
+  if (!Array.isArray(history)) {
+    return [`history is ${shown(history)}, not a list`];
+  }
+  const record: Record<string, Expect> = {
+    epoch: [
+      (v) => POSITIVE_COUNT[0](v) && (v as number) <= epochs,
+      `a positive integer of at most epochsCompleted (${epochs})`,
+    ],
+  };
+  for (
+    const key of [
+      "loss",
+      "acc",
+      "val_loss",
+      "val_acc",
+      "lr",
+      "seconds",
+      "trainSeconds",
+      "imagesPerSecond",
+    ]
+  ) record[key] = NUMBER_OR_NULL;
+  return history.flatMap((r, i) => fieldProblems(`history[${i}]`, r, record));
+}
+
+/** Problems of the saved settings, as far as messages and resuming use them. */
+function configProblems(config: unknown): string[] {
+  return fieldProblems("config", config, {
+    arch: TEXT,
+    inputSize: POSITIVE_COUNT,
+    epochs: POSITIVE_COUNT,
+  });
+}
+
+/**
+ * The problems of a saved training state, one sentence each (none: it can be
+ * resumed): the counts are non-negative integers, the numbers finite, the
+ * best epoch one that was completed, the stop reason one of the known ones.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { trainStateProblems } from "./resume.ts";
+ * import { resolveConfig } from "./config.ts";
+ * import { initialState } from "./state.ts";
+ * const images = { pixels: new Uint8Array(2 * 4), labels: new Int32Array([0, 1]) };
+ * const config = resolveConfig({ train: images, validation: images, classes: ["a", "b"], size: 2 });
+ * const state = initialState({ config, datasetFingerprint: "", trainImages: 2, at: "now" });
+ * assert.deepEqual(trainStateProblems(state), []);
+ * assert.deepEqual(trainStateProblems({ ...state, epochsCompleted: -1 }), [
+ *   "epochsCompleted is -1, expected a non-negative integer",
+ * ]);
+ * assert.deepEqual(trainStateProblems(null), ["the state is null, not an object"]);
+ * ```
+ */
+export function trainStateProblems(state: unknown): string[] {
+  const top = fieldProblems("the state", state, {
+    datasetFingerprint: TEXT,
+    trainImages: COUNT,
+    epochsCompleted: COUNT,
+    learningRate: NON_NEGATIVE,
+    seconds: NON_NEGATIVE,
+    startedAt: TEXT,
+    stopReason: [
+      (v) => v === null || STOP_REASONS.includes(v as string),
+      `null or one of ${STOP_REASONS.join(", ")}`,
+    ],
+    emaUpdates: [(v) => v === undefined || COUNT[0](v), COUNT[1]],
+  }).map((p) => p.replace(/^the state\./, ""));
+  if (!isRecord(state)) return top;
+  const epochs = COUNT[0](state.epochsCompleted) ? state.epochsCompleted : 0;
+  return [
+    ...top,
+    ...configProblems(state.config),
+    ...historyProblems(state.history, epochs as number),
+    ...fieldProblems("best", state.best, {
+      loss: NUMBER_OR_NULL,
+      epoch: [
+        (v) => COUNT[0](v) && (v as number) <= (epochs as number),
+        "a completed epoch",
+      ],
+    }),
+    ...["earlyStopping", "plateau"].flatMap((key) =>
+      fieldProblems(key, state[key], { best: NUMBER_OR_NULL, wait: COUNT })
+    ),
+    ...(Array.isArray(state.resumes) ? state.resumes : [null]).flatMap((r, i) =>
+      fieldProblems(`resumes[${i}]`, r, { epochsCompleted: COUNT, at: TEXT })
+    ),
+  ];
+}
+
+/**
+ * The training state saved in a run's checkpoint, checked by
+ * {@linkcode trainStateProblems} (a state with problems is refused, naming
+ * the checkpoint's `state.json`).
+ *
+ * @example Needs a checkpointed run folder, so it is not run by `deno test --doc`.
+ * ```ts ignore
+ * import { readTrainState } from "./resume.ts";
+ * const state = await readTrainState("models/run/checkpoint");
+ * console.log(state.epochsCompleted);
+ * ```
+ */
+export function readTrainState(checkpoint: string): Promise<TrainState> {
+  return readCheckpointState<TrainState>(checkpoint, {
+    check: trainStateProblems,
+  });
+}
 
 function isNonEmptyDir(path: string): boolean {
   try {
@@ -107,7 +270,7 @@ export async function checkRunFolder(
 ): Promise<TrainState | undefined> {
   const { paths } = options;
   if (await hasCheckpoint(paths.checkpoint)) {
-    const saved = await readCheckpointState<TrainState>(paths.checkpoint);
+    const saved = await readTrainState(paths.checkpoint);
     if (!options.resume) {
       throw new Error(
         `${paths.root} already holds a training run (checkpoint after ` +
@@ -163,7 +326,12 @@ export async function resumeFromCheckpoint(
   options: ResumeFromCheckpointOptions,
 ): Promise<ResumedRun> {
   const { paths, model, optimizer } = options;
-  await loadCheckpoint<TrainState>({ dir: paths.checkpoint, model, optimizer });
+  await loadCheckpoint<TrainState>({
+    dir: paths.checkpoint,
+    model,
+    optimizer,
+    check: trainStateProblems,
+  });
   const best = await readCheckpointFile(
     paths.checkpoint,
     RUN_CHECKPOINT_FILES.best,

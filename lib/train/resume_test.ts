@@ -5,6 +5,7 @@ import { saveCheckpoint } from "./checkpoint.ts";
 import { resolveConfig, type RunConfigOptions } from "./config.ts";
 import {
   checkRunFolder,
+  readTrainState,
   resumeFromCheckpoint,
   savedAverage,
 } from "./resume.ts";
@@ -160,6 +161,78 @@ Deno.test("resumeFromCheckpoint restores the weights and continues the state; sa
       savedAverage(paths),
       /cannot resume .*: its checkpoint has no ema.bin \(the weights' moving average\)/,
     );
+    model.dispose();
+    optimizer.dispose();
+  });
+});
+
+/** Rewrites the saved state of the run's checkpoint with `change`. */
+async function editSavedState(
+  paths: RunPaths,
+  change: (state: Record<string, unknown>) => void,
+): Promise<void> {
+  const file = join(paths.checkpoint, "state.json");
+  const doc = JSON.parse(await Deno.readTextFile(file));
+  change(doc.state);
+  await Deno.writeTextFile(file, JSON.stringify(doc));
+}
+
+Deno.test("a saved state whose numbers are not what they claim is refused, naming state.json", async () => {
+  const cases: [(s: Record<string, unknown>) => void, RegExp][] = [
+    [
+      (s) => s.epochsCompleted = -1,
+      /epochsCompleted is -1, expected a non-negative integer/,
+    ],
+    [
+      (s) => s.epochsCompleted = 1.5,
+      /epochsCompleted is 1.5, expected a non-negative integer/,
+    ],
+    [
+      (s) => s.trainImages = "2",
+      /trainImages is "2", expected a non-negative integer/,
+    ],
+    [
+      (s) => s.learningRate = null,
+      /learningRate is null, expected a non-negative number/,
+    ],
+    [
+      (s) => s.best = { loss: null, epoch: 7 },
+      /best.epoch is 7, expected a completed epoch/,
+    ],
+    [
+      (s) => s.stopReason = "bored",
+      /stopReason is "bored", expected null or one of/,
+    ],
+    [(s) => delete s.config, /config is undefined, not an object/],
+    [
+      (s) => s.history = [{ epoch: 0, loss: "x" }],
+      /history\[0\].epoch is 0, expected a positive integer .*; history\[0\].loss is "x"/,
+    ],
+    [(s) => s.resumes = {}, /resumes\[0\] is null, not an object/],
+  ];
+  await withRun(async (paths) => {
+    const model = tinyModel();
+    const optimizer = tf.train.adam(0.01);
+    for (const [change, problem] of cases) {
+      const { state } = await savedRun(paths);
+      await editSavedState(paths, change);
+      const named = (e: Error) =>
+        e.message.startsWith(`checkpoint ${paths.checkpoint}: state.json: `) &&
+        problem.test(e.message);
+      await assert.rejects(check(paths), named);
+      await assert.rejects(check(paths, { resume: false }), named);
+      await assert.rejects(readTrainState(paths.checkpoint), named);
+      await assert.rejects(
+        resumeFromCheckpoint({
+          paths,
+          model,
+          optimizer,
+          saved: state,
+          epochs: 3,
+        }),
+        named,
+      );
+    }
     model.dispose();
     optimizer.dispose();
   });

@@ -37,7 +37,8 @@ import {
   taskArgs,
   UsageError,
 } from "../core/cli.ts";
-import { hasCheckpoint, readCheckpointState } from "./checkpoint.ts";
+import { hasCheckpoint } from "./checkpoint.ts";
+import { readTrainState } from "./resume.ts";
 import {
   prepareData,
   type PreparedData,
@@ -56,7 +57,6 @@ import {
   type TrainOptions,
   type TrainResult,
   type TrainSplit,
-  type TrainState,
   updateRunManifest,
 } from "./train.ts";
 
@@ -500,7 +500,7 @@ async function runFolderProblem(o: TrainCliOptions): Promise<string | null> {
   const paths = runPaths(o.out);
   if (await hasCheckpoint(paths.checkpoint)) {
     if (o.resume) return null;
-    const state = await readCheckpointState<TrainState>(paths.checkpoint);
+    const state = await readTrainState(paths.checkpoint);
     return `${shown(paths.root)} already holds a training run ` +
       `(${state.config.arch} ${state.config.inputSize}px, checkpoint after ` +
       `epoch ${state.epochsCompleted} of ${state.config.epochs}). ` +
