@@ -57,6 +57,12 @@ export interface Defaults {
    * take to exhaust memory.
    */
   readonly maxPixels: number;
+  /**
+   * The most bytes unpacking a dataset archive may write, all entries
+   * together (4 GiB). The Kaggle dataset unpacks to about 150 MB; an archive
+   * that would unpack to more is refused as it streams, before the disk fills.
+   */
+  readonly maxUnpackedBytes: number;
 }
 
 /** The project's defaults (see {@linkcode Defaults}). */
@@ -77,4 +83,5 @@ export const DEFAULTS: Defaults = Object.freeze({
   minLearningRate: 1e-5,
   emaDecay: 0.998,
   maxPixels: 50_000_000,
+  maxUnpackedBytes: 4 * 1024 ** 3,
 });
