@@ -18,6 +18,9 @@
  * | `native_conv.ts` | Convolutions and their gradients on oneDNN |
  * | `native_kernels.ts` | `useNativeKernels`: TensorFlow's fused kernels in place of tfjs's, one installer per kernel |
  * | `native_pool.ts` | Max pooling and its gradient on oneDNN |
+ * | `onnx_export.ts` | A tfjs Layers classifier as a standard ONNX graph (opset 13, NHWC `image` in, `probabilities` out) |
+ * | `onnx_proto.ts` | ONNX files as plain objects, encoded and decoded with protobufjs from ONNX's own `onnx.proto` |
+ * | `onnx_runtime.ts` | Running an exported ONNX classifier with onnxruntime on the CPU, fed as `predictProbabilities` feeds tfjs |
  * | `saved_model.ts` | The project's saved-model format: a folder holding a tfjs Layers model (`model.json` +… |
  * | `summary.ts` | Keras-style model summaries: layers, output shapes, parameter counts |
  * | `transfer.ts` | Transfer learning: a new head on a pretrained model, freezing and unfreezing its base |
@@ -34,6 +37,9 @@ export * from "./native_batch_norm.ts";
 export * from "./native_conv.ts";
 export * from "./native_kernels.ts";
 export * from "./native_pool.ts";
+export * from "./onnx_export.ts";
+export * from "./onnx_proto.ts";
+export * from "./onnx_runtime.ts";
 export * from "./saved_model.ts";
 export * from "./summary.ts";
 export * from "./transfer.ts";

@@ -14,13 +14,16 @@ import { writeTextAtomic } from "../core/atomic.ts";
 /**
  * What the notebook side needs: JupyterLab and the Plotly renderer at the
  * versions the project is tested with, nbclient and nbconvert for the
- * headless runner.
+ * headless runner; and what checks an exported ONNX graph (`onnx` for its
+ * checker, `onnxruntime` to run it), at the versions it is tested with.
  */
 export const PYTHON_REQUIREMENTS: readonly string[] = [
   "jupyterlab==4.6.4",
   "nbclient",
   "nbconvert",
   "plotly==7.1.0",
+  "onnx==1.23.1",
+  "onnxruntime==1.30.0",
 ];
 
 /** Name of the kernelspec the notebooks ask for. */
