@@ -19,6 +19,7 @@
  * | `paths.ts` | The one module that knows where things live |
  * | `plot.ts` | Plotly figures as notebook display objects |
  * | `random.ts` | Seeded randomness |
+ * | `text.ts` | Text from outside (file names, class names, client headers) made safe to print |
  * | `tf.ts` | The one module that loads TensorFlow |
  * | `versions.ts` | Versions of everything that shapes a result, for manifests and the setup check |
  *
@@ -34,5 +35,6 @@ export * from "./params.ts";
 export * from "./paths.ts";
 export * from "./plot.ts";
 export * from "./random.ts";
+export * from "./text.ts";
 export * from "./tf.ts";
 export * from "./versions.ts";

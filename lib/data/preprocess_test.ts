@@ -7,6 +7,7 @@ import {
   pipelineKey,
   preprocessFiles,
   preprocessImage,
+  preprocessJobs,
   resolveSettings,
   toBatchTensor,
 } from "./preprocess.ts";
@@ -343,4 +344,77 @@ Deno.test("resolveSettings and pipelineKey: validation and what the key covers",
   assert.notEqual(pipelineKey({ size: 64, decoder: "sharp" }), key);
   assert.notEqual(pipelineKey({ size: 64, shrinkOnLoad: false }), key);
   assert.equal(pipelineKey({ size: 64 }), key);
+});
+
+/** `jpeg` with the frame header's height and width bytes set to `side`. */
+function forgedSize(jpeg: Uint8Array, side: number): Uint8Array {
+  const out = new Uint8Array(jpeg); // a copy (Buffer#slice would share)
+  const sof = out.findIndex((v, i) => v === 0xff && out[i + 1] === 0xc0);
+  out.set([side >> 8, side & 0xff, side >> 8, side & 0xff], sof + 5);
+  return out;
+}
+
+Deno.test("decode: a forged 65500×65500 frame header is refused from the header, fast and small", async () => {
+  const jpeg = await patternJpeg(512, 512, { noise: true });
+  const forged = forgedSize(jpeg, 65500);
+  for (const decoder of ["auto", "sharp"] as const) {
+    const rss = Deno.memoryUsage().rss;
+    const t0 = performance.now();
+    const [outcome] = await preprocessJobs([{ bytes: forged }], { decoder });
+    const ms = performance.now() - t0;
+    assert.equal(outcome.pixels, undefined);
+    assert.match(
+      outcome.error!,
+      /claims 65500 × 65500 pixels \(4290 megapixels\), over the limit of 50 megapixels/,
+    );
+    assert.ok(ms < 100, `${decoder}: ${ms} ms`);
+    assert.ok(Deno.memoryUsage().rss - rss < 50e6, "no image allocated");
+  }
+});
+
+Deno.test("decode: the pixel limit is an option", async () => {
+  const jpeg = await patternJpeg(200, 200);
+  const [small] = await preprocessJobs([{ bytes: jpeg }], {
+    maxPixels: 200 * 200,
+  });
+  const [big] = await preprocessJobs([{ bytes: jpeg }], {
+    maxPixels: 200 * 200 - 1,
+  });
+  assert.equal(small.pixels?.length, 128 * 128);
+  assert.match(big.error!, /over the limit of 0\.04 megapixels/);
+  await assert.rejects(
+    preprocessJobs([{ bytes: jpeg }], { maxPixels: 0 }),
+    /maxPixels must be a positive integer/,
+  );
+});
+
+Deno.test("decode: corrupt JPEG data is an error on every decoder, never a grey-filled image", async () => {
+  const jpeg = await patternJpeg(512, 512, { noise: true });
+  const cases: Record<string, Uint8Array> = {
+    // Half the scan, then a proper end-of-image marker: libjpeg would fill
+    // the rest with grey and TensorFlow would return it as if it were fine.
+    "half a scan + EOI": new Uint8Array([
+      ...jpeg.subarray(0, jpeg.length >> 1),
+      0xff,
+      0xd9,
+    ]),
+    // A frame header that claims more rows than the data holds (within the
+    // pixel limit): the same, from the other side.
+    "forged 2048×2048 header": forgedSize(jpeg, 2048),
+    "truncated, no EOI": jpeg.subarray(0, jpeg.length >> 1),
+  };
+  for (const [name, bytes] of Object.entries(cases)) {
+    for (const decoder of ["auto", "sharp"] as const) {
+      const [outcome] = await preprocessJobs([{ bytes }], { decoder });
+      assert.equal(outcome.pixels, undefined, `${name} (${decoder}) decoded`);
+      assert.match(
+        outcome.error!,
+        /corrupt JPEG data|premature end/i,
+        `${name} (${decoder}): ${outcome.error}`,
+      );
+    }
+  }
+  // The intact file still decodes, and its pixels did not change.
+  const [a] = await preprocessJobs([{ bytes: jpeg }]);
+  assert.equal(a.pixels?.length, 128 * 128, a.error);
 });

@@ -51,6 +51,7 @@ import { predictProbabilities } from "../model/inference.ts";
 import { gradCam, overlayHeatmap } from "../evaluate/gradcam.ts";
 import { encodePng } from "../core/image_grid.ts";
 import { projectPaths } from "../core/paths.ts";
+import { escapeControl } from "../core/text.ts";
 import {
   packOutcomes,
   preprocessJobs,
@@ -134,6 +135,11 @@ export interface PredictFilesOptions {
   batchSize?: number;
   /** Write a Grad-CAM overlay PNG per scan into this folder. */
   gradcamDir?: string;
+  /**
+   * The largest image accepted, in pixels (default `DEFAULTS.maxPixels`): a
+   * bigger one is skipped from its header, before it is decoded.
+   */
+  maxPixels?: number;
   /** Called once the inputs are expanded and sniffed, before predicting. */
   onCollected?: (collected: CollectedInputs) => void;
   /** Called for each prediction as soon as it is made, in input order. */
@@ -492,6 +498,7 @@ export async function predictFiles(
       const outcomes = await predictChunk(loaded, chunk, {
         batchSize,
         gradcamDir: options.gradcamDir,
+        maxPixels: options.maxPixels,
       });
       for (const outcome of outcomes) results.add(outcome);
     }
@@ -568,14 +575,14 @@ class InputOrder {
 async function predictChunk(
   loaded: LoadedModel,
   chunk: string[],
-  options: { batchSize: number; gradcamDir?: string },
+  options: { batchSize: number; gradcamDir?: string; maxPixels?: number },
 ): Promise<(FilePrediction | PredictError)[]> {
   const { model, metadata } = loaded;
   const size = metadata.preprocessing.size;
   const k = metadata.classes.length;
   const outcomes = await preprocessJobs(
     chunk.map((path) => ({ path })),
-    modelSettings(metadata),
+    { ...modelSettings(metadata), maxPixels: options.maxPixels },
   );
   const packed = packOutcomes(chunk, outcomes, size);
   const probs = await predictProbabilities(model, {
@@ -680,7 +687,7 @@ export function formatPrediction(
   const probs = classes
     .map((c) => `${c} ${(p.probabilities[c] ?? NaN).toFixed(4)}`)
     .join("  ");
-  return `${p.file.padEnd(options.pathWidth ?? 0)}  ${
+  return `${escapeControl(p.file).padEnd(options.pathWidth ?? 0)}  ${
     p.class.padEnd(classWidth)
   }  ${confidence}  ${probs}${p.byOperatingPoint ? "  (operating point)" : ""}`;
 }
@@ -699,7 +706,7 @@ export function formatPrediction(
  * ```
  */
 export function formatPredictError(e: PredictError): string {
-  return `skipped ${e.file}: ${e.error}`;
+  return `skipped ${escapeControl(e.file)}: ${escapeControl(e.error)}`;
 }
 
 /**
@@ -732,7 +739,7 @@ export function formatPredictError(e: PredictError): string {
 export function formatPredictions(result: PredictFilesResult): string {
   const pathWidth = Math.max(
     0,
-    ...result.predictions.map((p) => p.file.length),
+    ...result.predictions.map((p) => escapeControl(p.file).length),
   );
   return [
     ...result.predictions.map((p) =>
@@ -798,6 +805,12 @@ const PREDICT_CLI = {
       value: "OUT_DIR",
       help: "write a Grad-CAM overlay PNG per scan (model input size)",
     },
+    "max-pixels": {
+      type: "integer",
+      default: DEFAULTS.maxPixels,
+      help: "the largest image accepted (width × height); a bigger one is\n" +
+        "skipped from its header, before it is decoded",
+    },
     "batch-size": {
       type: "integer",
       default: DEFAULTS.predictBatchSize,
@@ -832,8 +845,12 @@ async function predictMain(
       model: values.model ?? projectPaths().defaultModel,
       batchSize,
       gradcamDir: values.gradcam,
+      maxPixels: values["max-pixels"],
       onCollected: (collected) => {
-        pathWidth = Math.max(0, ...collected.files.map((f) => f.length));
+        pathWidth = Math.max(
+          0,
+          ...collected.files.map((f) => escapeControl(f).length),
+        );
       },
       onPrediction: json
         ? undefined

@@ -527,3 +527,60 @@ Deno.test({
     }
   },
 });
+
+Deno.test("CLI: corrupt and oversized scans are skipped with the reason, control characters in names escaped", async () => {
+  await withFixture(async (f) => {
+    const jpeg = new Uint8Array(await Deno.readFile(f.jpeg));
+    const hostile = join(f.root, "hostile");
+    await Deno.mkdir(hostile);
+    // Half the scan plus an end-of-image marker: decodes to a grey-filled
+    // image unless the decoder's warning counts as an error.
+    const half = new Uint8Array([
+      ...jpeg.subarray(0, jpeg.length >> 1),
+      0xff,
+      0xd9,
+    ]);
+    await Deno.writeFile(join(hostile, "a-half.jpg"), half);
+    // A frame header claiming 65500 × 65500 pixels.
+    const forged = new Uint8Array(jpeg);
+    const sof = forged.findIndex((v, i) =>
+      v === 0xff && forged[i + 1] === 0xc0
+    );
+    forged.set([0xff, 0xdc, 0xff, 0xdc], sof + 5);
+    await Deno.writeFile(join(hostile, "b-forged.jpg"), forged);
+    // A good scan whose name holds a newline and a terminal escape.
+    await Deno.writeFile(join(hostile, "c-new\nline\x1b[31m.jpg"), jpeg);
+    const t0 = performance.now();
+    const r = await cli(["--model", f.modelDir, hostile]);
+    assert.ok(performance.now() - t0 < 30_000);
+    assert.equal(r.code, 1, r.stderr);
+    const lines = r.stdout.trimEnd().split("\n");
+    assert.equal(lines.length, 1, r.stdout);
+    assert.ok(
+      lines[0].startsWith(join(hostile, "c-new\\nline\\x1b[31m.jpg") + "  "),
+      lines[0],
+    );
+    assert.match(
+      r.stderr,
+      /skipped \S+a-half\.jpg: corrupt JPEG data: premature end of data segment/,
+    );
+    assert.match(
+      r.stderr,
+      /skipped \S+b-forged\.jpg: image claims 65500 × 65500 pixels \(4290 megapixels\), over the limit of 50 megapixels/,
+    );
+    assert.ok(!(r.stdout + r.stderr).includes("\x1b"), "raw escape printed");
+    // --max-pixels lowers the limit: now the good scan (64 × 64) is too big.
+    const low = await cli([
+      "--model",
+      f.modelDir,
+      "--max-pixels",
+      "4000",
+      f.jpeg,
+    ]);
+    assert.equal(low.code, 1);
+    assert.match(
+      low.stderr,
+      /64 × 64 pixels .* over the limit of 0\.004 megapixels/,
+    );
+  });
+});
