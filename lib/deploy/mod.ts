@@ -8,6 +8,7 @@
  * | module | what |
  * | --- | --- |
  * | `conn_guard.ts` | A connection guard in front of an HTTP server: the public TCP listener, which pipes each… |
+ * | `export.ts` | `deno task export`: a saved model written as a standard ONNX file, optionally checked against tfjs |
  * | `http_framing.ts` | Following HTTP/1.1 message framing on a byte stream, as much as a connection guard needs… |
  * | `inference_pool.ts` | Classifying one encoded image at a time, in this thread or on a pool of Web Workers that each… |
  * | `model_card.ts` | Model cards: a `README.md` next to a shipped model saying what it was trained on, what it is for… |
@@ -21,6 +22,7 @@
  * @module
  */
 export * from "./conn_guard.ts";
+export * from "./export.ts";
 export * from "./http_framing.ts";
 export * from "./inference_pool.ts";
 export * from "./model_card.ts";

@@ -23,13 +23,22 @@
  * | a nested model (the base of a transfer model) | its layers, inlined |
  *
  * Any other layer is refused with an {@linkcode OnnxExportError} naming the
- * layer and its class. The file's `metadata_props` carry the class names, the
- * preprocessing and the model's name and architecture as JSON strings.
+ * layer and its class. A model that predicts with test-time augmentation
+ * (`inference.tta` `"hflip"` in its metadata) gets it inside the graph: each
+ * image and its mirror go through the network as one batch and their
+ * probabilities are averaged, so the file gives what `deno task predict`
+ * gives.
+ *
+ * The file's `metadata_props` carry, as JSON strings, `classes` (in output
+ * order), `preprocessing` (size, fit, grayscale, scale, channels, layout),
+ * `model` (name and architecture) and `inference` (the test-time
+ * augmentation built in, and the operating point `tumourThreshold` when the
+ * model has one: a tumour is called when 1 − P(notumor) reaches it).
  *
  * @module
  */
 import { type LayersModel, type SymbolicTensor, tf } from "../core/tf.ts";
-import type { ModelMetadata } from "./saved_model.ts";
+import type { ModelMetadata, Tta } from "./saved_model.ts";
 import {
   encodeOnnxModel,
   type OnnxAttributeValue,
@@ -81,6 +90,12 @@ export interface OnnxExportOptions {
   metadata?: ModelMetadata;
   /** The model's name (e.g. its run folder); default the network's name. */
   name?: string;
+  /**
+   * Test-time augmentation built into the graph: `"hflip"` averages each
+   * image's probabilities with its mirror's, as `predictProbabilities` does.
+   * Default: the metadata's `inference.tta`, else `"none"`.
+   */
+  tta?: Tta;
 }
 
 /** A value of the ONNX graph: its name and rank (rank 4 is NCHW). */
@@ -970,6 +985,48 @@ function imageShape(model: LayersModel): [number, number, number] {
   return [h, w, c] as [number, number, number];
 }
 
+/** The test-time augmentation to build in: the option, else the metadata's. */
+function exportTta(options: OnnxExportOptions): Tta {
+  const tta = options.tta ?? options.metadata?.inference?.tta ?? "none";
+  if (tta !== "none" && tta !== "hflip") {
+    throw new OnnxExportError(`tta must be "none" or "hflip" (got "${tta}")`);
+  }
+  return tta;
+}
+
+/**
+ * The input images followed by their left-right mirrors, as one batch of
+ * twice the size (`Slice` backwards along the width, `Concat` on the batch).
+ */
+function withMirrors(graph: GraphBuilder): string {
+  const mirrored = graph.node("Slice", [
+    ONNX_INPUT,
+    graph.int64s("mirror/starts", [-1]),
+    graph.int64s("mirror/ends", [-(2 ** 63)]),
+    graph.int64s("mirror/axes", [2]),
+    graph.int64s("mirror/steps", [-1]),
+  ], "image_mirrored");
+  return graph.node("Concat", [ONNX_INPUT, mirrored], "image_and_mirrored", {
+    axis: { int: 0 },
+  });
+}
+
+/** The mean of each image's probabilities and its mirror's (see {@linkcode withMirrors}). */
+function averageMirrors(
+  graph: GraphBuilder,
+  probs: string,
+  classes: number,
+): string {
+  const pairs = graph.node("Reshape", [
+    probs,
+    graph.int64s("mirror/pairs_shape", [2, -1, classes]),
+  ], "mirror/pairs");
+  return graph.node("ReduceMean", [pairs], "mirror/mean", {
+    axes: { ints: [0] },
+    keepdims: { int: 0 },
+  });
+}
+
 /** The `metadata_props` of an exported model. */
 function metadataProps(
   model: LayersModel,
@@ -990,6 +1047,11 @@ function metadataProps(
       layout: "NHWC",
     });
   }
+  const threshold = m?.inference?.tumourThreshold;
+  props.inference = JSON.stringify({
+    tta: exportTta(options),
+    ...(threshold !== undefined ? { tumourThreshold: threshold } : {}),
+  });
   return props;
 }
 
@@ -1020,8 +1082,11 @@ export function onnxModel(
   options: OnnxExportOptions = {},
 ): OnnxModel {
   const [h, w, c] = imageShape(model);
+  const numClasses = model.outputs[0].shape[1] as number;
+  const tta = exportTta(options);
   const graph = new GraphBuilder();
-  const nchw = graph.node("Transpose", [ONNX_INPUT], "image_nchw", {
+  const images = tta === "hflip" ? withMirrors(graph) : ONNX_INPUT;
+  const nchw = graph.node("Transpose", [images], "image_nchw", {
     perm: { ints: [0, 3, 1, 2] },
   });
   const [out] = convertModel(model, graph, [{ name: nchw, rank: 4 }]);
@@ -1030,8 +1095,10 @@ export function onnxModel(
       `model "${model.name}" does not end in [batch, classes]`,
     );
   }
-  graph.rename(out.name, ONNX_OUTPUT);
-  const numClasses = model.outputs[0].shape[1] as number;
+  graph.rename(
+    tta === "hflip" ? averageMirrors(graph, out.name, numClasses) : out.name,
+    ONNX_OUTPUT,
+  );
   return {
     irVersion: ONNX_IR_VERSION,
     opset: ONNX_OPSET,

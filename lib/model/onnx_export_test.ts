@@ -287,6 +287,34 @@ Deno.test("onnx export: one graph serves any batch size", async () => {
   model.dispose();
 });
 
+Deno.test("onnx export: test-time augmentation (hflip) inside the graph gives predictProbabilities' average", async () => {
+  const model = seedCnn({ inputSize: 32, channels: 1, numClasses: 4 });
+  perturbWeights(model, 11);
+  const pixels = randomPixels(7, 32, 12);
+  const session = await loadOnnxSession(exportOnnx(model, { tta: "hflip" }));
+  const tfjs = await predictProbabilities(model, {
+    pixels,
+    size: 32,
+    tta: "hflip",
+  });
+  for (const batchSize of [1, 7]) {
+    const onnx = await onnxProbabilities(session, {
+      pixels,
+      size: 32,
+      batchSize,
+    });
+    const { maxDelta, sameArgmax } = agreement(tfjs, onnx, 4);
+    assert.ok(maxDelta <= 1e-5 && sameArgmax, `max |Δp| ${maxDelta}`);
+  }
+  const plain = await predictProbabilities(model, { pixels, size: 32 });
+  assert.ok(
+    agreement(plain, tfjs, 4).maxDelta > 1e-4,
+    "the mirror changed nothing",
+  );
+  await session.release();
+  model.dispose();
+});
+
 Deno.test("onnx export: a layer it cannot convert is named with its class", () => {
   const model = tf.sequential({
     name: "unsupported",
@@ -384,7 +412,7 @@ print(json.dumps({
 }))
 `;
 
-Deno.test("onnx export: onnx's full checker accepts the file and Python's onnxruntime matches tfjs", async () => {
+Deno.test("onnx export: onnx's full checker accepts the file (mirror averaging built in) and Python's onnxruntime matches tfjs", async () => {
   const { python } = projectPaths();
   assert.ok(existsSync(python), `${python} is missing: run deno task setup`);
   const model = resnet({
@@ -400,7 +428,10 @@ Deno.test("onnx export: onnx's full checker accepts the file and Python's onnxru
   try {
     const pixels = randomPixels(5, 32, 10);
     const file = join(dir, "model.onnx");
-    await Deno.writeFile(file, exportOnnx(model, { name: "tiny-resnet" }));
+    await Deno.writeFile(
+      file,
+      exportOnnx(model, { name: "tiny-resnet", tta: "hflip" }),
+    );
     const x = Float32Array.from(
       pixels,
       (p) => Math.fround(p * Math.fround(1 / 255)),
@@ -428,10 +459,15 @@ Deno.test("onnx export: onnx's full checker accepts the file and Python's onnxru
       name: "tiny-resnet",
       arch: "resnet",
     });
+    assert.deepEqual(JSON.parse(report.metadata.inference), { tta: "hflip" });
     const fromPython = new Float32Array(
       (await Deno.readFile(join(dir, "p.bin"))).buffer,
     );
-    const tfjs = await predictProbabilities(model, { pixels, size: 32 });
+    const tfjs = await predictProbabilities(model, {
+      pixels,
+      size: 32,
+      tta: "hflip",
+    });
     const { maxDelta, sameArgmax } = agreement(tfjs, fromPython, 4);
     assert.ok(maxDelta <= 1e-5 && sameArgmax, `max |Δp| ${maxDelta}`);
   } finally {
