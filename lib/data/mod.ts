@@ -11,6 +11,7 @@
  * | `audit.ts` | Duplicate and leakage audit of an image dataset |
  * | `augment.ts` | On-the-fly data augmentation for training batches |
  * | `dataset.ts` | Finding the images of a dataset on disk |
+ * | `decode_gate.ts` | Decoding images side by side without losing the decoder's words |
  * | `image_header.ts` | Reading an image's header before decoding it: format, claimed size, consistent markers, the pixel limit |
  * | `image_cache.ts` | A disk cache of preprocessed images, so only the first run pays for decoding |
  * | `kaggle.ts` | Fetching the brain-tumour MRI dataset from Kaggle: `deno task data:download` |
@@ -25,6 +26,7 @@
 export * from "./audit.ts";
 export * from "./augment.ts";
 export * from "./dataset.ts";
+export * from "./decode_gate.ts";
 export * from "./image_cache.ts";
 export * from "./image_header.ts";
 export * from "./kaggle.ts";

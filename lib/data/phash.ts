@@ -19,10 +19,22 @@
  * {@linkcode hashFiles} hashes many files with bounded concurrency and
  * reports unreadable or corrupt images instead of failing.
  *
+ * Every decode first checks the image's header (`checkImageHeader` of
+ * `./image_header.ts`: consistent markers, and the pixel limit,
+ * `DEFAULTS.maxPixels`), treats corrupt or truncated data as an error, and
+ * names the problem in the decoder's words ({@linkcode decodeGated}: never
+ * "Unknown error", even when many images fail at once). Files are read only
+ * when they are regular files of a size an image within the pixel limit can
+ * have ({@linkcode MAX_IMAGE_FILE_BYTES}); a FIFO or a device is refused
+ * without being opened.
+ *
  * @module
  */
 import sharp from "sharp";
 import { createHash } from "node:crypto";
+import { DEFAULTS } from "../core/defaults.ts";
+import { decodeGated, decoderReason } from "./decode_gate.ts";
+import { checkImageHeader } from "./image_header.ts";
 
 /** Side of the grayscale thumbnail the DCT is taken on. */
 const DCT_SIZE = 32;
@@ -54,10 +66,64 @@ export interface ImageHashes {
   dhash?: bigint;
 }
 
-function toSharp(input: ImageInput): ReturnType<typeof sharp> {
+function toSharp(input: Uint8Array): ReturnType<typeof sharp> {
   // failOn "error": a truncated or corrupt JPEG is an error, not a half-grey
   // image that would hash as a false duplicate of other broken files.
-  return sharp(input, { failOn: "error" });
+  return sharp(input, {
+    failOn: "error",
+    limitInputPixels: DEFAULTS.maxPixels,
+  });
+}
+
+/**
+ * The largest image file read, in bytes: 8 bytes for each pixel of the
+ * pixel limit (400 MB), more than any encoding of an image within it takes
+ * (16-bit RGBA, uncompressed, is 8 bytes a pixel).
+ */
+export const MAX_IMAGE_FILE_BYTES: number = 8 * DEFAULTS.maxPixels;
+
+/**
+ * The bytes of the image file `path` (symbolic links followed): only a
+ * regular file, only if it is at most `maxBytes`, and only as many bytes as
+ * it had when checked. A FIFO, a device or a folder is refused without being
+ * opened.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readImageFile } from "./phash.ts";
+ * const path = await Deno.makeTempFile();
+ * await Deno.writeFile(path, new Uint8Array(100));
+ * assert.equal((await readImageFile(path)).length, 100);
+ * await assert.rejects(readImageFile(path, 99), /100 bytes, more than the 99 an image file may have/);
+ * await assert.rejects(readImageFile("/dev/zero"), /not a regular file/);
+ * await Deno.remove(path);
+ * ```
+ */
+export async function readImageFile(
+  path: string,
+  maxBytes: number = MAX_IMAGE_FILE_BYTES,
+): Promise<Uint8Array> {
+  const before = await Deno.stat(path);
+  if (!before.isFile) throw new Error("not a regular file");
+  if (before.size > maxBytes) {
+    throw new Error(
+      `${before.size} bytes, more than the ${maxBytes} an image file may have`,
+    );
+  }
+  using file = await Deno.open(path, { read: true });
+  const info = await file.stat();
+  const bytes = new Uint8Array(before.size);
+  let offset = 0;
+  while (info.ino === before.ino && offset < bytes.length) {
+    const n = await file.read(bytes.subarray(offset));
+    if (n === null) break;
+    offset += n;
+  }
+  if (!info.isFile || info.size !== before.size || offset !== bytes.length) {
+    throw new Error("the file changed while it was being read");
+  }
+  return bytes;
 }
 
 function popcount32(x: number): number {
@@ -258,21 +324,28 @@ async function decodeGray(
   width: number,
   height: number,
 ): Promise<{ data: Uint8Array }> {
+  const name = typeof input === "string" ? `image ${input}` : "image";
+  let bytes: Uint8Array;
   try {
-    const { data, info } = await toSharp(input)
-      .greyscale()
-      .resize(width, height, { fit: "fill" })
-      .raw()
-      .toBuffer({ resolveWithObject: true });
+    bytes = typeof input === "string" ? await readImageFile(input) : input;
+  } catch (err) {
+    throw new Error(`cannot read ${name}: ${(err as Error).message}`);
+  }
+  try {
+    checkImageHeader(bytes, DEFAULTS.maxPixels);
+    const { data, info } = await decodeGated(() =>
+      toSharp(bytes)
+        .greyscale()
+        .resize(width, height, { fit: "fill" })
+        .raw()
+        .toBuffer({ resolveWithObject: true })
+    );
     if (info.channels !== 1 || data.length !== width * height) {
       throw new Error(`unexpected ${info.channels}-channel output`);
     }
     return { data };
   } catch (err) {
-    const name = typeof input === "string" ? input : "<bytes>";
-    throw new Error(
-      `cannot decode image ${name}: ${(err as Error).message ?? err}`,
-    );
+    throw new Error(`cannot decode ${name}: ${decoderReason(err)}`);
   }
 }
 
@@ -390,6 +463,8 @@ export async function sha256File(path: string): Promise<string> {
   const hash = createHash("sha256");
   let file: Deno.FsFile;
   try {
+    // A FIFO would block the open, a device never end.
+    if (!(await Deno.stat(path)).isFile) throw new Error("not a regular file");
     file = await Deno.open(path, { read: true });
   } catch (err) {
     throw new Error(`cannot read ${path}: ${(err as Error).message}`);
@@ -486,7 +561,7 @@ export async function hashFiles(
       const path = paths[i];
       let bytes: Uint8Array | undefined;
       try {
-        bytes = await Deno.readFile(path);
+        bytes = await readImageFile(path);
       } catch (err) {
         errs[i] = { path, error: `cannot read: ${(err as Error).message}` };
       }
@@ -497,13 +572,7 @@ export async function hashFiles(
           entry.phash = h.phash;
           if (h.dhash !== undefined) entry.dhash = h.dhash;
         } catch (err) {
-          errs[i] = {
-            path,
-            error: (err as Error).message.replace(
-              "cannot decode image <bytes>",
-              "cannot decode image",
-            ),
-          };
+          errs[i] = { path, error: (err as Error).message };
         }
         slots[i] = entry;
       }

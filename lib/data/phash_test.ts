@@ -11,6 +11,7 @@ import {
   imageHashes,
   pHash,
   pHashFromPixels,
+  readImageFile,
   sha256Bytes,
   sha256File,
 } from "./phash.ts";
@@ -221,4 +222,84 @@ Deno.test("hashFiles: input order, corrupt and missing files reported, not fatal
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("hashFiles: truncated JPEGs decoded many at once each name the problem, never 'Unknown error'", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const paths: string[] = [];
+    for (let i = 0; i < 24; i++) {
+      const jpeg = await sharp(await syntheticScan(200 + i, 96))
+        .jpeg({ progressive: i % 2 === 0 })
+        .toBuffer();
+      // The first half of a real JPEG: no end-of-image marker.
+      const path = join(dir, `cut${i}.jpg`);
+      await Deno.writeFile(path, jpeg.subarray(0, jpeg.length >> 1));
+      paths.push(path);
+    }
+    for (let round = 0; round < 3; round++) {
+      const { hashes, errors } = await hashFiles({ paths, concurrency: 16 });
+      assert.equal(hashes.length, paths.length); // all read, none decoded
+      assert.deepEqual(errors.map((e) => e.path), paths);
+      for (const e of errors) {
+        assert.match(
+          e.error,
+          /^cannot decode image: VipsJpeg: premature end of JPEG image$/,
+        );
+      }
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("hashFiles: FIFOs, devices and oversized files are refused at once, unread", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const fifo = join(dir, "fifo.jpg");
+    const made = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    assert.ok(made.success);
+    const zero = join(dir, "zero.jpg");
+    await Deno.symlink("/dev/zero", zero);
+    const huge = join(dir, "huge.jpg"); // sparse: 500 MB claimed, nothing written
+    await Deno.writeFile(huge, await syntheticScan(1, 64));
+    await Deno.truncate(huge, 500_000_000);
+    const t0 = performance.now();
+    const { hashes, errors } = await hashFiles({ paths: [fifo, zero, huge] });
+    assert.ok(performance.now() - t0 < 1000);
+    assert.deepEqual(hashes, []);
+    assert.deepEqual(errors, [
+      { path: fifo, error: "cannot read: not a regular file" },
+      { path: zero, error: "cannot read: not a regular file" },
+      {
+        path: huge,
+        error: "cannot read: 500000000 bytes, more than the 400000000 an " +
+          "image file may have",
+      },
+    ]);
+    await assert.rejects(
+      () => pHash(fifo),
+      /cannot read image .*fifo\.jpg: not a regular file/,
+    );
+    await assert.rejects(
+      () => sha256File(zero),
+      /cannot read .*zero\.jpg: not a regular file/,
+    );
+    await assert.rejects(() => readImageFile(fifo), /not a regular file/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("imageHashes: an image over the pixel limit is refused from its header, without decoding it", async () => {
+  const jpeg = new Uint8Array(await syntheticScan(3, 64));
+  // The frame header's height and width (SOF0: FF C0, length, precision).
+  const sof = jpeg.findIndex((v, i) => v === 0xff && jpeg[i + 1] === 0xc0);
+  jpeg.set([0x27, 0x10, 0x27, 0x10], sof + 5); // 10,000 × 10,000 = 100 MP
+  const t0 = performance.now();
+  await assert.rejects(
+    () => imageHashes(jpeg),
+    /cannot decode image: image claims 10000 × 10000 pixels \(100 megapixels\), over the limit of 50 megapixels/,
+  );
+  assert.ok(performance.now() - t0 < 1000);
 });
