@@ -412,10 +412,14 @@ class GuardedConn {
     else if (this.#clientEnded || this.#draining) this.#finish();
   }
 
-  /** The client closed its side: close once every answer owed is sent. */
+  /**
+   * The client closed its side: close once every answer owed is sent, or at
+   * once if it left mid-body (that request can never be whole: the server
+   * sees its body cut short and stops waiting for it).
+   */
   #clientEnd(): void {
     this.#clientEnded = true;
-    if (this.#finishing || this.#owed.length === 0) this.close();
+    if (this.#finishing || this.#owed.length === 0 || this.#body) this.close();
   }
 
   /**

@@ -376,14 +376,26 @@ function watch(slot: Slot, pool: PoolState): void {
 // ---------------------------------------------------------------------------
 // Worker side: this same module, started by startInferencePool().
 
+/** The worker's global scope, as the worker side uses it. */
+interface WorkerScope {
+  onmessage: ((event: MessageEvent<ToWorker>) => void) | null;
+  postMessage(message: FromWorker, transfer?: Transferable[]): void;
+}
+
+/**
+ * The worker side: messages are handled one at a time, in order. A handler
+ * awaits (sharp decodes asynchronously), so without the chain a second image
+ * would start decoding beside the first and a worker would hold two decoded
+ * images at once; the pool counts on one image per worker.
+ */
 function startWorker(): void {
-  const scope = globalThis as unknown as {
-    onmessage: ((event: MessageEvent<ToWorker>) => void) | null;
-    postMessage(message: FromWorker, transfer?: Transferable[]): void;
-  };
+  const scope = globalThis as unknown as WorkerScope;
   let loaded: Promise<ClassifyImageOptions> | undefined;
-  scope.onmessage = async (event) => {
-    const message = event.data;
+  let turn = Promise.resolve();
+  scope.onmessage = (event) => {
+    turn = turn.then(() => handleMessage(event.data));
+  };
+  const handleMessage = async (message: ToWorker) => {
     if (message.type === "init") {
       loaded = loadSavedModel(message.modelDir).then(({ model, metadata }) => ({
         model,

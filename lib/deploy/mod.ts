@@ -7,6 +7,7 @@
  *
  * | module | what |
  * | --- | --- |
+ * | `admission.ts` | Admission control for the service's heavy work: at most `active` jobs run at once, at most… |
  * | `conn_guard.ts` | A connection guard in front of an HTTP server: the public TCP listener, which pipes each… |
  * | `export.ts` | `deno task export`: a saved model written as a standard ONNX file, optionally checked against tfjs |
  * | `http_framing.ts` | Following HTTP/1.1 message framing on a byte stream, as much as a connection guard needs… |
@@ -17,10 +18,11 @@
  * | `request_log.ts` | The service's request log: one JSON object per request, on one line, with every control… |
  * | `select_threshold.ts` | Chooses a model's operating point (lib/model/decision.ts) on its validation split — never on the… |
  * | `select_tta.ts` | Chooses a model's test-time augmentation on its validation split — never on the test split — and… |
- * | `serve.ts` | Serving a saved model over HTTP (`Deno.serve`) |
+ * | `serve.ts` | Serving a saved model over HTTP (`Deno.serve`, behind a connection guard) |
  *
  * @module
  */
+export * from "./admission.ts";
 export * from "./conn_guard.ts";
 export * from "./export.ts";
 export * from "./http_framing.ts";

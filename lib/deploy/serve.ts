@@ -1,8 +1,9 @@
 /**
- * Serving a saved model over HTTP (`Deno.serve`).
+ * Serving a saved model over HTTP (`Deno.serve`, behind a connection guard).
  *
  * `deno task serve -- [--model DIR] [--port 8000] [--hostname 127.0.0.1]
- * [--max-bytes N] [--body-timeout S] [--workers N] [--tta none|hflip]`
+ * [--max-bytes N] [--body-timeout S] [--header-timeout S] [--idle-timeout S]
+ * [--max-connections N] [--max-queue N] [--workers N] [--tta none|hflip]`
  *
  * | route           | what                                                                       |
  * | --------------- | -------------------------------------------------------------------------- |
@@ -25,36 +26,55 @@
  *
  * | status | when                                                                                   |
  * | ------ | -------------------------------------------------------------------------------------- |
- * | 400    | empty body, corrupt or undecodable image, malformed multipart, bad `Content-Length`, unreadable request target |
+ * | 400    | empty body, malformed multipart, bad `Content-Length`, unreadable request target or head |
  * | 404    | unknown path                                                                           |
  * | 405    | wrong method (with `Allow`)                                                            |
- * | 408    | the body took longer than `--body-timeout` (default 30 s) to arrive                    |
- * | 413    | `Content-Length` or the streamed body over `--max-bytes` (default 10 MiB); reading stops there |
+ * | 408    | the head took longer than `--header-timeout` (default 10 s), or the body longer than `--body-timeout` (default 30 s) |
+ * | 413    | `Content-Length` or the streamed body over `--max-bytes` (default 10 MiB; reading stops there), or an image over `--max-pixels` |
  * | 415    | unsupported `Content-Type`, or a body (or file part) that is not a JPEG or PNG          |
+ * | 422    | a JPEG or PNG whose data is corrupt or cut short                                        |
+ * | 431    | a request head over 16 KiB or 100 fields                                                |
  * | 500    | anything unexpected                                                                    |
+ * | 503    | busy (with `Retry-After`): `--max-queue` images already waiting, or `--max-connections` open |
  *
  * Routes come from the path of the request target alone, never from the
  * `Host` header (a hostile `Host` such as `[` or `a/predict` neither breaks
  * the request nor changes its route). Every request, however malformed, is
  * answered inside the error handling: a JSON error, never a stack trace.
  *
- * What is bounded in time: reading the request body (`--body-timeout`, 408),
- * so a slow body never holds a request, its memory or its log line. What is
- * not: `Deno.serve` has no option for a header-read or keep-alive idle
- * timeout and a handler cannot close its connection, so a client slow to
- * send its headers, idle between requests, or still holding the socket
- * after its 408, keeps that one connection open (costing a socket, not a
- * request) until it leaves or the server shuts down.
+ * What is bounded, so that slow, idle or many clients cannot hold the
+ * service: the public socket belongs to a connection guard
+ * (lib/deploy/conn_guard.ts) that passes whole request heads to the server
+ * on a private Unix socket and closes a connection whose head does not
+ * arrive within `--header-timeout` (408), that sits idle between requests
+ * longer than `--idle-timeout`, or that is one over `--max-connections`
+ * (503). Reading a body is bounded by `--body-timeout` (408) and
+ * `--max-bytes` (413). At most one image per inference worker is decoded and
+ * classified at once and at most `--max-queue` more wait (default
+ * {@linkcode defaultMaxQueue}); a `POST /predict` beyond that is answered 503
+ * with `Retry-After` at once, its body unread, while `/health` still answers.
  *
- * Each request is logged as one line on stderr, with control characters
- * escaped ({@linkcode escapeControl}), so a client cannot forge or break log
- * lines. SIGINT or SIGTERM stops
+ * Each request is logged as one JSON line on stderr (time, method, path,
+ * status, ms, bytes, client, and the error of a 4xx or 5xx;
+ * lib/deploy/request_log.ts), every control character escaped, so a client
+ * can neither forge nor break log lines. SIGINT or SIGTERM stops
  * accepting connections, lets requests in flight finish, then exits 0 (a
  * second signal exits at once).
  *
  * @module
  */
+import { join } from "node:path";
 import { MODEL_FLAG, type ParsedCli, runCli, UsageError } from "../core/cli.ts";
+import { Admission } from "./admission.ts";
+import {
+  CLIENT_HEADER,
+  type ConnGuard,
+  DEFAULT_HEADER_TIMEOUT_MS,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_MAX_CONNECTIONS,
+  startConnGuard,
+} from "./conn_guard.ts";
+import { type RequestLogEntry, requestLogger } from "./request_log.ts";
 import {
   type ImageClassifier,
   localClassifier,
@@ -75,6 +95,27 @@ export const DEFAULT_MAX_BYTES = 10 * 1024 * 1024;
 
 /** Default time a request body may take to arrive: 30 s. */
 export const DEFAULT_BODY_TIMEOUT_MS = 30_000;
+
+/** Seconds a client told 503 (busy) is asked to wait before retrying. */
+export const RETRY_AFTER_SECONDS = 1;
+
+/**
+ * The default number of images that may wait for an inference worker beyond
+ * those being classified: eight per worker, so that a burst of a few clients
+ * each with a few requests queues rather than fails, while the bodies held
+ * stay bounded (at most `(workers + queue) × --max-bytes`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { defaultMaxQueue } from "./serve.ts";
+ * assert.equal(defaultMaxQueue(2), 16);
+ * assert.equal(defaultMaxQueue(1), 8);
+ * ```
+ */
+export function defaultMaxQueue(workers: number): number {
+  return 8 * Math.max(1, workers);
+}
 
 /** Default port of {@linkcode startServer} and `deno task serve`. */
 export const DEFAULT_PORT = 8000;
@@ -109,13 +150,27 @@ export interface PredictHandlerOptions {
    * (default {@linkcode DEFAULT_BODY_TIMEOUT_MS}); longer answers 408.
    */
   bodyTimeoutMs?: number;
-  /** Where the one-line request log goes (default stderr); `false`: nowhere. */
+  /**
+   * Where the request log goes, one JSON line per request (default stderr);
+   * `false`: nowhere.
+   */
   log?: ((line: string) => void) | false;
   /**
    * Test-time augmentation (default: the model's `inference.tta`); with
    * `model` only (a `classifier` has its own).
    */
   tta?: Tta;
+  /**
+   * Images that may wait for the classifier beyond the one per worker being
+   * classified (default {@linkcode defaultMaxQueue}); more answer 503.
+   */
+  maxQueue?: number;
+  /**
+   * Take the client's address from the connection guard's field
+   * (`CLIENT_HEADER`) instead of the connection: only behind the guard,
+   * which sets that field and drops a client's own.
+   */
+  behindGuard?: boolean;
 }
 
 /** An HTTP error answer. */
@@ -226,7 +281,12 @@ async function readBounded(
     }
   } catch (error) {
     await reader.cancel().catch(() => {});
-    throw error;
+    if (error instanceof HttpError) throw error;
+    // The client went away or broke the framing mid-body.
+    throw new HttpError(
+      400,
+      `the body could not be read: ${(error as Error).message ?? error}`,
+    );
   } finally {
     clearTimeout(timer);
     reader.releaseLock();
@@ -245,6 +305,7 @@ async function readBounded(
 async function imageBytes(
   req: Request,
   { maxBytes, bodyTimeoutMs }: HandlerState,
+  exchange: Exchange,
 ): Promise<Uint8Array> {
   const type = (req.headers.get("content-type") ?? "").split(";")[0].trim()
     .toLowerCase();
@@ -271,6 +332,7 @@ async function imageBytes(
     }
   }
   const body = await readBounded(req.body, maxBytes, bodyTimeoutMs);
+  exchange.bytes = body.length;
   if (!multipart) return body;
   let form: FormData;
   try {
@@ -293,6 +355,7 @@ async function imageBytes(
       'multipart/form-data body has no file part (send the image as field "file")',
     );
   }
+  exchange.file = file.name;
   return new Uint8Array(await file.arrayBuffer());
 }
 
@@ -310,9 +373,19 @@ export interface PredictResponse {
   model: string;
 }
 
+/** What one request was: its path, body bytes read, file part's name. */
+interface Exchange {
+  path: string | null;
+  bytes: number;
+  file?: string;
+}
+
 /** What the handler needs for every request, and what it counts. */
 interface HandlerState {
   classifier: ImageClassifier;
+  admission: Admission;
+  behindGuard: boolean;
+  log?: (entry: RequestLogEntry) => void;
   metadata: ModelMetadata;
   name: string;
   maxBytes: number;
@@ -342,8 +415,17 @@ function handlerState(options: PredictHandlerOptions): HandlerState {
       `bodyTimeoutMs must be a positive number (got ${bodyTimeoutMs})`,
     );
   }
+  const maxQueue = options.maxQueue ?? defaultMaxQueue(classifier.workers);
+  if (!Number.isSafeInteger(maxQueue) || maxQueue < 0) {
+    throw new Error(
+      `maxQueue must be a non-negative integer (got ${maxQueue})`,
+    );
+  }
   return {
     classifier,
+    admission: new Admission({ active: classifier.workers, queue: maxQueue }),
+    behindGuard: options.behindGuard ?? false,
+    log: requestLogger(options.log),
     metadata,
     name: options.name ?? metadata.training?.run ?? metadata.arch,
     maxBytes,
@@ -357,20 +439,27 @@ function handlerState(options: PredictHandlerOptions): HandlerState {
 async function predictImage(
   state: HandlerState,
   bytes: Uint8Array,
+  file: string | undefined,
 ): Promise<PredictResponse> {
+  // A file part is named in its errors: the client may have sent several.
+  const what = file === undefined
+    ? "body"
+    : `file part ${JSON.stringify(file)}`;
   if (bytes.length === 0) {
-    throw new HttpError(400, "empty body: send a JPEG or PNG image");
+    throw new HttpError(400, `empty ${what}: send a JPEG or PNG image`);
   }
   const problem = imageFormatProblem(bytes.subarray(0, 16));
-  if (problem) throw new HttpError(415, `body is ${problem}`);
+  if (problem) throw new HttpError(415, `${what} is ${problem}`);
   let probs: Float32Array;
   try {
-    probs = await state.classifier.classify(bytes);
+    probs = await state.admission.run(() => state.classifier.classify(bytes));
   } catch (error) {
     if (error instanceof UndecodableImageError) {
       throw new HttpError(
-        400,
-        `corrupt or undecodable image: ${error.message}`,
+        422,
+        `corrupt or undecodable image${
+          file === undefined ? "" : ` (${what})`
+        }: ${error.message}`,
       );
     }
     throw error;
@@ -428,19 +517,44 @@ export function requestPath(req: Request): string {
   }
 }
 
+/**
+ * `POST /predict`: a place among the images classified or waiting, else 503
+ * at once (the body unread); then the body, then the classifier.
+ */
+async function predictRoute(
+  state: HandlerState,
+  req: Request,
+  exchange: Exchange,
+): Promise<Response> {
+  const { admission } = state;
+  if (!admission.enter()) {
+    throw new HttpError(
+      503,
+      `busy: ${admission.running} images are being classified and ` +
+        `${admission.queue} are waiting; retry in ${RETRY_AFTER_SECONDS} s`,
+      { "retry-after": String(RETRY_AFTER_SECONDS) },
+    );
+  }
+  try {
+    const bytes = await imageBytes(req, state, exchange);
+    return json(await predictImage(state, bytes, exchange.file));
+  } finally {
+    admission.leave();
+  }
+}
+
 /** The answer to one request on one of the routes (or 404). */
 async function route(
   state: HandlerState,
   req: Request,
-  path: string,
+  exchange: Exchange,
 ): Promise<Response> {
   const { metadata } = state;
+  const path = exchange.path!;
   switch (path) {
     case "/predict":
       allowOnly(req, path, "POST");
-      return json(
-        await predictImage(state, await imageBytes(req, state)),
-      );
+      return await predictRoute(state, req, exchange);
     case "/health":
       allowOnly(req, path, "GET, HEAD");
       return json({
@@ -478,21 +592,19 @@ function errorResponse(error: unknown): { response: Response; note: string } {
   };
 }
 
-/** The one log line of a request, control characters escaped. */
-function logLine(
-  { method, path, status, ms, note }: {
-    method: string;
-    path: string;
-    status: number;
-    ms: number;
-    note: string;
-  },
-): string {
-  return escapeControl(
-    `${new Date().toISOString()} ${method} ${path} ${status} ${
-      ms.toFixed(1)
-    }ms${note ? ` ${note.slice(0, 200)}` : ""}`,
-  );
+/** The client's address: from the guard's field, else the connection. */
+function clientAddress(
+  state: HandlerState,
+  req: Request,
+  info: Deno.ServeHandlerInfo<Deno.Addr> | undefined,
+): string | null {
+  if (state.behindGuard) return req.headers.get(CLIENT_HEADER);
+  const addr = info?.remoteAddr;
+  if (!addr || !("hostname" in addr)) return null;
+  const host = addr.hostname.includes(":")
+    ? `[${addr.hostname}]`
+    : addr.hostname;
+  return `${host}:${addr.port}`;
 }
 
 /**
@@ -521,32 +633,35 @@ function logLine(
  */
 export function createPredictHandler(
   options: PredictHandlerOptions,
-): (req: Request) => Promise<Response> {
+): (
+  req: Request,
+  info?: Deno.ServeHandlerInfo<Deno.Addr>,
+) => Promise<Response> {
   const state = handlerState(options);
-  const log = options.log === false
-    ? undefined
-    : options.log ?? ((line: string) => console.error(line));
-  return async (req: Request): Promise<Response> => {
+  return async (req, info) => {
     const t0 = performance.now();
     state.requests++;
-    let path = "?";
+    const exchange: Exchange = { path: null, bytes: 0 };
     let response: Response;
-    let note = "";
+    let note: string | undefined;
     try {
-      path = requestPath(req);
-      response = await route(state, req, path);
+      exchange.path = requestPath(req);
+      response = await route(state, req, exchange);
     } catch (error) {
       ({ response, note } = errorResponse(error));
-      // A request body left unread (an early 413/415/405/408) is dropped.
+      // A request body left unread (an early 413/415/405/408/503) is dropped.
       req.body?.cancel().catch(() => {});
     }
-    log?.(logLine({
+    state.log?.({
+      time: new Date().toISOString(),
       method: req.method,
-      path,
+      path: exchange.path,
       status: response.status,
-      ms: performance.now() - t0,
-      note,
-    }));
+      ms: Math.round((performance.now() - t0) * 10) / 10,
+      bytes: exchange.bytes,
+      client: clientAddress(state, req, info),
+      ...(note === undefined ? {} : { error: note.slice(0, 500) }),
+    });
     return response;
   };
 }
@@ -563,7 +678,15 @@ export interface StartServerOptions {
   maxBytes?: number;
   /** Body-read limit in ms (default {@linkcode DEFAULT_BODY_TIMEOUT_MS}). */
   bodyTimeoutMs?: number;
-  /** Request log (default stderr); `false`: none. */
+  /** Head-read limit in ms (default `DEFAULT_HEADER_TIMEOUT_MS`, 10 s). */
+  headerTimeoutMs?: number;
+  /** Idle limit between requests in ms (default `DEFAULT_IDLE_TIMEOUT_MS`, 60 s). */
+  idleTimeoutMs?: number;
+  /** Open connections at most (default `DEFAULT_MAX_CONNECTIONS`). */
+  maxConnections?: number;
+  /** Images waiting beyond those classified (default {@linkcode defaultMaxQueue}). */
+  maxQueue?: number;
+  /** Request log, one JSON line per request (default stderr); `false`: none. */
   log?: ((line: string) => void) | false;
   /** Test-time augmentation (default: the model's `inference.tta`). */
   tta?: Tta;
@@ -590,8 +713,10 @@ export function defaultWorkers(): number {
 
 /** A running server. */
 export interface RunningServer {
-  /** The `Deno.serve` server. */
-  server: Deno.HttpServer<Deno.NetAddr>;
+  /** The `Deno.serve` server, on a private Unix socket behind the guard. */
+  server: Deno.HttpServer<Deno.UnixAddr>;
+  /** The connection guard holding the public address. */
+  guard: ConnGuard;
   /** Its base URL, e.g. `http://127.0.0.1:8000/`. */
   url: string;
   /** The model's metadata. */
@@ -607,40 +732,96 @@ export interface RunningServer {
   shutdown(): Promise<void>;
 }
 
+/** An "address already in use" error naming host:port, else `error`. */
+function listenError(error: unknown, hostname: string, port: number): unknown {
+  if (!(error instanceof Deno.errors.AddrInUse)) return error;
+  const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+  return new Error(
+    `address already in use: ${host}:${port} (another server is ` +
+      "listening there; choose another --port or stop it)",
+  );
+}
+
 /**
- * `Deno.serve` on the options' interface and port, with a JSON 500 (and an
- * escaped log line, never a stack trace) for anything the handler did not
- * answer, and an "address already in use" error that names host:port.
+ * The service's two listeners: `Deno.serve` on a Unix socket in a private
+ * temporary folder, with a JSON 500 (and a JSON log line, never a stack
+ * trace) for anything the handler did not answer; and the connection guard
+ * on the options' interface and port in front of it.
  */
-function listen(
+async function listen(
   options: StartServerOptions,
-  handler: (req: Request) => Promise<Response>,
-): Deno.HttpServer<Deno.NetAddr> {
+  handler: ReturnType<typeof createPredictHandler>,
+): Promise<{ server: Deno.HttpServer<Deno.UnixAddr>; guard: ConnGuard }> {
+  const log = requestLogger(options.log);
+  const dir = await Deno.makeTempDir({ prefix: "brain-mri-serve-" });
+  const server = Deno.serve({
+    path: join(dir, "http.sock"),
+    onListen: () => {},
+    onError: (error) => {
+      log?.({
+        time: new Date().toISOString(),
+        method: null,
+        path: null,
+        status: 500,
+        ms: 0,
+        bytes: 0,
+        client: null,
+        error: String(error),
+      });
+      return json({ error: "internal error" }, 500);
+    },
+  }, handler);
+  server.finished.then(() => Deno.remove(dir, { recursive: true }))
+    .catch(() => {});
   const hostname = options.hostname ?? DEFAULT_HOSTNAME;
   const port = options.port ?? DEFAULT_PORT;
-  const log = options.log === false
-    ? undefined
-    : options.log ?? ((line: string) => console.error(line));
   try {
-    return Deno.serve({
-      port,
+    const guard = startConnGuard({
       hostname,
-      onListen: () => {},
-      onError: (error) => {
-        log?.(escapeControl(`${new Date().toISOString()} 500 ${error}`));
-        return json({ error: "internal error" }, 500);
-      },
-    }, handler);
+      port,
+      upstreamPath: server.addr.path,
+      headerTimeoutMs: options.headerTimeoutMs,
+      idleTimeoutMs: options.idleTimeoutMs,
+      maxConnections: options.maxConnections,
+      log,
+    });
+    return { server, guard };
   } catch (error) {
-    if (error instanceof Deno.errors.AddrInUse) {
-      const host = hostname.includes(":") ? `[${hostname}]` : hostname;
-      throw new Error(
-        `address already in use: ${host}:${port} (another server is ` +
-          "listening there; choose another --port or stop it)",
-      );
-    }
-    throw error;
+    await server.shutdown();
+    throw listenError(error, hostname, port);
   }
+}
+
+/** The classifier `startServer` uses, and how to stop it. */
+async function startClassifier(
+  dir: string,
+  options: StartServerOptions,
+): Promise<{ classifier: ImageClassifier; stop: () => Promise<void> }> {
+  const workers = options.workers ?? defaultWorkers();
+  if (!Number.isSafeInteger(workers) || workers < 0) {
+    throw new Error(
+      `workers must be a non-negative integer (got ${options.workers})`,
+    );
+  }
+  const tta = options.tta ? { tta: options.tta } : {};
+  if (workers > 0) {
+    const classifier = await startInferencePool({
+      modelDir: dir,
+      workers,
+      ...tta,
+    });
+    return { classifier, stop: () => classifier.close() };
+  }
+  // The in-thread model is ours to dispose; a pool frees its own on close.
+  const { model, metadata } = await loadSavedModel(dir);
+  const classifier = localClassifier({ model, metadata, ...tta });
+  return {
+    classifier,
+    stop: async () => {
+      await classifier.close();
+      model.dispose();
+    },
+  };
 }
 
 /**
@@ -661,32 +842,12 @@ export async function startServer(
   options: StartServerOptions = {},
 ): Promise<RunningServer> {
   const dir = options.modelDir ?? projectPaths().defaultModel;
-  const workers = options.workers ?? defaultWorkers();
-  if (!Number.isSafeInteger(workers) || workers < 0) {
-    throw new Error(
-      `workers must be a non-negative integer (got ${options.workers})`,
-    );
-  }
-  const tta = options.tta ? { tta: options.tta } : {};
-  let classifier: ImageClassifier;
-  // The in-thread model is ours to dispose; a pool frees its own on close.
-  let dispose = () => {};
-  if (workers === 0) {
-    const { model, metadata } = await loadSavedModel(dir);
-    classifier = localClassifier({ model, metadata, ...tta });
-    dispose = () => model.dispose();
-  } else {
-    classifier = await startInferencePool({ modelDir: dir, workers, ...tta });
-  }
-  const stop = async () => {
-    await classifier.close();
-    dispose();
-  };
+  const { classifier, stop } = await startClassifier(dir, options);
   const { metadata } = classifier;
   const name = modelName(dir, metadata);
-  let server: Deno.HttpServer<Deno.NetAddr>;
+  let listening: Awaited<ReturnType<typeof listen>>;
   try {
-    server = listen(
+    listening = await listen(
       options,
       createPredictHandler({
         classifier,
@@ -694,23 +855,28 @@ export async function startServer(
         name,
         maxBytes: options.maxBytes,
         bodyTimeoutMs: options.bodyTimeoutMs,
+        maxQueue: options.maxQueue,
         log: options.log,
+        behindGuard: true,
       }),
     );
   } catch (error) {
     await stop();
     throw error;
   }
-  const { hostname, port } = server.addr;
+  const { server, guard } = listening;
+  const { hostname, port } = guard.addr;
   const host = hostname.includes(":") ? `[${hostname}]` : hostname;
   let stopped: Promise<void> | undefined;
   return {
     server,
+    guard,
     url: `http://${host}:${port}/`,
     metadata,
     name,
-    workers,
-    shutdown: () => stopped ??= server.shutdown().then(stop),
+    workers: options.workers ?? defaultWorkers(),
+    shutdown: () =>
+      stopped ??= guard.shutdown().then(() => server.shutdown()).then(stop),
   };
 }
 
@@ -743,6 +909,30 @@ const SERVE_CLI = {
       default: DEFAULT_BODY_TIMEOUT_MS / 1000,
       help: "seconds a request body may take to arrive (else 408)",
     },
+    "header-timeout": {
+      type: "number",
+      value: "S",
+      default: DEFAULT_HEADER_TIMEOUT_MS / 1000,
+      help: "seconds from a request's first byte to the end of its\n" +
+        "head (else 408 and the connection closes)",
+    },
+    "idle-timeout": {
+      type: "number",
+      value: "S",
+      default: DEFAULT_IDLE_TIMEOUT_MS / 1000,
+      help: "seconds a keep-alive connection may idle between requests",
+    },
+    "max-connections": {
+      type: "integer",
+      default: DEFAULT_MAX_CONNECTIONS,
+      help: "open connections at most (more: 503)",
+    },
+    "max-queue": {
+      type: "integer",
+      defaultText: "8 per worker",
+      help: "images that may wait for a worker beyond those being\n" +
+        "classified (more: 503 with Retry-After)",
+    },
     tta: {
       type: "string",
       choices: ["none", "hflip"],
@@ -770,23 +960,28 @@ function boundedInteger(flag: string, text: string, max: number): number {
   return n;
 }
 
+/** `value` if it is a number at least `min` (and whole, if `integer`), else a usage error. */
+function atLeast(
+  flag: string,
+  value: number,
+  { min, integer }: { min: number; integer: boolean },
+): number {
+  const ok = integer ? Number.isSafeInteger(value) : Number.isFinite(value);
+  if (!ok || value < min) {
+    const what = integer
+      ? min > 0 ? "a positive integer" : "a non-negative integer"
+      : "a positive number";
+    throw new UsageError(`--${flag} must be ${what} (got "${value}")`);
+  }
+  return value;
+}
+
 /** The server's options from the command line; throws on a usage error. */
 function serverOptions(
   values: ParsedCli<typeof SERVE_CLI>["values"],
 ): StartServerOptions & { maxBytes: number } {
-  const port = boundedInteger("port", values.port, 65535);
-  const maxBytes = values["max-bytes"];
-  if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) {
-    throw new UsageError(
-      `--max-bytes must be a positive integer (got "${maxBytes}")`,
-    );
-  }
-  const bodyTimeout = values["body-timeout"];
-  if (!Number.isSafeInteger(bodyTimeout) || bodyTimeout < 1) {
-    throw new UsageError(
-      `--body-timeout must be a positive integer (got "${bodyTimeout}")`,
-    );
-  }
+  const integer = { min: 1, integer: true };
+  const seconds = { min: Number.MIN_VALUE, integer: false };
   const workers = values.workers === undefined
     ? defaultWorkers()
     : boundedInteger("workers", values.workers, 64);
@@ -794,10 +989,26 @@ function serverOptions(
     workers,
     ...(values.tta ? { tta: values.tta } : {}),
     modelDir: values.model,
-    port,
+    port: boundedInteger("port", values.port, 65535),
     hostname: values.hostname,
-    maxBytes,
-    bodyTimeoutMs: bodyTimeout * 1000,
+    maxBytes: atLeast("max-bytes", values["max-bytes"], integer),
+    bodyTimeoutMs: atLeast("body-timeout", values["body-timeout"], integer) *
+      1000,
+    headerTimeoutMs:
+      atLeast("header-timeout", values["header-timeout"], seconds) * 1000,
+    idleTimeoutMs: atLeast("idle-timeout", values["idle-timeout"], seconds) *
+      1000,
+    maxConnections: atLeast(
+      "max-connections",
+      values["max-connections"],
+      integer,
+    ),
+    ...(values["max-queue"] === undefined ? {} : {
+      maxQueue: atLeast("max-queue", values["max-queue"], {
+        min: 0,
+        integer: true,
+      }),
+    }),
   };
 }
 

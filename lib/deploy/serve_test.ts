@@ -15,7 +15,9 @@ import {
   escapeControl,
   type PredictHandlerOptions,
   type PredictResponse,
+  type RunningServer,
   startServer,
+  type StartServerOptions,
 } from "./serve.ts";
 import { tf } from "../core/tf.ts";
 
@@ -200,13 +202,13 @@ Deno.test("serve: POST /predict with multipart/form-data (field file, else the f
   });
 });
 
-Deno.test("serve: 400 for a corrupt image, an empty body, malformed multipart or no file part", async () => {
+Deno.test("serve: 422 for a corrupt image; 400 for an empty body, malformed multipart or no file part", async () => {
   await withServer(async (ctx) => {
     const truncated = ctx.jpeg.subarray(0, ctx.jpeg.length >> 1);
     const bad = await post(`${ctx.url}/predict`, truncated, {
       "content-type": "image/jpeg",
     });
-    assert.equal(bad.status, 400);
+    assert.equal(bad.status, 422);
     assert.match(bad.json.error as string, /^corrupt or undecodable image: /);
     const empty = await post(`${ctx.url}/predict`, new Uint8Array(0), {
       "content-type": "image/png",
@@ -332,8 +334,21 @@ Deno.test("serve: 404, 405 with Allow, /health, /model, one log line per request
     }
     assert.equal(tf.memory().numTensors, start);
     assert.equal(ctx.logs.length, 8);
-    assert.match(ctx.logs[0], /^\S+Z GET \/nope 404 [\d.]+ms /);
-    assert.match(ctx.logs[7], /^\S+Z POST \/predict 200 [\d.]+ms$/);
+    const first = JSON.parse(ctx.logs[0]);
+    assert.deepEqual(
+      [first.method, first.path, first.status],
+      ["GET", "/nope", 404],
+    );
+    assert.match(first.error, /^no such path \/nope /);
+    assert.match(first.time, /^\d{4}-\d\d-\d\dT.*Z$/);
+    assert.match(first.client, /^127\.0\.0\.1:\d+$/);
+    const last = JSON.parse(ctx.logs[7]);
+    assert.deepEqual(
+      [last.method, last.path, last.status, last.bytes],
+      ["POST", "/predict", 200, ctx.jpeg.length],
+    );
+    assert.ok(last.ms >= 0);
+    assert.equal(last.error, undefined);
   });
 });
 
@@ -425,8 +440,10 @@ Deno.test("serve CLI: serves on a free port, answers, stops gracefully on SIGTER
     }
     const status = await child.status;
     assert.equal(status.code, 0, seen.join("\n"));
-    assert.ok(seen.some((l) => /GET \/health 200/.test(l)));
-    assert.ok(seen.some((l) => /POST \/predict 200/.test(l)));
+    assert.ok(seen.some((l) => /"GET","path":"\/health","status":200/.test(l)));
+    assert.ok(
+      seen.some((l) => /"POST","path":"\/predict","status":200/.test(l)),
+    );
     assert.equal(seen.at(-1), "stopped");
   } finally {
     await Deno.remove(root, { recursive: true });
@@ -566,7 +583,7 @@ Deno.test("serve: startServer with inference workers or in its own thread answer
             "content-type": "image/jpeg",
           },
         );
-        assert.equal(corrupt.status, 400);
+        assert.equal(corrupt.status, 422);
         assert.match(
           String(corrupt.json.error),
           /corrupt or undecodable image/,
@@ -676,13 +693,18 @@ Deno.test("serve: a hostile Host header neither breaks the request nor changes i
     assert.match(String(missing.json.error), /^no such path \/nope /);
     const slashes = await get("//evil/health", "h");
     assert.equal(slashes.status, 404);
-    assert.deepEqual(ctx.logs.map((l) => l.split(" ").slice(1, 4).join(" ")), [
-      "GET /health 200",
-      "GET /health 200",
-      "GET /health 200",
-      "GET /nope 404",
-      "GET //evil/health 404",
-    ]);
+    assert.deepEqual(
+      ctx.logs.map((l) => JSON.parse(l)).map((l) =>
+        `${l.method} ${l.path} ${l.status}`
+      ),
+      [
+        "GET /health 200",
+        "GET /health 200",
+        "GET /health 200",
+        "GET /nope 404",
+        "GET //evil/health 404",
+      ],
+    );
     const health = await fetch(`${ctx.url}/health`);
     assert.equal(health.status, 200);
     assert.equal((await health.json()).status, "ok");
@@ -701,10 +723,12 @@ Deno.test("serve: a body slower than the body timeout gets 408, and the service 
       error: "the body did not arrive within 0.3 s",
     });
     assert.ok(slow.seconds >= 0.25 && slow.seconds < 5, `${slow.seconds} s`);
-    assert.match(
-      ctx.logs.at(-1)!,
-      /^\S+Z POST \/predict 408 [\d.]+ms the body/,
+    const logged = JSON.parse(ctx.logs.at(-1)!);
+    assert.deepEqual(
+      [logged.method, logged.path, logged.status],
+      ["POST", "/predict", 408],
     );
+    assert.match(logged.error, /^the body/);
     const health = await fetch(`${ctx.url}/health`);
     assert.equal(health.status, 200);
     assert.equal((await health.json()).status, "ok");
@@ -739,7 +763,11 @@ Deno.test("serve: control characters a client sends reach the log escaped", asyn
     const line = ctx.logs.at(-1)!;
     // deno-lint-ignore no-control-regex -- no raw control character may be left
     assert.doesNotMatch(line, /[\u0000-\u001f\u007f-\u009f]/);
-    assert.match(line, /Content-Type image\/x\\tget \/health 200\\x85forged/);
+    assert.match(line, /Content-Type image\/x\\tget \/health 200\\u0085forged/);
+    assert.match(
+      JSON.parse(line).error,
+      /Content-Type image\/x\tget \/health 200\u0085forged/,
+    );
     assert.equal((await fetch(`${ctx.url}/health`)).status, 200);
   });
 });
@@ -758,4 +786,134 @@ Deno.test('serve: "address already in use" names the host and port', async () =>
     taken.close();
     await Deno.remove(root, { recursive: true });
   }
+});
+
+/** A started service (workers 0) on a free port, its log lines collected. */
+async function withService(
+  options: Partial<StartServerOptions>,
+  body: (running: RunningServer, logs: string[]) => Promise<void>,
+) {
+  const root = await Deno.makeTempDir({ prefix: "serve_test_" });
+  const logs: string[] = [];
+  try {
+    await saveTinyModel(join(root, "m"), { size: SIZE, run: "guarded" });
+    const running = await startServer({
+      modelDir: join(root, "m"),
+      port: 0,
+      workers: 0,
+      log: (line) => logs.push(line),
+      ...options,
+    });
+    try {
+      await body(running, logs);
+    } finally {
+      await running.shutdown();
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+}
+
+/** Opens a raw connection to a service and sends `text`. */
+async function rawSend(url: string, text: string): Promise<Deno.TcpConn> {
+  const conn = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: Number(new URL(url).port),
+  });
+  await conn.write(new TextEncoder().encode(text));
+  return conn;
+}
+
+Deno.test("serve: through startServer, half a request line is answered 408 within the header timeout and logged as JSON", async () => {
+  await withService({ headerTimeoutMs: 500 }, async (running, logs) => {
+    const t0 = performance.now();
+    const conn = await rawSend(running.url, "GET /hea");
+    const text = await readAnswer(conn);
+    const seconds = (performance.now() - t0) / 1000;
+    conn.close();
+    assert.match(text, /^HTTP\/1\.1 408 /);
+    assert.ok(seconds >= 0.45 && seconds < 1.5, `${seconds} s`);
+    const entry = JSON.parse(logs.at(-1)!);
+    assert.equal(entry.status, 408);
+    assert.match(entry.error, /head did not arrive within 0\.5 s/);
+    assert.equal((await fetch(`${running.url}health`)).status, 200);
+  });
+});
+
+Deno.test("serve: a burst beyond the workers and the queue gets 503 with Retry-After at once, while /health answers", async () => {
+  const options = { maxQueue: 1, bodyTimeoutMs: 5000 };
+  await withService(options, async (running, logs) => {
+    // Two requests whose bodies never come hold the one worker's place and
+    // the one waiting place.
+    const held = await Promise.all([0, 1].map(() =>
+      rawSend(
+        running.url,
+        "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n" +
+          "Content-Length: 100000\r\n\r\n\xff\xd8\xff",
+      )
+    ));
+    await new Promise((r) => setTimeout(r, 200));
+    const jpeg = await ellipseScanJpeg(1, 64);
+    const t0 = performance.now();
+    const busy = await post(`${running.url}predict`, jpeg, {
+      "content-type": "image/jpeg",
+    });
+    assert.equal(busy.status, 503);
+    assert.ok(performance.now() - t0 < 1000);
+    assert.equal(busy.res.headers.get("retry-after"), "1");
+    assert.match(String(busy.json.error), /^busy: .* 1 are waiting; retry/);
+    const health = await fetch(`${running.url}health`);
+    assert.equal(health.status, 200);
+    assert.equal((await health.json()).status, "ok");
+    // The held clients leave: their places free up.
+    for (const conn of held) conn.close();
+    await new Promise((r) => setTimeout(r, 200));
+    const ok = await post(`${running.url}predict`, jpeg, {
+      "content-type": "image/jpeg",
+    });
+    assert.equal(ok.status, 200);
+    const statuses = logs.map((l) => JSON.parse(l).status);
+    assert.ok(statuses.includes(503), statuses.join(" "));
+  });
+});
+
+Deno.test("serve: the log line is valid JSON without raw control characters when a path or a file name carries them", async () => {
+  await withService({}, async (running, logs) => {
+    // A raw escape sequence and NUL in the request target: refused by the guard.
+    const conn = await rawSend(
+      running.url,
+      `GET /predict\x1b[31m\0 HTTP/1.1\r\nHost: x\r\n\r\n`,
+    );
+    assert.match(await readAnswer(conn), /^HTTP\/1\.1 400 /);
+    conn.close();
+    // Encoded in the path: routed, 404.
+    const encoded = await fetch(`${running.url}predict%0A%1B[31m%00`);
+    assert.equal(encoded.status, 404);
+    await encoded.body?.cancel();
+    // In a multipart file name: the multipart parser refuses the part
+    // header and quotes it; a raw line break ends the header early.
+    for (const filename of [`scan\x1b[31m\0.jpg`, `scan\n\x1b[31m.jpg`]) {
+      const m = multipart([{
+        name: "file",
+        filename,
+        data: new TextEncoder().encode("not an image"),
+      }]);
+      const named = await post(`${running.url}predict`, m.body, {
+        "content-type": m.type,
+      });
+      assert.equal(named.status, 400, JSON.stringify(named.json));
+    }
+    assert.equal(logs.length, 4);
+    for (const line of logs) {
+      // deno-lint-ignore no-control-regex -- no raw control character may be left
+      assert.doesNotMatch(line, /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/);
+      const entry = JSON.parse(line);
+      assert.match(entry.client, /^127\.0\.0\.1:\d+$/);
+      assert.ok(entry.status >= 400 && typeof entry.error === "string");
+    }
+    const [target, path, file] = logs.map((l) => JSON.parse(l));
+    assert.equal(target.path, "/predict\x1b[31m\0");
+    assert.equal(path.path, "/predict%0A%1B[31m%00");
+    assert.ok(file.error.includes("scan\x1b[31m\0.jpg"), file.error);
+  });
 });
