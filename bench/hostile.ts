@@ -39,16 +39,19 @@ import {
   type TaskRun,
 } from "../tests/hostile_probe.ts";
 import {
+  type CheckpointTamper,
   CONTROL_NAME,
   forgeJpegSize,
   halfScanJpeg,
   type HostileModels,
+  tamperCheckpoint,
   truncatedJpeg,
   writeBadChecksumZip,
   writeFileWhereFolderZip,
   writeHostileDataset,
   writeHostileModels,
   writePngBomb,
+  writeTinyDataset,
   writeZipBomb,
 } from "../tests/hostile_cases.ts";
 import { ellipseScanJpeg } from "../tests/fixtures.ts";
@@ -189,6 +192,8 @@ interface Inputs {
   controlDir: string;
   /** A dataset with an empty class folder and a truncated scan. */
   dataset: string;
+  /** A tiny well-formed dataset to train a checkpoint on. */
+  tiny: string;
   /** The forged JPEG and the normal scan as files. */
   files: { scan: string; forged: string };
 }
@@ -220,6 +225,8 @@ async function makeInputs(root: string): Promise<Inputs> {
   await Deno.writeFile(join(controlDir, CONTROL_NAME), scan);
   const dataset = join(dir, "dataset");
   await writeHostileDataset(dataset);
+  const tiny = join(dir, "tiny");
+  await writeTinyDataset(tiny);
   const files = {
     scan: join(dir, "scan.jpg"),
     forged: join(dir, "forged.jpg"),
@@ -237,6 +244,7 @@ async function makeInputs(root: string): Promise<Inputs> {
     models,
     controlDir,
     dataset,
+    tiny,
     files,
   };
 }
@@ -703,6 +711,41 @@ async function portInUse(ctx: Context): Promise<CaseResult> {
   }
 }
 
+/**
+ * `deno task train --resume` from a checkpoint spoiled by `how`, after one
+ * epoch of a tiny run (32 px) made it.
+ */
+async function resume(
+  ctx: Context,
+  how: CheckpointTamper,
+): Promise<CaseResult> {
+  const runDir = join(ctx.inputs.dir, `run-${how}`);
+  const args = ["--data", ctx.inputs.tiny, "--size", "32", "--out", runDir];
+  // The image cache goes to the temporary folder, not the checkout's.
+  const env = { BRAIN_MRI_CACHE: join(ctx.inputs.dir, "cache") };
+  const first = await runTask({
+    root: ctx.root,
+    task: "train",
+    args: [...args, "--epochs", "1"],
+    env,
+  });
+  if (first.code !== 0) {
+    throw new Error(`training the checkpoint failed:\n${first.stderr}`);
+  }
+  await tamperCheckpoint(runDir, how);
+  const run = await runTask({
+    root: ctx.root,
+    task: "train",
+    args: [...args, "--epochs", "2", "--resume"],
+    timeoutMs: 60_000,
+    env,
+  });
+  const input = how === "dev-zero"
+    ? "train --resume, checkpoint model.bin → /dev/zero"
+    : "train --resume, checkpoint model.bin cut to 1000 bytes";
+  return taskResult({ case: `resume-checkpoint-${how}`, input }, run);
+}
+
 /** `deno task predict` cases: hostile images, names and models. */
 function predictCases(
   ctx: Context,
@@ -797,6 +840,9 @@ async function commandCases(
     ));
   }
   if (only("serve-port-in-use")) record(await portInUse(ctx));
+  for (const how of ["dev-zero", "truncated"] as const) {
+    if (only(`resume-checkpoint-${how}`)) record(await resume(ctx, how));
+  }
   const zips = ctx.inputs.zip;
   for (
     const [name, zip] of [["bomb", zips.bomb], [

@@ -473,3 +473,59 @@ export async function writeHostileDataset(dir: string): Promise<void> {
     await ellipseScanJpeg(seed++, 96),
   );
 }
+
+/**
+ * Writes a tiny, well-formed dataset into `dir` (ten 64-pixel scans in each
+ * of the four class folders): enough for `deno task train --size 32
+ * --epochs 1` to finish in seconds and leave a checkpoint to tamper with.
+ *
+ * Writes files, so it is not run by `deno test --doc`.
+ *
+ * @example
+ * ```ts ignore
+ * import { writeTinyDataset } from "./hostile_cases.ts";
+ * await writeTinyDataset(await Deno.makeTempDir());
+ * ```
+ */
+export async function writeTinyDataset(dir: string): Promise<void> {
+  let seed = 1000;
+  for (const name of HOSTILE_CLASSES) {
+    await Deno.mkdir(join(dir, name), { recursive: true });
+    for (let i = 0; i < 10; i++) {
+      await Deno.writeFile(
+        join(dir, name, `${name}-${i}.jpg`),
+        await ellipseScanJpeg(seed++, 64),
+      );
+    }
+  }
+}
+
+/** How {@linkcode tamperCheckpoint} spoils a checkpoint. */
+export type CheckpointTamper = "dev-zero" | "truncated";
+
+/**
+ * Spoils the checkpoint of the run folder `runDir`: its `model.bin`
+ * becomes a symbolic link to `/dev/zero`, or is cut to its first 1000
+ * bytes.
+ *
+ * Changes files on disk, so it is not run by `deno test --doc`.
+ *
+ * @example
+ * ```ts ignore
+ * import { tamperCheckpoint } from "./hostile_cases.ts";
+ * await tamperCheckpoint("models/my-run", "truncated");
+ * ```
+ */
+export async function tamperCheckpoint(
+  runDir: string,
+  how: CheckpointTamper,
+): Promise<void> {
+  const weights = join(runDir, "checkpoint", "model.bin");
+  if (how === "dev-zero") {
+    await Deno.remove(weights);
+    await Deno.symlink("/dev/zero", weights);
+  } else {
+    const bytes = await Deno.readFile(weights);
+    await Deno.writeFile(weights, bytes.subarray(0, 1000));
+  }
+}

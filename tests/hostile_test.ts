@@ -9,6 +9,7 @@
  * and after the hardening.
  */
 import assert from "node:assert/strict";
+import { cpSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
@@ -22,7 +23,9 @@ import {
 import {
   CONTROL_NAME,
   type HostileModels,
+  tamperCheckpoint,
   writeHostileModels,
+  writeTinyDataset,
 } from "./hostile_cases.ts";
 import { ellipseScanJpeg } from "./fixtures.ts";
 
@@ -287,4 +290,55 @@ Deno.test({
     if (hostile) await Deno.remove((await hostile).dir, { recursive: true });
     hostile = undefined;
   },
+});
+
+Deno.test("train --resume: a spoiled checkpoint is refused at once, naming the file", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hostile-resume-" });
+  // The image cache goes to the temporary folder, not the project's.
+  const env = { BRAIN_MRI_CACHE: join(dir, "cache") };
+  try {
+    const tiny = join(dir, "tiny");
+    await writeTinyDataset(tiny);
+    const flags = (
+      run: string,
+    ) => ["--data", tiny, "--size", "32", "--out", run];
+    const first = await runTask({
+      root: ROOT,
+      task: "train",
+      args: [...flags(join(dir, "run")), "--epochs", "1"],
+      env,
+    });
+    assert.equal(first.code, 0, first.stderr);
+    const expected = {
+      "dev-zero": /checkpoint .*: weights file model\.bin is a symbolic link/,
+      truncated:
+        /checkpoint .*: weights file model\.bin: weights are 1000 bytes/,
+    };
+    for (const how of ["dev-zero", "truncated"] as const) {
+      const run = join(dir, `run-${how}`);
+      cpSync(join(dir, "run"), run, { recursive: true });
+      await tamperCheckpoint(run, how);
+      const resumed = await runTask({
+        root: ROOT,
+        task: "train",
+        args: [...flags(run), "--epochs", "2", "--resume"],
+        env,
+        timeoutMs: 60_000,
+      });
+      assert.equal(
+        resumed.code,
+        1,
+        `${how}: exit ${resumed.code}\n${resumed.stderr}`,
+      );
+      assert.match(resumed.stderr, expected[how]);
+      assert.doesNotMatch(resumed.stderr, STACK_TRACE);
+      assert.ok(resumed.ms < 20_000, `${how}: ${resumed.ms} ms`);
+      assert.ok(
+        resumed.peakRssMb < 800,
+        `${how}: peak ${resumed.peakRssMb} MB`,
+      );
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
