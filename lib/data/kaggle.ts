@@ -19,15 +19,26 @@
  *    416 either confirms the partial file is complete or starts over.
  * 4. Verification: the byte count against `Content-Length`/`Content-Range`,
  *    the MD5 from `x-goog-hash`, a 32-hex-digit strong `ETag` or
- *    `Content-MD5` when the server sends one, then the zip's central directory
- *    and every entry's CRC-32 while unpacking. Only then is the `.partial`
- *    renamed to `<name>.zip`.
- * 5. Unpacking (with `@zip.js/zip.js`) goes to a temporary folder inside
- *    `<data>/.download/`; entries with `..` or absolute paths are refused
- *    before anything is written. `Training/` and `Testing/` (also when
- *    wrapped in one extra folder) are then renamed into place, and a manifest
- *    of the per-class file counts is written, so a second run sees the data is
- *    complete and does nothing (`--force` redoes everything).
+ *    `Content-MD5` when the server sends one, the SHA-256 given with
+ *    `--sha256`, then the zip's central directory and every entry's CRC-32
+ *    while unpacking. Only then is the `.partial` renamed to `<name>.zip`,
+ *    with its SHA-256 recorded beside it in `<name>.zip.sha256`; a later run
+ *    that unpacks the kept zip checks it against that record first.
+ * 5. Unpacking ({@linkcode unzipFile}) streams each entry into a temporary
+ *    folder inside `<data>/.download/` with bounded memory, and refuses the
+ *    archive — naming it, the entry and the cap — for unsafe names (`..`,
+ *    absolute paths, links, a file where a folder should be), or when it
+ *    unpacks to more than `--max-unpacked-bytes` in all, has too many entries
+ *    or an entry that expands like a zip bomb. `Training/` and `Testing/`
+ *    (also when wrapped in one extra folder; every class folder holding
+ *    files) are then renamed into place, and a manifest of the per-class
+ *    file counts is written, so a second run sees the data is complete and
+ *    does nothing (`--force` redoes everything). A refused archive leaves
+ *    nothing half-installed.
+ *
+ * `--zip FILE` unpacks a zip the user already has instead (no credentials,
+ * no network), with the same checks; its SHA-256 is verified first when
+ * `FILE.sha256` exists or `--sha256` is given.
  *
  * The Kaggle key is never printed or put into an error message.
  *
@@ -35,12 +46,22 @@
  */
 import { createHash, type Hash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { join, relative, resolve, sep } from "node:path";
-import { type FileEntry, Reader, ZipReader } from "@zip.js/zip.js";
+import { join, resolve } from "node:path";
 import cliProgress from "cli-progress";
 import { writeTextAtomic } from "../core/atomic.ts";
+import { DEFAULTS } from "../core/defaults.ts";
 import { projectPaths } from "../core/paths.ts";
-import { type ParsedCli, runCli } from "../core/cli.ts";
+import { type ParsedCli, runCli, UsageError } from "../core/cli.ts";
+import {
+  ChecksumError,
+  type ExpectedSha256,
+  parseSha256,
+  readSha256Sidecar,
+  sha256SidecarPath,
+  verifySha256,
+  writeSha256Sidecar,
+} from "./checksum.ts";
+import { UnzipError, unzipFile, type UnzipLimits } from "./unzip.ts";
 
 /** The Kaggle dataset this project trains on. */
 export const DEFAULT_DATASET = "masoudnickparvar/brain-tumor-mri-dataset";
@@ -73,9 +94,10 @@ export class KaggleError extends Error {
    * Makes the error.
    *
    * @param message what went wrong and what to do about it
+   * @param options the error that caused it, if any
    */
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = "KaggleError";
   }
 }
@@ -234,6 +256,10 @@ export interface DownloadKaggleDatasetOptions {
   log?: (message: string) => void;
   /** Abort when no bytes arrive for this long (milliseconds); default 60 000. */
   idleTimeoutMs?: number;
+  /** The zip's SHA-256 (hex), checked before it is unpacked. */
+  sha256?: string;
+  /** Caps on unpacking; the others keep their defaults (`UNZIP_LIMITS`). */
+  limits?: Partial<UnzipLimits>;
 }
 
 /** What {@linkcode downloadKaggleDataset} did. */
@@ -302,20 +328,17 @@ export async function downloadKaggleDataset(
 ): Promise<DownloadKaggleDatasetResult> {
   const target = downloadTarget(options);
   const log = options.log ?? ((message: string) => console.log(message));
+  const unpack = unpackSettings(options);
   if (!options.force) {
     const present = await alreadyUnpacked(target, log);
     if (present !== undefined) return present;
   }
   await Deno.mkdir(target.downloadDir, { recursive: true });
   if (!options.force && await isFile(target.zip)) {
-    return await unpackKeptZip(target, log);
+    return await unpackKeptZip(target, { ...unpack, log });
   }
   const credentials = requireCredentials(options, target);
-  if (options.force) {
-    for (const path of [target.zip, target.partial, target.metaPath]) {
-      await removeIfExists(path);
-    }
-  }
+  if (options.force) await discardKeptZip(target);
   const transfer = await downloadToPartial({
     url: downloadUrl(options, target),
     dataset: target.dataset,
@@ -328,7 +351,7 @@ export async function downloadKaggleDataset(
     label: target.name,
     idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
   });
-  const files = await unpackDownload(target, log);
+  const files = await unpackDownload(target, { ...unpack, log });
   return {
     dest: target.dest,
     zip: target.zip,
@@ -337,6 +360,86 @@ export async function downloadKaggleDataset(
     files,
     skipped: false,
   };
+}
+
+/** Options for {@linkcode installDatasetZip}. */
+export interface InstallDatasetZipOptions {
+  /** The zip file to unpack. */
+  zip: string;
+  /** Folder receiving `Training/` and `Testing/`; defaults to `projectPaths().data`. */
+  dest?: string;
+  /** `owner/name` the manifest is recorded under; defaults to {@linkcode DEFAULT_DATASET}. */
+  dataset?: string;
+  /** The zip's SHA-256 (hex); `<zip>.sha256` is checked too when it exists. */
+  sha256?: string;
+  /** Caps on unpacking; the others keep their defaults (`UNZIP_LIMITS`). */
+  limits?: Partial<UnzipLimits>;
+  /** Environment for `BRAIN_MRI_DATA`; defaults to `Deno.env`. */
+  env?: Record<string, string | undefined>;
+  /** Where status messages go; defaults to `console.log`. */
+  log?: (message: string) => void;
+}
+
+/** What {@linkcode installDatasetZip} did. */
+export interface InstallDatasetZipResult {
+  /** The folder now holding `Training/` and `Testing/`. */
+  dest: string;
+  /** The zip that was unpacked. */
+  zip: string;
+  /** Files now under `Training/` and `Testing/`. */
+  files: number;
+  /** The zip's SHA-256 (hex). */
+  sha256: string;
+}
+
+/**
+ * Unpacks a dataset zip the user already has — no credentials, no network —
+ * with the same checks as a download: its SHA-256 against `<zip>.sha256`
+ * and `sha256` when there are any, then the streaming unpack with its caps
+ * and the layout check. A copy already in `dest` is replaced only once the
+ * new one is complete; the zip itself is never modified or deleted.
+ *
+ * Throws {@linkcode KaggleError} naming the zip (and the entry, or the
+ * expected and actual checksum) when it cannot be used.
+ *
+ * @example Unpack a downloaded copy of the dataset
+ *
+ * Needs the dataset zip on disk, so it is not run by `deno test --doc`.
+ *
+ * ```ts ignore
+ * import { installDatasetZip } from "./kaggle.ts";
+ * const result = await installDatasetZip({ zip: "brain-tumor-mri-dataset.zip" });
+ * console.log(`${result.files} files in ${result.dest}`);
+ * ```
+ */
+export async function installDatasetZip(
+  options: InstallDatasetZipOptions,
+): Promise<InstallDatasetZipResult> {
+  const target = downloadTarget(options);
+  const log = options.log ?? ((message: string) => console.log(message));
+  const zip = resolve(options.zip);
+  const settings = { ...unpackSettings(options), log };
+  if (!(await isFile(zip))) {
+    throw new KaggleError(`${zip}: no such file (--zip needs a zip file)`);
+  }
+  log(`Unpacking ${zip} into ${target.dest} …`);
+  await Deno.mkdir(target.downloadDir, { recursive: true });
+  try {
+    const recorded = await readSha256Sidecar(zip);
+    const { files, sha256 } = await unpackAndInstall({
+      ...unpackPaths(target),
+      ...settings,
+      zip,
+      source: zip,
+      expected: [recorded, settings.sha256].filter((e) => e !== undefined),
+    });
+    return { dest: target.dest, zip, files, sha256 };
+  } catch (error) {
+    if (error instanceof UnzipError || error instanceof ChecksumError) {
+      throw new KaggleError(error.message, { cause: error });
+    }
+    throw error;
+  }
 }
 
 /** Where one dataset's download, zip, manifest and data go. */
@@ -359,7 +462,9 @@ interface DownloadTarget {
   manifestPath: string;
 }
 
-function downloadTarget(options: DownloadKaggleDatasetOptions): DownloadTarget {
+function downloadTarget(
+  options: Pick<DownloadKaggleDatasetOptions, "dataset" | "dest" | "env">,
+): DownloadTarget {
   const dataset = options.dataset ?? DEFAULT_DATASET;
   const { owner, name } = parseDataset(dataset);
   const dest = resolve(options.dest ?? projectPaths({ env: options.env }).data);
@@ -401,25 +506,65 @@ async function alreadyUnpacked(
   };
 }
 
-/** Unpacks a zip an earlier run downloaded; a corrupt one is deleted. */
+/** How a call unpacks: the checksum it was given, the caps and the log. */
+interface UnpackSettings {
+  /** The SHA-256 from the caller (`--sha256`), if any. */
+  sha256?: ExpectedSha256;
+  limits?: Partial<UnzipLimits>;
+  log: (message: string) => void;
+}
+
+/** The checksum and caps of the options (the log is added by the caller). */
+function unpackSettings(
+  options: { sha256?: string; limits?: Partial<UnzipLimits> },
+): Omit<UnpackSettings, "log"> {
+  let sha256: ExpectedSha256 | undefined;
+  if (options.sha256 !== undefined) {
+    const hex = parseSha256(options.sha256);
+    if (hex === undefined || hex.length !== options.sha256.trim().length) {
+      throw new KaggleError(
+        `--sha256 must be 64 hex digits (got "${options.sha256}")`,
+      );
+    }
+    sha256 = { hex, source: "--sha256" };
+  }
+  return { sha256, limits: options.limits };
+}
+
+/** Deletes the kept zip, its checksum and any partial download. */
+async function discardKeptZip(target: DownloadTarget): Promise<void> {
+  const { zip, partial, metaPath } = target;
+  for (const path of [zip, sha256SidecarPath(zip), partial, metaPath]) {
+    await removeIfExists(path);
+  }
+}
+
+/**
+ * Unpacks a zip an earlier run downloaded, after checking it against the
+ * SHA-256 recorded then (and `--sha256`); a corrupt, refused or mismatching
+ * one is deleted so that the next run downloads it afresh.
+ */
 async function unpackKeptZip(
   target: DownloadTarget,
-  log: (message: string) => void,
+  settings: UnpackSettings,
 ): Promise<DownloadKaggleDatasetResult> {
   const { zip, dest } = target;
-  log(`Unpacking the already downloaded ${zip} …`);
+  settings.log(`Unpacking the already downloaded ${zip} …`);
   try {
-    const files = await unpackAndInstall({
+    const recorded = await readSha256Sidecar(zip);
+    const { files } = await unpackAndInstall({
       ...unpackPaths(target),
+      ...settings,
       source: zip,
-      log,
+      expected: [recorded, settings.sha256].filter((e) => e !== undefined),
     });
     return { dest, zip, bytes: 0, resumed: false, files, skipped: false };
   } catch (error) {
-    if (error instanceof CorruptZipError) {
-      await removeIfExists(zip);
+    if (error instanceof UnzipError || error instanceof ChecksumError) {
+      await discardKeptZip(target);
       throw new KaggleError(
         `${error.message}; deleted it, run again to download it afresh.`,
+        { cause: error },
       );
     }
     throw error;
@@ -463,26 +608,33 @@ function downloadUrl(
  */
 async function unpackDownload(
   target: DownloadTarget,
-  log: (message: string) => void,
+  settings: UnpackSettings,
 ): Promise<number> {
   const { partial, metaPath, zip } = target;
-  log(`Verifying and unpacking ${partial} …`);
+  settings.log(`Verifying and unpacking ${partial} …`);
   try {
-    return await unpackAndInstall({
+    const { files } = await unpackAndInstall({
       ...unpackPaths(target),
+      ...settings,
       source: partial,
-      log,
-      beforeInstall: async () => {
+      expected: settings.sha256 ? [settings.sha256] : [],
+      beforeInstall: async (sha256) => {
         await Deno.rename(partial, zip);
+        await writeSha256Sidecar(zip, sha256);
         await removeIfExists(metaPath);
       },
     });
+    return files;
   } catch (error) {
-    if (error instanceof CorruptZipError) {
+    if (error instanceof UnzipError || error instanceof ChecksumError) {
       for (const path of [partial, metaPath]) await removeIfExists(path);
+      const what = error instanceof ChecksumError
+        ? "the downloaded file does not match its checksum"
+        : "the downloaded file is not a usable zip";
       throw new KaggleError(
-        `the downloaded file is not a usable zip: ${error.message}; ` +
-          `deleted it, run again to download it afresh.`,
+        `${what}: ${error.message}; deleted it, run again to download it ` +
+          `afresh.`,
+        { cause: error },
       );
     }
     throw error;
@@ -492,7 +644,10 @@ async function unpackDownload(
 /** The parts of {@linkcode UnpackOptions} a target fixes. */
 function unpackPaths(
   target: DownloadTarget,
-): Omit<UnpackOptions, "source" | "log" | "beforeInstall"> {
+): Pick<
+  UnpackOptions,
+  "zip" | "dest" | "downloadDir" | "manifestPath" | "dataset"
+> {
   const { zip, dest, downloadDir, manifestPath, dataset } = target;
   return { zip, dest, downloadDir, manifestPath, dataset };
 }
@@ -1177,82 +1332,8 @@ async function verifyWholeMd5(
 }
 
 // ---------------------------------------------------------------------------
-// Unpacking: zip-slip checks, CRC verification, atomic install, manifest.
-
-/** The zip itself is unusable (bad structure, CRC, unsafe names, wrong layout). */
-class CorruptZipError extends KaggleError {
-  constructor(message: string) {
-    super(message);
-    this.name = "CorruptZipError";
-  }
-}
-
-/** Random-access reads of a file for zip.js, serialised (seek + read). */
-class FsFileReader extends Reader<Deno.FsFile> {
-  #file: Deno.FsFile;
-  #queue: Promise<unknown> = Promise.resolve();
-
-  constructor(file: Deno.FsFile, size: number) {
-    super(file);
-    this.#file = file;
-    this.size = size;
-  }
-
-  override readUint8Array(offset: number, length: number): Promise<Uint8Array> {
-    const result = this.#queue.then(async () => {
-      await this.#file.seek(offset, Deno.SeekMode.Start);
-      const data = new Uint8Array(length);
-      let read = 0;
-      while (read < length) {
-        const count = await this.#file.read(data.subarray(read));
-        if (count === null) return data.subarray(0, read);
-        read += count;
-      }
-      return data;
-    });
-    this.#queue = result.catch(() => undefined);
-    return result;
-  }
-}
-
-/** The path segments of a zip entry, refusing anything that could escape. */
-function safeEntrySegments(zip: string, name: string): string[] {
-  const unified = name.replaceAll("\\", "/");
-  const segments = unified.split("/").filter((s) => s !== "" && s !== ".");
-  if (
-    unified.startsWith("/") || /^[A-Za-z]:/.test(unified) ||
-    unified.includes("\0") || segments.includes("..")
-  ) {
-    throw new CorruptZipError(
-      `${zip} holds an entry with an unsafe path "${name}" (absolute or ` +
-        `with ".."); refusing to unpack it`,
-    );
-  }
-  return segments;
-}
-
-function describeZipError(
-  zip: string,
-  error: unknown,
-  current?: string,
-): CorruptZipError {
-  const message = (error as Error)?.message ?? String(error);
-  const entry = (error as { filename?: string })?.filename ?? current;
-  if (/unsafe filename/i.test(message)) {
-    return new CorruptZipError(
-      `${zip} holds an entry with an unsafe path "${entry ?? "?"}" (absolute ` +
-        `or with ".."); refusing to unpack it`,
-    );
-  }
-  if (/crc/i.test(message)) {
-    return new CorruptZipError(
-      `${zip} is corrupt: ${
-        entry ? `entry "${entry}"` : "an entry"
-      } failed its CRC-32 check`,
-    );
-  }
-  return new CorruptZipError(`${zip} is not a valid zip archive (${message})`);
-}
+// Unpacking: checksum, streaming unzip with caps, layout, atomic install,
+// manifest.
 
 interface UnpackOptions {
   /** The file to unpack (the `.partial` right after a download). */
@@ -1263,115 +1344,120 @@ interface UnpackOptions {
   downloadDir: string;
   manifestPath: string;
   dataset: string;
+  /** The SHA-256s `source` must have; checked before anything is unpacked. */
+  expected: ExpectedSha256[];
+  limits?: Partial<UnzipLimits>;
   log: (message: string) => void;
-  beforeInstall?: () => Promise<void>;
+  /** Runs once the data is unpacked and checked, with the zip's SHA-256. */
+  beforeInstall?: (sha256: string) => Promise<void>;
 }
 
-/** Unpacks into a temporary folder, checks the layout, then renames into place. */
-async function unpackAndInstall(options: UnpackOptions): Promise<number> {
+/** What was unpacked and installed. */
+interface Unpacked {
+  /** Files now under the splits. */
+  files: number;
+  /** The zip's SHA-256 (hex). */
+  sha256: string;
+}
+
+/**
+ * Verifies the checksum, unpacks into a temporary folder, checks the
+ * layout, then renames the splits into place and writes the manifest. The
+ * temporary folder is removed whatever happens.
+ */
+async function unpackAndInstall(options: UnpackOptions): Promise<Unpacked> {
   const { source, dest, downloadDir } = options;
-  // Left over by a run that was killed while unpacking.
-  for await (const entry of Deno.readDir(downloadDir)) {
-    if (entry.isDirectory && entry.name.startsWith("unpack-")) {
-      await removeIfExists(join(downloadDir, entry.name));
-    }
+  const sha256 = await verifySha256(source, options.expected);
+  if (options.expected.length > 0) {
+    options.log(`SHA-256 verified (${sha256}).`);
   }
+  await removeLeftoverUnpacks(downloadDir);
   const temp = await Deno.makeTempDir({ dir: downloadDir, prefix: "unpack-" });
   try {
-    await extractZip(source, temp);
-    const root = await findSplitsRoot(source, temp);
-    const splits: Record<string, Record<string, number>> = {};
-    let files = 0;
-    for (const split of DATASET_SPLITS) {
-      splits[split] = await countClassFiles(join(root, split));
-      for (const count of Object.values(splits[split])) files += count;
-    }
-    await options.beforeInstall?.();
+    await unzipFile({
+      archive: source,
+      into: join(temp, "zip"),
+      limits: options.limits,
+    });
+    const root = await findSplitsRoot(source, join(temp, "zip"));
+    const splits = await countSplits(source, root);
+    await options.beforeInstall?.(sha256);
     await installSplits(root, dest, temp);
-    const zipBytes = (await fileSize(options.zip)) ?? 0;
-    await writeTextAtomic(
-      options.manifestPath,
-      JSON.stringify(
-        {
-          dataset: options.dataset,
-          zipBytes,
-          files,
-          splits,
-        } satisfies Manifest,
-        null,
-        2,
-      ) + "\n",
-    );
-    const summary = DATASET_SPLITS.map((split) =>
-      `${split}: ${
-        Object.entries(splits[split]).map(([c, n]) => `${c} ${n}`).join(", ")
-      }`
-    ).join("; ");
-    options.log(`Unpacked ${files} files into ${dest} (${summary}).`);
-    return files;
+    const files = await writeManifest(options, splits);
+    options.log(`Unpacked ${files} files into ${dest} (${summary(splits)}).`);
+    return { files, sha256 };
   } finally {
     await removeIfExists(temp);
   }
 }
 
-async function extractZip(zip: string, into: string): Promise<void> {
-  const size = (await fileSize(zip)) ?? 0;
-  using file = await Deno.open(zip);
-  const reader = new ZipReader(new FsFileReader(file, size), {
-    useWebWorkers: false,
-    checkCrc32: true,
-  });
-  try {
-    let entries;
-    try {
-      entries = await reader.getEntries();
-    } catch (error) {
-      throw describeZipError(zip, error);
+/** Removes the temporary folders of a run killed while unpacking. */
+async function removeLeftoverUnpacks(downloadDir: string): Promise<void> {
+  for await (const entry of Deno.readDir(downloadDir)) {
+    if (entry.isDirectory && entry.name.startsWith("unpack-")) {
+      await removeIfExists(join(downloadDir, entry.name));
     }
-    if (entries.length === 0) {
-      throw new CorruptZipError(`${zip} is an empty zip archive`);
-    }
-    // Check every name before writing anything.
-    const targets = entries.map((entry) => {
-      const segments = safeEntrySegments(zip, entry.filename);
-      const target = join(into, ...segments);
-      const rel = relative(into, target);
-      if (rel.startsWith("..") || rel.startsWith(sep)) {
-        throw new CorruptZipError(
-          `${zip} holds an entry with an unsafe path "${entry.filename}"; ` +
-            `refusing to unpack it`,
-        );
-      }
-      return { entry, segments, target };
-    });
-    for (const { entry, segments, target } of targets) {
-      if (segments.length === 0) continue;
-      if (entry.directory) {
-        await Deno.mkdir(target, { recursive: true });
-        continue;
-      }
-      await Deno.mkdir(join(target, ".."), { recursive: true });
-      const out = await Deno.open(target, {
-        write: true,
-        create: true,
-        truncate: true,
-      });
-      try {
-        await (entry as FileEntry).getData(
-          new WritableStream<Uint8Array>({
-            write: (chunk) => writeAll(out, chunk),
-          }),
-        );
-      } catch (error) {
-        if (error instanceof KaggleError) throw error;
-        throw describeZipError(zip, error, entry.filename);
-      } finally {
-        out.close();
-      }
-    }
-  } finally {
-    await reader.close();
   }
+}
+
+type SplitCounts = Record<string, Record<string, number>>;
+
+/**
+ * The per-class file counts of every split; a split without class folders
+ * or a class folder without files is a layout error naming the archive and
+ * the folder.
+ */
+async function countSplits(zip: string, root: string): Promise<SplitCounts> {
+  const splits: SplitCounts = {};
+  for (const split of DATASET_SPLITS) {
+    splits[split] = await countClassFiles(join(root, split));
+    const classes = Object.entries(splits[split]);
+    if (classes.length === 0) {
+      throw new KaggleError(
+        `${zip} does not have the expected layout: ${split}/ holds no class ` +
+          `folders (expected ${split}/<class>/<image>)`,
+      );
+    }
+    for (const [name, count] of classes) {
+      if (count > 0) continue;
+      throw new KaggleError(
+        `${zip} does not have the expected layout: the class folder ` +
+          `${JSON.stringify(`${split}/${name}`)} holds no files`,
+      );
+    }
+  }
+  return splits;
+}
+
+/** Writes the manifest of the installed data; returns its file count. */
+async function writeManifest(
+  options: UnpackOptions,
+  splits: SplitCounts,
+): Promise<number> {
+  let files = 0;
+  for (const split of DATASET_SPLITS) {
+    for (const count of Object.values(splits[split])) files += count;
+  }
+  const manifest: Manifest = {
+    dataset: options.dataset,
+    zipBytes: (await fileSize(options.zip)) ?? 0,
+    files,
+    splits,
+  };
+  await writeTextAtomic(
+    options.manifestPath,
+    JSON.stringify(manifest, null, 2) + "\n",
+  );
+  return files;
+}
+
+/** `Training: glioma 3, notumor 2; Testing: …`. */
+function summary(splits: SplitCounts): string {
+  return DATASET_SPLITS.map((split) =>
+    `${split}: ${
+      Object.entries(splits[split]).map(([c, n]) => `${c} ${n}`).join(", ")
+    }`
+  ).join("; ");
 }
 
 async function listDirs(path: string): Promise<string[]> {
@@ -1517,13 +1603,16 @@ async function completeData(
  * assert.match(text, /^usage: deno task data:download -- \[options\]/);
  * assert.match(text, /--dest DIR +target folder/);
  * assert.match(text, /--force +download and unpack again/);
+ * assert.match(text, /--zip FILE +unpack this zip/);
+ * assert.match(text, /--max-unpacked-bytes N +.*\(default 4294967296\)/);
  * ```
  */
 export const KAGGLE_CLI = {
   command: "deno task data:download",
   summary: `Downloads the Kaggle dataset ${DEFAULT_DATASET}
 (or --dataset) through Kaggle's API, verifies it and unpacks it so that
-DIR/Training and DIR/Testing exist.`,
+DIR/Training and DIR/Testing exist. With --zip, unpacks a zip you already
+have instead (no credentials, no network), with the same checks.`,
   flags: {
     dest: {
       type: "string",
@@ -1540,36 +1629,107 @@ DIR/Training and DIR/Testing exist.`,
       type: "boolean",
       help: "download and unpack again even if the data is complete",
     },
+    zip: {
+      type: "string",
+      value: "FILE",
+      help: "unpack this zip instead of downloading (checked against\n" +
+        "FILE.sha256 when that exists)",
+    },
+    sha256: {
+      type: "string",
+      value: "HEX",
+      help: "the zip's SHA-256, checked before unpacking",
+    },
+    "max-unpacked-bytes": {
+      type: "integer",
+      default: DEFAULTS.maxUnpackedBytes,
+      help: "refuse a zip that unpacks to more bytes than this in all",
+    },
   },
   footer:
     `Credentials: KAGGLE_USERNAME + KAGGLE_KEY, or kaggle.json in KAGGLE_CONFIG_DIR
-or ~/.kaggle/. KAGGLE_API_BASE overrides ${DEFAULT_KAGGLE_API_BASE}.`,
+or ~/.kaggle/. KAGGLE_API_BASE overrides ${DEFAULT_KAGGLE_API_BASE}.
+A zip is refused, naming the entry, for unsafe paths or links, a file where a
+folder should be, too many entries, an entry that expands like a zip bomb, or
+more than --max-unpacked-bytes in all; nothing half-unpacked is left behind.`,
 } as const;
 
-async function main(
-  { values }: ParsedCli<typeof KAGGLE_CLI>,
-): Promise<number> {
-  try {
-    const result = await downloadKaggleDataset({
-      dest: values.dest,
-      dataset: values.dataset,
-      force: values.force,
-    });
-    if (!result.skipped) {
-      console.log(
-        `Done: ${result.files} files in ${result.dest} ` +
-          `(${formatMB(result.bytes)} MB transferred${
-            result.resumed ? ", resumed" : ""
-          }).`,
+type KaggleCliValues = ParsedCli<typeof KAGGLE_CLI>["values"];
+
+/** The flags' combinations and values that cannot work, as a {@linkcode UsageError}. */
+function checkFlags(values: KaggleCliValues): void {
+  if (values.sha256 !== undefined) {
+    const hex = parseSha256(values.sha256);
+    if (hex === undefined || hex.length !== values.sha256.trim().length) {
+      throw new UsageError(
+        `--sha256 must be 64 hex digits (got "${values.sha256}")`,
       );
     }
+  }
+  if (values["max-unpacked-bytes"] <= 0) {
+    throw new UsageError(
+      `--max-unpacked-bytes must be above 0 (got ${
+        values["max-unpacked-bytes"]
+      })`,
+    );
+  }
+  if (values.zip !== undefined && values.force) {
+    throw new UsageError(
+      "--force only applies to downloads; --zip always unpacks",
+    );
+  }
+}
+
+/** `--zip FILE`: unpacks the user's zip. */
+async function installFromCli(values: KaggleCliValues): Promise<void> {
+  const result = await installDatasetZip({
+    zip: values.zip!,
+    dest: values.dest,
+    dataset: values.dataset,
+    sha256: values.sha256,
+    limits: { maxUnpackedBytes: values["max-unpacked-bytes"] },
+  });
+  console.log(`Done: ${result.files} files in ${result.dest}.`);
+}
+
+/** The download, as by default. */
+async function downloadFromCli(values: KaggleCliValues): Promise<void> {
+  const result = await downloadKaggleDataset({
+    dest: values.dest,
+    dataset: values.dataset,
+    force: values.force,
+    sha256: values.sha256,
+    limits: { maxUnpackedBytes: values["max-unpacked-bytes"] },
+  });
+  if (result.skipped) return;
+  console.log(
+    `Done: ${result.files} files in ${result.dest} ` +
+      `(${formatMB(result.bytes)} MB transferred${
+        result.resumed ? ", resumed" : ""
+      }).`,
+  );
+}
+
+/** One line on stderr, never a stack trace; a hint when a cap can be raised. */
+function reportError(error: unknown): void {
+  const message = error instanceof Error ? error.message : String(error);
+  const cap = error instanceof Error && error.cause instanceof UnzipError
+    ? error.cause.cap
+    : undefined;
+  const hint = cap === "maxUnpackedBytes"
+    ? " (if the archive is genuine, raise --max-unpacked-bytes)"
+    : "";
+  console.error(`error: ${message}${hint}`);
+}
+
+async function main({ values }: ParsedCli<typeof KAGGLE_CLI>): Promise<number> {
+  checkFlags(values);
+  try {
+    if (values.zip !== undefined) await installFromCli(values);
+    else await downloadFromCli(values);
     return 0;
   } catch (error) {
-    if (error instanceof KaggleError) {
-      console.error(`error: ${error.message}`);
-    } else {
-      console.error(error);
-    }
+    reportError(error);
     return 1;
   }
 }

@@ -98,6 +98,10 @@ function md5(data: Uint8Array, encoding: "hex" | "base64"): string {
   return createHash("md5").update(data).digest(encoding);
 }
 
+function sha256(data: Uint8Array): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
 // ---------------------------------------------------------------------------
 // A local stand-in for Kaggle: the API checks Basic auth and redirects to a
 // storage path that serves the zip with Range support (or not).
@@ -442,11 +446,20 @@ Deno.test("downloadKaggleDataset: no credentials → says exactly what to do, no
 // ---------------------------------------------------------------------------
 // Downloading
 
-/** Only the verified zip and the manifest are left in `.download/`. */
+/**
+ * Only the verified zip, its SHA-256 record and the manifest are left in
+ * `.download/`.
+ */
 function assertDownloadFolderClean(dest: string): void {
   assert.deepEqual(
     readdirSync(join(dest, ".download")).sort(),
-    [`${ZIP_NAME}.manifest.json`, `${ZIP_NAME}.zip`],
+    [`${ZIP_NAME}.manifest.json`, `${ZIP_NAME}.zip`, `${ZIP_NAME}.zip.sha256`],
+  );
+  const zip = join(dest, ".download", `${ZIP_NAME}.zip`);
+  assert.equal(
+    readFileSync(`${zip}.sha256`, "utf8"),
+    `${sha256(readFileSync(zip))}  ${ZIP_NAME}.zip\n`,
+    "the SHA-256 of the verified download is recorded beside it",
   );
 }
 

@@ -10,6 +10,7 @@
  * | --- | --- |
  * | `audit.ts` | Duplicate and leakage audit of an image dataset |
  * | `augment.ts` | On-the-fly data augmentation for training batches |
+ * | `checksum.ts` | SHA-256 checksums of archives, verified before they are unpacked |
  * | `dataset.ts` | Finding the images of a dataset on disk |
  * | `decode_gate.ts` | Decoding images side by side without losing the decoder's words |
  * | `image_header.ts` | Reading an image's header before decoding it: format, claimed size, consistent markers, the pixel limit |
@@ -20,11 +21,13 @@
  * | `preprocess.ts` | Turning image files into small one-channel uint8 arrays for the CNN: decode → grayscale → resize… |
  * | `split.ts` | Duplicate-aware, stratified, seeded train / validation / test splits |
  * | `synthetic.ts` | The embedded default dataset: a seeded generator of synthetic, MRI-like axial brain slices,… |
+ * | `unzip.ts` | Unpacking a zip archive onto disk without trusting it: streamed with bounded memory, caps on size, ratio and entries |
  *
  * @module
  */
 export * from "./audit.ts";
 export * from "./augment.ts";
+export * from "./checksum.ts";
 export * from "./dataset.ts";
 export * from "./decode_gate.ts";
 export * from "./image_cache.ts";
@@ -35,3 +38,4 @@ export * from "./prepare.ts";
 export * from "./preprocess.ts";
 export * from "./split.ts";
 export * from "./synthetic.ts";
+export * from "./unzip.ts";
