@@ -20,12 +20,21 @@
  * `./split.ts` keeps together, {@linkcode auditTables} into notebook tables and
  * {@linkcode auditToJSON} into plain JSON.
  *
+ * {@linkcode auditDataset} finds a dataset on disk and audits it, carrying on
+ * past what a clumsy folder holds: an empty class folder is a warning (the
+ * other classes are audited), and so is a class folder that is a symbolic
+ * link (followed); a file where a class folder should be, a FIFO, a device
+ * or an unreadable file is listed as skipped or unreadable, with why. Only a
+ * dataset with no image at all is an error.
+ *
  * Run as a script: `deno task audit --data DIR [--json] [--threshold N] [--sweep N]`
  * (flags in {@linkcode AUDIT_CLI}; `--help` prints them).
  *
  * @module
  */
-import { discoverDataset } from "./dataset.ts";
+import { join } from "node:path";
+import { type Dataset, discoverDataset, type SkippedFile } from "./dataset.ts";
+import { escapeControl } from "../core/text.ts";
 import {
   type Displayable,
   htmlTable,
@@ -998,6 +1007,101 @@ export function auditTables(report: AuditReport): Displayable[] {
   ];
 }
 
+// ---------------------------------------------------------------- a dataset on disk
+
+/** Options for {@linkcode auditDataset}. */
+export interface AuditDatasetOptions
+  extends Pick<AuditOptions, "nearThreshold" | "concurrency" | "onProgress"> {
+  /** The dataset root (`DIR/<class>/*` or `DIR/{Training,Testing}/<class>/*`). */
+  data: string;
+}
+
+/** A dataset on disk, audited. */
+export interface DatasetAudit {
+  /** The dataset as found (its `skipped` lists the empty class folders too). */
+  dataset: Dataset;
+  /** What was found but not audited, and why (files and entries, not class folders). */
+  skipped: SkippedFile[];
+  /**
+   * What did not stop the audit but deserves a look, one sentence each:
+   * class folders with no image, class folders that are symbolic links.
+   */
+  warnings: string[];
+  /** The duplicate audit of the dataset's images. */
+  report: AuditReport;
+}
+
+/** The class folders of a dataset (those of `Training` and `Testing` in the Kaggle layout). */
+function classFolderPaths(dataset: Dataset): string[] {
+  const parents = dataset.layout === "kaggle"
+    ? Object.keys(dataset.counts).map((origin) => join(dataset.root, origin))
+    : [dataset.root];
+  return [
+    ...parents,
+    ...parents.flatMap((p) => dataset.classes.map((c) => join(p, c))),
+  ];
+}
+
+/** Warnings for the class folders (and split folders) that are symbolic links. */
+async function linkWarnings(dataset: Dataset): Promise<string[]> {
+  const warnings: string[] = [];
+  for (const path of classFolderPaths(dataset)) {
+    const info = await Deno.lstat(path).catch(() => undefined);
+    if (!info?.isSymlink) continue;
+    const target = await Deno.realPath(path).catch(() => "?");
+    warnings.push(
+      `${escapeControl(path)} is a symbolic link to ${
+        escapeControl(target)
+      }; its images are audited as if they were here`,
+    );
+  }
+  return warnings;
+}
+
+/**
+ * Finds the dataset at `options.data` and audits its images (see the module
+ * documentation for what is reported rather than fatal). Throws when the
+ * root is missing or not a folder, has no class folder, or no image at all.
+ *
+ * @example Needs a dataset on disk, so it is not run by `deno test --doc`.
+ * ```ts ignore
+ * import { auditDataset } from "./audit.ts";
+ * const { warnings, report } = await auditDataset({ data: "data" });
+ * for (const w of warnings) console.warn(`warning: ${w}`);
+ * console.log(report.summary.exact.groups);
+ * ```
+ */
+export async function auditDataset(
+  options: AuditDatasetOptions,
+): Promise<DatasetAudit> {
+  const dataset = await discoverDataset(options.data, {
+    allowEmptyClasses: true,
+  });
+  const classDirs = new Set(classFolderPaths(dataset));
+  const empty = dataset.skipped.filter((s) => classDirs.has(s.path));
+  if (dataset.files.length === 0) {
+    throw new Error(
+      `no JPEG or PNG images in any class folder of ${
+        escapeControl(dataset.root)
+      }` + (empty.length ? ` (${empty.length} empty class folders)` : ""),
+    );
+  }
+  const warnings = [
+    ...empty.map((s) =>
+      `${escapeControl(s.path)}: ${s.reason}; the other classes are audited`
+    ),
+    ...await linkWarnings(dataset),
+  ];
+  const report = await auditDuplicates({
+    files: dataset.files,
+    nearThreshold: options.nearThreshold,
+    concurrency: options.concurrency,
+    onProgress: options.onProgress,
+  });
+  const skipped = dataset.skipped.filter((s) => !classDirs.has(s.path));
+  return { dataset, skipped, warnings, report };
+}
+
 // ---------------------------------------------------------------- CLI
 
 /** The audit's command line: every flag with its type, default and help. */
@@ -1063,7 +1167,9 @@ function printAudit(
     );
   }
   for (const e of report.errors) {
-    console.log(`unreadable: ${e.path}: ${e.error}`);
+    console.log(
+      `unreadable: ${escapeControl(e.path)}: ${escapeControl(e.error)}`,
+    );
   }
   console.log(
     `${report.summary.files} images; hashing ${
@@ -1079,17 +1185,19 @@ async function audit(
   values: FlagValues<typeof AUDIT_CLI>,
   data: string,
 ): Promise<void> {
-  const dataset = await discoverDataset(data);
-  for (const s of dataset.skipped) {
-    console.error(`skipped: ${s.path}: ${s.reason}`);
-  }
   const t0 = performance.now();
-  const report = await auditDuplicates({
-    files: dataset.files,
+  const { skipped, warnings, report } = await auditDataset({
+    data,
     nearThreshold: values.threshold,
     concurrency: values.concurrency || undefined,
   });
   const wallMs = performance.now() - t0;
+  for (const w of warnings) console.error(`warning: ${w}`);
+  for (const s of skipped) {
+    console.error(
+      `skipped: ${escapeControl(s.path)}: ${escapeControl(s.reason)}`,
+    );
+  }
   const sweepRows = values.sweep === undefined ? undefined : thresholdSweep({
     hashes: report.hashes,
     thresholds: Array.from({ length: values.sweep + 1 }, (_, i) => i),
@@ -1098,6 +1206,8 @@ async function audit(
   console.log(JSON.stringify({
     data,
     ...auditToJSON(report),
+    warnings,
+    skipped,
     wallMs,
     ...(sweepRows ? { sweep: sweepRows } : {}),
   }));

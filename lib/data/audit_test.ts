@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import sharp from "sharp";
 import {
+  auditDataset,
   auditDuplicates,
   type AuditFile,
   auditGroupRows,
@@ -441,6 +442,147 @@ Deno.test("CLI: tables, --json, and a usage error on bad flags", async () => {
     });
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /Dataset root not found: .*nope/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** `<dir>/glioma/{a,b}.jpg` (b a byte copy of a) and `<dir>/notumor/c.jpg`. */
+async function smallDataset(dir: string): Promise<void> {
+  const a = await syntheticScan(11);
+  for (
+    const [file, bytes] of [["glioma/a.jpg", a], ["glioma/b.jpg", a], [
+      "notumor/c.jpg",
+      await syntheticScan(12),
+    ]] as const
+  ) {
+    await Deno.mkdir(join(dir, file, ".."), { recursive: true });
+    await Deno.writeFile(join(dir, file), bytes);
+  }
+}
+
+Deno.test("auditDataset: an empty class folder is a warning and the rest is audited; no image at all is an error", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await smallDataset(dir);
+    await Deno.mkdir(join(dir, "pituitary"));
+    await Deno.mkdir(join(dir, "meningioma"));
+    await Deno.writeTextFile(join(dir, "meningioma", "notes.txt"), "no scan");
+    const { warnings, skipped, report } = await auditDataset({ data: dir });
+    assert.deepEqual(warnings, [
+      `${join(dir, "meningioma")}: class folder with no JPEG or PNG images ` +
+      "(1 skipped); the other classes are audited",
+      `${join(dir, "pituitary")}: class folder with no JPEG or PNG images ` +
+      "(it is empty); the other classes are audited",
+    ]);
+    assert.deepEqual(skipped, [{
+      path: join(dir, "meningioma", "notes.txt"),
+      reason: "not a JPEG or PNG (text)",
+    }]);
+    assert.equal(report.summary.files, 3);
+    assert.equal(report.summary.exact.groups, 1);
+
+    for (const file of ["glioma/a.jpg", "glioma/b.jpg", "notumor/c.jpg"]) {
+      await Deno.remove(join(dir, file));
+    }
+    await assert.rejects(
+      auditDataset({ data: dir }),
+      new RegExp(
+        `^Error: no JPEG or PNG images in any class folder of ${dir} ` +
+          "\\(4 empty class folders\\)$",
+      ),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("auditDataset: a linked class folder, a file for a class folder, a FIFO, a device and an unreadable file are reported, not fatal", async () => {
+  const dir = await Deno.makeTempDir();
+  const elsewhere = await Deno.makeTempDir();
+  try {
+    await smallDataset(dir);
+    await Deno.mkdir(join(elsewhere, "meningioma"));
+    await Deno.writeFile(
+      join(elsewhere, "meningioma", "m.jpg"),
+      await syntheticScan(13),
+    );
+    await Deno.symlink(join(elsewhere, "meningioma"), join(dir, "meningioma"));
+    await Deno.writeTextFile(join(dir, "pituitary"), "a file, not a folder");
+    const made = await new Deno.Command("mkfifo", {
+      args: [join(dir, "glioma", "fifo.jpg")],
+    }).output();
+    assert.ok(made.success);
+    await Deno.symlink("/dev/zero", join(dir, "glioma", "zero.jpg"));
+    // Unreadable when hashed: removed after discovery, while the first
+    // image is hashed (one at a time, in order).
+    const vanishing = join(dir, "notumor", "c.jpg");
+    const t0 = performance.now();
+    const { warnings, skipped, report } = await auditDataset({
+      data: dir,
+      concurrency: 1,
+      onProgress: (done) => {
+        if (done === 1) Deno.removeSync(vanishing);
+      },
+    });
+    assert.ok(performance.now() - t0 < 5000); // nothing blocked on the FIFO
+    assert.deepEqual(warnings, [
+      `${join(dir, "meningioma")} is a symbolic link to ` +
+      `${await Deno.realPath(join(elsewhere, "meningioma"))}; its images ` +
+      "are audited as if they were here",
+    ]);
+    assert.deepEqual(skipped, [
+      { path: join(dir, "glioma", "fifo.jpg"), reason: "not a regular file" },
+      { path: join(dir, "glioma", "zero.jpg"), reason: "not a regular file" },
+      {
+        path: join(dir, "pituitary"),
+        reason: "file outside any class folder",
+      },
+    ]);
+    assert.equal(report.summary.files, 4);
+    assert.deepEqual(report.errors.map((e) => e.path), [vanishing]);
+    assert.match(report.errors[0].error, /^cannot read: No such file/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(elsewhere, { recursive: true });
+  }
+});
+
+Deno.test("CLI: an empty class folder warns and the audit carries on; a dataset with no image fails clearly", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await smallDataset(dir);
+    await Deno.mkdir(join(dir, "pituitary"));
+    const script = new URL("./audit.ts", import.meta.url).pathname;
+    const audit = (...args: string[]) =>
+      run(Deno.execPath(), {
+        args: ["run", "-A", script, "--data", dir, ...args],
+        cwd: PROJECT_ROOT,
+      });
+    const text = await audit();
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(
+      text.stderr,
+      /warning: .*pituitary: class folder with no JPEG or PNG images \(it is empty\); the other classes are audited/,
+    );
+    assert.match(text.stdout, /3 images; hashing/);
+    const json = await audit("--json");
+    assert.equal(json.code, 0, json.stderr);
+    const out = JSON.parse(json.stdout);
+    assert.equal(out.warnings.length, 1);
+    assert.equal(out.summary.files, 3);
+
+    for (const c of ["glioma", "notumor"]) {
+      await Deno.remove(join(dir, c), { recursive: true });
+      await Deno.mkdir(join(dir, c));
+    }
+    const empty = await audit();
+    assert.equal(empty.code, 1);
+    assert.match(
+      empty.stderr,
+      /^error: no JPEG or PNG images in any class folder of .* \(3 empty class folders\)$/m,
+    );
+    assert.doesNotMatch(empty.stderr, /at .*\.ts:\d+/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

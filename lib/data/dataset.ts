@@ -67,6 +67,12 @@ export interface DiscoverOptions {
    * whatever its name.
    */
   extensions?: string[];
+  /**
+   * When true, a class folder that holds no JPEG or PNG image is listed in
+   * `skipped` (its path, and why) instead of being an error; the audit uses
+   * this to report the empty class and audit the rest. Default false.
+   */
+  allowEmptyClasses?: boolean;
 }
 
 /** The image formats recognised by their first bytes. */
@@ -352,20 +358,30 @@ function sniffCandidates(
   return files;
 }
 
-/** Throws, naming the folder, when a class folder kept no image. */
+/**
+ * Throws, naming the folder, when a class folder kept no image (with
+ * `allowEmpty`, lists it in `skipped` instead).
+ */
 function requireImagesInEachClass(
   classDirs: Entry[],
   files: ImageFile[],
   skipped: SkippedFile[],
+  allowEmpty = false,
 ): void {
   const kept = new Set(files.map((f) => f.label));
   for (const classDir of classDirs) {
     if (kept.has(classDir.name)) continue;
     const count = inside(skipped, classDir.path);
-    throw new Error(
-      `Class folder ${classDir.path} has no JPEG or PNG images` +
-        (count ? ` (${count} skipped)` : " (it is empty)"),
-    );
+    const why = count ? ` (${count} skipped)` : " (it is empty)";
+    if (!allowEmpty) {
+      throw new Error(
+        `Class folder ${classDir.path} has no JPEG or PNG images${why}`,
+      );
+    }
+    skipped.push({
+      path: classDir.path,
+      reason: `class folder with no JPEG or PNG images${why}`,
+    });
   }
 }
 
@@ -374,11 +390,12 @@ async function scanSplit(
   dir: string,
   origin: Origin,
   extensions: Set<string> | undefined,
+  allowEmpty = false,
 ): Promise<ScanResult> {
   const { classDirs, skipped } = classFolders(dir, await listFolder(dir));
   const candidates = await listCandidates(classDirs, extensions, skipped);
   const files = sniffCandidates(candidates, origin, skipped);
-  requireImagesInEachClass(classDirs, files, skipped);
+  requireImagesInEachClass(classDirs, files, skipped, allowEmpty);
   return { classes: classDirs.map((d) => d.name), files, skipped };
 }
 
@@ -446,6 +463,7 @@ export async function discoverDataset(
   const absRoot = resolve(root);
   await requireFolder(absRoot, "Dataset root");
   const extensions = normaliseExtensions(options.extensions);
+  const allowEmpty = options.allowEmptyClasses ?? false;
   const top = await listFolder(absRoot);
   const training = top.find((e) => e.name === "Training" && e.kind === "dir");
   const testing = top.find((e) => e.name === "Testing" && e.kind === "dir");
@@ -457,7 +475,7 @@ export async function discoverDataset(
           "(Kaggle layout needs Training/<class>/*)",
       );
     }
-    const scan = await scanSplit(absRoot, "root", extensions);
+    const scan = await scanSplit(absRoot, "root", extensions, allowEmpty);
     return {
       root: absRoot,
       layout: "folders",
@@ -468,12 +486,22 @@ export async function discoverDataset(
     };
   }
 
-  const train = await scanSplit(training.path, "Training", extensions);
+  const train = await scanSplit(
+    training.path,
+    "Training",
+    extensions,
+    allowEmpty,
+  );
   const files = [...train.files];
   const skipped = [...train.skipped];
   const origins: Origin[] = ["Training"];
   if (testing) {
-    const test = await scanSplit(testing.path, "Testing", extensions);
+    const test = await scanSplit(
+      testing.path,
+      "Testing",
+      extensions,
+      allowEmpty,
+    );
     const unknown = test.classes.filter((c) => !train.classes.includes(c));
     if (unknown.length > 0) {
       throw new Error(
