@@ -10,6 +10,7 @@ import {
   downloadKaggleDataset,
   type DownloadKaggleDatasetOptions,
   findKaggleCredentials,
+  installDatasetZip,
   KAGGLE_CLI,
   KaggleCredentialsError,
   KaggleError,
@@ -969,3 +970,393 @@ function indexOf(haystack: Uint8Array, needle: Uint8Array): number {
   }
   return -1;
 }
+
+// ---------------------------------------------------------------------------
+// Checksums of the kept zip, and --sha256 on a download
+
+Deno.test("download: a kept zip that no longer matches its recorded SHA-256 is deleted, not unpacked", async () => {
+  const zip = await datasetZip();
+  await withTemp(async (dir) => {
+    const dest = join(dir, "data");
+    const kept = join(dest, ".download", `${ZIP_NAME}.zip`);
+    await Deno.mkdir(dirname(kept), { recursive: true });
+    await Deno.writeFile(kept, zip);
+    const wrong = "0".repeat(64);
+    await Deno.writeTextFile(`${kept}.sha256`, `${wrong}  ${ZIP_NAME}.zip\n`);
+    const offline = {
+      dataset: DATASET,
+      dest,
+      env: {},
+      home: dir,
+      log: () => {},
+      fetch: () => Promise.reject(new Error("must not be called")),
+    };
+    await assert.rejects(downloadKaggleDataset(offline), (error: Error) => {
+      assert.ok(error instanceof KaggleError);
+      assert.ok(error.message.startsWith(`${kept}: SHA-256 mismatch`));
+      assert.ok(error.message.includes(`expected ${wrong}`), error.message);
+      assert.ok(error.message.includes(`(from ${kept}.sha256)`));
+      assert.ok(error.message.includes(`actual ${sha256(zip)}`));
+      assert.match(error.message, /deleted it, run again/);
+      return true;
+    });
+    assertNothingLeft(dest);
+    assert.ok(!existsSync(`${kept}.sha256`));
+
+    // The same zip with the right record is unpacked offline.
+    await Deno.writeFile(kept, zip);
+    await Deno.writeTextFile(`${kept}.sha256`, `${sha256(zip)}  x.zip\n`);
+    const result = await downloadKaggleDataset(offline);
+    assert.equal(result.files, 7);
+    await assertUnpacked(dest);
+  });
+});
+
+Deno.test("download: --sha256 that the download does not match → deleted, names expected and actual", async () => {
+  const zip = await datasetZip();
+  const fake = startFakeKaggle(zip);
+  try {
+    await withTemp(async (dir) => {
+      const dest = join(dir, "data");
+      const wrong = "ab".repeat(32);
+      const { options } = runOptions(fake, dest, { sha256: wrong });
+      await assert.rejects(downloadKaggleDataset(options), (error: Error) => {
+        assert.ok(error instanceof KaggleError);
+        assert.match(error.message, /does not match its checksum/);
+        assert.ok(error.message.includes(`expected ${wrong} (from --sha256)`));
+        assert.ok(error.message.includes(`actual ${sha256(zip)}`));
+        return true;
+      });
+      assertNothingLeft(dest);
+      assert.deepEqual(readdirSync(join(dest, ".download")), []);
+    });
+  } finally {
+    await fake.close();
+  }
+});
+
+// ---------------------------------------------------------------------------
+// --zip: a zip the user already has
+
+Deno.test("installDatasetZip: an empty class folder is a layout error naming it; nothing installed", async () => {
+  await withTemp(async (dir) => {
+    const archive = join(dir, "mine.zip");
+    await Deno.writeFile(
+      archive,
+      await buildZip([
+        { name: "Training/glioma/a.jpg", data: await tinyJpeg(1) },
+        { name: "Training/notumor/", directory: true },
+        { name: "Testing/glioma/b.jpg", data: await tinyJpeg(2) },
+      ]),
+    );
+    const dest = join(dir, "data");
+    await assert.rejects(
+      installDatasetZip({ zip: archive, dest, env: {}, log: () => {} }),
+      (error: Error) => {
+        assert.ok(error instanceof KaggleError);
+        assert.equal(
+          error.message,
+          `${archive} does not have the expected layout: the class folder ` +
+            `"Training/notumor" holds no files`,
+        );
+        return true;
+      },
+    );
+    assertNothingLeft(dest);
+    assert.ok(existsSync(archive), "the user's zip is never deleted");
+  });
+});
+
+/** Runs the CLI offline: no credentials, an API base nothing listens on. */
+function offlineCli(dir: string, args: string[]) {
+  return run(Deno.execPath(), {
+    args: ["run", "-A", KAGGLE_TS, ...args],
+    env: {
+      KAGGLE_USERNAME: "",
+      KAGGLE_KEY: "",
+      KAGGLE_CONFIG_DIR: dir,
+      KAGGLE_API_BASE: "http://127.0.0.1:9/api/v1",
+    },
+  });
+}
+
+/** Exit 1 with one `error: …` line on stderr and no stack trace. */
+function assertOneLineError(
+  result: { code: number; stderr: string },
+  pattern: RegExp,
+): void {
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stderr, /^error: [^\n]*\n?$/, "one line");
+  assert.match(result.stderr, pattern);
+  assert.doesNotMatch(result.stderr, /\n\s+at /, "no stack trace");
+}
+
+Deno.test("CLI --zip: a small real-layout zip is unpacked into --dest offline, its sidecar and --sha256 checked", async () => {
+  const zip = await datasetZip();
+  await withTemp(async (dir) => {
+    const archive = join(dir, "brain-tumor-mri-dataset.zip");
+    await Deno.writeFile(archive, zip);
+    await Deno.writeTextFile(`${archive}.sha256`, `${sha256(zip)}  x.zip\n`);
+    const dest = join(dir, "data");
+    const result = await offlineCli(dir, [
+      "--zip",
+      archive,
+      "--dest",
+      dest,
+      "--sha256",
+      sha256(zip).toUpperCase(),
+    ]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stderr, "");
+    assert.match(result.stdout, /SHA-256 verified/);
+    assert.match(result.stdout, /Done: 7 files in /);
+    await assertUnpacked(dest);
+    assert.deepEqual(readdirSync(dest).sort(), [
+      ".download",
+      "Testing",
+      "Training",
+    ]);
+    assert.deepEqual(readdirSync(join(dest, ".download")), [
+      "brain-tumor-mri-dataset.manifest.json",
+    ]);
+    assert.deepEqual(await Deno.readFile(archive), zip, "the zip is untouched");
+
+    // A later plain run sees the data complete, offline.
+    const again = await offlineCli(dir, ["--dest", dest]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /already unpacked in .* \(7 files\)/);
+  });
+});
+
+Deno.test("CLI --zip: a checksum mismatch (sidecar, then --sha256) → exit 1 naming file, expected and actual", async () => {
+  const zip = await datasetZip();
+  const actual = sha256(zip);
+  await withTemp(async (dir) => {
+    const archive = join(dir, "mine.zip");
+    await Deno.writeFile(archive, zip);
+    const dest = join(dir, "data");
+    const wrong = "1".repeat(64);
+    await Deno.writeTextFile(`${archive}.sha256`, `${wrong}  mine.zip\n`);
+    const bySidecar = await offlineCli(dir, ["--zip", archive, "--dest", dest]);
+    assertOneLineError(
+      bySidecar,
+      new RegExp(
+        `${archive}: SHA-256 mismatch: expected ${wrong} \\(from ` +
+          `${archive}\\.sha256\\), actual ${actual}`,
+      ),
+    );
+    assertNothingLeft(dest);
+
+    await Deno.remove(`${archive}.sha256`);
+    const byFlag = await offlineCli(dir, [
+      "--zip",
+      archive,
+      "--dest",
+      dest,
+      "--sha256",
+      wrong,
+    ]);
+    assertOneLineError(
+      byFlag,
+      new RegExp(`expected ${wrong} \\(from --sha256\\), actual ${actual}`),
+    );
+    assertNothingLeft(dest);
+    assert.deepEqual(await Deno.readFile(archive), zip, "the zip is kept");
+  });
+});
+
+Deno.test("CLI --zip: a file where a folder should be → one-line error naming the entry, no stack trace", async () => {
+  await withTemp(async (dir) => {
+    const archive = join(dir, "clash.zip");
+    await Deno.writeFile(
+      archive,
+      await buildZip([
+        { name: "Training", data: new TextEncoder().encode("a file") },
+        { name: "Training/glioma/x.jpg", data: await tinyJpeg(1) },
+        { name: "Testing/glioma/y.jpg", data: await tinyJpeg(2) },
+      ]),
+    );
+    const dest = join(dir, "data");
+    const result = await offlineCli(dir, ["--zip", archive, "--dest", dest]);
+    assertOneLineError(
+      result,
+      /clash\.zip: entry "Training" is a file where a folder should be/,
+    );
+    assertNothingLeft(dest);
+  });
+});
+
+Deno.test("CLI --max-unpacked-bytes: a zip unpacking to more is refused naming the entry and the cap", async () => {
+  const zip = await datasetZip();
+  await withTemp(async (dir) => {
+    const archive = join(dir, "mine.zip");
+    await Deno.writeFile(archive, zip);
+    const dest = join(dir, "data");
+    const result = await offlineCli(dir, [
+      "--zip",
+      archive,
+      "--dest",
+      dest,
+      "--max-unpacked-bytes",
+      "1000",
+    ]);
+    assertOneLineError(
+      result,
+      /mine\.zip claims to unpack to more than the cap of 1000 B in all \(at entry "[^"]+"\).*raise --max-unpacked-bytes/,
+    );
+    assertNothingLeft(dest);
+  });
+});
+
+Deno.test("CLI: flag mistakes (--sha256 not hex, --zip with --force, a cap of 0) → usage, exit 2", async () => {
+  await withTemp(async (dir) => {
+    for (
+      const [args, error] of [
+        [["--sha256", "xyz"], /--sha256 must be 64 hex digits/],
+        [["--zip", "a.zip", "--force"], /--force only applies to downloads/],
+        [["--max-unpacked-bytes", "0"], /--max-unpacked-bytes must be above 0/],
+      ] as const
+    ) {
+      const result = await offlineCli(dir, [...args]);
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(result.stderr, error);
+      assert.match(result.stderr, /usage: deno task data:download/);
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Zip bombs, in a child process whose peak memory is watched
+
+const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
+const BOMB_ENTRY = "Training/glioma/Tr-gl_0001.jpg";
+
+/**
+ * A zip bomb in the dataset's layout, written straight to `path`: a tiny
+ * `Testing/` and one training entry of 1 GiB of zeros, fed to the writer
+ * 1 MiB at a time (the zip is about 1 MiB).
+ */
+async function writeZeroBomb(path: string): Promise<void> {
+  const zeros = new Uint8Array(MiB);
+  let sent = 0;
+  const source = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (sent >= GiB) return controller.close();
+      controller.enqueue(zeros);
+      sent += zeros.length;
+    },
+  });
+  using file = await Deno.open(path, { write: true, createNew: true });
+  const writer = new ZipWriter(file.writable, { useWebWorkers: false });
+  await writer.add(
+    "Testing/glioma/Te-gl_0001.jpg",
+    new Uint8ArrayReader(await tinyJpeg(1)),
+  );
+  await writer.add(BOMB_ENTRY, source, { uncompressedSize: GiB });
+  await writer.close();
+}
+
+/** Makes the central directory claim `size` uncompressed bytes for `name`. */
+function claimUncompressedSize(zip: Uint8Array, name: string, size: number) {
+  const view = new DataView(zip.buffer, zip.byteOffset, zip.byteLength);
+  const wanted = new TextEncoder().encode(name);
+  for (let at = zip.length - 46; at >= 0; at--) {
+    if (view.getUint32(at, true) !== 0x02014b50) continue;
+    const stored = zip.subarray(
+      at + 46,
+      at + 46 + view.getUint16(at + 28, true),
+    );
+    if (
+      stored.every((b, i) => b === wanted[i]) && stored.length === wanted.length
+    ) {
+      view.setUint32(at + 24, size, true);
+      return;
+    }
+  }
+  throw new Error(`no central directory record for ${name}`);
+}
+
+/** How a child process ended, how long it took and its peak RSS. */
+interface Watched {
+  code: number;
+  stderr: string;
+  ms: number;
+  /** VmHWM of the child, read from /proc while it ran, in bytes. */
+  peakRss: number;
+}
+
+/** Runs the CLI in a child process, polling its peak RSS (VmHWM) as it runs. */
+async function watchCli(args: string[], env: Record<string, string>) {
+  const started = performance.now();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", KAGGLE_TS, ...args],
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let peakRss = 0;
+  let done = false;
+  const output = child.output().finally(() => done = true);
+  while (!done) {
+    try {
+      const status = await Deno.readTextFile(`/proc/${child.pid}/status`);
+      const kib = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
+      peakRss = Math.max(peakRss, kib * 1024);
+    } catch {
+      // Gone already: the last reading stands.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  const { code, stderr } = await output;
+  return {
+    code,
+    stderr: new TextDecoder().decode(stderr),
+    ms: performance.now() - started,
+    peakRss,
+  } satisfies Watched;
+}
+
+Deno.test({
+  name:
+    "CLI --zip: a 1 GiB-entry zip bomb is refused within seconds naming the cap, its peak RSS under 300 MB (honest and lying headers)",
+  ignore: Deno.build.os !== "linux", // reads /proc
+  fn: async () => {
+    await withTemp(async (dir) => {
+      const honest = join(dir, "bomb.zip");
+      await writeZeroBomb(honest);
+      assert.ok((await Deno.stat(honest)).size < 2 * MiB);
+      const lying = join(dir, "liar.zip");
+      const bytes = await Deno.readFile(honest);
+      claimUncompressedSize(bytes, BOMB_ENTRY, 50 * MiB); // "only" 47:1
+      await Deno.writeFile(lying, bytes);
+      const env = {
+        KAGGLE_USERNAME: "",
+        KAGGLE_KEY: "",
+        KAGGLE_CONFIG_DIR: dir,
+        KAGGLE_API_BASE: "http://127.0.0.1:9/api/v1",
+      };
+      for (
+        const [archive, pattern] of [
+          [honest, /claims to expand \d+:1 .* compression-ratio cap of 100:1/],
+          [
+            lying,
+            /expands \d+:1 \(.* so far\), past the compression-ratio cap/,
+          ],
+        ] as const
+      ) {
+        const dest = join(dir, "data");
+        const watched = await watchCli(["--zip", archive, "--dest", dest], env);
+        assertOneLineError(watched, pattern);
+        assert.ok(watched.stderr.includes(`${archive}: entry "${BOMB_ENTRY}"`));
+        assert.ok(watched.ms < 15_000, `refused in ${watched.ms} ms`);
+        assert.ok(watched.peakRss > 0, "the child's memory was read");
+        assert.ok(
+          watched.peakRss < 300e6,
+          `peak RSS ${(watched.peakRss / 1e6).toFixed(0)} MB`,
+        );
+        assertNothingLeft(dest);
+      }
+    });
+  },
+});
