@@ -8,6 +8,7 @@ import {
   jupyterEnv,
   KERNEL_NAME,
   kernelArgv,
+  PYTHON_REQUIREMENTS,
 } from "./python_env.ts";
 
 Deno.test("python_env: the kernelspec runs the given deno as a Jupyter kernel", async () => {
@@ -56,6 +57,22 @@ Deno.test("python_env: JupyterLab, nbclient, nbconvert and the Plotly renderer a
     ],
   });
   assert.equal(code, 0, stderr);
+});
+
+Deno.test("python_env: onnx and onnxruntime (which check exported ONNX files) are installed at their pinned versions", async () => {
+  const pinned = Object.fromEntries(
+    PYTHON_REQUIREMENTS.filter((r) => r.startsWith("onnx")).map((r) =>
+      r.split("==")
+    ),
+  );
+  const { code, stdout, stderr } = await run(projectPaths().python, {
+    args: [
+      "-c",
+      "import json, onnx, onnxruntime; print(json.dumps({'onnx': onnx.__version__, 'onnxruntime': onnxruntime.__version__}))",
+    ],
+  });
+  assert.equal(code, 0, stderr);
+  assert.deepEqual(JSON.parse(stdout), pinned);
 });
 
 Deno.test("python_env: the kernel command moves to the project only from outside it", async () => {
