@@ -15,6 +15,10 @@
  * | {@linkcode localClassifier}     | this thread (a model already loaded)       |
  * | {@linkcode startInferencePool}  | `workers` Web Workers, each loading `modelDir` |
  *
+ * An image over the pixel limit (`maxPixels`, default `DEFAULTS.maxPixels`)
+ * is refused from its header with an {@linkcode ImageTooLargeError}, before
+ * anything is decoded; one that does not decode (corrupt, cut short) with an
+ * {@linkcode UndecodableImageError}. A worker handles one image at a time.
  * A worker that dies fails the requests it held (with an error naming it)
  * and is replaced; the pool keeps serving.
  *
@@ -23,6 +27,8 @@
 import { predictProbabilities } from "../model/inference.ts";
 import { modelSettings } from "./predict.ts";
 import { preprocessJobs } from "../data/preprocess.ts";
+import { checkImageHeader, readImageHeader } from "../data/image_header.ts";
+import { DEFAULTS } from "../core/defaults.ts";
 import {
   loadSavedModel,
   type ModelMetadata,
@@ -42,6 +48,14 @@ export class UndecodableImageError extends Error {
   }
 }
 
+/** The image claims more pixels (width × height) than the limit allows. */
+export class ImageTooLargeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ImageTooLargeError";
+  }
+}
+
 /** Something that turns an encoded image into class probabilities. */
 export interface ImageClassifier {
   /** The model's metadata. */
@@ -51,7 +65,7 @@ export interface ImageClassifier {
   /**
    * Probabilities (in `metadata.classes` order) for one JPEG or PNG.
    * Rejects with {@linkcode UndecodableImageError} for an image that does
-   * not decode.
+   * not decode, {@linkcode ImageTooLargeError} for one over the pixel limit.
    */
   classify(bytes: Uint8Array): Promise<Float32Array>;
   /** Waits for the images in flight, then frees the model(s). */
@@ -66,19 +80,54 @@ export interface ClassifyImageOptions {
   metadata: ModelMetadata;
   /** Test-time augmentation (default: the model's `inference.tta`). */
   tta?: Tta;
+  /**
+   * The largest image accepted, in pixels (default `DEFAULTS.maxPixels`);
+   * a bigger one is refused from its header.
+   */
+  maxPixels?: number;
+}
+
+/**
+ * Throws {@linkcode ImageTooLargeError} if the image's header claims more
+ * than `maxPixels`. An inconsistent header is left to the decoder, which
+ * refuses it with its reason.
+ */
+function checkPixelLimit(bytes: Uint8Array, maxPixels: number): void {
+  if (!Number.isSafeInteger(maxPixels) || maxPixels < 1) {
+    throw new Error(`maxPixels must be a positive integer (got ${maxPixels})`);
+  }
+  try {
+    checkImageHeader(bytes, maxPixels);
+  } catch (error) {
+    let pixels = 0;
+    try {
+      const { width = 0, height = 0 } = readImageHeader(bytes);
+      pixels = width * height;
+    } catch {
+      // inconsistent: the decoder says why
+    }
+    if (pixels > maxPixels) {
+      throw new ImageTooLargeError((error as Error).message);
+    }
+  }
 }
 
 /**
  * One encoded image → class probabilities: decoded and resized as the
  * model's metadata says, predicted alone (batch of one, so the answer never
  * depends on other images), with the model's test-time augmentation unless
- * `tta` overrides it.
+ * `tta` overrides it. An image over `maxPixels` is refused before it is
+ * decoded.
  *
  * @example The shipped model on a plain grey JPEG, and on a cut one
  * ```ts
  * import assert from "node:assert/strict";
  * import sharp from "sharp";
- * import { classifyImage, UndecodableImageError } from "./inference_pool.ts";
+ * import {
+ *   classifyImage,
+ *   ImageTooLargeError,
+ *   UndecodableImageError,
+ * } from "./inference_pool.ts";
  * import { loadSavedModel } from "../model/saved_model.ts";
  * const { model, metadata } = await loadSavedModel("models/resnet-128-e11");
  * const grey = { width: 64, height: 64, channels: 3, background: "#404040" } as const;
@@ -90,6 +139,10 @@ export interface ClassifyImageOptions {
  *   classifyImage(jpeg.subarray(0, 40), { model, metadata }),
  *   UndecodableImageError,
  * );
+ * await assert.rejects(
+ *   classifyImage(jpeg, { model, metadata, maxPixels: 1000 }),
+ *   ImageTooLargeError, // 64 × 64 pixels is over a limit of 1,000
+ * );
  * model.dispose();
  * ```
  */
@@ -98,9 +151,11 @@ export async function classifyImage(
   options: ClassifyImageOptions,
 ): Promise<Float32Array> {
   const { model, metadata } = options;
+  const maxPixels = options.maxPixels ?? DEFAULTS.maxPixels;
+  checkPixelLimit(bytes, maxPixels);
   const [outcome] = await preprocessJobs(
     [{ bytes }],
-    modelSettings(metadata),
+    { ...modelSettings(metadata), maxPixels },
   );
   if (!outcome.pixels) {
     throw new UndecodableImageError(outcome.error ?? "unknown error");
@@ -170,10 +225,12 @@ export interface InferencePoolOptions {
   workers: number;
   /** Test-time augmentation (default: the model's `inference.tta`). */
   tta?: Tta;
+  /** The largest image accepted, in pixels (default `DEFAULTS.maxPixels`). */
+  maxPixels?: number;
 }
 
 type ToWorker =
-  | { type: "init"; modelDir: string; tta?: Tta }
+  | { type: "init"; modelDir: string; tta?: Tta; maxPixels?: number }
   | { type: "classify"; id: number; bytes: Uint8Array };
 
 type FromWorker =
@@ -181,6 +238,7 @@ type FromWorker =
   | { type: "failed"; message: string }
   | { type: "result"; id: number; probabilities: Float32Array }
   | { type: "undecodable"; id: number; message: string }
+  | { type: "tooLarge"; id: number; message: string }
   | { type: "error"; id: number; message: string };
 
 interface Pending {
@@ -202,6 +260,7 @@ function spawn(options: InferencePoolOptions): Worker {
     type: "init",
     modelDir: options.modelDir,
     ...(options.tta ? { tta: options.tta } : {}),
+    ...(options.maxPixels ? { maxPixels: options.maxPixels } : {}),
   };
   worker.postMessage(init);
   return worker;
@@ -342,6 +401,8 @@ function settleReply(slot: Slot, reply: FromWorker): void {
   if (reply.type === "result") p.resolve(reply.probabilities);
   else if (reply.type === "undecodable") {
     p.reject(new UndecodableImageError(reply.message));
+  } else if (reply.type === "tooLarge") {
+    p.reject(new ImageTooLargeError(reply.message));
   } else p.reject(new Error(reply.message));
 }
 
@@ -401,6 +462,7 @@ function startWorker(): void {
         model,
         metadata,
         ...(message.tta ? { tta: message.tta } : {}),
+        ...(message.maxPixels ? { maxPixels: message.maxPixels } : {}),
       }));
       try {
         const { metadata } = await loaded;
@@ -421,6 +483,8 @@ function startWorker(): void {
       scope.postMessage(
         error instanceof UndecodableImageError
           ? { type: "undecodable", id, message: error.message }
+          : error instanceof ImageTooLargeError
+          ? { type: "tooLarge", id, message: error.message }
           : { type: "error", id, message: String(error) },
       );
     }

@@ -7,6 +7,7 @@ import {
 } from "../../tests/fixtures.ts";
 import {
   classifyImage,
+  ImageTooLargeError,
   localClassifier,
   startInferencePool,
   UndecodableImageError,
@@ -175,6 +176,29 @@ Deno.test("inference pool: a worker that dies fails the requests it held, and a 
       assert.deepEqual(await pool.classify(bytes[0]), before);
     } finally {
       await pool.close();
+    }
+  });
+});
+
+Deno.test("inference pool: an image over maxPixels is refused with ImageTooLargeError, in a worker too", async () => {
+  await withModel(async ({ modelDir, bytes }) => {
+    const pool = await startInferencePool({
+      modelDir,
+      workers: 1,
+      maxPixels: 1000,
+    });
+    try {
+      // 64 × 64 = 4,096 pixels, over the limit; still answers afterwards.
+      await assert.rejects(pool.classify(bytes[0]), ImageTooLargeError);
+      await assert.rejects(pool.classify(bytes[0]), /over the limit/);
+    } finally {
+      await pool.close();
+    }
+    const roomy = await startInferencePool({ modelDir, workers: 1 });
+    try {
+      assert.equal((await roomy.classify(bytes[0])).length, 4);
+    } finally {
+      await roomy.close();
     }
   });
 });

@@ -3,7 +3,8 @@
  *
  * `deno task serve -- [--model DIR] [--port 8000] [--hostname 127.0.0.1]
  * [--max-bytes N] [--body-timeout S] [--header-timeout S] [--idle-timeout S]
- * [--max-connections N] [--max-queue N] [--workers N] [--tta none|hflip]`
+ * [--max-connections N] [--max-queue N] [--max-pixels N] [--workers N]
+ * [--tta none|hflip]`
  *
  * | route           | what                                                                       |
  * | --------------- | -------------------------------------------------------------------------- |
@@ -15,7 +16,9 @@
  * `image/jpeg`, `image/png`, `application/octet-stream`, or none) or as
  * `multipart/form-data` (the part named `file`, else the first file part).
  * The image is recognised by its content (JPEG or PNG), preprocessed exactly
- * as in training from the model's metadata and predicted alone (batch of
+ * as in training from the model's metadata (an image whose header claims
+ * more than `--max-pixels`, default `DEFAULTS.maxPixels`, 50 megapixels, is
+ * refused before it is decoded) and predicted alone (batch of
  * one), through the same functions as `deno task predict`, so the
  * probabilities are identical to its output for the same file. Requests are
  * classified by a pool of `--workers` Web Workers, each with its own copy of
@@ -64,6 +67,7 @@
  * @module
  */
 import { join } from "node:path";
+import { DEFAULTS } from "../core/defaults.ts";
 import { MODEL_FLAG, type ParsedCli, runCli, UsageError } from "../core/cli.ts";
 import { Admission } from "./admission.ts";
 import {
@@ -77,6 +81,7 @@ import {
 import { type RequestLogEntry, requestLogger } from "./request_log.ts";
 import {
   type ImageClassifier,
+  ImageTooLargeError,
   localClassifier,
   startInferencePool,
   UndecodableImageError,
@@ -160,6 +165,11 @@ export interface PredictHandlerOptions {
    * `model` only (a `classifier` has its own).
    */
   tta?: Tta;
+  /**
+   * The largest image accepted, in pixels (default `DEFAULTS.maxPixels`);
+   * with `model` only (a `classifier` has its own).
+   */
+  maxPixels?: number;
   /**
    * Images that may wait for the classifier beyond the one per worker being
    * classified (default {@linkcode defaultMaxQueue}); more answer 503.
@@ -404,6 +414,7 @@ function handlerState(options: PredictHandlerOptions): HandlerState {
     model: options.model!,
     metadata,
     ...(options.tta ? { tta: options.tta } : {}),
+    ...(options.maxPixels ? { maxPixels: options.maxPixels } : {}),
   });
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) {
@@ -454,6 +465,12 @@ async function predictImage(
   try {
     probs = await state.admission.run(() => state.classifier.classify(bytes));
   } catch (error) {
+    if (error instanceof ImageTooLargeError) {
+      throw new HttpError(
+        413,
+        `${error.message}${file === undefined ? "" : ` (${what})`}`,
+      );
+    }
     if (error instanceof UndecodableImageError) {
       throw new HttpError(
         422,
@@ -686,6 +703,8 @@ export interface StartServerOptions {
   maxConnections?: number;
   /** Images waiting beyond those classified (default {@linkcode defaultMaxQueue}). */
   maxQueue?: number;
+  /** The largest image accepted, in pixels (default `DEFAULTS.maxPixels`). */
+  maxPixels?: number;
   /** Request log, one JSON line per request (default stderr); `false`: none. */
   log?: ((line: string) => void) | false;
   /** Test-time augmentation (default: the model's `inference.tta`). */
@@ -803,18 +822,22 @@ async function startClassifier(
       `workers must be a non-negative integer (got ${options.workers})`,
     );
   }
-  const tta = options.tta ? { tta: options.tta } : {};
+  const maxPixels = options.maxPixels ?? DEFAULTS.maxPixels;
+  if (!Number.isSafeInteger(maxPixels) || maxPixels < 1) {
+    throw new Error(`maxPixels must be a positive integer (got ${maxPixels})`);
+  }
+  const settings = { ...(options.tta ? { tta: options.tta } : {}), maxPixels };
   if (workers > 0) {
     const classifier = await startInferencePool({
       modelDir: dir,
       workers,
-      ...tta,
+      ...settings,
     });
     return { classifier, stop: () => classifier.close() };
   }
   // The in-thread model is ours to dispose; a pool frees its own on close.
   const { model, metadata } = await loadSavedModel(dir);
-  const classifier = localClassifier({ model, metadata, ...tta });
+  const classifier = localClassifier({ model, metadata, ...settings });
   return {
     classifier,
     stop: async () => {
@@ -927,6 +950,12 @@ const SERVE_CLI = {
       default: DEFAULT_MAX_CONNECTIONS,
       help: "open connections at most (more: 503)",
     },
+    "max-pixels": {
+      type: "integer",
+      default: DEFAULTS.maxPixels,
+      help: "the largest image accepted (width × height); a bigger\n" +
+        "one is refused (413) from its header, before it is decoded",
+    },
     "max-queue": {
       type: "integer",
       defaultText: "8 per worker",
@@ -1003,6 +1032,7 @@ function serverOptions(
       values["max-connections"],
       integer,
     ),
+    maxPixels: atLeast("max-pixels", values["max-pixels"], integer),
     ...(values["max-queue"] === undefined ? {} : {
       maxQueue: atLeast("max-queue", values["max-queue"], {
         min: 0,

@@ -370,28 +370,37 @@ Deno.test("serve: createPredictHandler refuses a bad limit", async () => {
   }
 });
 
+/** Each bad flag value exits 2 with a message naming the flag. */
+async function checkUsageErrors(script: string): Promise<void> {
+  for (
+    const [flags, message] of [
+      [["--port", "http"], /--port must be/],
+      [
+        ["--workers", "two"],
+        /--workers must be an integer from 0 to 64 \(got "two"\)/,
+      ],
+      [["--body-timeout", "0"], /--body-timeout must be a positive integer/],
+      [
+        ["--header-timeout", "0"],
+        /--header-timeout must be a positive number/,
+      ],
+      [["--max-pixels", "0"], /--max-pixels must be a positive integer/],
+    ] as const
+  ) {
+    const usage = await run(Deno.execPath(), {
+      args: ["run", "-A", script, ...flags],
+    });
+    assert.equal(usage.code, 2, flags.join(" "));
+    assert.match(usage.stderr, message);
+  }
+}
+
 Deno.test("serve CLI: serves on a free port, answers, stops gracefully on SIGTERM; usage errors exit 2", async () => {
   const root = await Deno.makeTempDir({ prefix: "serve_test_" });
   try {
     await saveTinyModel(join(root, "m"), { size: SIZE, run: "cli-run" });
     const script = join(projectPaths().root, "lib", "deploy", "serve.ts");
-    for (
-      const [flags, message] of [
-        [["--port", "http"], /--port must be/],
-        [
-          ["--workers", "two"],
-          /--workers must be an integer from 0 to 64 \(got "two"\)/,
-        ],
-        [["--body-timeout", "0"], /--body-timeout must be a positive integer/],
-      ] as const
-    ) {
-      const usage = await run(Deno.execPath(), {
-        args: ["run", "-A", script, ...flags],
-      });
-      assert.equal(usage.code, 2, flags.join(" "));
-      assert.match(usage.stderr, message);
-    }
-
+    await checkUsageErrors(script);
     const child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", script, "--model", join(root, "m"), "--port", "0"],
       stdin: "null",
@@ -587,6 +596,20 @@ Deno.test("serve: startServer with inference workers or in its own thread answer
         assert.match(
           String(corrupt.json.error),
           /corrupt or undecodable image/,
+        );
+        // A frame header claiming 65,500 × 65,500 pixels: refused unread.
+        const forged = scans[0].slice();
+        const sof = forged.findIndex((v, i) =>
+          v === 0xff && forged[i + 1] === 0xc0
+        );
+        forged.set([0xff, 0xdc, 0xff, 0xdc], sof + 5);
+        const huge = await post(`${running.url}predict`, forged, {
+          "content-type": "image/jpeg",
+        });
+        assert.equal(huge.status, 413);
+        assert.match(
+          String(huge.json.error),
+          /65500 × 65500 pixels .* over the limit of 50 megapixels/,
         );
       } finally {
         await running.shutdown();
@@ -916,4 +939,34 @@ Deno.test("serve: the log line is valid JSON without raw control characters when
     assert.equal(path.path, "/predict%0A%1B[31m%00");
     assert.ok(file.error.includes("scan\x1b[31m\0.jpg"), file.error);
   });
+});
+
+Deno.test("serve: an image over maxPixels is 413 naming its size, and never classified", async () => {
+  const root = await Deno.makeTempDir({ prefix: "serve_test_" });
+  try {
+    await saveTinyModel(join(root, "m"), { size: SIZE });
+    const { model, metadata } = await loadSavedModel(join(root, "m"));
+    const logs: string[] = [];
+    const handler = createPredictHandler({
+      model,
+      metadata,
+      maxPixels: 1000,
+      log: (line) => logs.push(line),
+    });
+    const jpeg = await ellipseScanJpeg(1, 64);
+    const res = await handler(
+      new Request("http://x/predict", {
+        method: "POST",
+        headers: { "content-type": "image/jpeg" },
+        body: jpeg as Uint8Array<ArrayBuffer>,
+      }),
+    );
+    assert.equal(res.status, 413);
+    const { error } = await res.json();
+    assert.match(error, /64 × 64 pixels .* over the limit/);
+    assert.equal(JSON.parse(logs[0]).error, error);
+    model.dispose();
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });
