@@ -200,6 +200,13 @@ function weight(
   return w;
 }
 
+/** The shape of a layer's weight `what`, or an error naming the layer. */
+function weightShape(layer: Layer, what: string): number[] {
+  const w = layer.weights.find((w) => w.originalName.endsWith(`/${what}`));
+  if (!w) throw unsupported(layer, `it has no "${what}" weight`);
+  return w.shape as number[];
+}
+
 /** The error for a layer that cannot be exported. */
 function unsupported(layer: Layer, why: string): OnnxExportError {
   return new OnnxExportError(
@@ -423,8 +430,7 @@ function convertConv2d(step: Step): Value {
   requireImages(step);
   const { layer, config } = step;
   const weights = layerWeights(layer);
-  const shape = layer.weights.find((w) => w.originalName.endsWith("/kernel"))
-    ?.shape as number[];
+  const shape = weightShape(layer, "kernel");
   const [kh, kw, ci, co] = shape;
   const per = ci * kh * kw;
   const { kernel, bias } = folded(
@@ -476,7 +482,7 @@ function convertDepthwise(step: Step): Value {
   const weights = layerWeights(layer);
   const y = depthwiseNode(step, {
     kernel: weight(weights, "depthwise_kernel", layer),
-    shape: layer.weights[0].shape as number[],
+    shape: weightShape(layer, "depthwise_kernel"),
     bias: config.useBias === false ? undefined : weight(weights, "bias", layer),
   });
   return activation(step, { name: y, rank: 4 }, config.activation);
@@ -486,14 +492,11 @@ function convertSeparable(step: Step): Value {
   requireImages(step);
   const { layer, config } = step;
   const weights = layerWeights(layer);
-  const shapes = new Map(
-    layer.weights.map((w) => [w.originalName.split("/").pop(), w.shape]),
-  );
   const depthwise = depthwiseNode(step, {
     kernel: weight(weights, "depthwise_kernel", layer),
-    shape: shapes.get("depthwise_kernel") as number[],
+    shape: weightShape(layer, "depthwise_kernel"),
   });
-  const pointShape = shapes.get("pointwise_kernel") as number[];
+  const pointShape = weightShape(layer, "pointwise_kernel");
   const [, , ci, co] = pointShape;
   const { kernel, bias } = folded(
     step.fold,
