@@ -277,7 +277,7 @@ export const EXPORT_CLI = {
     check: {
       type: "boolean",
       help: "run the file with onnxruntime on random images and compare\n" +
-        `with tfjs (fails above max |Δp| ${EXPORT_TOLERANCE})`,
+        `with tfjs (fails above max |Δp| ${EXPORT_TOLERANCE.toExponential()})`,
     },
     json: { type: "boolean", help: "print one JSON object" },
   },
