@@ -49,6 +49,7 @@ import sharp, { type SharpOptions } from "sharp";
 import { DEFAULTS } from "../core/defaults.ts";
 import { type Tensor4D, tf } from "../core/tf.ts";
 import { checkImageHeader, type ImageHeader } from "./image_header.ts";
+import { decodeGated, decoderReason } from "./decode_gate.ts";
 
 /**
  * Bumped whenever the pixels produced for the same file and settings change,
@@ -405,17 +406,19 @@ async function decodeSharp(
   bytes: Uint8Array,
   s: DecodeSettings,
 ): Promise<Uint8Array> {
-  const { data, info } = await sharp(bytes, strictInput(s))
-    .flatten({ background: "#000000" })
-    .resize(s.size, s.size, {
-      fit: s.fit,
-      kernel: "linear",
-      background: "#000000",
-      fastShrinkOnLoad: s.shrinkOnLoad,
-    })
-    .toColourspace("b-w")
-    .raw({ depth: "uchar" })
-    .toBuffer({ resolveWithObject: true });
+  const { data, info } = await decodeGated(() =>
+    sharp(bytes, strictInput(s))
+      .flatten({ background: "#000000" })
+      .resize(s.size, s.size, {
+        fit: s.fit,
+        kernel: "linear",
+        background: "#000000",
+        fastShrinkOnLoad: s.shrinkOnLoad,
+      })
+      .toColourspace("b-w")
+      .raw({ depth: "uchar" })
+      .toBuffer({ resolveWithObject: true })
+  );
   if (info.width !== s.size || info.height !== s.size) {
     throw new Error(
       `resized to ${info.width}×${info.height} instead of ${s.size}×${s.size}`,
@@ -453,15 +456,16 @@ function strictInput(s: DecodeSettings): SharpOptions {
  * beside the TensorFlow decode.
  */
 async function checkIntact(bytes: Uint8Array, s: DecodeSettings) {
-  await sharp(bytes, strictInput(s))
-    .resize(8, 8, { fit: "fill", fastShrinkOnLoad: true })
-    .raw()
-    .toBuffer();
+  await decodeGated(() =>
+    sharp(bytes, strictInput(s))
+      .resize(8, 8, { fit: "fill", fastShrinkOnLoad: true })
+      .raw()
+      .toBuffer()
+  );
 }
 
 function reasonOf(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
-  return message.split("\n").map((l) => l.trim()).filter(Boolean).join(" ")
+  return decoderReason(error)
     .replace(/^Input buffer (has|contains) /, "")
     .replace(/^(corrupt header: )?(Vips\w+|\w+load(_buffer)?): /i, "")
     .replace(/^Corrupt JPEG data/, "corrupt JPEG data")
