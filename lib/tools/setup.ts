@@ -84,7 +84,10 @@ async function installNpmPackages(root: string): Promise<string> {
   const result = await run(Deno.execPath(), {
     args: ["install", "--quiet"],
     cwd: root,
-    env: { NO_COLOR: "1" },
+    // onnxruntime-node ships its CPU library; its install script would only
+    // fetch GPU providers. Deno runs no install script unless allowed to, and
+    // should one ever be allowed, this tells it to fetch nothing.
+    env: { NO_COLOR: "1", ONNXRUNTIME_NODE_INSTALL: "skip" },
     timeoutMs: 20 * 60_000,
   });
   if (result.code !== 0) {
