@@ -30,6 +30,7 @@ import { runCli, UsageError } from "../lib/core/cli.ts";
 import { writeTextAtomic } from "../lib/core/atomic.ts";
 import { loadAverage } from "./bench_util.ts";
 import {
+  burst,
   rawRequest,
   type RawResponse,
   runTask,
@@ -454,44 +455,38 @@ function requestCases(
 }
 
 /**
- * Six forged-header JPEGs at once, and 300 ms later a normal scan and a
- * health check: their statuses and how long the normal ones waited.
+ * A burst of `count` heavy requests (`heavy`: the forged-header JPEG or
+ * the 49-megapixel PNG) with a normal scan and a health check 300 ms in:
+ * the burst's statuses and how long the normal ones waited.
  */
-async function burst(ctx: Context, server: ServeProcess): Promise<Answer> {
-  const heavy = Array.from(
-    { length: 6 },
-    () =>
-      post(server, ctx.inputs.forged).catch((e) => ({
-        status: undefined,
-        message: String(e),
-      })),
-  );
-  await new Promise((done) => setTimeout(done, 300));
-  const t0 = performance.now();
-  const [normal, health] = await Promise.all([
-    post(server, ctx.inputs.scan).then((a) => ({
-      ...a,
-      ms: performance.now() - t0,
-    })),
-    fetch(`${server.url}health`, { signal: AbortSignal.timeout(120_000) })
-      .then(async (r) => ({
-        status: r.status,
-        ms: performance.now() - t0,
-        _: await r.text(),
-      })),
-  ]);
-  const statuses = (await Promise.all(heavy)).map((a) => a.status ?? "none");
+async function burstCase(
+  ctx: Context,
+  server: ServeProcess,
+  heavy: "forged" | "png-7000",
+  count: number,
+): Promise<Answer> {
+  const seen = await burst({
+    url: server.url,
+    heavy: heavy === "forged"
+      ? ctx.inputs.forged
+      : await Deno.readFile(ctx.inputs.png["png-7000"]),
+    type: heavy === "forged" ? "image/jpeg" : "image/png",
+    count,
+    normal: ctx.inputs.scan,
+  });
   const counts = new Map<string, number>();
-  for (const s of statuses) {
-    counts.set(String(s), (counts.get(String(s)) ?? 0) + 1);
+  for (const { status } of seen.heavy) {
+    const key = String(status ?? "none");
+    counts.set(key, (counts.get(key) ?? 0) + 1);
   }
   const heavyText = [...counts].map(([s, n]) => `${n}×${s}`).join(" ");
+  const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
   return {
-    status: normal.status,
-    message: `forged: ${heavyText}; normal scan ${normal.status} in ` +
-      `${(normal.ms / 1000).toFixed(1)} s; /health ${health.status} in ${
-        (health.ms / 1000).toFixed(1)
-      } s`,
+    status: seen.normal.status,
+    message: `burst ${heavyText}; normal scan ${seen.normal.status} in ` +
+      `${secs(seen.normal.ms)}; /health ${seen.health.status} in ${
+        secs(seen.health.ms)
+      }`,
   };
 }
 
@@ -547,7 +542,12 @@ async function serverCases(
     [
       "burst",
       "6 forged-header JPEGs at once, then a normal scan and /health",
-      (s: ServeProcess) => burst(ctx, s),
+      (s: ServeProcess) => burstCase(ctx, s, "forged", 6),
+    ] as const,
+    [
+      "burst-49mp",
+      "40 PNGs of 49 MP at once, then a normal scan and /health",
+      (s: ServeProcess) => burstCase(ctx, s, "png-7000", 40),
     ] as const,
     ...holdCases(ctx),
   ];

@@ -452,3 +452,81 @@ export async function rawRequest(
   await Promise.allSettled([reading, sending]);
   return { ...parseResponse(text), text, ms, closed: closedByServer };
 }
+
+/** Options for {@linkcode burst}. */
+export interface BurstOptions {
+  /** The server's base URL (ending in `/`). */
+  url: string;
+  /** The heavy image every request of the burst POSTs to `/predict`. */
+  heavy: Uint8Array;
+  /** Its content type. */
+  type: string;
+  /** How many heavy requests at once. */
+  count: number;
+  /** The normal image sent 300 ms into the burst (as `image/jpeg`). */
+  normal: Uint8Array;
+}
+
+/** A request's status (`undefined` when it got none) and time to its answer, ms. */
+export interface Timed {
+  status?: number;
+  ms: number;
+}
+
+/** What {@linkcode burst} saw. */
+export interface BurstResult {
+  /** Each heavy request's status and time. */
+  heavy: Timed[];
+  /** The normal image's. */
+  normal: Timed;
+  /** `GET /health`'s, sent beside the normal image. */
+  health: Timed;
+}
+
+/** A request's status and time (no status when it failed or passed 120 s). */
+async function timed(url: string, init: RequestInit = {}): Promise<Timed> {
+  const started = performance.now();
+  try {
+    const res = await fetch(url, {
+      ...init,
+      signal: AbortSignal.timeout(120_000),
+    });
+    await res.arrayBuffer();
+    return { status: res.status, ms: performance.now() - started };
+  } catch {
+    return { ms: performance.now() - started };
+  }
+}
+
+/**
+ * `count` heavy `POST /predict` requests at once and, 300 ms later, a
+ * normal image and a health check beside them: what each got and how long
+ * the normal ones waited.
+ *
+ * Needs a running server, so it is not run by `deno test --doc`.
+ *
+ * @example
+ * ```ts ignore
+ * import { burst } from "./hostile_probe.ts";
+ * const seen = await burst({ url: "http://127.0.0.1:8000/", heavy, type: "image/png", count: 40, normal });
+ * console.log(seen.health.ms);
+ * ```
+ */
+export async function burst(options: BurstOptions): Promise<BurstResult> {
+  const post = (body: Uint8Array, type: string) =>
+    timed(`${options.url}predict`, {
+      method: "POST",
+      headers: { "content-type": type },
+      body: body.slice(),
+    });
+  const heavy = Array.from(
+    { length: options.count },
+    () => post(options.heavy, options.type),
+  );
+  await new Promise((done) => setTimeout(done, 300));
+  const [normal, health] = await Promise.all([
+    post(options.normal, "image/jpeg"),
+    timed(`${options.url}health`),
+  ]);
+  return { heavy: await Promise.all(heavy), normal, health };
+}

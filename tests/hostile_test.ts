@@ -13,6 +13,7 @@ import { cpSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
+  burst,
   rawRequest,
   runTask,
   sampleMemory,
@@ -22,9 +23,13 @@ import {
 } from "./hostile_probe.ts";
 import {
   CONTROL_NAME,
+  forgeJpegSize,
+  halfScanJpeg,
   type HostileModels,
   tamperCheckpoint,
+  truncatedJpeg,
   writeHostileModels,
+  writePngBomb,
   writeTinyDataset,
 } from "./hostile_cases.ts";
 import { ellipseScanJpeg } from "./fixtures.ts";
@@ -107,77 +112,297 @@ function multipartWithNul(
   return { body, type: `multipart/form-data; boundary=${boundary}` };
 }
 
-Deno.test("serve: hostile requests are answered in JSON, fast, and /health stays up", async (t) => {
-  const server = await startServe({
-    root: ROOT,
-    model: MODEL,
-    args: ["--body-timeout", "2"],
-  });
+/** The inputs the server steps post. */
+interface ServerInputs {
+  scan: Uint8Array;
+  forged: Uint8Array;
+  png: Record<"png-30000" | "png-16000" | "png-7000", Uint8Array>;
+}
+
+/** Makes the server steps' inputs (the PNG bombs are under a megabyte each). */
+async function serverInputs(): Promise<ServerInputs> {
   const scan = await ellipseScanJpeg(42, 256);
+  const dir = await Deno.makeTempDir({ prefix: "hostile-png-" });
+  const png = {} as ServerInputs["png"];
   try {
-    await t.step(
-      "a Host of `[` neither breaks nor reroutes GET /health",
-      async () => {
-        const m = await measured(server, () =>
-          raw(
-            server,
-            "GET /health HTTP/1.1\r\nHost: [\r\nConnection: close\r\n\r\n",
-          ));
-        assert.equal(m.value.status, 200, m.value.text);
-        assert.ok(JSON.parse(m.value.body).status, m.value.body);
-        assert.ok(m.ms < 2000, `${m.ms} ms`);
-        assert.ok(m.growthMb < 50, `server grew ${m.growthMb} MB`);
-      },
+    for (const side of [30000, 16000, 7000] as const) {
+      const path = join(dir, `${side}.png`);
+      await writePngBomb({ path, width: side, height: side });
+      png[`png-${side}`] = await Deno.readFile(path);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  return {
+    scan,
+    forged: forgeJpegSize(scan, { width: 65500, height: 65500 }),
+    png,
+  };
+}
+
+/** POSTs an image to `/predict`: status and parsed JSON answer. */
+async function postImage(
+  server: ServeProcess,
+  body: Uint8Array,
+  type = "image/jpeg",
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(`${server.url}predict`, {
+    method: "POST",
+    headers: { "content-type": type },
+    body: body.slice(),
+  });
+  return { status: res.status, json: await res.json() };
+}
+
+/** Statuses that refuse an image over the pixel limit. */
+const TOO_LARGE = [413, 422];
+
+/** A step: its name and what it checks against the running server. */
+type ServerStep = [string, (s: ServeProcess, i: ServerInputs) => Promise<void>];
+
+const HOST_STEPS: ServerStep[] = [
+  ["a Host of `[` neither breaks nor reroutes GET /health", async (server) => {
+    const m = await measured(
+      server,
+      () =>
+        raw(
+          server,
+          "GET /health HTTP/1.1\r\nHost: [\r\nConnection: close\r\n\r\n",
+        ),
     );
-    await t.step("a Host holding a path does not move the route", async () => {
+    assert.equal(m.value.status, 200, m.value.text);
+    assert.ok(JSON.parse(m.value.body).status, m.value.body);
+    assert.ok(m.ms < 2000, `${m.ms} ms`);
+    assert.ok(m.growthMb < 50, `server grew ${m.growthMb} MB`);
+  }],
+  ["a Host holding a path does not move the route", async (server) => {
+    const m = await measured(
+      server,
+      () =>
+        raw(
+          server,
+          "GET /health HTTP/1.1\r\nHost: a/predict\r\nConnection: close\r\n\r\n",
+        ),
+    );
+    assert.equal(m.value.status, 200, m.value.text);
+    assert.ok(JSON.parse(m.value.body).status, m.value.body);
+    assert.ok(m.ms < 2000, `${m.ms} ms`);
+  }],
+  [
+    "a NUL and an ANSI escape in multipart headers: a JSON 400, escaped in the log",
+    async (server, inputs) => {
+      const { body, type } = multipartWithNul(inputs.scan);
+      const m = await measured(server, () => postImage(server, body, type));
+      assert.equal(m.value.status, 400, JSON.stringify(m.value.json));
+      assert.match(String(m.value.json.error), /multipart/);
+      assert.ok(m.ms < 2000, `${m.ms} ms`);
+    },
+  ],
+];
+
+/** Asserts a refusal of an image over the pixel limit: status, message, time, memory. */
+function assertOverLimit(
+  m: Measured<{ status: number; json: Record<string, unknown> }>,
+  claim: RegExp,
+): void {
+  assert.ok(TOO_LARGE.includes(m.value.status), `status ${m.value.status}`);
+  assert.match(String(m.value.json.error), claim);
+  assert.match(String(m.value.json.error), /over the limit of 50 megapixels/);
+  assert.ok(m.ms < 2000, `${m.ms} ms`);
+  assert.ok(m.growthMb < 200, `server grew ${m.growthMb} MB`);
+}
+
+const IMAGE_STEPS: ServerStep[] = [
+  [
+    "a JPEG whose header claims 65500×65500 is refused from its header",
+    async (server, inputs) => {
+      const m = await measured(server, () => postImage(server, inputs.forged));
+      assertOverLimit(m, /65500 × 65500/);
+    },
+  ],
+  [
+    "PNG bombs (900 and 256 megapixels of zeros) are refused from their header",
+    async (server, inputs) => {
+      for (
+        const [name, side] of [["png-30000", 30000], [
+          "png-16000",
+          16000,
+        ]] as const
+      ) {
+        const m = await measured(
+          server,
+          () => postImage(server, inputs.png[name], "image/png"),
+        );
+        assertOverLimit(m, new RegExp(`${side} × ${side}`));
+      }
+    },
+  ],
+  [
+    "a 49-megapixel PNG, under the limit, is classified",
+    async (server, inputs) => {
+      const m = await measured(
+        server,
+        () => postImage(server, inputs.png["png-7000"], "image/png"),
+      );
+      assert.equal(m.value.status, 200, JSON.stringify(m.value.json));
+      assert.ok(m.ms < 5000, `${m.ms} ms`);
+      assert.ok(m.growthMb < 400, `server grew ${m.growthMb} MB`);
+    },
+  ],
+  [
+    "half a scan closed with an end marker, and a cut-off JPEG, are corrupt: 422",
+    async (server, inputs) => {
+      for (
+        const [body, reason] of [[
+          halfScanJpeg(inputs.scan),
+          /corrupt JPEG data|premature end/,
+        ], [truncatedJpeg(inputs.scan), /premature end/]] as const
+      ) {
+        const m = await measured(server, () => postImage(server, body));
+        assert.equal(m.value.status, 422, JSON.stringify(m.value.json));
+        assert.match(String(m.value.json.error), reason);
+        assert.ok(m.ms < 2000, `${m.ms} ms`);
+      }
+    },
+  ],
+];
+
+const LOAD_STEPS: ServerStep[] = [
+  [
+    "six forged headers at once cost nothing; a normal scan and /health answer at once",
+    async (server, inputs) => {
       const m = await measured(
         server,
         () =>
-          raw(
-            server,
-            "GET /health HTTP/1.1\r\nHost: a/predict\r\nConnection: close\r\n\r\n",
-          ),
+          burst({
+            url: server.url,
+            heavy: inputs.forged,
+            type: "image/jpeg",
+            count: 6,
+            normal: inputs.scan,
+          }),
       );
-      assert.equal(m.value.status, 200, m.value.text);
-      assert.ok(JSON.parse(m.value.body).status, m.value.body);
-      assert.ok(m.ms < 2000, `${m.ms} ms`);
-    });
-    await t.step(
-      "a NUL and an ANSI escape in multipart headers: a JSON 400, escaped in the log",
-      async () => {
-        const { body, type } = multipartWithNul(scan);
-        const m = await measured(server, async () => {
-          const res = await fetch(`${server.url}predict`, {
-            method: "POST",
-            headers: { "content-type": type },
-            body: body.slice(),
-          });
-          return { status: res.status, text: await res.text() };
-        });
-        assert.equal(m.value.status, 400, m.value.text);
-        assert.match(JSON.parse(m.value.text).error, /multipart/);
-        assert.ok(m.ms < 2000, `${m.ms} ms`);
-      },
+      const { heavy, normal, health } = m.value;
+      assert.ok(
+        heavy.every((r) => TOO_LARGE.includes(r.status!)),
+        JSON.stringify(heavy),
+      );
+      assert.equal(normal.status, 200);
+      assert.ok(normal.ms < 3000, `normal scan waited ${normal.ms} ms`);
+      assert.ok(
+        health.status === 200 && health.ms < 1000,
+        JSON.stringify(health),
+      );
+      assert.ok(m.growthMb < 200, `server grew ${m.growthMb} MB`);
+    },
+  ],
+  [
+    "forty 49-megapixel PNGs at once: the overflow gets 503, memory stays bounded, /health answers",
+    async (server, inputs) => {
+      const m = await measured(
+        server,
+        () =>
+          burst({
+            url: server.url,
+            heavy: inputs.png["png-7000"],
+            type: "image/png",
+            count: 40,
+            normal: inputs.scan,
+          }),
+      );
+      const { heavy, normal, health } = m.value;
+      assert.ok(
+        heavy.every((r) => r.status === 200 || r.status === 503),
+        JSON.stringify(heavy),
+      );
+      assert.ok(
+        heavy.some((r) => r.status === 503),
+        "no request of the burst was turned away",
+      );
+      assert.ok(
+        normal.status === 200 || normal.status === 503,
+        `normal scan: ${normal.status}`,
+      );
+      assert.ok(normal.ms < 5000, `normal scan waited ${normal.ms} ms`);
+      assert.ok(
+        health.status === 200 && health.ms < 3000,
+        JSON.stringify(health),
+      );
+      assert.ok(m.growthMb < 500, `server grew ${m.growthMb} MB`);
+      assert.equal((await postImage(server, inputs.scan)).status, 200);
+    },
+  ],
+];
+
+/** A connection held open: `send` then `drip` one byte every 500 ms. */
+function hold(server: ServeProcess, send: string, drip = "") {
+  return rawRequest({
+    hostname: server.hostname,
+    port: server.port,
+    send,
+    drip,
+    dripMs: 500,
+    timeoutMs: 15_000,
+  });
+}
+
+const SLOW_STEPS: ServerStep[] = [
+  [
+    "request headers trickled past --header-timeout get 408 in time",
+    async (server) => {
+      const m = await measured(server, () =>
+        hold(
+          server,
+          "GET /health HTTP/1.1\r\nHost: x\r\n",
+          "X-Slow: " + "a".repeat(30),
+        ));
+      assert.equal(m.value.status, 408, m.value.text);
+      assert.ok(m.ms >= 1500 && m.ms < 8000, `${m.ms} ms`);
+    },
+  ],
+  [
+    "a connection that sends nothing is closed after --idle-timeout",
+    async (server) => {
+      const m = await measured(server, () => hold(server, ""));
+      assert.ok(m.value.closed, "still open");
+      assert.ok(m.ms >= 1500 && m.ms < 8000, `${m.ms} ms`);
+    },
+  ],
+  ["a body trickled past --body-timeout gets 408 in time", async (server) => {
+    const m = await measured(
+      server,
+      () =>
+        hold(
+          server,
+          "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\n",
+          "x".repeat(40),
+        ),
     );
-    await t.step(
-      "a body trickled past --body-timeout gets 408 in time",
-      async () => {
-        const m = await measured(server, () =>
-          rawRequest({
-            hostname: server.hostname,
-            port: server.port,
-            send:
-              "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n" +
-              "Content-Length: 100000\r\n\r\n",
-            drip: "x".repeat(40),
-            dripMs: 500,
-            timeoutMs: 15_000,
-          }));
-        assert.equal(m.value.status, 408, m.value.text);
-        assert.match(JSON.parse(m.value.body).error, /body|time/i);
-        assert.ok(m.ms >= 1500 && m.ms < 8000, `${m.ms} ms`);
-      },
-    );
+    assert.equal(m.value.status, 408, m.value.text);
+    assert.match(JSON.parse(m.value.body).error, /body|time/i);
+    assert.ok(m.ms >= 1500 && m.ms < 8000, `${m.ms} ms`);
+  }],
+];
+
+Deno.test("serve: hostile requests are answered in JSON, fast, and /health stays up", async (t) => {
+  const timeouts = ["--body-timeout", "--header-timeout", "--idle-timeout"];
+  const server = await startServe({
+    root: ROOT,
+    model: MODEL,
+    args: timeouts.flatMap((f) => [f, "2"]),
+  });
+  try {
+    const inputs = await serverInputs();
+    for (
+      const [name, step] of [
+        ...HOST_STEPS,
+        ...IMAGE_STEPS,
+        ...LOAD_STEPS,
+        ...SLOW_STEPS,
+      ]
+    ) {
+      await t.step(name, () => step(server, inputs));
+    }
   } finally {
     await server.stop();
   }
@@ -284,14 +509,6 @@ Deno.test("predict: a file name with a newline, a CR and an escape cannot forge 
   assert.match(run.stdout, /scan\\nglioma 1\.000\\r\\(x1b|u001b)\[31mred\.jpg/);
 });
 
-Deno.test({
-  name: "hostile-test temporary folder is removed",
-  async fn() {
-    if (hostile) await Deno.remove((await hostile).dir, { recursive: true });
-    hostile = undefined;
-  },
-});
-
 Deno.test("train --resume: a spoiled checkpoint is refused at once, naming the file", async () => {
   const dir = await Deno.makeTempDir({ prefix: "hostile-resume-" });
   // The image cache goes to the temporary folder, not the project's.
@@ -341,4 +558,33 @@ Deno.test("train --resume: a spoiled checkpoint is refused at once, naming the f
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("predict: a JPEG whose header claims 65500×65500 is skipped at once, naming the limit", async () => {
+  const { dir, models } = await hostileModels();
+  const forged = join(dir, "forged.jpg");
+  await Deno.writeFile(
+    forged,
+    forgeJpegSize(await ellipseScanJpeg(44, 256), {
+      width: 65500,
+      height: 65500,
+    }),
+  );
+  const run = await predict(["--model", models.good, forged]);
+  assert.equal(run.code, 1, `exit ${run.code}\n${run.stdout}\n${run.stderr}`);
+  assert.match(
+    run.stdout + run.stderr,
+    /forged\.jpg: image claims 65500 × 65500 pixels .*over the limit of 50 megapixels/,
+  );
+  // Decoding it took 11 s and 1 GB; the header alone is refused.
+  assert.ok(run.ms < 15_000, `${run.ms} ms`);
+  assert.ok(run.peakRssMb < 800, `peak ${run.peakRssMb} MB`);
+});
+
+Deno.test({
+  name: "hostile-test temporary folder is removed",
+  async fn() {
+    if (hostile) await Deno.remove((await hostile).dir, { recursive: true });
+    hostile = undefined;
+  },
 });
