@@ -51,6 +51,7 @@ import {
   writeFileWhereFolderZip,
   writeHostileDataset,
   writeHostileModels,
+  writeLyingZipBomb,
   writePngBomb,
   writeTinyDataset,
   writeZipBomb,
@@ -186,7 +187,12 @@ interface Inputs {
   /** PNG files by name: `png-30000`, `png-16000`, `png-7000` (square, black). */
   png: Record<string, string>;
   /** Zip files: `bomb` (one 1 GiB entry), `badChecksum`, `fileWhereFolder`. */
-  zip: { bomb: string; badChecksum: string; fileWhereFolder: string };
+  zip: {
+    bomb: string;
+    lyingBomb: string;
+    badChecksum: string;
+    fileWhereFolder: string;
+  };
   /** Hostile copies of the model. */
   models: HostileModels;
   /** A folder holding one scan whose name has control characters. */
@@ -211,10 +217,12 @@ async function makeInputs(root: string): Promise<Inputs> {
   }
   const zip = {
     bomb: join(dir, "bomb.zip"),
+    lyingBomb: join(dir, "lying-bomb.zip"),
     badChecksum: join(dir, "bad-checksum.zip"),
     fileWhereFolder: join(dir, "file-where-folder.zip"),
   };
   await writeZipBomb({ path: zip.bomb, entryBytes: 1 << 30 });
+  await writeLyingZipBomb({ path: zip.lyingBomb, entryBytes: 1 << 30 });
   await writeBadChecksumZip(zip.badChecksum);
   await writeFileWhereFolderZip(zip.fileWhereFolder);
   const models = await writeHostileModels(
@@ -634,6 +642,7 @@ async function treeBytes(dir: string): Promise<number> {
 /** What each zip case's input is. */
 const UNPACK_INPUTS: Record<string, string> = {
   bomb: "1.1 MB zip holding one 1 GiB entry of zeros",
+  "lying-bomb": "the same, its headers claiming the entry is 1 MiB",
   "bad-checksum": "zip whose image data has one byte flipped (CRC mismatch)",
   "file-where-folder":
     "zip with a file `Training` and entries under `Training/`",
@@ -844,15 +853,13 @@ async function commandCases(
     if (only(`resume-checkpoint-${how}`)) record(await resume(ctx, how));
   }
   const zips = ctx.inputs.zip;
-  for (
-    const [name, zip] of [["bomb", zips.bomb], [
-      "bad-checksum",
-      zips.badChecksum,
-    ], [
-      "file-where-folder",
-      zips.fileWhereFolder,
-    ]]
-  ) {
+  const unpackCases = [
+    ["bomb", zips.bomb],
+    ["lying-bomb", zips.lyingBomb],
+    ["bad-checksum", zips.badChecksum],
+    ["file-where-folder", zips.fileWhereFolder],
+  ];
+  for (const [name, zip] of unpackCases) {
     if (only(`unpack-${name}`)) record(await unpack(ctx, zip, name));
   }
   return results;

@@ -529,3 +529,47 @@ export async function tamperCheckpoint(
     await Deno.writeFile(weights, bytes.subarray(0, 1000));
   }
 }
+
+/**
+ * Writes a zip bomb ({@linkcode writeZipBomb}) whose large entry lies about
+ * its size: its central directory record and its data descriptor say it
+ * expands to `claimBytes` (default 1 MiB), while its data still inflates to
+ * `entryBytes`. An unpacker that trusts the claim must stop the stream
+ * itself. Returns the zip's size in bytes.
+ *
+ * Writes a file, so it is not run by `deno test --doc`.
+ *
+ * @example
+ * ```ts ignore
+ * import { writeLyingZipBomb } from "./hostile_cases.ts";
+ * await writeLyingZipBomb({ path: "lying.zip", entryBytes: 1 << 30 });
+ * ```
+ */
+export async function writeLyingZipBomb(
+  options: ZipBombOptions & { claimBytes?: number },
+): Promise<number> {
+  const name = options.name ?? "Training/glioma/Tr-gl-bomb.jpg";
+  const bytes = await writeZipBomb({ ...options, name });
+  const zip = await Deno.readFile(options.path);
+  const view = new DataView(zip.buffer);
+  const claim = options.claimBytes ?? 1 << 20;
+  const nameBytes = new TextEncoder().encode(name);
+  const named = (at: number) =>
+    nameBytes.every((b, i) => zip[at + 46 + i] === b) &&
+    view.getUint16(at + 28, true) === nameBytes.length;
+  for (let at = zip.length - 22; at >= 0; at--) {
+    if (view.getUint32(at, true) !== 0x02014b50 || !named(at)) continue;
+    const compressed = view.getUint32(at + 20, true);
+    view.setUint32(at + 24, claim, true);
+    // The data descriptor after the entry's data: [signature] crc, sizes.
+    const local = view.getUint32(at + 42, true);
+    const data = local + 30 + view.getUint16(local + 26, true) +
+      view.getUint16(local + 28, true);
+    const descriptor = data + compressed;
+    const skip = view.getUint32(descriptor, true) === 0x08074b50 ? 4 : 0;
+    view.setUint32(descriptor + skip + 8, claim, true);
+    await Deno.writeFile(options.path, zip);
+    return bytes;
+  }
+  throw new Error(`${options.path}: no central directory record for ${name}`);
+}

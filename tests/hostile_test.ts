@@ -9,7 +9,7 @@
  * and after the hardening.
  */
 import assert from "node:assert/strict";
-import { cpSync } from "node:fs";
+import { cpSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
@@ -28,9 +28,14 @@ import {
   type HostileModels,
   tamperCheckpoint,
   truncatedJpeg,
+  writeBadChecksumZip,
+  writeFileWhereFolderZip,
+  writeHostileDataset,
   writeHostileModels,
+  writeLyingZipBomb,
   writePngBomb,
   writeTinyDataset,
+  writeZipBomb,
 } from "./hostile_cases.ts";
 import { ellipseScanJpeg } from "./fixtures.ts";
 
@@ -579,6 +584,93 @@ Deno.test("predict: a JPEG whose header claims 65500×65500 is skipped at once, 
   // Decoding it took 11 s and 1 GB; the header alone is refused.
   assert.ok(run.ms < 15_000, `${run.ms} ms`);
   assert.ok(run.peakRssMb < 800, `peak ${run.peakRssMb} MB`);
+});
+
+Deno.test("data:download --zip: a zip bomb (honest or lying about its size), a bad checksum and a file where a folder should be are refused, nothing installed", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hostile-zip-" });
+  try {
+    const zips = {
+      bomb: join(dir, "bomb.zip"),
+      lyingBomb: join(dir, "lying-bomb.zip"),
+      badChecksum: join(dir, "bad-checksum.zip"),
+      fileWhereFolder: join(dir, "file-where-folder.zip"),
+    };
+    await writeZipBomb({ path: zips.bomb, entryBytes: 1 << 30 });
+    await writeLyingZipBomb({ path: zips.lyingBomb, entryBytes: 1 << 30 });
+    await writeBadChecksumZip(zips.badChecksum);
+    await writeFileWhereFolderZip(zips.fileWhereFolder);
+    const cases = [
+      [
+        zips.bomb,
+        /bomb\.zip: entry "Training\/glioma\/Tr-gl-bomb\.jpg" claims to expand/,
+      ],
+      [
+        zips.lyingBomb,
+        /lying-bomb\.zip is corrupt: entry "Training\/glioma\/Tr-gl-bomb\.jpg" unpacks to more than the 1048576 bytes its header says/,
+      ],
+      [
+        zips.badChecksum,
+        /bad-checksum\.zip is corrupt: entry "Training\/glioma\/Tr-gl-0001\.jpg" failed its CRC/,
+      ],
+      [
+        zips.fileWhereFolder,
+        /file-where-folder\.zip: entry "Training" is a file where a folder should be/,
+      ],
+    ] as const;
+    for (const [zip, message] of cases) {
+      const dest = join(dir, "dest");
+      const run = await runTask({
+        root: ROOT,
+        task: "data:download",
+        args: ["--zip", zip, "--dest", dest],
+        timeoutMs: 60_000,
+      });
+      assert.equal(run.code, 1, `${zip}: exit ${run.code}\n${run.stderr}`);
+      assert.match(run.stderr, message);
+      assert.doesNotMatch(run.stderr, STACK_TRACE);
+      // Unpacking the bomb whole took 1.7 GB and left 1 GiB on disk.
+      assert.ok(run.ms < 15_000, `${zip}: ${run.ms} ms`);
+      assert.ok(run.peakRssMb < 400, `${zip}: peak ${run.peakRssMb} MB`);
+      for (const split of ["Training", "Testing"]) {
+        assert.ok(
+          !existsSync(join(dest, split)),
+          `${zip}: ${split}/ was installed`,
+        );
+      }
+      await Deno.remove(dest, { recursive: true }).catch(() => {});
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("audit: an empty class folder is a warning and a truncated JPEG is named with its reason", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hostile-audit-" });
+  try {
+    await writeHostileDataset(dir);
+    const run = await runTask({
+      root: ROOT,
+      task: "audit",
+      args: ["--data", dir],
+      timeoutMs: 60_000,
+    });
+    const output = run.stdout + run.stderr;
+    assert.equal(run.code, 0, output);
+    assert.match(
+      output,
+      /pituitary: class folder with no JPEG or PNG images \(it is empty\)/,
+    );
+    assert.match(
+      output,
+      /glioma\/cut\.jpg: cannot decode image: .*premature end of JPEG image/,
+    );
+    assert.doesNotMatch(output, /unknown error/i);
+    assert.doesNotMatch(output, RAW_CONTROL);
+    assert.doesNotMatch(run.stderr, STACK_TRACE);
+    assert.ok(run.ms < 15_000, `${run.ms} ms`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test({
