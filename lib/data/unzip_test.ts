@@ -341,6 +341,37 @@ Deno.test("unzipFile: corrupt compressed data → error naming the entry, not a 
   });
 });
 
+Deno.test("unzipFile: an entry whose offset points at no local header, or whose data runs past the end → corrupt, naming it", async () => {
+  await withTemp(async (dir) => {
+    const name = "Training/a/x.jpg";
+    for (
+      const [patch, why] of [
+        [
+          (view: DataView, at: number) => view.setUint32(at + 42, 1, true),
+          /has no local header/,
+        ],
+        [
+          (view: DataView, at: number) => view.setUint32(at + 20, 1e6, true),
+          /runs past the end of the archive/,
+        ],
+      ] as const
+    ) {
+      const zip = await zipOf([{ name, text: "ab".repeat(500) }]);
+      const view = new DataView(zip.buffer, zip.byteOffset, zip.byteLength);
+      let at = zip.length - 46;
+      while (view.getUint32(at, true) !== 0x02014b50) at--;
+      patch(view, at); // the central directory's offset or compressed size
+      const archive = join(dir, "bad.zip");
+      await Deno.writeFile(archive, zip);
+      await refused(unzipFile({ archive, into: join(dir, "out") }), (e) => {
+        assert.equal(e.entry, name);
+        assert.match(e.message, why);
+      });
+      await Deno.remove(join(dir, "out"), { recursive: true }).catch(() => {});
+    }
+  });
+});
+
 Deno.test("unzipFile: not a zip, or no file at all → one-line error naming it", async () => {
   await withTemp(async (dir) => {
     const archive = join(dir, "not.zip");
