@@ -26,6 +26,10 @@
  *   network saw, e.g. 128×128), written atomically as
  *   `<file name>.<10 hex digits of SHA-256 of the absolute path>.png`, so
  *   same-named files from different folders never collide.
+ * - **`--engine tfjs|onnx`** (default `BRAIN_MRI_ENGINE`, else tfjs): what
+ *   runs the network (lib/model/engine.ts); both give the same probabilities
+ *   within 1e-5. The `--json` model info records it (`model.engine`).
+ *   Grad-CAM always runs through tfjs.
  * - **`--batch-size N`** (default 1, `DEFAULTS.predictBatchSize`): images
  *   per forward pass. With the
  *   default each scan's probabilities do not depend on the other files of the
@@ -47,7 +51,13 @@ import { MODEL_FLAG, type ParsedCli, runCli, UsageError } from "../core/cli.ts";
 import { DEFAULTS } from "../core/defaults.ts";
 import { byCodeUnit, imageFormatProblem, readHead } from "../data/dataset.ts";
 import { argmax, decider, type DecisionRule } from "../model/decision.ts";
-import { predictProbabilities } from "../model/inference.ts";
+import {
+  ENGINE_FLAG,
+  type EngineKind,
+  type InferenceEngine,
+  openEngine,
+  resolveEngineKind,
+} from "../model/engine.ts";
 import { gradCam, overlayHeatmap } from "../evaluate/gradcam.ts";
 import { encodePng } from "../core/image_grid.ts";
 import { projectPaths } from "../core/paths.ts";
@@ -115,6 +125,8 @@ export interface PredictModelInfo {
   createdAt: string;
   /** How predictions are made: test-time augmentation and operating point. */
   inference: { tta: Tta; tumourThreshold: number | null };
+  /** The inference engine that ran the network (set by `predictFiles`). */
+  engine?: EngineKind;
 }
 
 /** Options for {@linkcode predictFiles}. */
@@ -135,6 +147,11 @@ export interface PredictFilesOptions {
   batchSize?: number;
   /** Write a Grad-CAM overlay PNG per scan into this folder. */
   gradcamDir?: string;
+  /**
+   * The inference engine (lib/model/engine.ts; default `BRAIN_MRI_ENGINE`,
+   * else `DEFAULT_ENGINE`). Grad-CAM runs through tfjs whatever it is.
+   */
+  engine?: EngineKind;
   /**
    * The largest image accepted, in pixels (default `DEFAULTS.maxPixels`): a
    * bigger one is skipped from its header, before it is decoded.
@@ -484,18 +501,21 @@ export async function predictFiles(
 ): Promise<PredictFilesResult> {
   const batchSize = positiveInteger(options.batchSize, "batchSize");
   const given = options.model ?? projectPaths().defaultModel;
+  const kind = options.engine ?? resolveEngineKind();
   const loaded = typeof given === "string"
     ? await loadSavedModel(given)
     : given;
+  let engine: InferenceEngine | undefined;
   try {
+    engine = await openEngine({ model: loaded, kind });
     const dir = typeof given === "string" ? given : options.modelDir;
-    const info = describeLoaded(dir, loaded.metadata);
+    const info = { ...describeLoaded(dir, loaded.metadata), engine: kind };
     const collected = await collectInputs(options.inputs);
     options.onCollected?.(collected);
     const results = new InputOrder(collected.order, options);
     for (let start = 0; start < collected.files.length; start += CHUNK) {
       const chunk = collected.files.slice(start, start + CHUNK);
-      const outcomes = await predictChunk(loaded, chunk, {
+      const outcomes = await predictChunk(loaded, engine, chunk, {
         batchSize,
         gradcamDir: options.gradcamDir,
         maxPixels: options.maxPixels,
@@ -506,6 +526,7 @@ export async function predictFiles(
     const { predictions, errors } = results;
     return { model: info, predictions, errors };
   } finally {
+    await engine?.dispose();
     if (typeof given === "string") loaded.model.dispose();
   }
 }
@@ -574,10 +595,11 @@ class InputOrder {
  */
 async function predictChunk(
   loaded: LoadedModel,
+  engine: InferenceEngine,
   chunk: string[],
   options: { batchSize: number; gradcamDir?: string; maxPixels?: number },
 ): Promise<(FilePrediction | PredictError)[]> {
-  const { model, metadata } = loaded;
+  const { metadata } = loaded;
   const size = metadata.preprocessing.size;
   const k = metadata.classes.length;
   const outcomes = await preprocessJobs(
@@ -585,7 +607,7 @@ async function predictChunk(
     { ...modelSettings(metadata), maxPixels: options.maxPixels },
   );
   const packed = packOutcomes(chunk, outcomes, size);
-  const probs = await predictProbabilities(model, {
+  const probs = await engine.probabilities({
     pixels: packed.pixels,
     size,
     scale: metadata.preprocessing.scale,
@@ -796,6 +818,7 @@ const PREDICT_CLI = {
   minPositionals: 1,
   flags: {
     model: MODEL_FLAG,
+    engine: ENGINE_FLAG,
     json: {
       type: "boolean",
       help: "print one JSON object { model, predictions, errors }",
@@ -837,6 +860,7 @@ async function predictMain(
   if (values.gradcam !== undefined && values.gradcam.trim() === "") {
     throw new UsageError("--gradcam needs a folder");
   }
+  const engine = resolveEngineKind(values.engine);
   const json = values.json;
   let pathWidth = 0;
   try {
@@ -844,6 +868,7 @@ async function predictMain(
       inputs: positionals,
       model: values.model ?? projectPaths().defaultModel,
       batchSize,
+      engine,
       gradcamDir: values.gradcam,
       maxPixels: values["max-pixels"],
       onCollected: (collected) => {

@@ -584,3 +584,96 @@ Deno.test("CLI: corrupt and oversized scans are skipped with the reason, control
     );
   });
 });
+
+Deno.test("predictFiles: the tfjs and onnx engines give the same classes on a few scans, and say which ran", async () => {
+  await withFixture(async (f) => {
+    const inputs = [f.jpeg, f.png, f.scans];
+    const tfjs = await predictFiles({
+      inputs,
+      model: f.modelDir,
+      engine: "tfjs",
+    });
+    const onnx = await predictFiles({
+      inputs,
+      model: f.modelDir,
+      engine: "onnx",
+    });
+    assert.equal(tfjs.model.engine, "tfjs");
+    assert.equal(onnx.model.engine, "onnx");
+    assert.equal(tfjs.predictions.length, 5);
+    assert.deepEqual(
+      onnx.predictions.map((p) => [p.file, p.class]),
+      tfjs.predictions.map((p) => [p.file, p.class]),
+    );
+    tfjs.predictions.forEach((p, i) => {
+      for (const c of MRI_CLASSES) {
+        const delta = Math.abs(
+          onnx.predictions[i].probabilities[c] - p.probabilities[c],
+        );
+        assert.ok(delta < 1e-5, `${p.file} ${c}: |Δp| ${delta}`);
+      }
+    });
+    assert.deepEqual(onnx.errors, tfjs.errors);
+  });
+});
+
+Deno.test("CLI: --engine onnx is recorded in --json; an unknown engine is a usage error", async () => {
+  await withFixture(async (f) => {
+    const r = await cli([
+      "--model",
+      f.modelDir,
+      "--engine",
+      "onnx",
+      "--json",
+      f.jpeg,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.model.engine, "onnx");
+    const expected = await reference(f, f.jpeg);
+    for (const c of MRI_CLASSES) {
+      assert.ok(
+        Math.abs(out.predictions[0].probabilities[c] - expected[c]) < 1e-5,
+      );
+    }
+    const bad = await cli(["--model", f.modelDir, "--engine", "torch", f.jpeg]);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(
+      bad.stderr,
+      /--engine must be one of tfjs, onnx \(got "torch"\)/,
+    );
+    assert.match(bad.stderr, /usage: deno task predict/);
+    const badEnv = await run(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        join(projectPaths().root, "lib", "deploy", "predict.ts"),
+        "--model",
+        f.modelDir,
+        f.jpeg,
+      ],
+      cwd: projectPaths().root,
+      env: { BRAIN_MRI_ENGINE: "torch" },
+    });
+    assert.equal(badEnv.code, 2, badEnv.stderr);
+    assert.match(
+      badEnv.stderr,
+      /BRAIN_MRI_ENGINE must be one of tfjs, onnx \(got "torch"\)/,
+    );
+    const fromEnv = await run(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        join(projectPaths().root, "lib", "deploy", "predict.ts"),
+        "--model",
+        f.modelDir,
+        "--json",
+        f.jpeg,
+      ],
+      cwd: projectPaths().root,
+      env: { BRAIN_MRI_ENGINE: "onnx" },
+    });
+    assert.equal(fromEnv.code, 0, fromEnv.stderr);
+    assert.equal(JSON.parse(fromEnv.stdout).model.engine, "onnx");
+  });
+});
