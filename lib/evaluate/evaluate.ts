@@ -12,6 +12,9 @@
  *   re-derives that split exactly as training did (same seed and fractions)
  *   and evaluates it.
  *
+ * `--engine tfjs|onnx` (default `BRAIN_MRI_ENGINE`, else tfjs) chooses what
+ * runs the network (lib/model/engine.ts); the report and `--json` name it.
+ *
  * @module
  */
 import {
@@ -36,13 +39,19 @@ import { degenerateReasons, degenerateWarning } from "./degenerate.ts";
 import { projectPaths } from "../core/paths.ts";
 import { DEFAULTS } from "../core/defaults.ts";
 import {
+  type LoadedModel,
   loadSavedModel,
   type ModelMetadata,
   type Tta,
 } from "../model/saved_model.ts";
+import {
+  ENGINE_FLAG,
+  type EngineKind,
+  openEngine,
+  resolveEngineKind,
+} from "../model/engine.ts";
 
 export type { Tta };
-import { predictProbabilities } from "../model/inference.ts";
 
 /** Options for {@linkcode reportFromProbabilities}. */
 export interface ReportFromProbabilitiesOptions {
@@ -121,6 +130,8 @@ export interface ModelEvaluation {
   tta: Tta;
   /** The operating point used (lib/model/decision.ts); `null`: argmax. */
   tumourThreshold: number | null;
+  /** The inference engine that ran the network (lib/model/engine.ts). */
+  engine?: EngineKind;
 }
 
 /** Options for {@linkcode evaluateModel}. */
@@ -145,6 +156,11 @@ export interface EvaluateModelOptions {
   cacheDir?: string;
   /** Test-time augmentation (default: the model's `inference.tta`, else none). */
   tta?: Tta;
+  /**
+   * The inference engine (default `BRAIN_MRI_ENGINE`, else
+   * `DEFAULT_ENGINE`; lib/model/engine.ts).
+   */
+  engine?: EngineKind;
   /**
    * The operating point (lib/model/decision.ts): a number in (0, 0.5], or `null`
    * for argmax. Default: the model's `inference.tumourThreshold`, else argmax.
@@ -241,7 +257,9 @@ function checkClasses(
 export async function evaluateModel(
   options: EvaluateModelOptions,
 ): Promise<ModelEvaluation> {
-  const { model, metadata } = await loadSavedModel(options.modelDir);
+  const engine = options.engine ?? resolveEngineKind();
+  const loaded = await loadSavedModel(options.modelDir);
+  const { model, metadata } = loaded;
   try {
     const chosen = await selectFiles(options, metadata);
     if (chosen.files.length === 0) {
@@ -256,12 +274,11 @@ export async function evaluateModel(
     const threshold = options.tumourThreshold === undefined
       ? metadata.inference?.tumourThreshold
       : options.tumourThreshold ?? undefined;
-    const probabilities = await predictProbabilities(model, {
-      pixels: chosen.pixels,
-      size: metadata.preprocessing.size,
-      scale: metadata.preprocessing.scale,
-      tta,
-    });
+    const probabilities = await engineProbabilities(
+      loaded,
+      engine,
+      { pixels: chosen.pixels, tta },
+    );
     const classes = metadata.classes;
     const decision = threshold === undefined
       ? {}
@@ -297,9 +314,29 @@ export async function evaluateModel(
       errors: chosen.loadErrors,
       tta,
       tumourThreshold: threshold ?? null,
+      engine,
     };
   } finally {
     model.dispose();
+  }
+}
+
+/** The class probabilities of packed images through the chosen engine. */
+async function engineProbabilities(
+  loaded: LoadedModel,
+  kind: EngineKind,
+  input: { pixels: Uint8Array; tta: Tta },
+): Promise<Float32Array> {
+  const engine = await openEngine({ model: loaded, kind });
+  try {
+    return await engine.probabilities({
+      pixels: input.pixels,
+      size: loaded.metadata.preprocessing.size,
+      scale: loaded.metadata.preprocessing.scale,
+      tta: input.tta,
+    });
+  } finally {
+    await engine.dispose();
   }
 }
 
@@ -326,7 +363,8 @@ function overallLines(e: ModelEvaluation): string[] {
   const lines = [
     `model: ${e.metadata.arch} (${e.metadata.classes.join(", ")})`,
     `data:  ${e.dataset}: ${r.n} images (${d.n} after de-duplication)`,
-    `decision: ${decision}; test-time augmentation: ${e.tta}`,
+    `decision: ${decision}; test-time augmentation: ${e.tta}` +
+    (e.engine ? `; engine: ${e.engine}` : ""),
     "",
     `accuracy        ${pct(r.accuracy)}  95% CI ${pct(r.accuracyCi.lower)}–${
       pct(r.accuracyCi.upper)
@@ -507,6 +545,7 @@ export const EVALUATE_CLI = {
       defaultText: "the model's own",
       help: "test-time augmentation",
     },
+    engine: ENGINE_FLAG,
     "tumour-threshold": {
       type: "string",
       value: "T",
@@ -557,6 +596,7 @@ function evaluateOptions(values: EvaluateFlags): EvaluateModelOptions {
     validation: fraction(values.val, "val"),
     test: fraction(values.test, "test"),
     ...(values.tta ? { tta: values.tta } : {}),
+    engine: resolveEngineKind(values.engine),
     ...(tumourThreshold === undefined ? {} : { tumourThreshold }),
   };
 }
@@ -576,6 +616,7 @@ function evaluationJson(e: ModelEvaluation, modelDir: string) {
       datasetFingerprint: e.metadata.datasetFingerprint,
       tta: e.tta,
       tumourThreshold: e.tumourThreshold,
+      engine: e.engine,
     },
     dataset: e.dataset,
     degenerate: degenerateReasons(e.full),

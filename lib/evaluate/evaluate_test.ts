@@ -198,3 +198,100 @@ Deno.test("evaluate: predictProbabilities rejects a partial image", async () => 
     model.dispose();
   }
 });
+
+Deno.test("evaluate: the onnx engine gives tfjs's classes and metrics, and the report names the engine", async () => {
+  const { dir, data, modelDir } = await fixture();
+  try {
+    const cacheDir = join(dir, "cache");
+    const before = tf.memory().numTensors;
+    const tfjs = await evaluateModel({
+      modelDir,
+      data,
+      cacheDir,
+      engine: "tfjs",
+    });
+    const onnx = await evaluateModel({
+      modelDir,
+      data,
+      cacheDir,
+      engine: "onnx",
+      tta: "hflip",
+    });
+    const mirrored = await evaluateModel({
+      modelDir,
+      data,
+      cacheDir,
+      engine: "tfjs",
+      tta: "hflip",
+    });
+    assert.equal(tf.memory().numTensors, before);
+    assert.equal(tfjs.engine, "tfjs");
+    assert.equal(onnx.engine, "onnx");
+    assert.deepEqual(onnx.files, mirrored.files);
+    const worst = Math.max(
+      ...onnx.probabilities.map((p, i) =>
+        Math.abs(p - mirrored.probabilities[i])
+      ),
+    );
+    assert.ok(worst < 1e-5, `max |Δp| ${worst}`);
+    assert.deepEqual(onnx.full.confusionMatrix, mirrored.full.confusionMatrix);
+    assert.match(
+      formatEvaluation(onnx),
+      /test-time augmentation: hflip; engine: onnx/,
+    );
+    assert.match(formatEvaluation(tfjs), /engine: tfjs/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("evaluate: the CLI's --engine onnx is recorded in --json; an unknown engine is a usage error", async () => {
+  const { dir, data, modelDir } = await fixture();
+  try {
+    const cacheDir = join(dir, "cache");
+    const tfjs = await evaluateModel({ modelDir, data, cacheDir });
+    const script = join(PROJECT_ROOT, "lib", "evaluate", "evaluate.ts");
+    const env = { BRAIN_MRI_CACHE: cacheDir };
+    const cli = await run(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        script,
+        "--model",
+        modelDir,
+        "--data",
+        data,
+        "--json",
+        "--engine",
+        "onnx",
+      ],
+      env,
+    });
+    assert.equal(cli.code, 0, cli.stderr);
+    const out = JSON.parse(cli.stdout);
+    assert.equal(out.model.engine, "onnx");
+    assert.deepEqual(out.full.confusionMatrix, tfjs.full.confusionMatrix);
+    const bad = await run(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        script,
+        "--model",
+        modelDir,
+        "--data",
+        data,
+        "--engine",
+        "jax",
+      ],
+      env,
+    });
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(
+      bad.stderr,
+      /--engine must be one of tfjs, onnx \(got "jax"\)/,
+    );
+    assert.match(bad.stderr, /usage: deno task evaluate/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
