@@ -55,6 +55,7 @@ import {
   writePngBomb,
   writeTinyDataset,
   writeZipBomb,
+  zeroCachePacks,
 } from "../tests/hostile_cases.ts";
 import { ellipseScanJpeg } from "../tests/fixtures.ts";
 
@@ -755,6 +756,40 @@ async function resume(
   return taskResult({ case: `resume-checkpoint-${how}`, input }, run);
 }
 
+/**
+ * `deno task train` on the tiny dataset twice with one image cache, every
+ * cache pack zeroed in place between the two: what the second run says
+ * about the cache.
+ */
+async function zeroedCache(ctx: Context): Promise<CaseResult> {
+  const env = { BRAIN_MRI_CACHE: join(ctx.inputs.dir, "cache-zeroed") };
+  const train = (n: number) =>
+    runTask({
+      root: ctx.root,
+      task: "train",
+      args: ["--data", ctx.inputs.tiny, "--size", "32", "--epochs", "1"]
+        .concat(["--out", join(ctx.inputs.dir, `cache-run-${n}`)]),
+      env,
+      timeoutMs: 60_000,
+    });
+  const first = await train(1);
+  if (first.code !== 0) {
+    throw new Error(`the first training failed:\n${first.stderr}`);
+  }
+  const packs = await zeroCachePacks(env.BRAIN_MRI_CACHE);
+  const run = await train(2);
+  const result = taskResult({
+    case: "cache-pack-zeroed",
+    input:
+      `train again after its image-cache packs (${packs}) were zeroed in place`,
+  }, run);
+  const said = withoutTfLog(run.stdout + "\n" + run.stderr).split("\n")
+    .filter((line) => /^image cache:|from cache\)/.test(line)).map((line) =>
+      firstLine(line)
+    );
+  return { ...result, message: said.join(" / ") || result.message };
+}
+
 /** `deno task predict` cases: hostile images, names and models. */
 function predictCases(
   ctx: Context,
@@ -849,6 +884,7 @@ async function commandCases(
     ));
   }
   if (only("serve-port-in-use")) record(await portInUse(ctx));
+  if (only("cache-pack-zeroed")) record(await zeroedCache(ctx));
   for (const how of ["dev-zero", "truncated"] as const) {
     if (only(`resume-checkpoint-${how}`)) record(await resume(ctx, how));
   }
@@ -878,7 +914,7 @@ export interface HostileRun {
 }
 
 /**
- * One result as a table cell: outcome, first line (cut to 60 characters),
+ * One result as a table cell: outcome, first line (cut to 90 characters),
  * time, peak memory, and a cross when `/health` failed after it.
  *
  * @example
@@ -903,8 +939,8 @@ export function resultCell(r: CaseResult): string {
     : r.exit !== undefined
     ? `exit ${r.exit}`
     : "no status";
-  const message = r.message.length > 60
-    ? `${r.message.slice(0, 59)}…`
+  const message = r.message.length > 90
+    ? `${r.message.slice(0, 89)}…`
     : r.message;
   const text = [
     `${outcome}${message ? ` ${message}` : ""}`,

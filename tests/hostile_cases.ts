@@ -573,3 +573,41 @@ export async function writeLyingZipBomb(
   }
   throw new Error(`${options.path}: no central directory record for ${name}`);
 }
+
+/**
+ * Overwrites every image-cache pack (`*.bin` under `cacheDir/images`) with
+ * zeros in place, keeping its size, as a disk fault or a stray `dd` would;
+ * returns how many packs it zeroed.
+ *
+ * Changes files on disk, so it is not run by `deno test --doc`.
+ *
+ * @example
+ * ```ts ignore
+ * import { zeroCachePacks } from "./hostile_cases.ts";
+ * console.log(await zeroCachePacks(".cache"));
+ * ```
+ */
+export async function zeroCachePacks(cacheDir: string): Promise<number> {
+  let zeroed = 0;
+  const walk = async (dir: string) => {
+    for await (const entry of Deno.readDir(dir)) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory) await walk(path);
+      else if (entry.isFile && entry.name.endsWith(".bin")) {
+        const { size } = await Deno.stat(path);
+        const file = await Deno.open(path, { write: true });
+        try {
+          const zeros = new Uint8Array(size);
+          for (let done = 0; done < size;) {
+            done += await file.write(zeros.subarray(done));
+          }
+        } finally {
+          file.close();
+        }
+        zeroed++;
+      }
+    }
+  };
+  await walk(join(cacheDir, "images"));
+  return zeroed;
+}

@@ -36,6 +36,7 @@ import {
   writePngBomb,
   writeTinyDataset,
   writeZipBomb,
+  zeroCachePacks,
 } from "./hostile_cases.ts";
 import { ellipseScanJpeg } from "./fixtures.ts";
 
@@ -668,6 +669,48 @@ Deno.test("audit: an empty class folder is a warning and a truncated JPEG is nam
     assert.doesNotMatch(output, RAW_CONTROL);
     assert.doesNotMatch(run.stderr, STACK_TRACE);
     assert.ok(run.ms < 15_000, `${run.ms} ms`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("train: an image-cache pack zeroed on disk is found by its checksum, removed and decoded again", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hostile-cache-" });
+  const env = { BRAIN_MRI_CACHE: join(dir, "cache") };
+  try {
+    const tiny = join(dir, "tiny");
+    await writeTinyDataset(tiny);
+    const train = (run: string) =>
+      runTask({
+        root: ROOT,
+        task: "train",
+        args: [
+          "--data",
+          tiny,
+          "--size",
+          "32",
+          "--epochs",
+          "1",
+          "--out",
+          join(dir, run),
+        ],
+        env,
+        timeoutMs: 60_000,
+      });
+    const first = await train("first");
+    assert.equal(first.code, 0, first.stderr);
+    assert.ok(
+      await zeroCachePacks(env.BRAIN_MRI_CACHE) > 0,
+      "no cache pack was written",
+    );
+    const second = await train("second");
+    const output = second.stdout + second.stderr;
+    assert.equal(second.code, 0, output);
+    assert.match(
+      output,
+      /image cache: .*\.bin fails its checksum \(damaged on disk\); removed, its 40 images are decoded again/,
+    );
+    assert.match(output, /decoded 40 images \(0 from cache\)/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
