@@ -1604,7 +1604,7 @@ async function completeData(
  * assert.match(text, /--dest DIR +target folder/);
  * assert.match(text, /--force +download and unpack again/);
  * assert.match(text, /--zip FILE +unpack this zip/);
- * assert.match(text, /--max-unpacked-bytes N +.*\(default 4294967296\)/);
+ * assert.match(text, /--max-unpacked-bytes N +.*\(default 4294967296, 4 GiB\)/);
  * ```
  */
 export const KAGGLE_CLI = {
@@ -1643,6 +1643,9 @@ have instead (no credentials, no network), with the same checks.`,
     "max-unpacked-bytes": {
       type: "integer",
       default: DEFAULTS.maxUnpackedBytes,
+      defaultText: `${DEFAULTS.maxUnpackedBytes}, ${
+        DEFAULTS.maxUnpackedBytes / 1024 ** 3
+      } GiB`,
       help: "refuse a zip that unpacks to more bytes than this in all",
     },
   },
