@@ -167,6 +167,47 @@ Deno.test("unzipFile: a bomb whose header understates its size is refused while 
   });
 });
 
+Deno.test("unzipFile: a 20 MiB entry of zeros — under every size cap — is refused by the ratio cap alone", async () => {
+  await withTemp(async (dir) => {
+    const archive = join(dir, "ratio.zip");
+    await writeZeroBomb(archive, 20 * MiB);
+    const into = join(dir, "out");
+    await refused(unzipFile({ archive, into }), (error) => {
+      assert.equal(error.cap, "maxRatio");
+      assert.match(error.message, /\(\d+\.\d KiB → 20\.0 MiB\)/);
+    });
+    assert.equal(await bytesUnder(into), 0);
+    // The same entry is fine once the ratio cap is lifted: only the cap
+    // refused it.
+    const ok = await unzipFile({ archive, into, limits: { maxRatio: 1e6 } });
+    assert.equal(ok.bytes, 20 * MiB + 4);
+  });
+});
+
+Deno.test("unzipFile: the 1 GiB bomb with the ratio cap lifted is refused by maxUnpackedBytes, from its header", async () => {
+  await withTemp(async (dir) => {
+    const archive = join(dir, "bomb.zip");
+    await writeZeroBomb(archive, GiB);
+    const into = join(dir, "out");
+    await refused(
+      unzipFile({
+        archive,
+        into,
+        limits: { maxRatio: 1e6, maxUnpackedBytes: 500 * MiB },
+      }),
+      (error) => {
+        assert.equal(error.cap, "maxUnpackedBytes");
+        assert.equal(error.entry, "Training/glioma/bomb.jpg");
+        assert.match(
+          error.message,
+          /claims to unpack to more than the cap of 500\.0 MiB in all/,
+        );
+      },
+    );
+    assert.equal(await bytesUnder(into), 0);
+  });
+});
+
 Deno.test("unzipFile: more unpacked bytes than maxUnpackedBytes → refused before writing, naming entry and cap", async () => {
   await withTemp(async (dir) => {
     const archive = join(dir, "a.zip");
