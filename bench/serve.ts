@@ -14,10 +14,12 @@
  * warmed up, then C concurrent keep-alive clients in this process POST real
  * JPEG scans (round robin over `--files` of them) for `--duration` seconds
  * (or `--requests` requests), the servers taking turns (the order flips
- * with each C), `--rounds` times over (A B A B …), the rounds pooled. Reported per C and server: requests/s,
- * p50/p90/p99 latency, the server's CPU time per request (from `/proc`, less
- * sensitive to other load), its peak resident memory, and the ratios (ours
- * over the peer, ours over the other checkout).
+ * with each C), `--rounds` times over (A B A B …), the rounds pooled.
+ * Reported per C and server: requests/s, p50/p90/p99 latency, the server's
+ * CPU time per request (from `/proc`, less sensitive to other load), its
+ * peak resident memory, and the ratios (ours over the peer, ours over the
+ * other checkout). "Ours" is this checkout as it is on disk, uncommitted
+ * changes included (the start-up line counts them).
  *
  * `--mixed SECONDS` measures instead how the servers bear hostile input: for
  * each concurrency C and server in turn, a fresh server is started and
