@@ -209,40 +209,6 @@ function json(
   });
 }
 
-/**
- * Escapes the control characters of `text` (C0, DEL, C1, and the Unicode
- * line and paragraph separators) as `\n`, `\r`, `\t` or `\xNN` / `\u{NNNN}`,
- * and a backslash as `\\`, so text from a client fits on one honest log line.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { escapeControl } from "./serve.ts";
- * assert.equal(escapeControl("scan\n2026 GET /x 200\u0000.jpg"), "scan\\n2026 GET /x 200\\x00.jpg");
- * assert.equal(escapeControl("a\\b\u2028"), "a\\\\b\\u{2028}");
- * assert.equal(escapeControl("glioma.png"), "glioma.png");
- * ```
- */
-export function escapeControl(text: string): string {
-  return text.replace(
-    // deno-lint-ignore no-control-regex -- matching control characters is the point
-    /[\\\x00-\x1f\x7f-\x9f\u2028\u2029]/g,
-    (c) => {
-      const named: Record<string, string> = {
-        "\\": "\\\\",
-        "\n": "\\n",
-        "\r": "\\r",
-        "\t": "\\t",
-      };
-      const code = c.charCodeAt(0);
-      return named[c] ??
-        (code < 0x100
-          ? `\\x${code.toString(16).padStart(2, "0")}`
-          : `\\u{${code.toString(16)}}`);
-    },
-  );
-}
-
 /** Reads a stream's next chunk, or throws 408 once `deadline` passes. */
 function readBefore(
   reader: ReadableStreamDefaultReader<Uint8Array>,

@@ -12,7 +12,6 @@ import { run } from "../tools/proc.ts";
 import { loadSavedModel, type ModelMetadata } from "../model/saved_model.ts";
 import {
   createPredictHandler,
-  escapeControl,
   type PredictHandlerOptions,
   type PredictResponse,
   type RunningServer,
@@ -20,6 +19,7 @@ import {
   type StartServerOptions,
 } from "./serve.ts";
 import { tf } from "../core/tf.ts";
+import { escapeControl } from "../core/text.ts";
 
 const SIZE = 32;
 const MAX_BYTES = 64 * 1024;
