@@ -847,8 +847,9 @@ async function rawSend(url: string, text: string): Promise<Deno.TcpConn> {
   return conn;
 }
 
-Deno.test("serve: through startServer, half a request line is answered 408 within the header timeout and logged as JSON", async () => {
-  await withService({ headerTimeoutMs: 500 }, async (running, logs) => {
+Deno.test("serve: through startServer, half a request line is answered 408 within the header timeout and logged as JSON; chunked and over-limit bodies pass the guard", async () => {
+  const options = { headerTimeoutMs: 500, maxBytes: MAX_BYTES };
+  await withService(options, async (running, logs) => {
     const t0 = performance.now();
     const conn = await rawSend(running.url, "GET /hea");
     const text = await readAnswer(conn);
@@ -859,6 +860,21 @@ Deno.test("serve: through startServer, half a request line is answered 408 withi
     const entry = JSON.parse(logs.at(-1)!);
     assert.equal(entry.status, 408);
     assert.match(entry.error, /head did not arrive within 0\.5 s/);
+    assert.equal((await fetch(`${running.url}health`)).status, 200);
+    // Through the guard: a chunked POST, then a body over the limit by its
+    // Content-Length (answered early, the rest of the body unread).
+    const jpeg = await ellipseScanJpeg(2, 64);
+    const chunked = await fetch(`${running.url}predict`, {
+      method: "POST",
+      body: ReadableStream.from([jpeg.slice(0, 100), jpeg.slice(100)]),
+      headers: { "content-type": "image/jpeg" },
+    });
+    assert.equal(chunked.status, 200);
+    checkPrediction({ ...(await chunked.json()), model: "tiny-serve" });
+    const big = await post(`${running.url}predict`, new Uint8Array(70_000), {
+      "content-type": "image/jpeg",
+    });
+    assert.equal(big.status, 413);
     assert.equal((await fetch(`${running.url}health`)).status, 200);
   });
 });
