@@ -614,7 +614,6 @@ function taskResult(
   const seen = [...notes];
   if (/^\s+at .*[:(]/m.test(run.stderr)) seen.push("stack trace on stderr");
   if (hasRawControl(output)) seen.push("raw control characters in the output");
-  if (run.code === undefined) seen.push("killed at the time limit");
   return {
     ...meta,
     exit: run.code ?? null,
@@ -682,15 +681,11 @@ async function unpack(
       task: "data:download",
       args: ["--dest", dest],
     });
-    notes.push(
-      "no --zip flag: the zip placed as an earlier download's kept zip",
-    );
+    notes.push("no --zip flag: run as an earlier download's kept zip");
   }
   const left = (await treeBytes(dest)) -
     (await treeBytes(join(dest, ".download")));
-  notes.push(
-    `${(left / 2 ** 20).toFixed(1)} MB left unpacked in the destination`,
-  );
+  if (left > 0) notes.push(`${(left / 2 ** 20).toFixed(0)} MB left unpacked`);
   await Deno.remove(dest, { recursive: true }).catch(() => {});
   return taskResult({ case: `unpack-${name}`, input }, run, notes);
 }
@@ -783,7 +778,7 @@ async function zeroedCache(ctx: Context): Promise<CaseResult> {
     input:
       `train again after its image-cache packs (${packs}) were zeroed in place`,
   }, run);
-  const said = withoutTfLog(run.stdout + "\n" + run.stderr).split("\n")
+  const said = withoutTfLog(run.stderr + "\n" + run.stdout).split("\n")
     .filter((line) => /^image cache:|from cache\)/.test(line)).map((line) =>
       firstLine(line)
     );
@@ -914,8 +909,8 @@ export interface HostileRun {
 }
 
 /**
- * One result as a table cell: outcome, first line (cut to 90 characters),
- * time, peak memory, and a cross when `/health` failed after it.
+ * One result as a table cell: outcome, first line (cut to 70 characters),
+ * time, peak memory, a cross when `/health` failed after it, and its notes.
  *
  * @example
  * ```ts
@@ -923,11 +918,11 @@ export interface HostileRun {
  * import { resultCell } from "./hostile.ts";
  * assert.equal(
  *   resultCell({ case: "x", input: "", status: 400, message: "bad", ms: 1234, peakRssMb: 310.4, healthAfter: true }),
- *   "400 bad · 1.2 s · 310 MB",
+ *   "**400** bad · 1.2 s · 310 MB",
  * );
  * assert.equal(
- *   resultCell({ case: "x", input: "", exit: null, message: "", ms: 60000, peakRssMb: 2048, healthAfter: false }),
- *   "killed · 60.0 s · 2048 MB · /health ✗",
+ *   resultCell({ case: "x", input: "", exit: null, message: "", ms: 60000, peakRssMb: 2048, healthAfter: false, notes: ["stack trace on stderr"] }),
+ *   "**killed** · 60.0 s · 2048 MB · /health ✗ · _stack trace on stderr_",
  * );
  * ```
  */
@@ -939,14 +934,15 @@ export function resultCell(r: CaseResult): string {
     : r.exit !== undefined
     ? `exit ${r.exit}`
     : "no status";
-  const message = r.message.length > 90
-    ? `${r.message.slice(0, 89)}…`
+  const message = r.message.length > 70
+    ? `${r.message.slice(0, 69)}…`
     : r.message;
   const text = [
-    `${outcome}${message ? ` ${message}` : ""}`,
+    `**${outcome}**${message ? ` ${message}` : ""}`,
     `${(r.ms / 1000).toFixed(1)} s`,
     `${r.peakRssMb.toFixed(0)} MB`,
     ...r.healthAfter === false ? ["/health ✗"] : [],
+    ...(r.notes ?? []).map((note) => `_${note}_`),
   ].join(" · ");
   return text.replaceAll("|", "\\|");
 }
@@ -963,7 +959,7 @@ export function resultCell(r: CaseResult): string {
  * const run = (status: number) => ({ commit: "abc", measured: "", load: 0, cases: [r(status)] });
  * const table = beforeAfterTable(run(200), run(400));
  * assert.match(table, /^\| Case \| Input \| Before \(abc\) \| After \(abc\) \|/);
- * assert.match(table, /\| c \| in \| 200 · 0\.5 s · 100 MB \| 400 · 0\.5 s · 100 MB \|$/);
+ * assert.match(table, /\| c \| in \| \*\*200\*\* · 0\.5 s · 100 MB \| \*\*400\*\* · 0\.5 s · 100 MB \|$/);
  * ```
  */
 export function beforeAfterTable(
