@@ -471,6 +471,8 @@ export interface BurstOptions {
 export interface Timed {
   status?: number;
   ms: number;
+  /** The `Retry-After` header, when the answer had one. */
+  retryAfter?: string;
 }
 
 /** What {@linkcode burst} saw. */
@@ -492,7 +494,12 @@ async function timed(url: string, init: RequestInit = {}): Promise<Timed> {
       signal: AbortSignal.timeout(120_000),
     });
     await res.arrayBuffer();
-    return { status: res.status, ms: performance.now() - started };
+    const retryAfter = res.headers.get("retry-after") ?? undefined;
+    return {
+      status: res.status,
+      ms: performance.now() - started,
+      ...retryAfter === undefined ? {} : { retryAfter },
+    };
   } catch {
     return { ms: performance.now() - started };
   }

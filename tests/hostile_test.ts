@@ -326,6 +326,12 @@ const LOAD_STEPS: ServerStep[] = [
         "no request of the burst was turned away",
       );
       assert.ok(
+        heavy.every((r) =>
+          r.status !== 503 || /^\d+$/.test(r.retryAfter ?? "")
+        ),
+        "a 503 without Retry-After",
+      );
+      assert.ok(
         normal.status === 200 || normal.status === 503,
         `normal scan: ${normal.status}`,
       );
