@@ -2,7 +2,7 @@
  * Hostile-input benchmark: every hostile or clumsy input of
  * `tests/hostile_cases.ts` against one checkout of the project (`--root`),
  * through its own commands started as child processes from that folder
- * (`deno task serve`, `predict`, `audit`, `data:download`), with the model
+ * (`deno task serve`, `predict`, `train`, `audit`, `data:download`), with the model
  * `models/seedcnn-128-r2`. Run it on a checkout from before the hardening
  * and on the current one to get the before → after table in
  * `docs/benchmarks.md`.
@@ -11,6 +11,7 @@
  * git worktree add /tmp/before e552f1d   # + symlinks of node_modules and .tools
  * deno run -A bench/hostile.ts --root /tmp/before --label before --json bench/results/hostile.json
  * deno run -A bench/hostile.ts --root . --label after --json bench/results/hostile.json
+ * deno run -A bench/hostile.ts --table --json bench/results/hostile.json   # the table again
  * ```
  *
  * For each case it records the outcome (HTTP status, or exit code, and the
@@ -1020,7 +1021,7 @@ export const HOSTILE_BENCH_CLI = {
   command: "deno run -A bench/hostile.ts",
   summary:
     "Hostile and clumsy inputs against one checkout's serve, predict,\n" +
-    "audit and data:download: outcome, time and peak memory per case.",
+    "train, audit and data:download: outcome, time and peak memory per case.",
   flags: {
     root: {
       type: "string",
@@ -1043,6 +1044,10 @@ export const HOSTILE_BENCH_CLI = {
       type: "string",
       value: "CASE,...",
       help: "run only these cases (names as printed)",
+    },
+    table: {
+      type: "boolean",
+      help: "run nothing: print the before → after table of the --json file",
     },
     hold: {
       type: "integer",
@@ -1151,6 +1156,15 @@ if (import.meta.main) {
   Deno.exit(
     await runCli(HOSTILE_BENCH_CLI, async ({ values }) => {
       try {
+        if (values.table) {
+          if (!values.json) throw new UsageError("--table needs --json FILE");
+          const { runs } = JSON.parse(await Deno.readTextFile(values.json));
+          if (!runs?.before || !runs?.after) {
+            throw new Error(`${values.json} lacks a before or an after run`);
+          }
+          console.log(beforeAfterTable(runs.before, runs.after));
+          return 0;
+        }
         await benchmark(values);
         return 0;
       } catch (error) {
