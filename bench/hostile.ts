@@ -8,8 +8,8 @@
  * `docs/benchmarks.md`.
  *
  * ```sh
- * git worktree add /tmp/before e552f1d   # + symlinks of node_modules and .tools
- * deno run -A bench/hostile.ts --root /tmp/before --label before --json bench/results/hostile.json
+ * git worktree add ../before e552f1d   # + symlinks of node_modules and .tools
+ * deno run -A bench/hostile.ts --root ../before --label before --json bench/results/hostile.json
  * deno run -A bench/hostile.ts --root . --label after --json bench/results/hostile.json
  * deno run -A bench/hostile.ts --table --json bench/results/hostile.json   # the table again
  * ```
