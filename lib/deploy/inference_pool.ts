@@ -25,6 +25,11 @@
  * @module
  */
 import { predictProbabilities } from "../model/inference.ts";
+import {
+  type EngineKind,
+  type InferenceEngine,
+  openEngine,
+} from "../model/engine.ts";
 import { modelSettings } from "./predict.ts";
 import { preprocessJobs } from "../data/preprocess.ts";
 import { checkImageHeader, readImageHeader } from "../data/image_header.ts";
@@ -62,6 +67,8 @@ export interface ImageClassifier {
   readonly metadata: ModelMetadata;
   /** Threads that classify at the same time (1 for {@linkcode localClassifier}). */
   readonly workers: number;
+  /** The inference engine that runs the network. */
+  readonly engine: EngineKind;
   /**
    * Probabilities (in `metadata.classes` order) for one JPEG or PNG.
    * Rejects with {@linkcode UndecodableImageError} for an image that does
@@ -85,6 +92,11 @@ export interface ClassifyImageOptions {
    * a bigger one is refused from its header.
    */
   maxPixels?: number;
+  /**
+   * The engine that runs the network (`openEngine` of `../model/engine.ts`);
+   * default: tfjs on `model`.
+   */
+  engine?: InferenceEngine;
 }
 
 /**
@@ -160,13 +172,16 @@ export async function classifyImage(
   if (!outcome.pixels) {
     throw new UndecodableImageError(outcome.error ?? "unknown error");
   }
-  return await predictProbabilities(model, {
+  const input = {
     pixels: outcome.pixels,
     size: metadata.preprocessing.size,
     scale: metadata.preprocessing.scale,
     batchSize: 1,
     tta: options.tta ?? metadata.inference?.tta,
-  });
+  };
+  return options.engine
+    ? await options.engine.probabilities(input)
+    : await predictProbabilities(model, input);
 }
 
 /**
@@ -198,6 +213,7 @@ export function localClassifier(
   return {
     metadata: options.metadata,
     workers: 1,
+    engine: options.engine?.kind ?? "tfjs",
     classify: (bytes) => inFlight.track(classifyImage(bytes, options)),
     close: () => inFlight.settled(),
   };
@@ -227,10 +243,23 @@ export interface InferencePoolOptions {
   tta?: Tta;
   /** The largest image accepted, in pixels (default `DEFAULTS.maxPixels`). */
   maxPixels?: number;
+  /**
+   * The engine each worker runs the network with (default tfjs). With onnx,
+   * each worker's onnxruntime gets an equal share of the cores, so the
+   * workers side by side never ask for more threads than there are cores.
+   */
+  engine?: EngineKind;
 }
 
 type ToWorker =
-  | { type: "init"; modelDir: string; tta?: Tta; maxPixels?: number }
+  | {
+    type: "init";
+    modelDir: string;
+    tta?: Tta;
+    maxPixels?: number;
+    engine?: EngineKind;
+    threads?: number;
+  }
   | { type: "classify"; id: number; bytes: Uint8Array };
 
 type FromWorker =
@@ -261,9 +290,17 @@ function spawn(options: InferencePoolOptions): Worker {
     modelDir: options.modelDir,
     ...(options.tta ? { tta: options.tta } : {}),
     ...(options.maxPixels ? { maxPixels: options.maxPixels } : {}),
+    ...(options.engine ? { engine: options.engine } : {}),
+    threads: threadsPerWorker(options.workers),
   };
   worker.postMessage(init);
   return worker;
+}
+
+/** Each worker's share of the cores (at least one thread). */
+function threadsPerWorker(workers: number): number {
+  const cores = navigator.hardwareConcurrency ?? 1;
+  return Math.max(1, Math.floor(cores / Math.max(1, workers)));
 }
 
 /** Resolves with the worker's metadata once it has loaded the model. */
@@ -325,6 +362,7 @@ export async function startInferencePool(
   return {
     metadata,
     workers: count,
+    engine: options.engine ?? "tfjs",
     classify(bytes) {
       if (pool.closing) {
         return Promise.reject(new Error("the inference pool is closed"));
@@ -458,12 +496,7 @@ function startWorker(): void {
   };
   const handleMessage = async (message: ToWorker) => {
     if (message.type === "init") {
-      loaded = loadSavedModel(message.modelDir).then(({ model, metadata }) => ({
-        model,
-        metadata,
-        ...(message.tta ? { tta: message.tta } : {}),
-        ...(message.maxPixels ? { maxPixels: message.maxPixels } : {}),
-      }));
+      loaded = loadWorkerModel(message);
       try {
         const { metadata } = await loaded;
         scope.postMessage({ type: "ready", metadata });
@@ -488,6 +521,26 @@ function startWorker(): void {
           : { type: "error", id, message: String(error) },
       );
     }
+  };
+}
+
+/** A worker's model, its settings and its engine, from the init message. */
+async function loadWorkerModel(
+  message: Extract<ToWorker, { type: "init" }>,
+): Promise<ClassifyImageOptions> {
+  const loadedModel = await loadSavedModel(message.modelDir);
+  const engine = message.engine && message.engine !== "tfjs"
+    ? await openEngine({
+      model: loadedModel,
+      kind: message.engine,
+      threads: message.threads,
+    })
+    : undefined;
+  return {
+    ...loadedModel,
+    ...(message.tta ? { tta: message.tta } : {}),
+    ...(message.maxPixels ? { maxPixels: message.maxPixels } : {}),
+    ...(engine ? { engine } : {}),
   };
 }
 

@@ -4,12 +4,12 @@
  * `deno task serve -- [--model DIR] [--port 8000] [--hostname 127.0.0.1]
  * [--max-bytes N] [--body-timeout S] [--header-timeout S] [--idle-timeout S]
  * [--max-connections N] [--max-queue N] [--max-pixels N] [--workers N]
- * [--tta none|hflip]`
+ * [--tta none|hflip] [--engine tfjs|onnx]`
  *
  * | route           | what                                                                       |
  * | --------------- | -------------------------------------------------------------------------- |
  * | `POST /predict` | an image → `200 {class, confidence, probabilities: {class: p}, model}`      |
- * | `GET /health`   | `200 {status: "ok", model, arch, classes, inputSize, workers, uptimeSeconds, requests}` |
+ * | `GET /health`   | `200 {status: "ok", model, arch, classes, inputSize, workers, engine, uptimeSeconds, requests}` |
  * | `GET /model`    | the model's `metadata.json`                                                 |
  *
  * `POST /predict` takes the image as the raw body (`Content-Type`
@@ -24,6 +24,9 @@
  * classified by a pool of `--workers` Web Workers, each with its own copy of
  * the model (lib/deploy/inference_pool.ts; default one per core), so concurrent
  * requests use every core; `--workers 0` classifies in the server's thread.
+ * `--engine onnx` runs the network with onnxruntime instead of tfjs
+ * (lib/model/engine.ts: the same probabilities within 1e-5), each worker's
+ * onnxruntime on its share of the cores.
  *
  * Errors are JSON `{error: "..."}`:
  *
@@ -87,6 +90,12 @@ import {
   UndecodableImageError,
 } from "./inference_pool.ts";
 import { projectPaths } from "../core/paths.ts";
+import {
+  ENGINE_FLAG,
+  type EngineKind,
+  openEngine,
+  resolveEngineKind,
+} from "../model/engine.ts";
 import { imageFormatProblem, modelName, toPrediction } from "./predict.ts";
 import {
   loadSavedModel,
@@ -547,6 +556,7 @@ async function route(
         classes: metadata.classes,
         inputSize: metadata.inputSize,
         workers: state.classifier.workers,
+        engine: state.classifier.engine,
         uptimeSeconds: (performance.now() - state.started) / 1000,
         requests: state.requests,
       });
@@ -680,6 +690,8 @@ export interface StartServerOptions {
    * {@linkcode defaultWorkers}); 0 runs the model in this thread.
    */
   workers?: number;
+  /** The inference engine (default `resolveEngineKind()`: env, else tfjs). */
+  engine?: EngineKind;
 }
 
 /**
@@ -710,6 +722,8 @@ export interface RunningServer {
   name: string;
   /** Inference workers (0: the model runs in the server's thread). */
   workers: number;
+  /** The inference engine that runs the network. */
+  engine: EngineKind;
   /**
    * Stops accepting connections, waits for requests in flight, disposes the
    * model (or stops the workers).
@@ -793,22 +807,26 @@ async function startClassifier(
     throw new Error(`maxPixels must be a positive integer (got ${maxPixels})`);
   }
   const settings = { ...(options.tta ? { tta: options.tta } : {}), maxPixels };
+  const kind = options.engine ?? resolveEngineKind();
   if (workers > 0) {
     const classifier = await startInferencePool({
       modelDir: dir,
       workers,
+      engine: kind,
       ...settings,
     });
     return { classifier, stop: () => classifier.close() };
   }
   // The in-thread model is ours to dispose; a pool frees its own on close.
-  const { model, metadata } = await loadSavedModel(dir);
-  const classifier = localClassifier({ model, metadata, ...settings });
+  const loaded = await loadSavedModel(dir);
+  const engine = await openEngine({ model: loaded, kind });
+  const classifier = localClassifier({ ...loaded, ...settings, engine });
   return {
     classifier,
     stop: async () => {
       await classifier.close();
-      model.dispose();
+      await engine.dispose();
+      loaded.model.dispose();
     },
   };
 }
@@ -864,6 +882,7 @@ export async function startServer(
     metadata,
     name,
     workers: options.workers ?? defaultWorkers(),
+    engine: classifier.engine,
     shutdown: () =>
       stopped ??= guard.shutdown().then(() => server.shutdown()).then(stop),
   };
@@ -941,6 +960,7 @@ const SERVE_CLI = {
       help: "inference workers, each with a copy of the model;\n" +
         "0: in the server's thread",
     },
+    engine: ENGINE_FLAG,
   },
 } as const;
 
@@ -983,6 +1003,7 @@ function serverOptions(
   return {
     workers,
     ...(values.tta ? { tta: values.tta } : {}),
+    engine: resolveEngineKind(values.engine),
     modelDir: values.model,
     port: boundedInteger("port", values.port, 65535),
     hostname: values.hostname,
@@ -1016,7 +1037,8 @@ function servingLine(running: RunningServer, maxBytes: number): string {
     : `${running.workers} inference worker${running.workers === 1 ? "" : "s"}`;
   return `serving ${running.name} (${m.arch}, ${m.inputSize}×${m.inputSize}, ` +
     `classes ${m.classes.join(", ")}) on ${running.url} ` +
-    `(${where}, max body ${maxBytes} bytes); Ctrl-C stops`;
+    `(${where}, engine ${running.engine}, max body ${maxBytes} bytes); ` +
+    "Ctrl-C stops";
 }
 
 /**

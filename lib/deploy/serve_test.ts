@@ -986,3 +986,59 @@ Deno.test("serve: an image over maxPixels is 413 naming its size, and never clas
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("serve --engine onnx: the same classes and probabilities within 1e-5 as predict with tfjs, in workers or this thread; /health names the engine", async () => {
+  const root = await Deno.makeTempDir({ prefix: "serve_test_" });
+  try {
+    const modelDir = join(root, "m");
+    await saveTinyModel(modelDir, { size: SIZE, run: "onnx" });
+    const scans = await Promise.all(
+      [8, 9, 10].map((s) => ellipseScanJpeg(s, 64)),
+    );
+    const files = scans.map((_, i) => join(root, `s${i}.jpg`));
+    await Promise.all(files.map((f, i) => Deno.writeFile(f, scans[i])));
+    const want = await predictFiles({
+      inputs: files,
+      model: modelDir,
+      engine: "tfjs",
+    });
+    for (const workers of [1, 0]) {
+      const running = await startServer({
+        modelDir,
+        port: 0,
+        workers,
+        engine: "onnx",
+        log: false,
+      });
+      try {
+        assert.equal(running.engine, "onnx");
+        const h = await (await fetch(`${running.url}health`)).json();
+        assert.equal(h.engine, "onnx");
+        for (const [i, scan] of scans.entries()) {
+          const a = await post(`${running.url}predict`, scan, {
+            "content-type": "image/jpeg",
+          });
+          assert.equal(a.status, 200);
+          const expected = want.predictions[i];
+          assert.equal(a.json.class, expected.class);
+          const got = a.json.probabilities as Record<string, number>;
+          for (const [c, p] of Object.entries(expected.probabilities)) {
+            assert.ok(Math.abs(got[c] - p) <= 1e-5, `${c}: ${got[c]} vs ${p}`);
+          }
+        }
+        const corrupt = await post(
+          `${running.url}predict`,
+          scans[0].slice(0, 300),
+          {
+            "content-type": "image/jpeg",
+          },
+        );
+        assert.equal(corrupt.status, 422);
+      } finally {
+        await running.shutdown();
+      }
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
