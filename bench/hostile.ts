@@ -46,6 +46,7 @@ import {
   forgeJpegSize,
   halfScanJpeg,
   type HostileModels,
+  plantKilledWrites,
   tamperCheckpoint,
   truncatedJpeg,
   writeBadChecksumZip,
@@ -773,12 +774,21 @@ async function zeroedCache(ctx: Context): Promise<CaseResult> {
     throw new Error(`the first training failed:\n${first.stderr}`);
   }
   const packs = await zeroCachePacks(env.BRAIN_MRI_CACHE);
+  const temps = await plantKilledWrites(env.BRAIN_MRI_CACHE);
   const run = await train(2);
-  const result = taskResult({
-    case: "cache-pack-zeroed",
-    input:
-      `train again after its image-cache packs (${packs}) were zeroed in place`,
-  }, run);
+  const left = temps.filter((temp) => existsSync(temp)).length;
+  const result = taskResult(
+    {
+      case: "cache-pack-zeroed",
+      input: "train again after its image-cache pack was zeroed in place, " +
+        "beside the temp file of a killed write",
+    },
+    run,
+    [
+      `${packs} pack zeroed`,
+      `${left} of ${temps.length} killed-write temp files left`,
+    ],
+  );
   const said = withoutTfLog(run.stderr + "\n" + run.stdout).split("\n")
     .filter((line) => /^image cache:|from cache\)/.test(line)).map((line) =>
       firstLine(line)

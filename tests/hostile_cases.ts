@@ -611,3 +611,37 @@ export async function zeroCachePacks(cacheDir: string): Promise<number> {
   await walk(join(cacheDir, "images"));
   return zeroed;
 }
+
+/**
+ * Beside every image-cache pack (`*.bin` under `cacheDir/images`) leaves
+ * what a write of it killed before its rename leaves: a temporary file
+ * `.<pack>.<pid>.<random>.tmp` of the pack's size, whose writer (pid
+ * 4294967295, never a running process) is gone. Returns their paths.
+ *
+ * Writes files, so it is not run by `deno test --doc`.
+ *
+ * @example
+ * ```ts ignore
+ * import { plantKilledWrites } from "./hostile_cases.ts";
+ * console.log(await plantKilledWrites(".cache"));
+ * ```
+ */
+export async function plantKilledWrites(cacheDir: string): Promise<string[]> {
+  const planted: string[] = [];
+  const walk = async (dir: string) => {
+    for await (const entry of Deno.readDir(dir)) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory) await walk(path);
+      else if (entry.isFile && entry.name.endsWith(".bin")) {
+        const temp = join(dir, `.${entry.name}.4294967295.0badcafe.tmp`);
+        await Deno.writeFile(
+          temp,
+          new Uint8Array((await Deno.stat(path)).size),
+        );
+        planted.push(temp);
+      }
+    }
+  };
+  await walk(join(cacheDir, "images"));
+  return planted;
+}

@@ -26,6 +26,7 @@ import {
   forgeJpegSize,
   halfScanJpeg,
   type HostileModels,
+  plantKilledWrites,
   tamperCheckpoint,
   truncatedJpeg,
   writeBadChecksumZip,
@@ -681,7 +682,7 @@ Deno.test("audit: an empty class folder is a warning and a truncated JPEG is nam
   }
 });
 
-Deno.test("train: an image-cache pack zeroed on disk is found by its checksum, removed and decoded again", async () => {
+Deno.test("train: an image-cache pack zeroed on disk is found by its checksum and decoded again; a killed write's temp file is cleared", async () => {
   const dir = await Deno.makeTempDir({ prefix: "hostile-cache-" });
   const env = { BRAIN_MRI_CACHE: join(dir, "cache") };
   try {
@@ -710,6 +711,7 @@ Deno.test("train: an image-cache pack zeroed on disk is found by its checksum, r
       await zeroCachePacks(env.BRAIN_MRI_CACHE) > 0,
       "no cache pack was written",
     );
+    const temps = await plantKilledWrites(env.BRAIN_MRI_CACHE);
     const second = await train("second");
     const output = second.stdout + second.stderr;
     assert.equal(second.code, 0, output);
@@ -718,6 +720,9 @@ Deno.test("train: an image-cache pack zeroed on disk is found by its checksum, r
       /image cache: .*\.bin fails its checksum \(damaged on disk\); removed, its 40 images are decoded again/,
     );
     assert.match(output, /decoded 40 images \(0 from cache\)/);
+    for (const temp of temps) {
+      assert.ok(!existsSync(temp), `the killed write's ${temp} is still there`);
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
