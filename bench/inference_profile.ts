@@ -16,12 +16,13 @@
  * | `secondForwardPass` | the same pass again, warm |
  *
  * ```sh
- * deno run -A bench/inference_profile.ts MODEL_DIR tfjs|onnx SCAN
+ * deno run -A bench/inference_profile.ts -- MODEL_DIR tfjs|onnx SCAN
  * ```
  *
  * @module
  */
 import { join } from "node:path";
+import { runCli } from "../lib/core/cli.ts";
 
 /**
  * The phases of one cold prediction, in milliseconds (see the module
@@ -75,13 +76,23 @@ export async function profileColdPredict(
   );
 }
 
+/** The command line. */
+export const INFERENCE_PROFILE_CLI = {
+  command: "deno run -A bench/inference_profile.ts",
+  summary:
+    "Times a cold single prediction phase by phase (milliseconds, JSON).",
+  positionals: "MODEL_DIR tfjs|onnx SCAN",
+  minPositionals: 3,
+  flags: {},
+} as const;
+
 if (import.meta.main) {
-  const [modelDir, engine, file] = Deno.args;
-  if (!file) {
-    console.error(
-      "usage: deno run -A bench/inference_profile.ts MODEL_DIR tfjs|onnx SCAN",
-    );
-    Deno.exit(2);
-  }
-  console.log(JSON.stringify(await profileColdPredict(modelDir, engine, file)));
+  Deno.exit(
+    await runCli(INFERENCE_PROFILE_CLI, async ({ positionals }) => {
+      const [modelDir, engine, file] = positionals;
+      const phases = await profileColdPredict(modelDir, engine, file);
+      console.log(JSON.stringify(phases));
+      return 0;
+    }),
+  );
 }

@@ -39,9 +39,9 @@ export type EngineKind = typeof ENGINE_KINDS[number];
 /**
  * The engine used when neither `--engine` nor `BRAIN_MRI_ENGINE` names one:
  * tfjs. onnxruntime gives the same probabilities (within 1e-5, no class
- * differs) and is faster in batches, but a cold single prediction pays for
- * exporting the network first (docs/benchmarks.md), so tfjs stays the
- * default.
+ * differs) and is faster in batches on the ResNet (not on the seed CNN), but a
+ * cold single prediction pays for exporting the network and opening a session
+ * first (about 0.65 s; docs/benchmarks.md), so tfjs stays the default.
  */
 export const DEFAULT_ENGINE: EngineKind = "tfjs";
 
