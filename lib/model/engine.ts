@@ -52,9 +52,9 @@ export const ENGINE_ENV = "BRAIN_MRI_ENGINE";
 export const ENGINE_FLAG = {
   type: "string",
   choices: ENGINE_KINDS,
-  defaultText: `${ENGINE_ENV}, else ${DEFAULT_ENGINE}`,
-  help: "inference engine: tfjs (TensorFlow) or onnx\n(onnxruntime on the " +
-    "model exported to ONNX)",
+  defaultText: `${ENGINE_ENV},\nelse ${DEFAULT_ENGINE}`,
+  help: "inference engine: tfjs, or onnx (onnxruntime on\n" +
+    "the model exported to ONNX in memory)",
 } as const satisfies FlagSpec;
 
 /**
