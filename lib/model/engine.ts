@@ -41,7 +41,7 @@ export type EngineKind = typeof ENGINE_KINDS[number];
  * tfjs. onnxruntime gives the same probabilities (within 1e-5, no class
  * differs) and is faster in batches on the ResNet (not on the seed CNN), but a
  * cold single prediction pays for exporting the network and opening a session
- * first (about 0.65 s; docs/benchmarks.md), so tfjs stays the default.
+ * first (about 0.55 s; docs/benchmarks.md), so tfjs stays the default.
  */
 export const DEFAULT_ENGINE: EngineKind = "tfjs";
 
