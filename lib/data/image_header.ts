@@ -36,6 +36,10 @@ export interface ImageHeader {
   width?: number;
   /** Height in pixels, when this module reads it (JPEG, PNG). */
   height?: number;
+  /** JPEG: a progressive frame (its image data comes in several scans). */
+  progressive?: boolean;
+  /** JPEG: where the entropy-coded data of the first scan starts. */
+  dataOffset?: number;
 }
 
 /** The header is inconsistent, or claims an image over the pixel limit. */
@@ -92,7 +96,11 @@ interface Frame {
   width: number;
   height: number;
   components: number;
+  progressive: boolean;
 }
+
+/** Progressive frame markers: SOF2, SOF6, SOF10, SOF14. */
+const PROGRESSIVE = [0xc2, 0xc6, 0xca, 0xce];
 
 function readFrame(b: Uint8Array, at: number, length: number): Frame {
   const height = (b[at + 5] << 8) | b[at + 6];
@@ -113,7 +121,12 @@ function readFrame(b: Uint8Array, at: number, length: number): Frame {
       `JPEG frame header at byte ${at} gives no size (${width} × ${height})`,
     );
   }
-  return { width, height, components };
+  return {
+    width,
+    height,
+    components,
+    progressive: PROGRESSIVE.includes(b[at + 1]),
+  };
 }
 
 function checkScan(b: Uint8Array, at: number, length: number, frame?: Frame) {
@@ -180,7 +193,13 @@ function readJpegHeader(b: Uint8Array): ImageHeader {
       frame = readFrame(b, i, length);
     } else if (marker === 0xda) {
       checkScan(b, i, length, frame);
-      return { format: "jpeg", width: frame!.width, height: frame!.height };
+      return {
+        format: "jpeg",
+        width: frame!.width,
+        height: frame!.height,
+        progressive: frame!.progressive,
+        dataOffset: i + 2 + length,
+      };
     }
     i += 2 + length;
   }
@@ -236,7 +255,9 @@ function readPngHeader(b: Uint8Array): ImageHeader {
  * const jpeg = await sharp({
  *   create: { width: 64, height: 48, channels: 3, background: "#888" },
  * }).jpeg().toBuffer();
- * assert.deepEqual(readImageHeader(jpeg), { format: "jpeg", width: 64, height: 48 });
+ * const header = readImageHeader(jpeg);
+ * assert.equal(header.format, "jpeg");
+ * assert.deepEqual([header.width, header.height, header.progressive], [64, 48, false]);
  * assert.throws(() => readImageHeader(jpeg.subarray(0, 40)), /JPEG/);
  * ```
  */

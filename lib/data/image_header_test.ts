@@ -47,11 +47,23 @@ function pngClaiming(width: number, height: number): Uint8Array {
 
 Deno.test("readImageHeader gives the size a JPEG's frame header claims", async () => {
   const jpeg = await greyJpeg(120, 90);
-  assert.deepEqual(readImageHeader(jpeg), {
-    format: "jpeg",
-    width: 120,
-    height: 90,
-  });
+  const header = readImageHeader(jpeg);
+  assert.deepEqual(
+    [header.format, header.width, header.height, header.progressive],
+    ["jpeg", 120, 90, false],
+  );
+  // The image data starts right after the scan header.
+  const sos = markerAt(jpeg, 0xda);
+  assert.equal(
+    header.dataOffset,
+    sos + 2 + ((jpeg[sos + 2] << 8) | jpeg[sos + 3]),
+  );
+  const progressive = new Uint8Array(
+    await sharp({
+      create: { width: 32, height: 32, channels: 3, background: "#777" },
+    }).jpeg({ progressive: true }).toBuffer(),
+  );
+  assert.equal(readImageHeader(progressive).progressive, true);
 });
 
 Deno.test("a forged JPEG frame size is refused in well under a millisecond", async () => {

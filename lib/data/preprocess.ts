@@ -36,11 +36,14 @@
  * Before any decoder runs, the header is read (`./image_header.ts`): an image
  * claiming more than `maxPixels` (default 50 megapixels) or with
  * inconsistent markers is refused in microseconds, without allocating it.
- * Decoding is strict: any decoder warning ("Corrupt JPEG data: premature end
- * of data segment", a PNG checksum) is an error. TensorFlow's decoder fills a
- * cut-short scan with grey without failing, so a JPEG it decodes is also
- * decoded by sharp at 1/8 scale with warnings as errors, on libuv's thread
- * pool beside it (about 2 ms of CPU for a 512×512 scan, mostly in parallel).
+ * Decoding is strict: where sharp decodes, any decoder warning ("Corrupt JPEG
+ * data: premature end of data segment", a PNG checksum) is an error.
+ * TensorFlow's decoder fills a cut-short scan with grey without failing, so a
+ * JPEG it decodes is checked for the signs of that (its last row exactly
+ * mid-grey, unexpected markers inside its image data, a progressive frame)
+ * and, on any sign, decoded again by sharp at 1/8 scale with warnings as
+ * errors. Intact scans pay nothing for the check (a strict decode of every
+ * JPEG would cost about 2 ms of CPU each, three times the decode itself).
  *
  * @module
  */
@@ -378,7 +381,7 @@ function decodeJpegTf(
   bytes: Uint8Array,
   header: ImageHeader,
   s: PipelineSettings,
-): Uint8Array {
+): { pixels: Uint8Array; greyTail: boolean } {
   const ratio = s.shrinkOnLoad ? dctRatio(header.width!, header.height!, s) : 1;
   const decoded = tf.node.decodeJpeg(
     bytes,
@@ -396,9 +399,48 @@ function decodeJpegTf(
     decoded.dispose();
   }
   const [h, w] = decoded.shape;
+  const greyTail = values.subarray((h - 1) * w).every((v) => v === 128);
   // The common case (512×512 at 1/4 → 128×128): nothing left to do.
-  if (h === s.size && w === s.size) return toUint8(values);
-  return fitImage(values, h, w, s);
+  const pixels = h === s.size && w === s.size
+    ? toUint8(values)
+    : fitImage(values, h, w, s);
+  return { pixels, greyTail };
+}
+
+/**
+ * Whether the entropy-coded data of a baseline JPEG, from `start` to its
+ * end-of-image marker, holds nothing but data, stuffed `FF 00` bytes and
+ * restart markers. Anything else there (another marker, bytes after a
+ * marker that should not be) calls for the strict decode.
+ */
+function scanDataClean(bytes: Uint8Array, start: number): boolean {
+  let end = bytes.length - 2;
+  while (end > start && !(bytes[end] === 0xff && bytes[end + 1] === 0xd9)) {
+    end--;
+  }
+  for (let i = bytes.indexOf(0xff, start); i !== -1 && i < end;) {
+    const next = bytes[i + 1];
+    const restart = next >= 0xd0 && next <= 0xd7;
+    if (next !== 0x00 && !restart && next !== 0xff) return false;
+    i = bytes.indexOf(0xff, i + (next === 0xff ? 1 : 2));
+  }
+  return true;
+}
+
+/**
+ * Whether a JPEG TensorFlow decoded needs the strict decode to be trusted:
+ * a progressive one (a cut-short progressive file is blurry, not grey), one
+ * whose image data holds unexpected markers, or one whose last row is
+ * exactly mid-grey — what libjpeg leaves where a scan ran out of data
+ * ("premature end of data segment": every block after it decodes as 128).
+ */
+function needsStrictCheck(
+  bytes: Uint8Array,
+  header: ImageHeader,
+  greyTail: boolean,
+): boolean {
+  return greyTail || header.progressive === true ||
+    !scanDataClean(bytes, header.dataOffset ?? 2);
 }
 
 /** Anything libvips reads, through sharp. Throws with sharp's reason. */
@@ -452,8 +494,9 @@ function strictInput(s: DecodeSettings): SharpOptions {
  * Decodes the whole image strictly at the smallest scale libjpeg offers and
  * throws on any decoder warning: the check that entropy-coded data is
  * complete and intact, which TensorFlow's decoder does not make (it fills a
- * cut-short scan with grey and carries on). It runs on libuv's thread pool,
- * beside the TensorFlow decode.
+ * cut-short scan with grey and carries on). About 2 ms of CPU for a 512×512
+ * scan, three times the TensorFlow decode, so it runs only when
+ * {@linkcode needsStrictCheck} finds a sign of damage.
  */
 async function checkIntact(bytes: Uint8Array, s: DecodeSettings) {
   await decodeGated(() =>
@@ -487,16 +530,21 @@ async function decodeBytes(
   if (bytes.length === 0) throw new Error("empty file");
   const header = checkImageHeader(bytes, s.maxPixels);
   if (s.decoder === "auto" && header.format === "jpeg" && hasJpegEnd(bytes)) {
-    const intact = checkIntact(bytes, s);
-    let pixels: Uint8Array | undefined;
+    let decoded: ReturnType<typeof decodeJpegTf> | undefined;
     try {
-      pixels = decodeJpegTf(bytes, header, s);
+      decoded = decodeJpegTf(bytes, header, s);
     } catch {
       // Left to sharp below: it decodes what libjpeg-in-TF cannot (e.g.
       // CMYK), and gives the better reason when the file is really broken.
     }
-    await intact.catch((error) => explainWarning(error, header, bytes));
-    if (pixels) return pixels;
+    if (decoded) {
+      if (needsStrictCheck(bytes, header, decoded.greyTail)) {
+        await checkIntact(bytes, s).catch((error) =>
+          explainWarning(error, header, bytes)
+        );
+      }
+      return decoded.pixels;
+    }
   }
   return await decodeSharp(bytes, s).catch((error) =>
     explainWarning(error, header, bytes)

@@ -418,3 +418,38 @@ Deno.test("decode: corrupt JPEG data is an error on every decoder, never a grey-
   const [a] = await preprocessJobs([{ bytes: jpeg }]);
   assert.equal(a.pixels?.length, 128 * 128, a.error);
 });
+
+Deno.test("decode: a marker inside the image data, or a cut-short progressive JPEG, is checked strictly and refused", async () => {
+  const jpeg = await patternJpeg(256, 256, { noise: true });
+  const sos = jpeg.findIndex((v, i) => v === 0xff && jpeg[i + 1] === 0xda);
+  const mid = sos + Math.floor((jpeg.length - sos) / 2);
+  // A stray DHT marker dropped into the middle of the scan.
+  const stray = new Uint8Array([
+    ...jpeg.subarray(0, mid),
+    0xff,
+    0xc4,
+    ...jpeg.subarray(mid),
+  ]);
+  const raw = new Uint8Array(256 * 256 * 3).map((_, i) => (i * 7919) % 251);
+  const progressive = await sharp(raw, {
+    raw: { width: 256, height: 256, channels: 3 },
+  }).jpeg({ progressive: true }).toBuffer();
+  const cutProgressive = new Uint8Array([
+    ...progressive.subarray(0, progressive.length >> 1),
+    0xff,
+    0xd9,
+  ]);
+  for (
+    const [name, bytes] of [["stray marker", stray], [
+      "cut progressive",
+      cutProgressive,
+    ]] as const
+  ) {
+    const [outcome] = await preprocessJobs([{ bytes }]);
+    assert.equal(outcome.pixels, undefined, `${name} decoded`);
+    assert.ok(outcome.error!.length > 0);
+  }
+  // The intact progressive file decodes.
+  const [ok] = await preprocessJobs([{ bytes: progressive }]);
+  assert.equal(ok.pixels?.length, 128 * 128, ok.error);
+});
