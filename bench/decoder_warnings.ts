@@ -2,7 +2,9 @@
  * How many scans of a dataset make the decoder warn ("Corrupt JPEG data",
  * "Premature end of JPEG file", a PNG checksum, ...). The count decides what
  * the pipeline calls corrupt: on the Kaggle Training folder it is 0 of 5,712,
- * so every decode path treats a warning as an error.
+ * so every decode path treats a warning as an error. Also counts the JPEGs
+ * that show a sign of damage to the pipeline's fast TensorFlow decode
+ * (`jpegDamageSign`: those get a second, strict decode): 0 of 5,712 there.
  *
  * ```sh
  * deno run -A bench/decoder_warnings.ts [--data DIR] [--json]
@@ -18,6 +20,8 @@
 import sharp from "sharp";
 import { runCli } from "../lib/core/cli.ts";
 import { discoverDataset } from "../lib/data/dataset.ts";
+import { imageFormat } from "../lib/data/image_header.ts";
+import { jpegDamageSign } from "../lib/data/preprocess.ts";
 import { benchDataset, recordedPath } from "./bench_util.ts";
 
 const CLI = {
@@ -50,6 +54,17 @@ async function decodes(bytes: Uint8Array, failOn: "warning" | "error") {
   }
 }
 
+/** The pipeline's sign of damage for a JPEG that decodes (else none). */
+function signOf(path: string): string | undefined {
+  const bytes = Deno.readFileSync(path);
+  if (imageFormat(bytes) !== "jpeg") return undefined;
+  try {
+    return jpegDamageSign(bytes);
+  } catch {
+    return undefined; // broken: counted by the strict decode
+  }
+}
+
 async function verdict(path: string): Promise<[Verdict, string?]> {
   const bytes = await Deno.readFile(path);
   const strict = await decodes(bytes, "warning");
@@ -63,11 +78,19 @@ if (import.meta.main) {
     await runCli(CLI, async ({ values }) => {
       const root = benchDataset({ given: values.data });
       const files = (await discoverDataset(root)).files.map((f) => f.path);
-      const counts = { files: files.length, clean: 0, warned: 0, broken: 0 };
+      const counts = {
+        files: files.length,
+        clean: 0,
+        warned: 0,
+        broken: 0,
+        signOfDamage: 0,
+      };
       const examples: { file: string; verdict: Verdict; reason: string }[] = [];
       for (const file of files) {
         const [v, reason] = await verdict(file);
         counts[v]++;
+        const sign = signOf(file);
+        if (sign) counts.signOfDamage++;
         if (reason) {
           examples.push({ file: recordedPath(file), verdict: v, reason });
         }
@@ -77,7 +100,8 @@ if (import.meta.main) {
       else {
         console.log(
           `${result.data}: ${counts.files} files, ${counts.clean} clean, ` +
-            `${counts.warned} decode only with a warning, ${counts.broken} broken`,
+            `${counts.warned} decode only with a warning, ${counts.broken} broken; ` +
+            `${counts.signOfDamage} JPEGs show a sign of damage to the fast decode`,
         );
         for (const e of examples) {
           console.log(`  ${e.verdict}  ${e.file}: ${e.reason}`);

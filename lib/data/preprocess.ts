@@ -428,19 +428,53 @@ function scanDataClean(bytes: Uint8Array, start: number): boolean {
 }
 
 /**
- * Whether a JPEG TensorFlow decoded needs the strict decode to be trusted:
- * a progressive one (a cut-short progressive file is blurry, not grey), one
- * whose image data holds unexpected markers, or one whose last row is
- * exactly mid-grey — what libjpeg leaves where a scan ran out of data
- * ("premature end of data segment": every block after it decodes as 128).
+ * Why a JPEG TensorFlow decoded needs the strict decode to be trusted, or
+ * `undefined`: its last row is exactly mid-grey — what libjpeg leaves where
+ * a scan ran out of data ("premature end of data segment": every block
+ * after it decodes as 128) —, its image data holds unexpected markers, or it
+ * is progressive (a cut-short progressive file is blurry, not grey).
  */
-function needsStrictCheck(
+function damageSign(
   bytes: Uint8Array,
   header: ImageHeader,
   greyTail: boolean,
-): boolean {
-  return greyTail || header.progressive === true ||
-    !scanDataClean(bytes, header.dataOffset ?? 2);
+): string | undefined {
+  if (greyTail) return "last row exactly mid-grey";
+  if (!scanDataClean(bytes, header.dataOffset ?? 2)) {
+    return "a marker inside the image data";
+  }
+  if (header.progressive) return "progressive";
+  return undefined;
+}
+
+/**
+ * The sign of damage that makes the pipeline decode a JPEG a second time,
+ * strictly, before trusting TensorFlow's decode of it (see the module
+ * documentation), or `undefined` for none. `bench/decoder_warnings.ts`
+ * counts them over a dataset.
+ *
+ * @example Half a scan closed by an end-of-image marker
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import sharp from "sharp";
+ * import { jpegDamageSign } from "./preprocess.ts";
+ * const raw = new Uint8Array(256 * 256 * 3).map((_, i) => (i * 7919) % 251);
+ * const jpeg = new Uint8Array(await sharp(raw, {
+ *   raw: { width: 256, height: 256, channels: 3 },
+ * }).jpeg().toBuffer());
+ * assert.equal(jpegDamageSign(jpeg), undefined);
+ * const half = new Uint8Array([...jpeg.subarray(0, jpeg.length >> 1), 0xff, 0xd9]);
+ * assert.equal(jpegDamageSign(half), "last row exactly mid-grey");
+ * ```
+ */
+export function jpegDamageSign(
+  bytes: Uint8Array,
+  options: SettingsOptions = {},
+): string | undefined {
+  const s = resolveSettings(options);
+  const header = checkImageHeader(bytes, Number.MAX_SAFE_INTEGER);
+  if (header.format !== "jpeg") throw new Error("not a JPEG");
+  return damageSign(bytes, header, decodeJpegTf(bytes, header, s).greyTail);
 }
 
 /** Anything libvips reads, through sharp. Throws with sharp's reason. */
@@ -496,7 +530,7 @@ function strictInput(s: DecodeSettings): SharpOptions {
  * complete and intact, which TensorFlow's decoder does not make (it fills a
  * cut-short scan with grey and carries on). About 2 ms of CPU for a 512×512
  * scan, three times the TensorFlow decode, so it runs only when
- * {@linkcode needsStrictCheck} finds a sign of damage.
+ * {@linkcode damageSign} finds a sign of damage.
  */
 async function checkIntact(bytes: Uint8Array, s: DecodeSettings) {
   await decodeGated(() =>
@@ -538,7 +572,7 @@ async function decodeBytes(
       // CMYK), and gives the better reason when the file is really broken.
     }
     if (decoded) {
-      if (needsStrictCheck(bytes, header, decoded.greyTail)) {
+      if (damageSign(bytes, header, decoded.greyTail)) {
         await checkIntact(bytes, s).catch((error) =>
           explainWarning(error, header, bytes)
         );
