@@ -450,6 +450,10 @@ let hostile:
 function hostileModels() {
   return hostile ??= (async () => {
     const dir = await Deno.makeTempDir({ prefix: "hostile-test-" });
+    // Removed when the test module ends, whichever of its tests ran.
+    globalThis.addEventListener("unload", () => {
+      Deno.removeSync(dir, { recursive: true });
+    });
     const models = await writeHostileModels(
       join(dir, "models"),
       join(ROOT, MODEL),
@@ -726,12 +730,4 @@ Deno.test("train: an image-cache pack zeroed on disk is found by its checksum an
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
-});
-
-Deno.test({
-  name: "hostile-test temporary folder is removed",
-  async fn() {
-    if (hostile) await Deno.remove((await hostile).dir, { recursive: true });
-    hostile = undefined;
-  },
 });
