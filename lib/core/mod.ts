@@ -19,7 +19,7 @@
  * | `paths.ts` | The one module that knows where things live |
  * | `plot.ts` | Plotly figures as notebook display objects |
  * | `random.ts` | Seeded randomness |
- * | `text.ts` | Text from outside (file names, class names, client headers) made safe to print |
+ * | `text.ts` | Text and values from outside (file names, class names, client headers, JSON from files) made safe to check and print |
  * | `tf.ts` | The one module that loads TensorFlow |
  * | `versions.ts` | Versions of everything that shapes a result, for manifests and the setup check |
  *

@@ -1,5 +1,6 @@
 /**
- * Text from outside (file names, class names, client headers) made safe to
+ * Text and values from outside (file names, class names, client headers, JSON
+ * read from files) made safe to check and
  * print: one line, no terminal escapes.
  *
  * @module
@@ -40,4 +41,42 @@ export function escapeControl(text: string): string {
           : `\\u{${code.toString(16)}}`);
     },
   );
+}
+
+/**
+ * A value read from a file, as it may appear in a message: JSON, with every
+ * control character escaped (JSON leaves DEL and the C1 characters raw, and
+ * those can drive a terminal), cut to `maxLength` characters with `...`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { shownValue } from "./text.ts";
+ * assert.equal(shownValue({ epoch: -1 }), '{"epoch":-1}');
+ * assert.equal(shownValue("a\u009bb"), '"a\\u009bb"');
+ * assert.equal(shownValue("x".repeat(50), 10), '"xxxxxx...');
+ * ```
+ */
+export function shownValue(value: unknown, maxLength = Infinity): string {
+  const text = (JSON.stringify(value) ?? String(value)).replace(
+    /[\u007f-\u009f]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+  return text.length > maxLength ? `${text.slice(0, maxLength - 3)}...` : text;
+}
+
+/**
+ * Whether a value parsed from JSON is an object (not `null`, not an array).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isRecord } from "./text.ts";
+ * assert.equal(isRecord({ a: 1 }), true);
+ * assert.equal(isRecord([1]), false);
+ * assert.equal(isRecord(null), false);
+ * ```
+ */
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

@@ -33,6 +33,7 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { writeTextAtomic } from "../core/atomic.ts";
 import { DEFAULT_NEGATIVE_CLASS, tumourThresholdProblem } from "./decision.ts";
+import { isRecord, shownValue } from "../core/text.ts";
 import { type LayersModel, tf } from "../core/tf.ts";
 
 type ModelArtifacts = Parameters<
@@ -220,22 +221,6 @@ export class SavedModelError extends Error {
   }
 }
 
-/**
- * A value from a model's files as it may appear in a message: JSON, with
- * every control character escaped (JSON leaves DEL and C1 characters raw,
- * and those can drive a terminal).
- */
-function shown(value: unknown): string {
-  return (JSON.stringify(value) ?? String(value)).replace(
-    /[\u007f-\u009f]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
-  );
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 function positiveInt(value: unknown): value is number {
   return typeof value === "number" && Number.isInteger(value) && value > 0;
 }
@@ -255,7 +240,7 @@ function checkFormat(
     throw new SavedModelError(
       dir,
       `metadata.json has format ${
-        shown(value.format)
+        shownValue(value.format)
       }, expected "${MODEL_FORMAT}"`,
     );
   }
@@ -265,7 +250,7 @@ function checkFormat(
     throw new SavedModelError(
       dir,
       `unknown metadata format version ${
-        shown(value.formatVersion)
+        shownValue(value.formatVersion)
       } (this code reads version${
         SUPPORTED_MODEL_FORMAT_VERSIONS.length > 1 ? "s" : ""
       } ${SUPPORTED_MODEL_FORMAT_VERSIONS.join(", ")}); update the code or ` +
@@ -288,7 +273,7 @@ function classProblems(classes: unknown): string[] {
   const problems: string[] = [];
   const seen = new Set<unknown>();
   for (const [i, name] of classes.entries()) {
-    const quoted = shown(name);
+    const quoted = shownValue(name);
     if (typeof name !== "string") {
       problems.push(`class ${i} ${quoted} is not a string`);
     } else if (!name) problems.push(`class ${i} is empty`);
@@ -307,7 +292,7 @@ function inputProblems(value: Record<string, unknown>): string[] {
   for (const field of ["inputSize", "channels"]) {
     if (!positiveInt(value[field])) {
       problems.push(
-        `${field} must be a positive integer (got ${shown(value[field])})`,
+        `${field} must be a positive integer (got ${shownValue(value[field])})`,
       );
     }
   }
@@ -326,7 +311,7 @@ function preprocessingProblems(value: Record<string, unknown>): string[] {
   }
   if (pre.fit !== "fill") {
     problems.push(
-      `preprocessing.fit ${shown(pre.fit)} is not supported (only "fill")`,
+      `preprocessing.fit ${shownValue(pre.fit)} is not supported (only "fill")`,
     );
   }
   if (pre.grayscale !== true) {
@@ -334,7 +319,9 @@ function preprocessingProblems(value: Record<string, unknown>): string[] {
   }
   if (typeof pre.scale !== "number" || Math.abs(pre.scale * 255 - 1) > 1e-9) {
     problems.push(
-      `preprocessing.scale ${shown(pre.scale)} is not supported (only 1/255)`,
+      `preprocessing.scale ${
+        shownValue(pre.scale)
+      } is not supported (only 1/255)`,
     );
   }
   if (pre.grayscale === true && value.channels !== 1) {
@@ -765,7 +752,7 @@ function modelErrors(dir: string): FolderErrors {
 
 /** How a file of the model folder is called in messages. */
 function fileLabel(name: string): string {
-  const safe = /^[\w./-]+$/.test(name) ? name : shown(name);
+  const safe = /^[\w./-]+$/.test(name) ? name : shownValue(name);
   return name.endsWith(".json") ? safe : `weights file ${safe}`;
 }
 
@@ -787,7 +774,7 @@ export async function lstatInside(
     parts.some((p) => p === "" || p === "." || p === "..")
   ) {
     throw errors.error(
-      `${errors.namedBy} names an invalid weights file ${shown(name)}`,
+      `${errors.namedBy} names an invalid weights file ${shownValue(name)}`,
     );
   }
   let path = dir;
@@ -796,7 +783,7 @@ export async function lstatInside(
     const last = i === parts.length - 1;
     const step = last
       ? fileLabel(name)
-      : shown(parts.slice(0, i + 1).join("/"));
+      : shownValue(parts.slice(0, i + 1).join("/"));
     let info: Deno.FileInfo;
     try {
       info = await Deno.lstat(path);
@@ -818,7 +805,7 @@ export async function lstatInside(
     }
     if (last) return info;
   }
-  throw errors.error(`${shown(name)} names no file`);
+  throw errors.error(`${shownValue(name)} names no file`);
 }
 
 /**
@@ -1061,13 +1048,15 @@ export function specBytes(spec: unknown): number | string {
     !Array.isArray(shape) ||
     !shape.every((d) => typeof d === "number" && Number.isInteger(d) && d >= 0)
   ) {
-    return `weight ${shown(spec.name)} has an invalid shape`;
+    return `weight ${shownValue(spec.name)} has an invalid shape`;
   }
   const q = spec.quantization;
   const dtype = isRecord(q) ? q.dtype : spec.dtype;
   const bytes = typeof dtype === "string" ? DTYPE_BYTES[dtype] : undefined;
   if (bytes === undefined) {
-    return `weight ${shown(spec.name)} has unsupported dtype ${shown(dtype)}`;
+    return `weight ${shownValue(spec.name)} has unsupported dtype ${
+      shownValue(dtype)
+    }`;
   }
   return (shape as number[]).reduce((a, b) => a * b, 1) * bytes;
 }

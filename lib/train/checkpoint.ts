@@ -33,6 +33,7 @@
  * @module
  */
 import { existsSync } from "node:fs";
+import { isRecord, shownValue } from "../core/text.ts";
 import { join, resolve } from "node:path";
 import {
   type FolderErrors,
@@ -313,22 +314,6 @@ function checkpointErrors(dir: string): FolderErrors {
   };
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-/**
- * A value from a checkpoint's files as it may appear in a message: JSON, at
- * most 60 characters, control characters escaped.
- */
-function shown(value: unknown): string {
-  const text = (JSON.stringify(value) ?? String(value)).replace(
-    /[\u007f-\u009f]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
-  );
-  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
-}
-
 /**
  * Throws unless `abs` is a real folder (not a symbolic link to one, which
  * would let a checkpoint read files from elsewhere).
@@ -370,13 +355,15 @@ async function readJson(dir: string, file: string): Promise<unknown> {
 /** Problems of the `files` record of `state.json` (name → size). */
 function filesProblems(files: unknown): string[] {
   if (files === undefined) return [];
-  if (!isRecord(files)) return [`files is ${shown(files)}, not an object`];
+  if (!isRecord(files)) {
+    return [`files is ${shownValue(files, 60)}, not an object`];
+  }
   return Object.entries(files).flatMap(([name, size]) => {
-    if (!isExtraFileName(name)) return [`files names ${shown(name)}`];
+    if (!isExtraFileName(name)) return [`files names ${shownValue(name, 60)}`];
     return Number.isSafeInteger(size) && (size as number) >= 0 &&
         (size as number) <= MAX_WEIGHTS_BYTES
       ? []
-      : [`files gives ${name} the size ${shown(size)}`];
+      : [`files gives ${name} the size ${shownValue(size, 60)}`];
   });
 }
 
@@ -390,7 +377,7 @@ function checkStateFile(abs: string, doc: unknown): asserts doc is StateFile {
     throw new CheckpointError(
       abs,
       `unknown checkpoint version ${
-        shown(doc.version)
+        shownValue(doc.version, 60)
       } (this code reads ${CHECKPOINT_VERSION})`,
     );
   }
@@ -482,7 +469,10 @@ export async function readCheckpointFile(
 ): Promise<Uint8Array | undefined> {
   const abs = resolve(dir);
   if (!isExtraFileName(name)) {
-    throw new CheckpointError(abs, `invalid extra file name ${shown(name)}`);
+    throw new CheckpointError(
+      abs,
+      `invalid extra file name ${shownValue(name, 60)}`,
+    );
   }
   const { files } = await readStateFile(abs);
   if (files && !Object.hasOwn(files, name)) return undefined;
@@ -585,7 +575,7 @@ async function readSpecs(
   if (doc.className !== optimizer.getClassName()) {
     throw new CheckpointError(
       abs,
-      `saved with a ${shown(doc.className).slice(1, -1)} optimizer, ` +
+      `saved with a ${shownValue(doc.className, 60).slice(1, -1)} optimizer, ` +
         `cannot restore into ${optimizer.getClassName()}`,
     );
   }
@@ -634,7 +624,9 @@ function checkModelFits(
     if (spec.shape.join() !== shape.join()) {
       throw new CheckpointError(
         abs,
-        `weight ${i} (${shown(spec.name)}) has shape [${spec.shape}], ` +
+        `weight ${i} (${
+          shownValue(spec.name, 60)
+        }) has shape [${spec.shape}], ` +
           `the model's ${
             weights[i].name
           } has [${shape}] (different architecture?)`,

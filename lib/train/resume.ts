@@ -32,6 +32,7 @@
  * @module
  */
 import { readdirSync } from "node:fs";
+import { isRecord, shownValue } from "../core/text.ts";
 import type { LayersModel } from "../core/tf.ts";
 import {
   hasCheckpoint,
@@ -69,17 +70,9 @@ const NUMBER_OR_NULL: Expect = [
 const TEXT: Expect = [(v) => typeof v === "string", "a string"];
 const STOP_REASONS = ["completed", "early-stopping", "time-budget", "aborted"];
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 /** A value as it may appear in a message: JSON, at most 40 characters. */
 function shown(value: unknown): string {
-  const text = (JSON.stringify(value) ?? String(value)).replace(
-    /[\u007f-\u009f]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
-  );
-  return text.length > 40 ? `${text.slice(0, 37)}...` : text;
+  return shownValue(value, 40);
 }
 
 /** The fields of `value` (called `name`) that fail their expectation. */
