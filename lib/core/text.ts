@@ -1,7 +1,7 @@
 /**
  * Text and values from outside (file names, class names, client headers, JSON
- * read from files) made safe to check and
- * print: one line, no terminal escapes.
+ * read from files) made safe to check and print: one line, no terminal
+ * escapes.
  *
  * @module
  */
