@@ -579,7 +579,7 @@ async function load(
           headers: { "content-type": "image/jpeg" },
         });
         const text = await res.text();
-        if (res.status !== 200 || !/"class":"/.test(text)) {
+        if (res.status !== 200 || !/"class":\s*"/.test(text)) {
           fail(failureKey(res.status), `${res.status} ${text}`);
           continue;
         }
