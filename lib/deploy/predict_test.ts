@@ -404,7 +404,7 @@ Deno.test("formatting: aligned lines with every class, skipped files named", () 
 // ---------------------------------------------------------------------------
 // The command line, as a user runs it
 
-function cli(args: string[]) {
+function cli(args: string[], env?: Record<string, string>) {
   return run(Deno.execPath(), {
     args: [
       "run",
@@ -413,6 +413,7 @@ function cli(args: string[]) {
       ...args,
     ],
     cwd: projectPaths().root,
+    ...(env ? { env } : {}),
   });
 }
 
@@ -643,35 +644,16 @@ Deno.test("CLI: --engine onnx is recorded in --json; an unknown engine is a usag
       /--engine must be one of tfjs, onnx \(got "torch"\)/,
     );
     assert.match(bad.stderr, /usage: deno task predict/);
-    const badEnv = await run(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        join(projectPaths().root, "lib", "deploy", "predict.ts"),
-        "--model",
-        f.modelDir,
-        f.jpeg,
-      ],
-      cwd: projectPaths().root,
-      env: { BRAIN_MRI_ENGINE: "torch" },
+    const badEnv = await cli(["--model", f.modelDir, f.jpeg], {
+      BRAIN_MRI_ENGINE: "torch",
     });
     assert.equal(badEnv.code, 2, badEnv.stderr);
     assert.match(
       badEnv.stderr,
       /BRAIN_MRI_ENGINE must be one of tfjs, onnx \(got "torch"\)/,
     );
-    const fromEnv = await run(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        join(projectPaths().root, "lib", "deploy", "predict.ts"),
-        "--model",
-        f.modelDir,
-        "--json",
-        f.jpeg,
-      ],
-      cwd: projectPaths().root,
-      env: { BRAIN_MRI_ENGINE: "onnx" },
+    const fromEnv = await cli(["--model", f.modelDir, "--json", f.jpeg], {
+      BRAIN_MRI_ENGINE: "onnx",
     });
     assert.equal(fromEnv.code, 0, fromEnv.stderr);
     assert.equal(JSON.parse(fromEnv.stdout).model.engine, "onnx");
