@@ -18,7 +18,9 @@
  * An image over the pixel limit (`maxPixels`, default `DEFAULTS.maxPixels`)
  * is refused from its header with an {@linkcode ImageTooLargeError}, before
  * anything is decoded; one that does not decode (corrupt, cut short) with an
- * {@linkcode UndecodableImageError}. A worker handles one image at a time.
+ * {@linkcode UndecodableImageError}. A worker decodes one image at a time
+ * and runs the network on one at a time, the next image's decode beside the
+ * network's run on the one before.
  * A worker that dies fails the requests it held (with an error naming it)
  * and is replaced; the pool keeps serving.
  *
@@ -67,6 +69,11 @@ export interface ImageClassifier {
   readonly metadata: ModelMetadata;
   /** Threads that classify at the same time (1 for {@linkcode localClassifier}). */
   readonly workers: number;
+  /**
+   * Images it works on at once: two per pool worker (one decoding, one in
+   * the network), one for {@linkcode localClassifier}.
+   */
+  readonly capacity: number;
   /** The inference engine that runs the network. */
   readonly engine: EngineKind;
   /**
@@ -162,26 +169,46 @@ export async function classifyImage(
   bytes: Uint8Array,
   options: ClassifyImageOptions,
 ): Promise<Float32Array> {
-  const { model, metadata } = options;
+  return probabilitiesOf(await decodeForModel(bytes, options), options);
+}
+
+/**
+ * The first stage of {@linkcode classifyImage}: the pixel limit, then the
+ * decode and resize the model's metadata asks for. The only stage that
+ * holds a full-size image.
+ */
+async function decodeForModel(
+  bytes: Uint8Array,
+  options: ClassifyImageOptions,
+): Promise<Uint8Array> {
   const maxPixels = options.maxPixels ?? DEFAULTS.maxPixels;
   checkPixelLimit(bytes, maxPixels);
   const [outcome] = await preprocessJobs(
     [{ bytes }],
-    { ...modelSettings(metadata), maxPixels },
+    { ...modelSettings(options.metadata), maxPixels },
   );
   if (!outcome.pixels) {
     throw new UndecodableImageError(outcome.error ?? "unknown error");
   }
+  return outcome.pixels;
+}
+
+/** The second stage of {@linkcode classifyImage}: the network on a batch of one. */
+function probabilitiesOf(
+  pixels: Uint8Array,
+  options: ClassifyImageOptions,
+): Promise<Float32Array> {
+  const { metadata } = options;
   const input = {
-    pixels: outcome.pixels,
+    pixels,
     size: metadata.preprocessing.size,
     scale: metadata.preprocessing.scale,
     batchSize: 1,
     tta: options.tta ?? metadata.inference?.tta,
   };
   return options.engine
-    ? await options.engine.probabilities(input)
-    : await predictProbabilities(model, input);
+    ? options.engine.probabilities(input)
+    : predictProbabilities(options.model, input);
 }
 
 /**
@@ -213,6 +240,7 @@ export function localClassifier(
   return {
     metadata: options.metadata,
     workers: 1,
+    capacity: 1,
     engine: options.engine?.kind ?? "tfjs",
     classify: (bytes) => inFlight.track(classifyImage(bytes, options)),
     close: () => inFlight.settled(),
@@ -362,6 +390,7 @@ export async function startInferencePool(
   return {
     metadata,
     workers: count,
+    capacity: 2 * count,
     engine: options.engine ?? "tfjs",
     classify(bytes) {
       if (pool.closing) {
@@ -482,19 +511,21 @@ interface WorkerScope {
 }
 
 /**
- * The worker side: messages are handled one at a time, in order. A handler
- * awaits (sharp decodes asynchronously), so without the chain a second image
- * would start decoding beside the first and a worker would hold two decoded
- * images at once; the pool counts on one image per worker.
+ * The worker side: each image passes two stages, each handling one image at
+ * a time in order: the decode (the only stage holding a full-size image, so
+ * a worker never holds two) and the network. The next image decodes while
+ * the network runs on the one before, as sharp decodes on its own threads.
  */
 function startWorker(): void {
   const scope = globalThis as unknown as WorkerScope;
   let loaded: Promise<ClassifyImageOptions> | undefined;
-  let turn = Promise.resolve();
-  scope.onmessage = (event) => {
-    turn = turn.then(() => handleMessage(event.data));
-  };
-  const handleMessage = async (message: ToWorker) => {
+  let decodeTurn: Promise<unknown> = Promise.resolve();
+  let networkTurn: Promise<unknown> = Promise.resolve();
+  /** Runs `stage` after the previous image's turn at it ends, either way. */
+  const inTurn = <T>(turn: Promise<unknown>, stage: () => Promise<T>) =>
+    turn.then(stage, stage);
+  scope.onmessage = async (event) => {
+    const message = event.data;
     if (message.type === "init") {
       loaded = loadWorkerModel(message);
       try {
@@ -506,9 +537,19 @@ function startWorker(): void {
       return;
     }
     const { id, bytes } = message;
+    const options = loaded;
+    const decoded = inTurn(decodeTurn, async () => {
+      if (!options) throw new Error("no model: init was not sent");
+      return decodeForModel(bytes, await options);
+    });
+    decodeTurn = decoded;
+    const answered = inTurn(
+      networkTurn,
+      async () => probabilitiesOf(await decoded, await options!),
+    );
+    networkTurn = answered;
     try {
-      if (!loaded) throw new Error("no model: init was not sent");
-      const probabilities = await classifyImage(bytes, await loaded);
+      const probabilities = await answered;
       scope.postMessage({ type: "result", id, probabilities }, [
         probabilities.buffer as ArrayBuffer,
       ]);

@@ -55,8 +55,9 @@
  * arrive within `--header-timeout` (408), that sits idle between requests
  * longer than `--idle-timeout`, or that is one over `--max-connections`
  * (503). Reading a body is bounded by `--body-timeout` (408) and
- * `--max-bytes` (413). At most one image per inference worker is decoded and
- * classified at once and at most `--max-queue` more wait (default
+ * `--max-bytes` (413). Each inference worker takes two images at once (one
+ * decoding, one in the network; one in all without workers) and at most
+ * `--max-queue` more wait (default
  * {@linkcode defaultMaxQueue}); a `POST /predict` beyond that is answered 503
  * with `Retry-After` at once, its body unread, while `/health` still answers.
  *
@@ -117,7 +118,7 @@ export const RETRY_AFTER_SECONDS = 1;
  * The default number of images that may wait for an inference worker beyond
  * those being classified: eight per worker, so that a burst of a few clients
  * each with a few requests queues rather than fails, while the bodies held
- * stay bounded (at most `(workers + queue) × --max-bytes`).
+ * stay bounded (at most `(2 × workers + queue) × --max-bytes`).
  *
  * @example
  * ```ts
@@ -409,7 +410,7 @@ function handlerState(options: PredictHandlerOptions): HandlerState {
   }
   return {
     classifier,
-    admission: new Admission({ active: classifier.workers, queue: maxQueue }),
+    admission: new Admission({ active: classifier.capacity, queue: maxQueue }),
     behindGuard: options.behindGuard ?? false,
     log: requestLogger(options.log),
     metadata,
