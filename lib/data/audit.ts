@@ -353,8 +353,8 @@ function contentsOf(
  *   { path: "c.jpg", sha256: "cc", phash: 0xf3n },
  * ];
  * assert.deepEqual(thresholdSweep({ hashes, thresholds: [0, 2] }), [
- *   { threshold: 0, pairs: 0, groups: 0, images: 0 },
- *   { threshold: 2, pairs: 1, groups: 1, images: 3 },
+ *   { threshold: 0, pairs: 0, groups: 0, images: 0, largest: 0 },
+ *   { threshold: 2, pairs: 1, groups: 1, images: 3, largest: 3 },
  * ]);
  * ```
  */
@@ -363,7 +363,13 @@ export function thresholdSweep(options: {
   hashes: readonly FileHashes[];
   /** Thresholds to count at; default 0..10. */
   thresholds?: readonly number[];
-}): { threshold: number; pairs: number; groups: number; images: number }[] {
+}): {
+  threshold: number;
+  pairs: number;
+  groups: number;
+  images: number;
+  largest: number;
+}[] {
   const thresholds = options.thresholds ??
     Array.from({ length: 11 }, (_, i) => i);
   const bySha = new Map<string, { phash: bigint; n: number }>();
@@ -385,15 +391,15 @@ export function thresholdSweep(options: {
         uf.union(i, j);
       }
     }
-    const comps = uf.components(2);
+    const sizes = uf.components(2).map((c) =>
+      c.reduce((k, i) => k + contents[i].n, 0)
+    );
     return {
       threshold: t,
       pairs,
-      groups: comps.length,
-      images: comps.reduce(
-        (s, c) => s + c.reduce((k, i) => k + contents[i].n, 0),
-        0,
-      ),
+      groups: sizes.length,
+      images: sizes.reduce((s, n) => s + n, 0),
+      largest: Math.max(0, ...sizes),
     };
   });
 }
@@ -1162,7 +1168,8 @@ function printAudit(
     console.log(
       text(htmlTable({
         rows: sweepRows,
-        caption: "Near duplicates by pHash threshold (distinct contents)",
+        caption: "Near duplicates by pHash threshold (groups chained; " +
+          "largest: the images of the largest group)",
       })) + "\n",
     );
   }

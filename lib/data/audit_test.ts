@@ -397,6 +397,10 @@ Deno.test("thresholdSweep: counts grow with the threshold and match the audit", 
     assert.equal(at6.pairs, report.summary.nearPairs);
     assert.equal(at6.groups, report.summary.near.groups);
     assert.equal(at6.images, report.summary.near.images);
+    for (const row of sweep) {
+      assert.ok(row.largest <= row.images);
+      assert.ok(row.groups === 0 ? row.largest === 0 : row.largest >= 2);
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

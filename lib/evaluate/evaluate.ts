@@ -195,15 +195,20 @@ async function selectFiles(
       seed: metadata.training.seed,
       validation: options.validation ?? metadata.training.split?.validation,
       test: options.test ?? metadata.training.split?.test,
+      nearThreshold: metadata.training.split?.groupRadius,
       cacheDir: options.cacheDir,
     });
     checkClasses(data.classes, metadata, options.data);
     const part = data[options.split];
+    const radius = metadata.training.split?.groupRadius;
     return {
       files: part.files,
       pixels: part.pixels,
       label:
-        `${options.split} split of ${options.data} (seed ${metadata.training.seed})`,
+        `${options.split} split of ${options.data} (seed ${metadata.training.seed}` +
+        (radius === undefined
+          ? ")"
+          : `, scans within ${radius} pHash bits kept in one split)`),
       loadErrors: data.errors,
     };
   }

@@ -11,8 +11,11 @@ import {
   defaultPreprocessing,
   MODEL_FORMAT,
   MODEL_FORMAT_VERSION,
+  readModelMetadata,
   saveModel,
+  updateModelMetadata,
 } from "../model/saved_model.ts";
+import { prepareData } from "../data/prepare.ts";
 import { generateSyntheticDataset } from "../data/synthetic.ts";
 import { tf } from "../core/tf.ts";
 
@@ -291,6 +294,42 @@ Deno.test("evaluate: the CLI's --engine onnx is recorded in --json; an unknown e
       /--engine must be one of tfjs, onnx \(got "jax"\)/,
     );
     assert.match(bad.stderr, /usage: deno task evaluate/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("evaluate: --split test re-derives the split with the model's grouping radius", async () => {
+  const { dir, data, modelDir } = await fixture();
+  try {
+    const cacheDir = join(dir, "cache");
+    const training = join(data, "Training");
+    const split = { validation: 0.25, test: 0.25, groupRadius: 12 };
+    const { training: t } = await readModelMetadata(modelDir);
+    await updateModelMetadata(modelDir, { training: { ...t, split } });
+    const e = await evaluateModel({
+      modelDir,
+      data: training,
+      cacheDir,
+      split: "test",
+    });
+    const grouped = await prepareData({
+      source: training,
+      size: 32,
+      seed: 1,
+      validation: 0.25,
+      test: 0.25,
+      nearThreshold: 12,
+      cacheDir,
+    });
+    assert.deepEqual(
+      e.files.map((f) => f.path),
+      grouped.test.files.map((f) => f.path),
+    );
+    assert.match(
+      e.dataset,
+      /seed 1, scans within 12 pHash bits kept in one split/,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -116,6 +116,12 @@ export interface TrainingSplit {
    * trained on, so it is not held out and cannot select or evaluate anything.
    */
   validationTrained?: boolean;
+  /**
+   * The grouping radius of the split, in bits of the 64-bit perceptual hash:
+   * scans this close (chained) stay in one split. Absent: the near-duplicate
+   * radius of the audit (4 bits).
+   */
+  groupRadius?: number;
 }
 
 /**

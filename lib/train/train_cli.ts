@@ -49,6 +49,7 @@ import { projectPaths } from "../core/paths.ts";
 import { formatDuration, terminalProgress } from "./progress.ts";
 import { updateModelMetadata } from "../model/saved_model.ts";
 import { DEFAULTS } from "../core/defaults.ts";
+import { DEFAULT_NEAR_THRESHOLD } from "../data/audit.ts";
 import {
   datasetRecord,
   evaluateSplit,
@@ -116,6 +117,16 @@ export const TRAIN_CLI = {
       type: "number",
       default: DEFAULTS.testFraction,
       help: "test fraction carved from Training",
+    },
+    "group-radius": {
+      type: "integer",
+      value: "BITS",
+      default: DEFAULT_NEAR_THRESHOLD,
+      help: "scans whose perceptual hashes differ by at\n" +
+        "most BITS of 64 (chained) stay in one split:\n" +
+        "the default keeps near-duplicates together; a\n" +
+        "wider radius also keeps look-alike slices\n" +
+        "(neighbours of one patient) together",
     },
     "no-augment": { type: "boolean", help: "train without augmentation" },
     augment: {
@@ -231,6 +242,8 @@ export interface TrainCliOptions {
   val: number;
   /** Test fraction. */
   test: number;
+  /** Grouping radius of the split, in pHash bits. */
+  groupRadius: number;
   /** Augmentation: on with the default ranges, off, or these ranges. */
   augment: boolean | AugmentOptions;
   /** Class weights spec. */
@@ -381,6 +394,12 @@ function checkNumbers(values: TrainFlags) {
   if (val + test >= 1) {
     throw new UsageError("--val plus --test must be below 1");
   }
+  const radius = values["group-radius"];
+  if (!(radius >= 0 && radius <= 64)) {
+    throw new UsageError(
+      `--group-radius must be a whole number of bits in 0..64 (got "${radius}")`,
+    );
+  }
 }
 
 /**
@@ -463,6 +482,7 @@ function trainCliOptions(values: TrainFlags): TrainCliOptions {
     seed: values.seed,
     val: values.val,
     test: values.test,
+    groupRadius: values["group-radius"],
     augment: augmentation(values),
     ...(classWeights ? { classWeights } : {}),
     ...plan,
@@ -528,6 +548,7 @@ async function prepareTrainingData(
     seed: o.seed,
     validation: o.val,
     test: o.test,
+    nearThreshold: o.groupRadius,
     log: (m) => console.log(m),
   });
   if (data.source.synthetic) console.log(`data: ${data.source.reason}`);
@@ -575,6 +596,9 @@ function trainOptions(
     validation: o.val,
     test: o.test,
     ...(o.refit ? { validationTrained: true } : {}),
+    ...(o.groupRadius !== DEFAULT_NEAR_THRESHOLD
+      ? { groupRadius: o.groupRadius }
+      : {}),
   };
   return {
     ...trainingSplits(o, data),

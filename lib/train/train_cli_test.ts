@@ -73,6 +73,16 @@ Deno.test("parseTrainArgs: defaults from DEFAULTS, a leading --, and clear error
   assert.throws(() => parseTrainArgs(["--bogus"]), /Unknown option '--bogus'/);
 });
 
+Deno.test("parseTrainArgs: --group-radius, the split's grouping radius in pHash bits", () => {
+  assert.equal(parseTrainArgs([]).groupRadius, 4);
+  assert.equal(parseTrainArgs(["--group-radius", "8"]).groupRadius, 8);
+  assert.throws(
+    () => parseTrainArgs(["--group-radius", "65"]),
+    /--group-radius must be a whole number of bits in 0\.\.64/,
+  );
+  assert.throws(() => parseTrainArgs(["--group-radius", "2.5"]), UsageError);
+});
+
 Deno.test("parseTrainArgs: schedules, budgets and model options", () => {
   const o = parseTrainArgs([]);
   assert.equal(o.cosine, false);
