@@ -6,7 +6,7 @@
  * hand, so the numbers are the ones `deno task evaluate` reproduces.
  *
  * ```sh
- * deno task model-card -- [--model DIR] [--data DIR] [--split test|validation|auto] [--out FILE]
+ * deno task model-card -- [--model DIR] [--data DIR] [--split test|validation|auto] [--out FILE] [--engine tfjs|onnx]
  * ```
  *
  * @module
@@ -24,6 +24,12 @@ import { degenerateWarning } from "../evaluate/degenerate.ts";
 import { projectPaths } from "../core/paths.ts";
 import { type ModelMetadata, resolveModelDir } from "../model/saved_model.ts";
 import { datasetName } from "../train/run_files.ts";
+import {
+  DEFAULT_ENGINE,
+  ENGINE_FLAG,
+  type EngineKind,
+  resolveEngineKind,
+} from "../model/engine.ts";
 
 /** Options for {@linkcode modelCard}. */
 export interface ModelCardOptions {
@@ -41,6 +47,8 @@ export interface ModelCardOptions {
   command: string;
   /** The training run's `config` from its `manifest.json`, when known. */
   runConfig?: Record<string, unknown>;
+  /** The inference engine that computed the probabilities, when known. */
+  engine?: EngineKind;
 }
 
 /** What the card shows for a value that is not defined (`null`, `NaN`) or not computed. */
@@ -368,7 +376,10 @@ function metrics(options: ModelCardOptions): string[] {
     "",
     `On the ${options.dataset}: ${full.n} images, ${d.n} after removing exact`,
     "and near duplicates within it. 95% intervals: Wilson for proportions,",
-    "bootstrap for macro-F1.",
+    "bootstrap for macro-F1." +
+    (options.engine
+      ? ` Probabilities computed by the ${options.engine} inference engine.`
+      : ""),
     "",
     ...summaryTable(full, d),
     ...perClassTable(full, d),
@@ -479,6 +490,8 @@ export interface WriteModelCardOptions {
   split?: EvaluateModelOptions["split"];
   /** Where to write (default: `README.md` in the run folder). */
   out?: string;
+  /** The inference engine (default `BRAIN_MRI_ENGINE`, else tfjs). */
+  engine?: EngineKind;
 }
 
 /**
@@ -502,7 +515,8 @@ export async function writeModelCard(
   const runDir = basename(modelDir) === "model" ? dirname(modelDir) : modelDir;
   const data = resolve(options.data ?? projectPaths().data);
   const split = options.split ?? "test";
-  const e = await evaluateModel({ modelDir, data, split });
+  const engine = options.engine ?? resolveEngineKind();
+  const e = await evaluateModel({ modelDir, data, split, engine });
   const name = basename(runDir);
   // The card names the dataset as run manifests do, never by this machine's
   // absolute path: project-relative, else its last two folders.
@@ -518,9 +532,11 @@ export async function writeModelCard(
       full: e.full,
       deduplicated: e.deduplicated,
       ...(runConfig ? { runConfig } : {}),
+      engine,
       command:
         `deno task evaluate -- --model models/${name} --data <path to ${dataName}>` +
-        (split === "auto" ? "" : ` --split ${split}`),
+        (split === "auto" ? "" : ` --split ${split}`) +
+        (engine === DEFAULT_ENGINE ? "" : ` --engine ${engine}`),
     }),
   );
   return out;
@@ -565,6 +581,7 @@ const MODEL_CARD_CLI = {
       defaultText: "README.md in the run folder",
       help: "where to write the card",
     },
+    engine: ENGINE_FLAG,
   },
 } as const;
 
@@ -577,6 +594,7 @@ if (import.meta.main) {
           ...(values.data ? { data: values.data } : {}),
           split: values.split,
           ...(values.out ? { out: values.out } : {}),
+          engine: resolveEngineKind(values.engine),
         });
         console.log(`model card: ${out}`);
         return 0;

@@ -240,6 +240,22 @@ Deno.test("writeModelCard: evaluates the model's own test split and writes READM
       card,
       /deno task evaluate -- --model models\/tiny --data <path to ds\/Training> --split test/,
     );
+    assert.match(card, /computed by the tfjs inference engine/);
+    // The onnx engine: named in the card and in its command, same numbers.
+    const onnxOut = join(dir, "onnx.md");
+    await writeModelCard({
+      model: join(dir, "tiny"),
+      data: join(data, "Training"),
+      split: "test",
+      out: onnxOut,
+      engine: "onnx",
+    });
+    const onnxCard = await Deno.readTextFile(onnxOut);
+    assert.match(onnxCard, /computed by the onnx inference engine/);
+    assert.match(onnxCard, /--split test --engine onnx/);
+    const accuracy = (text: string) => text.match(/\| accuracy \|[^\n]*/)?.[0];
+    assert.ok(accuracy(card));
+    assert.equal(accuracy(onnxCard), accuracy(card));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
