@@ -2,9 +2,11 @@
  * HTTP serving benchmark: `lib/deploy/serve.ts` (the project's server, serving the
  * shipped seed CNN `models/seedcnn-128-r2` with test-time augmentation off,
  * once per `--workers` setting: by default with one inference worker per
- * core, and with the model in the server's own thread)
- * against a Keras/TensorFlow 2.21 peer (`bench/serve_peer.py`: the same seed
- * CNN architecture, random weights, PIL preprocessing, the same HTTP API), on
+ * core, and with the model in the server's own thread; and per `--engines`
+ * engine) against a Keras/TensorFlow 2.21 peer (`bench/serve_peer.py`: the
+ * same seed CNN architecture, random weights, PIL preprocessing, the same
+ * HTTP API; with another `--model`, that model converted to Keras with its
+ * own weights by bench/inference_keras.py), on
  * loopback; with `--root DIR`, also against the server of another checkout
  * of this project (its `lib/deploy/serve.ts`, serving the same model), to
  * compare two versions of the code.
@@ -35,7 +37,7 @@
  * ```sh
  * deno run -A bench/serve.ts [--data DIR] [--files 64] [--duration 10] \
  *   [--requests N] [--concurrency 1,4,8] [--rounds 1] [--warmup 20] \
- *   [--model DIR] [--workers 2,0] [--no-peer] [--root DIR] \
+ *   [--model DIR] [--workers 2,0] [--engines tfjs,onnx] [--no-peer] [--root DIR] \
  *   [--mixed S [--hostile 1] [--sockets 8]] [--json FILE]
  * ```
  *
@@ -135,13 +137,21 @@ export const SERVE_BENCH_CLI = {
       type: "string",
       value: "DIR",
       defaultText: `models/${SAME_AS_PEER}:\nthe seed CNN the peer also runs`,
-      help: "our model (test-time augmentation off, as\nthe peer's)",
+      help:
+        "our model (test-time augmentation off, as\nthe peer's); any other " +
+        "model is converted to\nKeras with its weights for the peer",
     },
     workers: {
       type: "string",
       value: "LIST",
       defaultText: "<CPUs>,0: a worker per\ncore, and none",
       help: "our server's --workers settings, one server\neach",
+    },
+    engines: {
+      type: "string",
+      value: "LIST",
+      defaultText: "the default engine (or\nBRAIN_MRI_ENGINE)",
+      help: "our server's inference engines (tfjs, onnx),\none server each",
     },
     "no-peer": { type: "boolean", help: "only our server(s)" },
     root: {
@@ -185,6 +195,8 @@ interface Flags {
   warmup: number;
   model?: string;
   workers: number[];
+  /** Our engines; empty: the server's default (no `--engine`). */
+  engines: string[];
   peer: boolean;
   root?: string;
   mixed?: number;
@@ -242,8 +254,16 @@ function checkFlags(values: FlagValues<typeof SERVE_BENCH_CLI>): Flags {
       `--workers must be distinct non-negative integers (got "${values.workers}")`,
     );
   }
+  const engines = values.engines?.split(",").map((e) => e.trim()) ?? [];
+  const unknown = engines.find((e) => e !== "tfjs" && e !== "onnx");
+  if (unknown !== undefined || new Set(engines).size !== engines.length) {
+    throw new UsageError(
+      `--engines must be distinct engines of tfjs, onnx (got "${values.engines}")`,
+    );
+  }
   return {
     workers,
+    engines,
     data: values.data,
     files: positive(values.files, "files"),
     duration: positive(values.duration, "duration"),
@@ -346,9 +366,37 @@ async function describeCheckout(dir: string, ours: boolean): Promise<Checkout> {
 // ---------------------------------------------------------------------------
 // Servers
 
-/** Our server's label for a checkout and a `--workers` setting. */
-function ourLabel(checkout: string, workers: number): string {
-  return workers === 0 ? `${checkout}/thread` : `${checkout}/${workers}w`;
+/**
+ * Our server's label for a checkout, a `--workers` setting and, when more
+ * than one is measured, an engine.
+ */
+function ourLabel(checkout: string, workers: number, engine?: string): string {
+  return (workers === 0 ? `${checkout}/thread` : `${checkout}/${workers}w`) +
+    (engine ? `/${engine}` : "");
+}
+
+/** The servers of a checkout, in the order they are started, by label. */
+function ourServers(
+  checkout: string,
+  flags: Flags,
+): { label: string; workers: number; engine?: string }[] {
+  const engines = flags.engines.length > 0 ? flags.engines : [undefined];
+  return flags.workers.flatMap((workers) =>
+    engines.map((engine) => ({
+      label: ourLabel(
+        checkout,
+        workers,
+        flags.engines.length > 1 ? engine : undefined,
+      ),
+      workers,
+      engine,
+    }))
+  );
+}
+
+/** The labels of {@linkcode ourServers}. */
+function ourLabels(checkout: string, flags: Flags): string[] {
+  return ourServers(checkout, flags).map((s) => s.label);
 }
 
 /** How to start one server, and how it says where it listens. */
@@ -674,39 +722,77 @@ async function chooseScans(flags: Flags) {
   return { root, scans };
 }
 
-/** Ours (and the other checkout's) per `--workers` setting, then the peer. */
+/** Ours (and the other checkout's) per `--workers` setting and engine, then the peer. */
 function serverSpecs(
   flags: Flags,
   checkouts: Checkout[],
-  python: string,
+  peer: { python: string; kerasModel?: string },
 ): ServerSpec[] {
   const model = resolve(
     flags.model ?? join(projectPaths().root, "models", SAME_AS_PEER),
   );
-  const ours = flags.workers.flatMap((workers) =>
-    checkouts.map((checkout) => ({
-      label: ourLabel(checkout.name, workers),
-      command: Deno.execPath(),
-      args: [
-        ...["run", "-A", join(checkout.dir, "lib", "deploy", "serve.ts")],
-        ...["--port", "0", "--model", model],
-        // The peer predicts each image once: so do we.
-        ...["--tta", "none", "--workers", String(workers)],
-      ],
-      cwd: checkout.dir,
-      // The first URL it prints (its "serving … on URL" line, plain or JSON).
-      pattern: /(http:\/\/[\w.:[\]-]+)/,
-    }))
+  const ours = flags.workers.flatMap((w) =>
+    checkouts.flatMap((checkout) =>
+      ourServers(checkout.name, flags).filter((s) => s.workers === w).map((
+        { label, workers, engine },
+      ) => ({
+        label,
+        command: Deno.execPath(),
+        args: [
+          ...["run", "-A", join(checkout.dir, "lib", "deploy", "serve.ts")],
+          ...["--port", "0", "--model", model],
+          // The peer predicts each image once: so do we.
+          ...["--tta", "none", "--workers", String(workers)],
+          ...(engine ? ["--engine", engine] : []),
+        ],
+        cwd: checkout.dir,
+        // The first URL it prints (its "serving … on URL" line, plain or JSON).
+        pattern: /(http:\/\/[\w.:[\]-]+)/,
+      }))
+    )
   );
-  const peer: ServerSpec = {
+  const spec: ServerSpec = {
     label: "keras",
-    command: python,
-    args: [join(HERE, "serve_peer.py"), "--port", "0", "--size", "128"],
+    command: peer.python,
+    args: [
+      join(HERE, "serve_peer.py"),
+      ...["--port", "0", "--size", "128"],
+      ...(peer.kerasModel ? ["--keras-model", peer.kerasModel] : []),
+    ],
     cwd: projectPaths().root,
     pattern: /listening on (http:\/\/\S+)/,
     env: { TF_CPP_MIN_LOG_LEVEL: "2" },
   };
-  return flags.peer ? [...ours, peer] : ours;
+  return flags.peer ? [...ours, spec] : ours;
+}
+
+/**
+ * `--model` other than the seed CNN: that model converted to Keras with its
+ * own weights (bench/inference_keras.py `convert`), for the peer to serve.
+ */
+async function kerasCopy(
+  python: string,
+  modelDir: string,
+): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "serve-bench-keras-" });
+  const out = join(dir, `${basename(resolve(modelDir))}.keras`);
+  const r = await new Deno.Command(python, {
+    args: [
+      join(HERE, "inference_keras.py"),
+      ...["convert", "--model", join(resolve(modelDir), "model")],
+      ...["--out", out],
+    ],
+    env: { TF_CPP_MIN_LOG_LEVEL: "2" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!r.success) {
+    throw new Error(
+      `converting ${modelDir} to Keras failed:\n` +
+        new TextDecoder().decode(r.stderr).slice(-2000),
+    );
+  }
+  return out;
 }
 
 /** Every server of `specs`, started together. */
@@ -819,20 +905,20 @@ function resultTable(results: Results, servers: Server[], flags: Flags) {
   return table(rows);
 }
 
-/** `a` over `b` per concurrency and `--workers` setting. */
+/** Each server `a` over its `b`, per concurrency. */
 function ratioTable(
   results: Results,
   flags: Flags,
-  label: { a: (w: number) => string; b: (w: number) => string },
+  pairs: { a: string; b: string }[],
 ): string {
   const rows: string[][] = [["C", "server", "req/s", "p50", "p99", "CPU/req"]];
   for (const c of flags.concurrency) {
-    for (const w of flags.workers) {
-      const o = results[label.a(w)][c];
-      const q = results[label.b(w)][c];
+    for (const { a, b } of pairs) {
+      const o = results[a][c];
+      const q = results[b][c];
       rows.push([
         String(c),
-        label.a(w),
+        a,
         fmt(o.rps / q.rps, 2),
         fmt(o.p50 / q.p50, 2),
         fmt(o.p99 / q.p99, 2),
@@ -851,23 +937,23 @@ function printNormal(
   checkouts: Checkout[],
 ): void {
   console.log("\n" + resultTable(results, servers, flags));
-  const ours = (w: number) => ourLabel("ours", w);
+  const ours = ourLabels("ours", flags);
   if (results.keras) {
     console.log(
       "\nratios ours/keras (req/s: >1 is ours faster; latency and CPU: <1 is ours faster)",
     );
-    console.log(ratioTable(results, flags, { a: ours, b: () => "keras" }));
+    console.log(
+      ratioTable(results, flags, ours.map((a) => ({ a, b: "keras" }))),
+    );
   }
   const other = checkouts.find((c) => c.name !== "ours");
   if (other) {
     console.log(
       `\nratios ours/${other.name} (req/s: >1 is ours faster; latency and CPU: <1 is ours faster)`,
     );
+    const theirs = ourLabels(other.name, flags);
     console.log(
-      ratioTable(results, flags, {
-        a: ours,
-        b: (w) => ourLabel(other.name, w),
-      }),
+      ratioTable(results, flags, ours.map((a, i) => ({ a, b: theirs[i] }))),
     );
   }
 }
@@ -1187,7 +1273,11 @@ async function benchmark(flags: Flags): Promise<void> {
   const python = flags.peer
     ? await ensurePeerEnv({ packages: [TF_WHEEL, "pillow", "numpy"] })
     : "";
-  const specs = serverSpecs(flags, checkouts, python);
+  const kerasModel = flags.peer && flags.model &&
+      basename(resolve(flags.model)) !== SAME_AS_PEER
+    ? await kerasCopy(python, flags.model)
+    : undefined;
+  const specs = serverSpecs(flags, checkouts, { python, kerasModel });
   const results = flags.mixed
     ? await mixedBenchmark(specs, scans, flags)
     : await normalBenchmark(specs, scans, flags, checkouts);

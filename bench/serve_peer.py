@@ -4,7 +4,8 @@ A small threaded HTTP/1.1 server (http.server.ThreadingHTTPServer, keep-alive)
 around the seed CNN built in Keras (TensorFlow 2.21), layer for layer as
 lib/model/models.ts builds it (bench/keras_seed_cnn.py, shared with
 bench/train_keras.py), with seeded random weights (speed does not depend on
-the values). Preprocessing with PIL: open, (with --draft, the default:
+the values); or, with --keras-model FILE, around one of our saved models
+converted to Keras with its own weights (bench/inference_keras.py convert). Preprocessing with PIL: open, (with --draft, the default:
 im.draft("L", (size, size)), libjpeg's DCT-scaled luma decode, the same
 mechanism as our TensorFlow JPEG path), convert("L"), resize((size, size),
 BILINEAR), / 255.
@@ -21,7 +22,7 @@ request on stderr (http.server's own). Binds --port (0: a free one) and prints
 "listening on http://HOST:PORT/" on stderr once ready.
 
   python bench/serve_peer.py [--port 0] [--hostname 127.0.0.1] [--size 128]
-      [--classes 4] [--max-bytes N] [--no-draft]
+      [--classes 4] [--max-bytes N] [--no-draft] [--keras-model FILE.keras]
 """
 
 import argparse
@@ -75,6 +76,9 @@ def main():
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--no-draft", action="store_true",
                    help="decode JPEGs at full size (no DCT scaling)")
+    p.add_argument("--keras-model",
+                   help="serve this Keras model (its input size and classes "
+                        "count win over --size and --classes)")
     args = p.parse_args()
 
     import keras
@@ -83,10 +87,19 @@ def main():
     keras.utils.set_random_seed(args.seed)
     classes = CLASSES[: args.classes] if args.classes <= len(CLASSES) else [
         f"class{i}" for i in range(args.classes)]
-    model = seed_cnn(keras, args.size, 1, len(classes))
-    size = args.size
+    if args.keras_model:
+        model = keras.models.load_model(args.keras_model)
+        size = model.input_shape[1]
+        count = model.output_shape[-1]
+        classes = CLASSES[:count] if count <= len(CLASSES) else [
+            f"class{i}" for i in range(count)]
+        arch = os.path.splitext(os.path.basename(args.keras_model))[0]
+    else:
+        model = seed_cnn(keras, args.size, 1, len(classes))
+        size = args.size
+        arch = "seedCnn"
     draft = not args.no_draft
-    name = "keras-seedCnn"
+    name = f"keras-{arch}"
 
     # Keras gets the fastest of its ways for one image (as bench/train_keras.py).
     fn = tf.function(lambda t: model(t, training=False),
@@ -217,12 +230,12 @@ def main():
                 raise HttpError(405, f"{method} is not allowed on {path}",
                                 {"Allow": allowed[path]})
             if path == "/health":
-                return {"status": "ok", "model": name, "arch": "seedCnn",
+                return {"status": "ok", "model": name, "arch": arch,
                         "classes": classes, "inputSize": size,
                         "uptimeSeconds": time.perf_counter() - started,
                         "requests": counter["requests"], "inference": way_name}
             if path == "/model":
-                return {"arch": "seedCnn", "classes": classes, "inputSize": size,
+                return {"arch": arch, "classes": classes, "inputSize": size,
                         "channels": 1, "framework": f"keras {keras.__version__}",
                         "tensorflow": tf.__version__, "draft": draft,
                         "inference": way_name, "inferenceMs": timings}
