@@ -24,9 +24,11 @@
  * classified by a pool of `--workers` Web Workers, each with its own copy of
  * the model (lib/deploy/inference_pool.ts; default one per core), so concurrent
  * requests use every core; `--workers 0` classifies in the server's thread.
- * `--engine onnx` runs the network with onnxruntime instead of tfjs
- * (lib/model/engine.ts: the same probabilities within 1e-5), each worker's
- * onnxruntime on its share of the cores.
+ * The network runs on onnxruntime by default (`SERVE_ENGINE`; the model
+ * exported to ONNX in memory at start-up, each worker's onnxruntime on its
+ * share of the cores), which answers more requests per second than tfjs;
+ * `--engine tfjs` (or `BRAIN_MRI_ENGINE=tfjs`) runs it with tfjs, which
+ * gives the same probabilities within 1e-5 (lib/model/engine.ts).
  *
  * Errors are JSON `{error: "..."}`:
  *
@@ -92,10 +94,11 @@ import {
 } from "./inference_pool.ts";
 import { projectPaths } from "../core/paths.ts";
 import {
-  ENGINE_FLAG,
+  engineFlag,
   type EngineKind,
   openEngine,
   resolveEngineKind,
+  SERVE_ENGINE,
 } from "../model/engine.ts";
 import { imageFormatProblem, modelName, toPrediction } from "./predict.ts";
 import {
@@ -691,7 +694,10 @@ export interface StartServerOptions {
    * {@linkcode defaultWorkers}); 0 runs the model in this thread.
    */
   workers?: number;
-  /** The inference engine (default `resolveEngineKind()`: env, else tfjs). */
+  /**
+   * The inference engine (default: `BRAIN_MRI_ENGINE`, else
+   * `SERVE_ENGINE`, onnx).
+   */
   engine?: EngineKind;
 }
 
@@ -808,7 +814,8 @@ async function startClassifier(
     throw new Error(`maxPixels must be a positive integer (got ${maxPixels})`);
   }
   const settings = { ...(options.tta ? { tta: options.tta } : {}), maxPixels };
-  const kind = options.engine ?? resolveEngineKind();
+  const kind = options.engine ??
+    resolveEngineKind(undefined, undefined, SERVE_ENGINE);
   if (workers > 0) {
     const classifier = await startInferencePool({
       modelDir: dir,
@@ -961,7 +968,7 @@ const SERVE_CLI = {
       help: "inference workers, each with a copy of the model;\n" +
         "0: in the server's thread",
     },
-    engine: ENGINE_FLAG,
+    engine: engineFlag(SERVE_ENGINE),
   },
 } as const;
 
@@ -1004,7 +1011,7 @@ function serverOptions(
   return {
     workers,
     ...(values.tta ? { tta: values.tta } : {}),
-    engine: resolveEngineKind(values.engine),
+    engine: resolveEngineKind(values.engine, undefined, SERVE_ENGINE),
     modelDir: values.model,
     port: boundedInteger("port", values.port, 65535),
     hostname: values.hostname,

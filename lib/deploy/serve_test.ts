@@ -548,7 +548,7 @@ Deno.test("serve: /predict decides by the model's operating point", async () => 
   }
 });
 
-Deno.test("serve: startServer with inference workers or in its own thread answers like predict", async () => {
+Deno.test("serve: startServer with inference workers or in its own thread answers like predict, with either engine", async () => {
   const root = await Deno.makeTempDir({ prefix: "serve_test_" });
   try {
     const modelDir = join(root, "m");
@@ -558,18 +558,31 @@ Deno.test("serve: startServer with inference workers or in its own thread answer
     );
     const files = scans.map((_, i) => join(root, `s${i}.jpg`));
     await Promise.all(files.map((f, i) => Deno.writeFile(f, scans[i])));
-    const want = await predictFiles({ inputs: files, model: modelDir });
-    for (const workers of [2, 0]) {
+    const want = await predictFiles({
+      inputs: files,
+      model: modelDir,
+      engine: "tfjs",
+    });
+    // tfjs: bit for bit predict's answers; onnx (serve's default): the same
+    // classes, probabilities within 1e-5.
+    const settings = [
+      { workers: 2, engine: "tfjs" },
+      { workers: 0, engine: "tfjs" },
+      { workers: 2, engine: undefined },
+    ] as const;
+    for (const { workers, engine } of settings) {
       const running = await startServer({
         modelDir,
         port: 0,
         workers,
         log: false,
+        ...(engine ? { engine } : {}),
       });
       try {
         assert.equal(running.workers, workers);
         const h = await (await fetch(`${running.url}health`)).json();
         assert.equal(h.workers, Math.max(1, workers));
+        assert.equal(h.engine, engine ?? "onnx");
         const answers = await Promise.all(
           [...scans, ...scans].map((scan) =>
             post(`${running.url}predict`, scan, {
@@ -580,10 +593,19 @@ Deno.test("serve: startServer with inference workers or in its own thread answer
         answers.forEach((a, i) => {
           assert.equal(a.status, 200);
           assert.equal(a.json.model, "pooled");
-          assert.deepEqual(
-            a.json.probabilities,
-            want.predictions[i % scans.length].probabilities,
-          );
+          const expected = want.predictions[i % scans.length];
+          if (engine === "tfjs") {
+            assert.deepEqual(a.json.probabilities, expected.probabilities);
+          } else {
+            assert.equal(a.json.class, expected.class);
+            const got = a.json.probabilities as Record<string, number>;
+            for (const [name, p] of Object.entries(expected.probabilities)) {
+              assert.ok(
+                Math.abs(got[name] - p) < 1e-5,
+                `${name}: ${got[name]}`,
+              );
+            }
+          }
         });
         const corrupt = await post(
           `${running.url}predict`,

@@ -37,25 +37,50 @@ export const ENGINE_KINDS = ["tfjs", "onnx"] as const;
 export type EngineKind = typeof ENGINE_KINDS[number];
 
 /**
- * The engine used when neither `--engine` nor `BRAIN_MRI_ENGINE` names one:
- * tfjs. onnxruntime gives the same probabilities (within 1e-5, no class
- * differs) and is faster in batches on the ResNet (not on the seed CNN), but a
- * cold single prediction pays for exporting the network and opening a session
- * first (about 0.55 s; docs/benchmarks.md), so tfjs stays the default.
+ * The engine `predict` and `evaluate` use when neither `--engine` nor
+ * `BRAIN_MRI_ENGINE` names one: tfjs, the engine that trained the model and
+ * the reference the other is checked against. onnxruntime gives the same
+ * probabilities (within 1e-5, no class differs) and is faster in batches on
+ * the ResNet (not on the seed CNN), but a cold single prediction pays for
+ * exporting the network and opening a session first (about 0.55 s;
+ * docs/benchmarks.md).
  */
 export const DEFAULT_ENGINE: EngineKind = "tfjs";
+
+/**
+ * The engine `serve` uses when neither `--engine` nor `BRAIN_MRI_ENGINE`
+ * names one: onnx. A server opens its engine once, and onnxruntime answers
+ * more requests per second than tfjs (and than Keras) on both shipped models
+ * (docs/benchmarks.md).
+ */
+export const SERVE_ENGINE: EngineKind = "onnx";
 
 /** The environment variable that chooses the engine when no flag does. */
 export const ENGINE_ENV = "BRAIN_MRI_ENGINE";
 
-/** The `--engine` flag of `predict` and `evaluate`, declared once. */
-export const ENGINE_FLAG = {
-  type: "string",
-  choices: ENGINE_KINDS,
-  defaultText: `${ENGINE_ENV},\nelse ${DEFAULT_ENGINE}`,
-  help: "inference engine: tfjs, or onnx (onnxruntime on\n" +
-    "the model exported to ONNX in memory)",
-} as const satisfies FlagSpec;
+/**
+ * The `--engine` flag, declared once, with the engine a command falls back
+ * to.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { engineFlag } from "./engine.ts";
+ * assert.match(engineFlag("onnx").defaultText, /else onnx$/);
+ * ```
+ */
+export function engineFlag(fallback: EngineKind) {
+  return {
+    type: "string",
+    choices: ENGINE_KINDS,
+    defaultText: `${ENGINE_ENV},\nelse ${fallback}`,
+    help: "inference engine: tfjs, or onnx (onnxruntime on\n" +
+      "the model exported to ONNX in memory)",
+  } as const satisfies FlagSpec;
+}
+
+/** The `--engine` flag of `predict` and `evaluate`. */
+export const ENGINE_FLAG = engineFlag(DEFAULT_ENGINE);
 
 /**
  * Whether a value names an inference engine.
@@ -74,7 +99,8 @@ export function isEngineKind(value: unknown): value is EngineKind {
 
 /**
  * The engine to use: the one given (a flag's value), else
- * `BRAIN_MRI_ENGINE` when set and not blank, else {@linkcode DEFAULT_ENGINE}.
+ * `BRAIN_MRI_ENGINE` when set and not blank, else `fallback` (default
+ * {@linkcode DEFAULT_ENGINE}).
  * This is the one place the variable is read. Throws a `UsageError` naming
  * the variable for a value that is not an engine.
  *
@@ -85,6 +111,7 @@ export function isEngineKind(value: unknown): value is EngineKind {
  * assert.equal(resolveEngineKind(undefined, {}), "tfjs");
  * assert.equal(resolveEngineKind(undefined, { BRAIN_MRI_ENGINE: "onnx" }), "onnx");
  * assert.equal(resolveEngineKind("tfjs", { BRAIN_MRI_ENGINE: "onnx" }), "tfjs");
+ * assert.equal(resolveEngineKind(undefined, {}, "onnx"), "onnx");
  * assert.throws(
  *   () => resolveEngineKind(undefined, { BRAIN_MRI_ENGINE: "torch" }),
  *   /BRAIN_MRI_ENGINE must be one of tfjs, onnx \(got "torch"\)/,
@@ -93,10 +120,12 @@ export function isEngineKind(value: unknown): value is EngineKind {
  *
  * @param given the engine named on the command line, if any
  * @param env the environment (default `Deno.env`)
+ * @param fallback the engine when neither names one
  */
 export function resolveEngineKind(
   given?: string,
   env?: Record<string, string | undefined>,
+  fallback: EngineKind = DEFAULT_ENGINE,
 ): EngineKind {
   if (given !== undefined) {
     if (!isEngineKind(given)) {
@@ -107,7 +136,7 @@ export function resolveEngineKind(
     return given;
   }
   const value = (env ? env[ENGINE_ENV] : Deno.env.get(ENGINE_ENV))?.trim();
-  if (!value) return DEFAULT_ENGINE;
+  if (!value) return fallback;
   if (!isEngineKind(value)) {
     throw new UsageError(
       `${ENGINE_ENV} must be one of ${
