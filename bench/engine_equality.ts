@@ -171,6 +171,15 @@ export async function compareEngines(
   }
 }
 
+/** `--model`, repeatable, default {@linkcode EQUALITY_MODELS}: shared with bench/inference.ts. */
+export const MODELS_FLAG = {
+  type: "string",
+  value: "DIR",
+  multiple: true,
+  help: "saved model, relative to the project (repeatable;\n" +
+    `default ${EQUALITY_MODELS.join(" and ")})`,
+} as const;
+
 /** The command line. */
 export const ENGINE_EQUALITY_CLI = {
   command: "deno run -A bench/engine_equality.ts",
@@ -183,13 +192,7 @@ export const ENGINE_EQUALITY_CLI = {
       defaultText: "BRAIN_MRI_DATA, else data/, else the synthetic default",
       help: "dataset root",
     },
-    model: {
-      type: "string",
-      value: "DIR",
-      multiple: true,
-      help: "saved model, relative to the project (repeatable;\n" +
-        `default ${EQUALITY_MODELS.join(" and ")})`,
-    },
+    model: MODELS_FLAG,
     out: {
       type: "string",
       value: "FILE",

@@ -50,7 +50,7 @@ import {
   positiveInt,
   recordedPath,
 } from "./bench_util.ts";
-import { EQUALITY_MODELS } from "./engine_equality.ts";
+import { EQUALITY_MODELS, MODELS_FLAG } from "./engine_equality.ts";
 import { ensurePeerEnv } from "./peer_env.ts";
 
 const TF_WHEEL = "tensorflow-cpu==2.21.0";
@@ -70,13 +70,7 @@ export const INFERENCE_BENCH_CLI = {
       defaultText: "BRAIN_MRI_DATA, else data/, else the synthetic default",
       help: "dataset root (its test split is inferred)",
     },
-    model: {
-      type: "string",
-      value: "DIR",
-      multiple: true,
-      help: "saved model, relative to the project (repeatable;\n" +
-        `default ${EQUALITY_MODELS.join(" and ")})`,
-    },
+    model: MODELS_FLAG,
     repeats: {
       type: "integer",
       default: 2,
