@@ -7,7 +7,7 @@ import {
   saveTinyModel,
 } from "../../tests/fixtures.ts";
 import { projectPaths } from "../core/paths.ts";
-import { predictFiles } from "./predict.ts";
+import { type FilePrediction, predictFiles } from "./predict.ts";
 import { run } from "../tools/proc.ts";
 import { loadSavedModel, type ModelMetadata } from "../model/saved_model.ts";
 import {
@@ -548,6 +548,45 @@ Deno.test("serve: /predict decides by the model's operating point", async () => 
   }
 });
 
+/** The answers `want`: bit for bit with tfjs, within 1e-5 with onnx. */
+function assertAnswersLike(
+  answers: { status: number; json: Record<string, unknown> }[],
+  want: FilePrediction[],
+  engine: "tfjs" | "onnx",
+): void {
+  answers.forEach((a, i) => {
+    assert.equal(a.status, 200);
+    assert.equal(a.json.model, "pooled");
+    const expected = want[i % want.length];
+    if (engine === "tfjs") {
+      assert.deepEqual(a.json.probabilities, expected.probabilities);
+      return;
+    }
+    assert.equal(a.json.class, expected.class);
+    const got = a.json.probabilities as Record<string, number>;
+    for (const [name, p] of Object.entries(expected.probabilities)) {
+      assert.ok(Math.abs(got[name] - p) < 1e-5, `${name}: ${got[name]}`);
+    }
+  });
+}
+
+/** A cut-off scan is a 422; a forged 65,500 × 65,500 header a 413, unread. */
+async function assertBadScansRefused(url: string, scan: Uint8Array) {
+  const jpeg = { "content-type": "image/jpeg" };
+  const corrupt = await post(`${url}predict`, scan.slice(0, 300), jpeg);
+  assert.equal(corrupt.status, 422);
+  assert.match(String(corrupt.json.error), /corrupt or undecodable image/);
+  const forged = scan.slice();
+  const sof = forged.findIndex((v, i) => v === 0xff && forged[i + 1] === 0xc0);
+  forged.set([0xff, 0xdc, 0xff, 0xdc], sof + 5);
+  const huge = await post(`${url}predict`, forged, jpeg);
+  assert.equal(huge.status, 413);
+  assert.match(
+    String(huge.json.error),
+    /65500 × 65500 pixels .* over the limit of 50 megapixels/,
+  );
+}
+
 Deno.test("serve: startServer with inference workers or in its own thread answers like predict, with either engine", async () => {
   const root = await Deno.makeTempDir({ prefix: "serve_test_" });
   try {
@@ -590,49 +629,8 @@ Deno.test("serve: startServer with inference workers or in its own thread answer
             })
           ),
         );
-        answers.forEach((a, i) => {
-          assert.equal(a.status, 200);
-          assert.equal(a.json.model, "pooled");
-          const expected = want.predictions[i % scans.length];
-          if (engine === "tfjs") {
-            assert.deepEqual(a.json.probabilities, expected.probabilities);
-          } else {
-            assert.equal(a.json.class, expected.class);
-            const got = a.json.probabilities as Record<string, number>;
-            for (const [name, p] of Object.entries(expected.probabilities)) {
-              assert.ok(
-                Math.abs(got[name] - p) < 1e-5,
-                `${name}: ${got[name]}`,
-              );
-            }
-          }
-        });
-        const corrupt = await post(
-          `${running.url}predict`,
-          scans[0].slice(0, 300),
-          {
-            "content-type": "image/jpeg",
-          },
-        );
-        assert.equal(corrupt.status, 422);
-        assert.match(
-          String(corrupt.json.error),
-          /corrupt or undecodable image/,
-        );
-        // A frame header claiming 65,500 × 65,500 pixels: refused unread.
-        const forged = scans[0].slice();
-        const sof = forged.findIndex((v, i) =>
-          v === 0xff && forged[i + 1] === 0xc0
-        );
-        forged.set([0xff, 0xdc, 0xff, 0xdc], sof + 5);
-        const huge = await post(`${running.url}predict`, forged, {
-          "content-type": "image/jpeg",
-        });
-        assert.equal(huge.status, 413);
-        assert.match(
-          String(huge.json.error),
-          /65500 × 65500 pixels .* over the limit of 50 megapixels/,
-        );
+        assertAnswersLike(answers, want.predictions, engine ?? "onnx");
+        await assertBadScansRefused(running.url, scans[0]);
       } finally {
         await running.shutdown();
       }
