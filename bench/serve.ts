@@ -375,28 +375,28 @@ function ourLabel(checkout: string, workers: number, engine?: string): string {
     (engine ? `/${engine}` : "");
 }
 
-/** The servers of a checkout, in the order they are started, by label. */
+/** A checkout's servers with one `--workers` setting: one per engine. */
 function ourServers(
   checkout: string,
+  workers: number,
   flags: Flags,
-): { label: string; workers: number; engine?: string }[] {
+): { label: string; engine?: string }[] {
   const engines = flags.engines.length > 0 ? flags.engines : [undefined];
-  return flags.workers.flatMap((workers) =>
-    engines.map((engine) => ({
-      label: ourLabel(
-        checkout,
-        workers,
-        flags.engines.length > 1 ? engine : undefined,
-      ),
+  return engines.map((engine) => ({
+    label: ourLabel(
+      checkout,
       workers,
-      engine,
-    }))
-  );
+      flags.engines.length > 1 ? engine : undefined,
+    ),
+    engine,
+  }));
 }
 
-/** The labels of {@linkcode ourServers}. */
+/** The labels of a checkout's servers, every `--workers` setting in turn. */
 function ourLabels(checkout: string, flags: Flags): string[] {
-  return ourServers(checkout, flags).map((s) => s.label);
+  return flags.workers.flatMap((w) =>
+    ourServers(checkout, w, flags).map((s) => s.label)
+  );
 }
 
 /** How to start one server, and how it says where it listens. */
@@ -731,11 +731,9 @@ function serverSpecs(
   const model = resolve(
     flags.model ?? join(projectPaths().root, "models", SAME_AS_PEER),
   );
-  const ours = flags.workers.flatMap((w) =>
+  const ours = flags.workers.flatMap((workers) =>
     checkouts.flatMap((checkout) =>
-      ourServers(checkout.name, flags).filter((s) => s.workers === w).map((
-        { label, workers, engine },
-      ) => ({
+      ourServers(checkout.name, workers, flags).map(({ label, engine }) => ({
         label,
         command: Deno.execPath(),
         args: [
@@ -1278,9 +1276,14 @@ async function benchmark(flags: Flags): Promise<void> {
     ? await kerasCopy(python, flags.model)
     : undefined;
   const specs = serverSpecs(flags, checkouts, { python, kerasModel });
-  const results = flags.mixed
-    ? await mixedBenchmark(specs, scans, flags)
-    : await normalBenchmark(specs, scans, flags, checkouts);
+  let results;
+  try {
+    results = flags.mixed
+      ? await mixedBenchmark(specs, scans, flags)
+      : await normalBenchmark(specs, scans, flags, checkouts);
+  } finally {
+    if (kerasModel) await Deno.remove(dirname(kerasModel), { recursive: true });
+  }
   if (flags.json) {
     const json = {
       // The dataset by a name that says nothing about this machine.
