@@ -189,18 +189,18 @@ async function selectFiles(
           "run of the same settings without --refit, or use --split test",
       );
     }
+    const radius = metadata.training.split?.groupRadius;
     const data = await prepareData({
       source: options.data,
       size,
       seed: metadata.training.seed,
       validation: options.validation ?? metadata.training.split?.validation,
       test: options.test ?? metadata.training.split?.test,
-      nearThreshold: metadata.training.split?.groupRadius,
+      nearThreshold: radius,
       cacheDir: options.cacheDir,
     });
     checkClasses(data.classes, metadata, options.data);
     const part = data[options.split];
-    const radius = metadata.training.split?.groupRadius;
     return {
       files: part.files,
       pixels: part.pixels,
