@@ -87,3 +87,44 @@ export function rng(seed: number | string): Rng {
 export function deriveSeed(seed: number, name: string): number {
   return seedrandom.alea(`${seed}/${name}`).int32() >>> 0;
 }
+
+/** A Gamma(shape, 1) draw (Marsaglia and Tsang; shapes below 1 boosted). */
+function gammaDraw(r: Rng, shape: number): number {
+  if (shape < 1) {
+    return gammaDraw(r, shape + 1) * Math.pow(1 - r.next(), 1 / shape);
+  }
+  const d = shape - 1 / 3;
+  const c = 1 / Math.sqrt(9 * d);
+  for (;;) {
+    const z = r.normal();
+    const v = Math.pow(1 + c * z, 3);
+    if (v <= 0) continue;
+    const u = 1 - r.next();
+    if (Math.log(u) < 0.5 * z * z + d - d * v + d * Math.log(v)) return d * v;
+  }
+}
+
+/**
+ * A draw from the Beta(a, b) distribution, in [0, 1], from a seeded
+ * generator (two Gamma draws, `x / (x + y)`). Mixup draws its mixing weight
+ * from Beta(α, α).
+ *
+ * @example The same generator state gives the same draw; the mean is a / (a + b)
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { betaDraw, rng } from "./random.ts";
+ * assert.equal(betaDraw(rng(7), 0.2, 0.2), betaDraw(rng(7), 0.2, 0.2));
+ * const r = rng(1);
+ * let sum = 0;
+ * for (let i = 0; i < 4000; i++) sum += betaDraw(r, 2, 6);
+ * assert.ok(Math.abs(sum / 4000 - 0.25) < 0.01);
+ * ```
+ */
+export function betaDraw(r: Rng, a: number, b: number): number {
+  if (!(a > 0 && b > 0)) {
+    throw new RangeError(`betaDraw: a and b must be > 0 (got ${a}, ${b})`);
+  }
+  const x = gammaDraw(r, a);
+  const y = gammaDraw(r, b);
+  return x + y === 0 ? 0.5 : x / (x + y);
+}

@@ -134,6 +134,9 @@ function runConfigLine(c: Record<string, unknown>): string {
   if (typeof c.labelSmoothing === "number" && c.labelSmoothing > 0) {
     parts.push(`label smoothing ${c.labelSmoothing}`);
   }
+  if (typeof c.mixup === "number" && c.mixup > 0) {
+    parts.push(`mixup α ${c.mixup}`);
+  }
   const es = c.earlyStopping as { patience: number } | false | undefined;
   parts.push(es ? `early stopping after ${es.patience}` : "no early stopping");
   if (typeof c.maxSeconds === "number") {

@@ -90,10 +90,11 @@ Deno.test("modelCard: the schedule from the run's config; a refit says it has no
     ema: { decay: 0.998 },
     weightDecay: 0.05,
     labelSmoothing: 0.1,
+    mixup: 0.2,
   });
   assert.match(
     timed,
-    /- Schedule: cosine learning-rate decay to 0\.00001 over the 60-min time budget \(at most 200 epochs\); moving average of the weights \(decay 0\.998\) validated and saved; decoupled weight decay 0\.05; label smoothing 0\.1; no early stopping; training time budget 60 min\./,
+    /- Schedule: cosine learning-rate decay to 0\.00001 over the 60-min time budget \(at most 200 epochs\); moving average of the weights \(decay 0\.998\) validated and saved; decoupled weight decay 0\.05; label smoothing 0\.1; mixup α 0\.2; no early stopping; training time budget 60 min\./,
   );
   assert.equal(card.includes("final refit"), false);
   assert.match(card, /the best on validation loss/);

@@ -47,6 +47,7 @@ Deno.test("resolveConfig: every default comes from DEFAULTS, in the order manife
     "maxSeconds",
     "weightDecay",
     "labelSmoothing",
+    "mixup",
     "ema",
     "restoreBestWeights",
     "evalBatchSize",

@@ -2,7 +2,7 @@
  * One training step: the batch tensor from packed uint8 pixels (`/255`),
  * augmentation keyed by `(seed, epoch, batch)`, Dropout seeded from
  * `(seed, epoch, batch, layer)`, the forward pass, the (class-weighted,
- * label-smoothed) cross-entropy, the gradients and Adam's update, then the
+ * label-smoothed, mixed-up) cross-entropy, the gradients and Adam's update, then the
  * decoupled weight decay of the kernels. {@linkcode createTrainStep} binds
  * these to a model, an optimizer and a run's settings once;
  * {@linkcode batchTensor}, {@linkcode crossEntropy} and
@@ -19,7 +19,7 @@
  * const optimizer = tf.train.adam(1e-3);
  * const step = createTrainStep({
  *   model, optimizer,
- *   config: { seed: 1, augmentation: false, classWeights: null, classes: ["a", "b", "c", "d"], labelSmoothing: 0, weightDecay: 0, inputSize: 32 },
+ *   config: { seed: 1, augmentation: false, classWeights: null, classes: ["a", "b", "c", "d"], labelSmoothing: 0, mixup: 0, weightDecay: 0, inputSize: 32 },
  * });
  * const images = { pixels: new Uint8Array(4 * 32 * 32), labels: new Int32Array([0, 1, 2, 3]) };
  * const { loss, correct } = await step({ images, indices: [0, 1, 2, 3], epoch: 0, batch: 0, learningRate: 1e-3 });
@@ -31,7 +31,7 @@
  *
  * @module
  */
-import { deriveSeed } from "../core/random.ts";
+import { betaDraw, deriveSeed, rng } from "../core/random.ts";
 import {
   type LayersModel,
   type Scalar,
@@ -200,6 +200,7 @@ export type StepConfig = Pick<
   | "classWeights"
   | "classes"
   | "labelSmoothing"
+  | "mixup"
   | "weightDecay"
   | "inputSize"
 >;
@@ -253,16 +254,127 @@ function stepInput(config: StepConfig, batch: StepBatch): Tensor4D {
   return x;
 }
 
+/** The batch's input, mixed with its partners when the run mixes. */
+function stepInputMixed(
+  config: StepConfig,
+  batch: StepBatch,
+  plan: MixupPlan | undefined,
+): Tensor4D {
+  const x = stepInput(config, batch);
+  if (!plan) return x;
+  const mixed = mixImages(x, plan);
+  x.dispose();
+  return mixed;
+}
+
 function batchLabels(images: TrainSplit, indices: ArrayLike<number>) {
   const l = new Int32Array(indices.length);
   for (let k = 0; k < indices.length; k++) l[k] = images.labels[indices[k]];
   return l;
 }
 
+/** One batch's mixup: the weight of each image and whose image it is mixed with. */
+export interface MixupPlan {
+  /** Weight of each image's own pixels and label, in [0.5, 1]. */
+  lambda: number;
+  /** For each position in the batch, the position of its partner. */
+  partners: Int32Array;
+}
+
+/**
+ * The mixup of one batch (Zhang et al., 2018), drawn from a generator keyed
+ * by `(seed, epoch, batch)` so that a resumed run draws it again: λ from
+ * Beta(α, α), folded to `max(λ, 1 − λ)` so that each image keeps the larger
+ * share and its own label stays the one accuracy is counted against, and the
+ * partners a shuffle of the batch. Returns undefined when `alpha` is 0 (off).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mixupPlan } from "./step.ts";
+ * const key = { seed: 42, epoch: 3, batch: 7 };
+ * const plan = mixupPlan({ ...key, size: 8, alpha: 0.2 })!;
+ * assert.deepEqual(plan, mixupPlan({ ...key, size: 8, alpha: 0.2 }));
+ * assert.ok(plan.lambda >= 0.5 && plan.lambda <= 1);
+ * assert.deepEqual([...plan.partners].sort(), [0, 1, 2, 3, 4, 5, 6, 7]);
+ * assert.equal(mixupPlan({ ...key, size: 8, alpha: 0 }), undefined);
+ * ```
+ */
+export function mixupPlan(
+  options: {
+    seed: number;
+    epoch: number;
+    batch: number;
+    size: number;
+    alpha: number;
+  },
+): MixupPlan | undefined {
+  if (!(options.alpha > 0)) return undefined;
+  const r = rng(
+    deriveSeed(options.seed, `mixup/${options.epoch}/${options.batch}`),
+  );
+  const draw = betaDraw(r, options.alpha, options.alpha);
+  const order = r.shuffle(Array.from({ length: options.size }, (_, i) => i));
+  return { lambda: Math.max(draw, 1 - draw), partners: Int32Array.from(order) };
+}
+
+/** `x` mixed with its partners: `λ·x + (1 − λ)·x[partners]`. */
+function mixImages(x: Tensor4D, plan: MixupPlan): Tensor4D {
+  return tf.tidy(() =>
+    tf.add(
+      tf.mul(x, plan.lambda),
+      tf.mul(
+        tf.gather(x, tf.tensor1d(plan.partners, "int32")),
+        1 - plan.lambda,
+      ),
+    )
+  );
+}
+
+/** The batch's labels and per-image loss weights, one set per mixed side. */
+interface LossSide {
+  labels: Tensor1D;
+  weights?: Tensor1D;
+  share: number;
+}
+
+function lossSides(
+  labels: Int32Array,
+  classWeights: number[] | undefined,
+  plan: MixupPlan | undefined,
+): LossSide[] {
+  const side = (l: Int32Array, share: number): LossSide => ({
+    labels: tf.tensor1d(l, "int32"),
+    weights: classWeights
+      ? tf.tensor1d(Float32Array.from(l, (c) => classWeights[c]))
+      : undefined,
+    share,
+  });
+  if (!plan) return [side(labels, 1)];
+  const partnerLabels = Int32Array.from(plan.partners, (k) => labels[k]);
+  return [side(labels, plan.lambda), side(partnerLabels, 1 - plan.lambda)];
+}
+
+/** The mean training loss over the sides: Σ share · weight · cross-entropy. */
+function mixedLoss(
+  probs: Tensor,
+  sides: LossSide[],
+  labelSmoothing: number,
+): Scalar {
+  let total: Tensor | undefined;
+  for (const side of sides) {
+    let perSample = crossEntropy(probs, side.labels, { labelSmoothing });
+    if (side.weights) perSample = tf.mul(perSample, side.weights);
+    if (side.share !== 1) perSample = tf.mul(perSample, side.share);
+    total = total ? tf.add(total, perSample) : perSample;
+  }
+  return tf.mean(total!) as Scalar;
+}
+
 /**
  * A training step for `model`: for a batch it runs the forward pass in
  * training mode, takes the optimizer's step on the mean cross-entropy
- * (weighted by class, smoothed, as the config says) and then multiplies
+ * (weighted by class, smoothed and mixed up, as the config says) and then multiplies
  * every kernel (trainable weight of rank ≥ 2) by `1 − lr · weightDecay`.
  * It disposes every tensor it makes. See the module example.
  */
@@ -277,25 +389,29 @@ export function createTrainStep(options: CreateTrainStepOptions): TrainStep {
   );
   const kernels = variables.filter((v) => v.rank >= 2);
   return async (batch) => {
-    const x = stepInput(config, batch);
-    const labels = batchLabels(batch.images, batch.indices);
-    const y = tf.tensor1d(labels, "int32");
-    const w = weightsByIndex
-      ? tf.tensor1d(Float32Array.from(labels, (l) => weightsByIndex[l]))
-      : undefined;
+    const plan = mixupPlan({
+      seed: config.seed,
+      epoch: batch.epoch,
+      batch: batch.batch,
+      size: batch.indices.length,
+      alpha: config.mixup,
+    });
+    const x = stepInputMixed(config, batch, plan);
+    const sides = lossSides(
+      batchLabels(batch.images, batch.indices),
+      weightsByIndex,
+      plan,
+    );
+    const y = sides[0].labels;
     seedDropout(dropouts, config.seed, batch.epoch, batch.batch);
     let correct: Tensor | undefined;
     const lossT = optimizer.minimize(
       () => {
         const probs = model.apply(x, { training: true }) as Tensor;
-        let perSample = crossEntropy(probs, y, {
-          labelSmoothing: config.labelSmoothing,
-        });
-        if (w) perSample = tf.mul(perSample, w);
         correct = tf.keep(
           tf.sum(tf.cast(tf.equal(tf.argMax(probs, -1), y), "float32")),
         );
-        return tf.mean(perSample) as Scalar;
+        return mixedLoss(probs, sides, config.labelSmoothing);
       },
       true,
       variables,
@@ -304,8 +420,8 @@ export function createTrainStep(options: CreateTrainStepOptions): TrainStep {
       lossT.data(),
       correct!.data(),
     ]);
-    tf.dispose([x, y, lossT, correct!]);
-    if (w) w.dispose();
+    tf.dispose([x, lossT, correct!]);
+    for (const side of sides) tf.dispose([side.labels, side.weights ?? []]);
     if (config.weightDecay > 0) {
       const keep = 1 - batch.learningRate * config.weightDecay;
       tf.tidy(() => kernels.forEach((v) => v.assign(tf.mul(v, keep))));

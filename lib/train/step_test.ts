@@ -1,9 +1,17 @@
 import assert from "node:assert/strict";
-import { tf } from "../core/tf.ts";
+import { type Tensor, tf } from "../core/tf.ts";
 import { DEFAULT_AUGMENT_OPTIONS } from "../data/augment.ts";
 import { buildModel } from "../model/models.ts";
 import { useNativeKernels } from "../model/native_kernels.ts";
-import { createTrainStep, type StepConfig, type StepResult } from "./step.ts";
+import {
+  batchTensor,
+  createTrainStep,
+  crossEntropy,
+  mixupPlan,
+  seedDropoutLayers,
+  type StepConfig,
+  type StepResult,
+} from "./step.ts";
 
 const SIZE = 32;
 const CLASSES = ["a", "b", "c", "d"];
@@ -27,6 +35,7 @@ const BASE: StepConfig = {
   classWeights: null,
   classes: CLASSES,
   labelSmoothing: 0,
+  mixup: 0,
   weightDecay: 0,
   inputSize: SIZE,
 };
@@ -105,6 +114,7 @@ Deno.test("a step frees what it makes: only Adam's moments stay", async () => {
       ...BASE,
       augmentation: { ...DEFAULT_AUGMENT_OPTIONS },
       weightDecay: 0.01,
+      mixup: 0.2,
     },
   });
   const batch = {
@@ -120,4 +130,51 @@ Deno.test("a step frees what it makes: only Adam's moments stay", async () => {
   assert.equal(tf.memory().numTensors, after);
   model.dispose();
   optimizer.dispose();
+});
+
+/** The loss mixup should give, computed here from its definition. */
+function mixupLossByHand(alpha: number, at: { epoch: number; batch: number }) {
+  const indices = [0, 1, 2, 3, 4, 5, 6, 7];
+  const plan = mixupPlan({ seed: BASE.seed, ...at, size: 8, alpha })!;
+  const model = buildModel("seedCnn", {
+    inputSize: SIZE,
+    channels: 1,
+    numClasses: 4,
+    seed: 1,
+  });
+  seedDropoutLayers(model, { seed: BASE.seed, ...at });
+  const loss = tf.tidy(() => {
+    const x = batchTensor(IMAGES.pixels, indices, SIZE);
+    const partner = batchTensor(IMAGES.pixels, plan.partners, SIZE);
+    const mixed = tf.add(
+      tf.mul(x, plan.lambda),
+      tf.mul(partner, 1 - plan.lambda),
+    );
+    const probs = model.apply(mixed, { training: true }) as Tensor;
+    const own = tf.tensor1d(IMAGES.labels, "int32");
+    const other = tf.tensor1d(
+      Int32Array.from(plan.partners, (k) => IMAGES.labels[k]),
+      "int32",
+    );
+    return tf.mean(tf.add(
+      tf.mul(crossEntropy(probs, own), plan.lambda),
+      tf.mul(crossEntropy(probs, other), 1 - plan.lambda),
+    )).dataSync()[0];
+  });
+  model.dispose();
+  return { loss, plan };
+}
+
+Deno.test("mixup blends images and labels by the drawn weight", async () => {
+  const at = { epoch: 1, batch: 4 };
+  const { loss, plan } = mixupLossByHand(0.4, at);
+  assert.ok(plan.lambda > 0.5 && plan.lambda < 1);
+  assert.ok(plan.partners.some((k, i) => k !== i));
+  const mixed = await firstStep({ mixup: 0.4 }, at);
+  assert.ok(
+    Math.abs(mixed.loss - loss) < 1e-5,
+    `step ${mixed.loss} against ${loss}`,
+  );
+  assert.notEqual(mixed.loss, (await firstStep({}, at)).loss);
+  assert.deepEqual(await firstStep({ mixup: 0.4 }, at), mixed);
 });

@@ -186,6 +186,14 @@ export const TRAIN_CLI = {
         "instead of one-hot (e.g. 0.1), 0 = off; the\n" +
         "validation loss stays cross-entropy",
     },
+    mixup: {
+      type: "number",
+      value: "ALPHA",
+      default: 0,
+      help: "blend each training batch with a shuffle of\n" +
+        "itself, images and labels, by a weight drawn\n" +
+        "from Beta(ALPHA, ALPHA) (e.g. 0.2), 0 = off",
+    },
     "max-minutes": {
       type: "number",
       value: "M",
@@ -264,6 +272,8 @@ export interface TrainCliOptions {
   weightDecay: number;
   /** Label smoothing of the training loss (0 = off). */
   labelSmoothing: number;
+  /** Mixup's α (0 = off). */
+  mixup: number;
   /** Train on training + validation, without validation (a final refit). */
   refit: boolean;
   /** Extra options for the architecture's factory. */
@@ -389,6 +399,11 @@ function checkNumbers(values: TrainFlags) {
       `--label-smoothing must be in [0, 1) (got "${smoothing}")`,
     );
   }
+  if (!(values.mixup >= 0 && Number.isFinite(values.mixup))) {
+    throw new UsageError(
+      `--mixup must be a number >= 0 (got "${values.mixup}")`,
+    );
+  }
   const val = fraction(values.val, "val");
   const test = fraction(values.test, "test");
   if (val + test >= 1) {
@@ -492,6 +507,7 @@ function trainCliOptions(values: TrainFlags): TrainCliOptions {
     ...(values.ema !== undefined ? { ema: values.ema } : {}),
     weightDecay: values["weight-decay"],
     labelSmoothing: values["label-smoothing"],
+    mixup: values.mixup,
     modelOptions: values["model-options"] === undefined
       ? {}
       : jsonObject(values["model-options"], "model-options"),
@@ -618,6 +634,7 @@ function trainOptions(
     ...(o.ema !== undefined ? { ema: { decay: o.ema } } : {}),
     weightDecay: o.weightDecay,
     labelSmoothing: o.labelSmoothing,
+    mixup: o.mixup,
     ...(o.maxMinutes !== undefined ? { maxSeconds: o.maxMinutes * 60 } : {}),
     runDir: runPaths(o.out).root,
     resume: o.resume,

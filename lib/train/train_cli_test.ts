@@ -157,6 +157,12 @@ Deno.test("parseTrainArgs: label smoothing, EMA, refits and augmentation", () =>
     () => parseTrainArgs(["--label-smoothing=x"]),
     /--label-smoothing must be a number \(got "x"\)/,
   );
+  assert.equal(parseTrainArgs([]).mixup, 0);
+  assert.equal(parseTrainArgs(["--mixup", "0.2"]).mixup, 0.2);
+  assert.throws(
+    () => parseTrainArgs(["--mixup=-0.2"]),
+    /--mixup must be a number >= 0 \(got "-0.2"\)/,
+  );
   assert.throws(
     () => parseTrainArgs(["--refit"]),
     /--refit needs --cosine/,
