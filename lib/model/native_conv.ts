@@ -133,9 +133,12 @@ function probeConv2D(swaps: KernelSwaps): boolean {
 }
 
 /**
- * tfjs's `FusedConv2D` (inference: conv + bias + optional ReLU) as oneDNN's
- * conv with the bias fused in, then TensorFlow's `Relu`; other activations,
- * a PReLU, or an odd bias go to tfjs's kernel.
+ * tfjs's `FusedConv2D` (conv + optional bias + optional ReLU; tfjs-layers
+ * runs every `Conv2D` layer through it) as oneDNN's conv, with the bias fused
+ * in when there is one, then TensorFlow's `Relu`. Without this, a conv layer
+ * without a bias (every convolution followed by batch normalisation) would
+ * run tfjs-node's plain `Conv2D` op, Eigen's kernel. Other activations, a
+ * PReLU, or an odd bias go to tfjs's kernel.
  */
 function fusedConv2D(swaps: KernelSwaps, original: KernelFunc): KernelFunc {
   const { backend, attrs } = swaps;
@@ -146,17 +149,23 @@ function fusedConv2D(swaps: KernelSwaps, original: KernelFunc): KernelFunc {
     const activation = at.activation ?? "linear";
     const g = convGeometry(x!.shape, filter!.shape, at);
     if (
-      !g.ok || x!.dtype !== "float32" || !bias || bias.rank !== 1 ||
-      bias.shape[0] !== filter!.shape[3] || preluActivationWeights ||
+      !g.ok || x!.dtype !== "float32" ||
+      (bias && (bias.rank !== 1 || bias.shape[0] !== filter!.shape[3])) ||
+      preluActivationWeights ||
       (activation !== "linear" && activation !== "relu")
     ) {
       return original(args);
     }
-    const y = backend.executeSingleOutput(
-      "_MklNativeConv2DWithBias",
-      convAttrs(attrs, g),
-      [x!, filter!, bias],
-    );
+    const y = bias
+      ? backend.executeSingleOutput(
+        "_MklNativeConv2DWithBias",
+        convAttrs(attrs, g),
+        [x!, filter!, bias],
+      )
+      : backend.executeSingleOutput("_MklNativeConv2D", convAttrs(attrs, g), [
+        x!,
+        filter!,
+      ]);
     if (activation === "linear") return y;
     const r = backend.executeSingleOutput("Relu", [attrs.float()], [y]);
     y.dispose();
@@ -249,7 +258,9 @@ export function installConv2DBackpropInput(swaps: KernelSwaps): void {
  * respect to its filter) to oneDNN's `_MklNativeConv2DBackpropFilter` for
  * inputs of at most 4 channels: oneDNN wins for inputs with few channels
  * (the first layer); Eigen's kernel is as fast or faster from ~16 channels
- * on (`bench/train.ts`), so those stay with tfjs's kernel.
+ * on (`bench/train.ts`), so those stay with tfjs's kernel. The filter
+ * gradient of every 1×1 convolution is a matrix product instead
+ * (`pointwiseFilterGradient`), which also keeps away from a TensorFlow bug.
  *
  * @example
  * ```ts
@@ -290,9 +301,41 @@ export function installConv2DBackpropFilter(swaps: KernelSwaps): void {
     const at = args.attrs as Record<string, unknown>;
     const filterShape = at.filterShape as number[];
     const g = convGeometry(x.shape, filterShape, at);
-    if (!g.ok || x.dtype !== "float32" || filterShape[2] > 4) {
-      return original(args);
+    if (!g.ok || x.dtype !== "float32") return original(args);
+    if (filterShape[0] === 1 && filterShape[1] === 1) {
+      return pointwiseFilterGradient(x, dy, g);
     }
-    return run(g, x, filterShape, dy);
+    return filterShape[2] > 4 ? original(args) : run(g, x, filterShape, dy);
+  });
+}
+
+/**
+ * The filter gradient of a 1×1 convolution (NHWC, no dilation) as one
+ * matrix product: `dw[0, 0, i, o] = Σ x[n, s·h, s·w, i] · dy[n, h, w, o]`
+ * over the strided input, which a 1×1 kernel never pads. TensorFlow 2.9's
+ * own `Conv2DBackpropFilter` corrupts the heap on 1×1 stride-2 convolutions
+ * of fewer than 16 input channels and an even input size (the process dies
+ * with a malloc error), as a ResNet's projection shortcut has when a stage
+ * is narrow; this path never calls it.
+ */
+function pointwiseFilterGradient(
+  x: Tensor,
+  dy: Tensor,
+  g: ConvGeometry,
+): Tensor {
+  return tf.tidy(() => {
+    const [, sh, sw] = g.strides;
+    const picked = sh === 1 && sw === 1
+      ? x
+      : tf.stridedSlice(x, [0, 0, 0, 0], x.shape, [1, sh, sw, 1]);
+    const inChannels = x.shape[3]!, outChannels = dy.shape[3]!;
+    const rows = dy.size / outChannels;
+    const dw = tf.matMul(
+      tf.reshape(picked, [rows, inChannels]),
+      tf.reshape(dy, [rows, outChannels]),
+      true,
+      false,
+    );
+    return tf.reshape(dw, [1, 1, inChannels, outChannels]);
   });
 }

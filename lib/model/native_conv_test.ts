@@ -66,6 +66,9 @@ Deno.test("native convolutions give tfjs's outputs and gradients (strided SAME, 
     { x: [2, 9, 7, 3], w: [5, 5, 3, 4], strides: 2, pad: "same" },
     // 8 input channels: the filter gradient stays with tfjs's kernel
     { x: [2, 8, 8, 8], w: [3, 3, 8, 6], strides: 1, pad: "valid" },
+    // 1×1 convolutions: the filter gradient is a matrix product
+    { x: [2, 9, 7, 3], w: [1, 1, 3, 5], strides: 2, pad: "same" },
+    { x: [2, 6, 6, 20], w: [1, 1, 20, 4], strides: 1, pad: "valid" },
   ];
   for (const c of cases) {
     const x = tf.randomUniform(c.x, -1, 1, "float32", 1) as Tensor4D;
@@ -85,7 +88,7 @@ Deno.test("native convolutions give tfjs's outputs and gradients (strided SAME, 
   assert.equal(tf.memory().numTensors, start);
 });
 
-Deno.test("native FusedConv2D: bias and ReLU fused as tfjs computes them", () => {
+Deno.test("native FusedConv2D: with and without a bias, ReLU fused, as tfjs computes them", () => {
   const start = tf.memory().numTensors;
   const x = tf.randomUniform([1, 6, 6, 2], -1, 1, "float32", 3) as Tensor4D;
   const filter = tf.randomUniform(
@@ -97,10 +100,20 @@ Deno.test("native FusedConv2D: bias and ReLU fused as tfjs computes them", () =>
   ) as Tensor4D;
   const bias = tf.tensor1d([0.5, -0.5, 0, 1, -1]);
   const [reference, native] = tfjsAndNative(() =>
-    (["linear", "relu"] as const).map((activation) =>
-      tf.fused.conv2d({ x, filter, bias, strides: 1, pad: "same", activation })
+    [bias, undefined].flatMap((b) =>
+      (["linear", "relu"] as const).map((activation) =>
+        tf.fused.conv2d({
+          x,
+          filter,
+          ...(b ? { bias: b } : {}),
+          strides: 1,
+          pad: "same",
+          activation,
+        })
+      )
     )
   );
+  assert.equal(native.length, 4);
   native.forEach((t, i) => assert.ok(maxAbsDiff(t, reference[i]) < 1e-5));
   tf.dispose([x, filter, bias, ...reference, ...native]);
   assert.equal(tf.memory().numTensors, start);
@@ -118,5 +131,33 @@ Deno.test("a dilated convolution falls back to tfjs's own kernel", () => {
   assert.deepEqual(native[0].shape, [1, 5, 5, 3]);
   assert.equal(maxAbsDiff(native[0], reference[0]), 0);
   tf.dispose([x, w, ...reference, ...native]);
+  assert.equal(tf.memory().numTensors, start);
+});
+
+Deno.test("a narrow 1×1 stride-2 convolution trains without touching TensorFlow's faulty filter gradient", () => {
+  // TensorFlow's own Conv2DBackpropFilter corrupts the heap on this shape
+  // (a ResNet projection shortcut out of an 8-channel stage). The reference
+  // is the stride-1 gradient on the input's every other row and column,
+  // which is the same sum.
+  const start = tf.memory().numTensors;
+  const x = tf.randomUniform([4, 16, 16, 8], -1, 1, "float32", 5) as Tensor4D;
+  const w = tf.randomUniform([1, 1, 8, 16], -1, 1, "float32", 6) as Tensor4D;
+  const picked = tf.stridedSlice(x, [0, 0, 0, 0], x.shape, [1, 2, 2, 1]);
+  const reference = tf.grad((wt: Tensor) =>
+    tf.conv2d(picked as Tensor4D, wt as Tensor4D, 1, "valid").square().sum()
+  )(w);
+  const swaps = new KernelSwaps();
+  installConv2DBackpropFilter(swaps);
+  try {
+    const dw = tf.grad((wt: Tensor) =>
+      tf.conv2d(x, wt as Tensor4D, 2, "same").square().sum()
+    )(w);
+    const scale = tf.tidy(() => tf.max(tf.abs(reference)).dataSync()[0]);
+    assert.ok(maxAbsDiff(dw, reference) <= 1e-5 * scale);
+    dw.dispose();
+  } finally {
+    swaps.restore();
+  }
+  tf.dispose([x, w, picked, reference]);
   assert.equal(tf.memory().numTensors, start);
 });
