@@ -19,6 +19,7 @@
  *
  * @module
  */
+import { foldBatchNorm } from "./fold.ts";
 import { type FlagSpec, UsageError } from "../core/cli.ts";
 import { DEFAULTS } from "../core/defaults.ts";
 import { predictProbabilities } from "./inference.ts";
@@ -193,7 +194,8 @@ export interface OpenEngineOptions {
 }
 
 /**
- * Opens an engine on a loaded model. `tfjs` runs the model itself; `onnx`
+ * Opens an engine on a loaded model. `tfjs` runs the model (its batch
+ * normalisations folded into the convolutions before them); `onnx`
  * exports it to ONNX in memory (without test-time augmentation in the
  * graph: the engine mirrors as tfjs does) and opens it with onnxruntime.
  *
@@ -221,19 +223,27 @@ export async function openEngine(
   options: OpenEngineOptions,
 ): Promise<InferenceEngine> {
   const kind = options.kind ?? resolveEngineKind();
-  if (kind === "tfjs") return tfjsEngine(options.model);
+  if (kind === "tfjs") return await tfjsEngine(options.model);
   const bytes = exportOnnx(options.model.model, { tta: "none" });
   const threads = options.threads ?? navigator.hardwareConcurrency;
   const session = await loadOnnxSession(bytes, threads ? { threads } : {});
   return onnxEngine(session);
 }
 
-/** The tfjs engine: {@linkcode predictProbabilities} on the model. */
-function tfjsEngine(loaded: LoadedModel): InferenceEngine {
+/**
+ * The tfjs engine: {@linkcode predictProbabilities} on the model with its
+ * batch normalisations folded into the convolutions before them
+ * (`foldBatchNorm`, fold.ts), as the ONNX export folds them.
+ */
+async function tfjsEngine(loaded: LoadedModel): Promise<InferenceEngine> {
+  const folded = await foldBatchNorm(loaded.model);
   return {
     kind: "tfjs",
-    probabilities: (input) => predictProbabilities(loaded.model, input),
-    dispose: () => Promise.resolve(),
+    probabilities: (input) => predictProbabilities(folded, input),
+    dispose: () => {
+      if (folded !== loaded.model) folded.dispose();
+      return Promise.resolve();
+    },
   };
 }
 

@@ -37,6 +37,7 @@
  *
  * @module
  */
+import { type Affine, batchNormAffine } from "./fold.ts";
 import { type LayersModel, type SymbolicTensor, tf } from "../core/tf.ts";
 import type { ModelMetadata, Tta } from "./saved_model.ts";
 import {
@@ -227,12 +228,6 @@ interface Step {
   fold?: Layer;
 }
 
-/** The affine map of a batch normalisation in inference: y = x·scale + shift. */
-interface Affine {
-  scale: Float64Array;
-  shift: Float64Array;
-}
-
 /** A batch normalisation layer's weights and epsilon, on `channels` channels. */
 function normParams(layer: Layer, channels: number) {
   const config = layer.getConfig();
@@ -250,14 +245,7 @@ function normParams(layer: Layer, channels: number) {
 
 /** The batch normalisation of `layer` as y = x·scale + shift per channel. */
 function normAffine(layer: Layer, channels: number): Affine {
-  const p = normParams(layer, channels);
-  const scale = new Float64Array(channels);
-  const shift = new Float64Array(channels);
-  for (let c = 0; c < channels; c++) {
-    scale[c] = p.gamma[c] / Math.sqrt(p.variance[c] + p.epsilon);
-    shift[c] = p.beta[c] - p.mean[c] * scale[c];
-  }
-  return { scale, shift };
+  return batchNormAffine(normParams(layer, channels));
 }
 
 /**
