@@ -50,8 +50,10 @@ let adamCounter = 0;
  * TensorFlow resource variables; each step copies a weight in and out once.
  *
  * Reports its class name as `Adam`, so saved training configs load as tfjs's
- * Adam. Dispose it (or let `compileModel`'s model own it) to free the
- * moments.
+ * Adam, and hands out and takes back its state in tfjs's Adam's layout
+ * (`getWeights`/`setWeights`), so checkpoints of either load into the
+ * other. Its learning rate can be set between steps. Dispose it (or let
+ * `compileModel`'s model own it) to free the moments.
  *
  * @example Adam's first step moves a weight by the learning rate
  * ```ts
@@ -73,8 +75,7 @@ export class NativeAdam extends tf.Optimizer {
   static get className(): string {
     return "Adam";
   }
-  /** Step size. */
-  readonly learningRate: number;
+  #learningRate: number;
   /** Decay of the first moment. */
   readonly beta1: number;
   /** Decay of the second moment. */
@@ -82,6 +83,8 @@ export class NativeAdam extends tf.Optimizer {
   /** Added to the denominator. */
   readonly epsilon: number;
   #slots = new Map<string, AdamSlot>();
+  /** Moments restored by `setWeights`, by position, until their weight's first step. */
+  #restored: ({ name: string; m: Tensor; v: Tensor } | undefined)[] = [];
   #constants: Tensor[] | undefined;
   #id = ++adamCounter;
   #step = 0;
@@ -89,10 +92,23 @@ export class NativeAdam extends tf.Optimizer {
   /** @param options step size, decays and epsilon */
   constructor(options: AdamOptions = {}) {
     super();
-    this.learningRate = options.learningRate ?? DEFAULTS.learningRate;
+    this.#learningRate = options.learningRate ?? DEFAULTS.learningRate;
     this.beta1 = options.beta1 ?? 0.9;
     this.beta2 = options.beta2 ?? 0.999;
     this.epsilon = options.epsilon ?? 1e-7;
+  }
+
+  /** Step size; setting it takes effect from the next step (a schedule sets it per epoch). */
+  get learningRate(): number {
+    return this.#learningRate;
+  }
+
+  set learningRate(value: number) {
+    if (value === this.#learningRate) return;
+    this.#learningRate = value;
+    if (!this.#constants) return;
+    this.#constants[0].dispose();
+    this.#constants[0] = tf.keep(tf.scalar(value));
   }
 
   #handle(name: string, shape: number[]): Tensor {
@@ -116,21 +132,37 @@ export class NativeAdam extends tf.Optimizer {
     );
   }
 
-  /** The slot of the variable `name`, made (with zero moments) on first use. */
+  /**
+   * The slot of the variable `name`, made on first use: with the restored
+   * moments waiting at its position (see {@linkcode NativeAdam.setWeights}),
+   * else with zero moments.
+   */
   #slotFor(name: string, variable: Tensor): AdamSlot {
     let slot = this.#slots.get(name);
-    if (!slot) {
-      slot = {
-        variable: this.#handle(`${name}/var`, variable.shape),
-        m: this.#handle(`${name}/m`, variable.shape),
-        v: this.#handle(`${name}/v`, variable.shape),
-      };
-      const zeros = tf.zerosLike(variable);
-      this.#assign(slot.m, zeros);
-      this.#assign(slot.v, zeros);
-      zeros.dispose();
-      this.#slots.set(name, slot);
+    if (slot) return slot;
+    slot = {
+      variable: this.#handle(`${name}/var`, variable.shape),
+      m: this.#handle(`${name}/m`, variable.shape),
+      v: this.#handle(`${name}/v`, variable.shape),
+    };
+    const position = this.#slots.size;
+    const restored = this.#restored[position];
+    if (restored && restored.m.size !== variable.size) {
+      throw new Error(
+        `NativeAdam: the restored moments "${restored.name}" have shape ` +
+          `[${restored.m.shape}], the weight ${name} [${variable.shape}]`,
+      );
     }
+    const zeros = restored ? undefined : tf.zerosLike(variable);
+    this.#assign(slot.m, restored?.m ?? zeros!);
+    this.#assign(slot.v, restored?.v ?? zeros!);
+    zeros?.dispose();
+    if (restored) {
+      // The resource variables now hold the values.
+      tf.dispose([restored.m, restored.v]);
+      this.#restored[position] = undefined;
+    }
+    this.#slots.set(name, slot);
     return slot;
   }
 
@@ -207,6 +239,75 @@ export class NativeAdam extends tf.Optimizer {
     this.incrementIterations();
   }
 
+  /** A TensorFlow resource variable's value, as a new tensor. */
+  #read(handle: Tensor): Tensor {
+    const be = nativeBackend();
+    return be.executeSingleOutput(
+      "ReadVariableOp",
+      [opAttrs(be.binding).float("dtype")],
+      [handle],
+    );
+  }
+
+  /**
+   * The state in tfjs's Adam layout: the iteration count (`iter`), then
+   * every weight's first moment (`<weight>/m`), then every second moment
+   * (`<weight>/v`), in the order the weights were first stepped. The
+   * tensors are new: the caller disposes them. A checkpoint of either
+   * optimizer loads into the other.
+   */
+  override getWeights(): Promise<NamedTensor[]> {
+    const slots = [...this.#slots];
+    return Promise.resolve([
+      { name: "iter", tensor: tf.scalar(this.iterations, "int32") },
+      ...slots.map(([name, s]) => ({
+        name: `${name}/m`,
+        tensor: this.#read(s.m),
+      })),
+      ...slots.map(([name, s]) => ({
+        name: `${name}/v`,
+        tensor: this.#read(s.v),
+      })),
+    ]);
+  }
+
+  /**
+   * Restores a state in the layout {@linkcode NativeAdam.getWeights} gives
+   * (tfjs's Adam's too): the step count and the moments. As in tfjs's Adam,
+   * moments are matched to weights by position (the order in which the
+   * weights are stepped), not by name, so a rebuilt model whose weights
+   * were renamed takes them back. Call it before the first step; the
+   * tensors stay the caller's.
+   */
+  override async setWeights(weightValues: NamedTensor[]): Promise<void> {
+    const [iter, ...moments] = weightValues;
+    if (iter?.name !== "iter" || moments.length % 2 !== 0) {
+      throw new Error(
+        "NativeAdam.setWeights: expected the iteration count, then the " +
+          "first and second moments of each weight",
+      );
+    }
+    if (this.#slots.size) {
+      throw new Error("NativeAdam.setWeights: call it before the first step");
+    }
+    const steps = (await iter.tensor.data())[0];
+    const half = moments.length / 2;
+    this.#dropRestored();
+    this.#restored = moments.slice(0, half).map((m, i) => ({
+      name: m.name,
+      m: tf.keep(m.tensor.clone()),
+      v: tf.keep(moments[half + i].tensor.clone()),
+    }));
+    this.#step = steps;
+    this.iterations_ = steps;
+  }
+
+  /** Frees restored moments no weight has taken yet. */
+  #dropRestored(): void {
+    tf.dispose(this.#restored.flatMap((r) => r ? [r.m, r.v] : []));
+    this.#restored = [];
+  }
+
   /** Frees the moments and the TensorFlow variables behind them. */
   override dispose(): void {
     const be = nativeBackend();
@@ -222,6 +323,7 @@ export class NativeAdam extends tf.Optimizer {
       }
     }
     this.#slots.clear();
+    this.#dropRestored();
     if (this.#constants) tf.dispose(this.#constants);
     this.#constants = undefined;
     super.dispose();

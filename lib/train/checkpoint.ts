@@ -154,10 +154,11 @@ async function encodeOptimizer(
   try {
     return await encode(list);
   } finally {
-    // getWeights() returns the live moment variables plus a fresh
-    // iteration-count scalar; only the latter is ours to free.
+    // tfjs's Adam returns its live moment variables plus a fresh
+    // iteration-count scalar, NativeAdam fresh tensors only: free what is
+    // not a variable.
     for (const w of list) {
-      if (w.name === "iter") w.tensor.dispose();
+      if (!(w.tensor instanceof tf.Variable)) w.tensor.dispose();
     }
   }
 }
