@@ -4,12 +4,13 @@
  * Both sides train the project's ResNet (the shipped model's filters,
  * 128×128×1, batch 32) with the shipped recipe's step: the forward and
  * backward passes, Adam, decoupled weight decay 1 on the kernels and the
- * weights' moving average (decay 0.998). Every step trains on the same
+ * weights' moving average (decay 0.998); or (`--arch seedCnn`) the seed CNN
+ * with plain Adam, as `bench/train.ts` trains it. Every step trains on the same
  * seeded random batch, without augmentation or a data pipeline, so that the
  * step alone is measured.
  *
- * - **ours**: `createTrainStep` (lib/train/step.ts) with the native kernels,
- *   tfjs's Adam as `deno task train` uses it, then `WeightAverage.update`,
+ * - **ours**: `createTrainStep` (lib/train/step.ts) with the native kernels
+ *   and `NativeAdam`, as `deno task train` runs it, then `WeightAverage.update`,
  *   each step timed (median), then the same steps under `tf.profile`, every
  *   kernel's time summed by kernel name.
  * - **Keras**: bench/train_profile_keras.py, `train_on_batch` on the same
@@ -25,7 +26,7 @@
  * kernel at a time.
  *
  * ```sh
- * deno run -A bench/train_profile.ts [--steps 10] [--warmup 5] [--json bench/results/train_profile.json]
+ * deno run -A bench/train_profile.ts [--arch resnet|seedCnn] [--steps 10] [--warmup 5] [--json bench/results/train_profile.json]
  * ```
  *
  * The first run installs `tensorflow-cpu==2.21.0` into `.cache/bench-venv`
@@ -59,6 +60,13 @@ export const TRAIN_PROFILE_CLI = {
       help: "steps timed, then steps profiled, per side",
     },
     warmup: { type: "integer", default: 5, help: "steps before timing" },
+    arch: {
+      type: "string",
+      choices: ["resnet", "seedCnn"],
+      default: "resnet",
+      help: "the network: the ResNet with the shipped recipe, or\n" +
+        "the seed CNN with plain Adam (as bench/train.ts)",
+    },
     filters: {
       type: "string",
       default: "32,64,128,256",
@@ -155,26 +163,37 @@ async function kernelTimes(
   })).sort((a, b) => b.msPerStep - a.msPerStep);
 }
 
-/** Profiles our side in this process (see the module documentation). */
-async function profileOurs(
-  options: { steps: number; warmup: number; filters: number[] },
-): Promise<SideProfile> {
+/** What a profile run takes. */
+interface ProfileOptions {
+  steps: number;
+  warmup: number;
+  arch: "resnet" | "seedCnn";
+  filters: number[];
+}
+
+/**
+ * Our training step as `deno task train` runs it: the native kernels and
+ * NativeAdam; for the ResNet the shipped recipe's weight decay and moving
+ * average too. Returns one step and the model.
+ */
+async function ourStep(options: ProfileOptions) {
   const { tf } = await import("../lib/core/tf.ts");
   const { useNativeKernels } = await import("../lib/model/native_kernels.ts");
+  const { NativeAdam } = await import("../lib/model/native_adam.ts");
   const { buildModel } = await import("../lib/model/models.ts");
   const { createTrainStep } = await import("../lib/train/step.ts");
   const { WeightAverage } = await import("../lib/train/ema.ts");
   const { rng } = await import("../lib/core/random.ts");
   useNativeKernels();
-  const size = 128, batch = 32;
-  const model = buildModel("resnet", {
+  const size = 128, batch = 32, resnet = options.arch === "resnet";
+  const model = buildModel(options.arch, {
     inputSize: size,
     channels: 1,
     numClasses: 4,
     seed: 42,
-    filters: options.filters,
+    ...(resnet ? { filters: options.filters } : {}),
   });
-  const optimizer = tf.train.adam(1e-3, 0.9, 0.999, 1e-7);
+  const optimizer = new NativeAdam({ learningRate: 1e-3, epsilon: 1e-7 });
   model.compile({ optimizer, loss: "sparseCategoricalCrossentropy" });
   const step = createTrainStep({
     model,
@@ -186,11 +205,13 @@ async function profileOurs(
       classes: ["glioma", "meningioma", "notumor", "pituitary"],
       labelSmoothing: 0,
       mixup: 0,
-      weightDecay: 1,
+      weightDecay: resnet ? 1 : 0,
       inputSize: size,
     },
   });
-  const average = new WeightAverage(model, { decay: 0.998 });
+  const average = resnet
+    ? new WeightAverage(model, { decay: 0.998 })
+    : undefined;
   const r = rng(42);
   const images = {
     pixels: Uint8Array.from(
@@ -203,8 +224,15 @@ async function profileOurs(
   let n = 0;
   const once = async () => {
     await step({ images, indices, epoch: 0, batch: n, learningRate: 1e-3 });
-    average.update(n++);
+    average?.update(n);
+    n++;
   };
+  return { tf, model, once, dispose: () => average?.dispose() };
+}
+
+/** Profiles our side in this process (see the module documentation). */
+async function profileOurs(options: ProfileOptions): Promise<SideProfile> {
+  const { tf, model, once, dispose } = await ourStep(options);
   for (let i = 0; i < options.warmup; i++) await once();
   const walls: number[] = [];
   for (let i = 0; i < options.steps; i++) {
@@ -214,10 +242,11 @@ async function profileOurs(
   }
   const ops = await kernelTimes(tf, once, options.steps);
   const params = model.countParams();
-  average.dispose();
+  dispose();
   model.dispose();
   return {
     side: "ours",
+    arch: options.arch,
     versions: { tfjs: tf.version.tfjs },
     params,
     wallMsPerStep: median(walls),
@@ -229,7 +258,7 @@ async function profileOurs(
 /** Runs one side as a child process and reads its report. */
 async function sideInChild(
   side: "ours" | "keras",
-  options: { steps: number; warmup: number; filters: string },
+  options: { steps: number; warmup: number; arch: string; filters: string },
 ): Promise<SideProfile> {
   const out = join(tmpdir(), `train-profile-${side}-${Deno.pid}.json`);
   const common = [
@@ -237,6 +266,8 @@ async function sideInChild(
     String(options.steps),
     "--warmup",
     String(options.warmup),
+    "--arch",
+    options.arch,
     "--filters",
     options.filters,
   ];
@@ -305,6 +336,7 @@ if (import.meta.main) {
     const report = await profileOurs({
       steps: Number(get("--steps", "10")),
       warmup: Number(get("--warmup", "5")),
+      arch: get("--arch", "resnet") as ProfileOptions["arch"],
       filters: get("--filters", "32,64,128,256").split(",").map(Number),
     });
     await writeTextAtomic(out, JSON.stringify(report));
@@ -315,6 +347,7 @@ if (import.meta.main) {
       const options = {
         steps: positiveInt(values.steps, "steps"),
         warmup: positiveInt(values.warmup, "warmup"),
+        arch: values.arch,
         filters: values.filters,
       };
       const before = loadAverage();

@@ -3,12 +3,15 @@
 Run by bench/train_profile.ts; it can be run by hand:
 
   python bench/train_profile_keras.py --out FILE.json [--size 128] [--batch 32]
-      [--filters 32,64,128,256] [--steps 10] [--warmup 5] [--seed 42]
+      [--arch resnet|seedCnn] [--filters 32,64,128,256] [--steps 10]
+      [--warmup 5] [--seed 42]
 
-The network is bench/time_to_accuracy_keras.py's copy of the project's ResNet
+The ResNet is bench/time_to_accuracy_keras.py's copy of the project's ResNet
 (same layers, same names), compiled as the shipped recipe trains it: AdamW
 with decoupled weight decay 1 on the kernels and a moving average of the
-weights, sparse categorical cross-entropy, Keras 3 defaults (no XLA on CPU).
+weights. The seed CNN (`--arch seedCnn`) is bench/keras_seed_cnn.py's, with
+Adam, as bench/train_keras.py trains it. Sparse categorical cross-entropy,
+Keras 3 defaults (no XLA on CPU).
 Every step trains on the same seeded random batch (no augmentation, no data
 pipeline: the step alone).
 
@@ -71,6 +74,7 @@ def main():
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--arch", choices=["resnet", "seedCnn"], default="resnet")
     args = p.parse_args()
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -81,13 +85,18 @@ def main():
     from time_to_accuracy_keras import build_model
 
     keras.utils.set_random_seed(args.seed)
-    filters = [int(f) for f in args.filters.split(",")]
-    model = build_model(keras, args.size, 4, filters, 32, 2, 0.3, args.seed)
-    optimizer = keras.optimizers.AdamW(
-        1e-3, weight_decay=1.0, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-        use_ema=True, ema_momentum=0.998)
-    optimizer.exclude_from_weight_decay(
-        var_list=[v for v in model.trainable_variables if len(v.shape) < 2])
+    if args.arch == "resnet":
+        filters = [int(f) for f in args.filters.split(",")]
+        model = build_model(keras, args.size, 4, filters, 32, 2, 0.3, args.seed)
+        optimizer = keras.optimizers.AdamW(
+            1e-3, weight_decay=1.0, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+            use_ema=True, ema_momentum=0.998)
+        optimizer.exclude_from_weight_decay(
+            var_list=[v for v in model.trainable_variables if len(v.shape) < 2])
+    else:
+        from keras_seed_cnn import seed_cnn
+        model = seed_cnn(keras, args.size, 1, 4)
+        optimizer = keras.optimizers.Adam(1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7)
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     rng = np.random.default_rng(args.seed)
@@ -115,6 +124,7 @@ def main():
     walls.sort()
     report = {
         "side": "keras",
+        "arch": args.arch,
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
         "params": int(model.count_params()),
         "batch": args.batch,
