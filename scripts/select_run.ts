@@ -22,6 +22,7 @@ import {
   isTta,
   readModelMetadata,
   resolveModelDir,
+  splitSeed,
   type Tta,
   updateModelMetadata,
 } from "../lib/model/saved_model.ts";
@@ -105,7 +106,7 @@ export async function selectRun(
         `${run} was refit on its validation split: it cannot be ranked on it`,
       );
     }
-    const split = `seed ${t.seed}, validation ${
+    const split = `seed ${splitSeed(t)}, validation ${
       t.split?.validation ?? DEFAULTS.validationFraction
     }, test ${
       t.split?.test ?? DEFAULTS.testFraction

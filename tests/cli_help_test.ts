@@ -29,6 +29,7 @@ const ENTRY_POINTS: { script: string; spec?: CliSpec; command?: string }[] = [
   { script: "bench/time_to_accuracy.ts", spec: TIME_TO_ACCURACY_CLI },
   { script: "bench/train.ts", spec: TRAIN_BENCH_CLI },
   { script: "lib/data/kaggle.ts", command: "deno task data:download" },
+  { script: "lib/deploy/ensemble.ts", command: "deno task ensemble" },
   { script: "lib/deploy/export.ts", command: "deno task export" },
   { script: "lib/deploy/model_card.ts", command: "deno task model-card" },
   { script: "lib/deploy/predict.ts", command: "deno task predict" },

@@ -9,6 +9,7 @@
  * | --- | --- |
  * | `admission.ts` | Admission control for the service's heavy work: at most `active` jobs run at once, at most… |
  * | `conn_guard.ts` | A connection guard in front of an HTTP server: the public TCP listener, which pipes each… |
+ * | `ensemble.ts` | `deno task ensemble`: several models trained on the same split saved as one that averages their class probabilities |
  * | `export.ts` | `deno task export`: a saved model written as a standard ONNX file, optionally checked against tfjs |
  * | `http_framing.ts` | Following HTTP/1.1 message framing on a byte stream, as much as a connection guard needs… |
  * | `inference_pool.ts` | Classifying one encoded image at a time, in this thread or on a pool of Web Workers that each… |
@@ -24,6 +25,7 @@
  */
 export * from "./admission.ts";
 export * from "./conn_guard.ts";
+export * from "./ensemble.ts";
 export * from "./export.ts";
 export * from "./http_framing.ts";
 export * from "./inference_pool.ts";

@@ -172,7 +172,10 @@ function whatItIs(
     "",
     "## What it is",
     "",
-    `A convolutional network (\`${m.arch}\`, trained from scratch with the`,
+    m.ensemble
+      ? `An ensemble of ${m.ensemble.members.length} convolutional networks ` +
+        "(their probabilities averaged), trained from scratch with the"
+      : `A convolutional network (\`${m.arch}\`, trained from scratch with the`,
     "brain-mri-cnn project) that sorts one axial brain MRI slice into one of",
     `${m.classes.length} classes: ${m.classes.join(", ")}. Input: the image`,
     `converted to grey, resized to ${m.inputSize}×${m.inputSize} (stretched,`,
@@ -281,10 +284,22 @@ function training(
   const aug = t.augmentation
     ? Object.entries(t.augmentation).map(([k, v]) => `${k} ${v}`).join(", ")
     : "none";
+  const members = m.ensemble?.members;
   return [
     "## Training",
     "",
-    `- ${m.arch}, Adam (learning rate ${t.learningRate}), batch ${t.batchSize}, ` +
+    ...(members
+      ? [
+        `- An ensemble: the class probabilities of ${members.length} ` +
+        "networks, trained on the same split, averaged: " +
+        members.map((e) =>
+          `\`${e.name}\` (${e.arch}, weights of epoch ${e.bestEpoch} of ${e.epochs})`
+        ).join(", ") + ". The first one's training:",
+      ]
+      : []),
+    `- ${
+      members ? members[0].arch : m.arch
+    }, Adam (learning rate ${t.learningRate}), batch ${t.batchSize}, ` +
     `${t.epochs} epochs (weights of epoch ${t.bestEpoch}, ${
       t.split?.validationTrained
         ? "the lowest training loss: a refit has no validation"

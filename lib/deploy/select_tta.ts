@@ -24,6 +24,7 @@ import {
   type ModelMetadata,
   readModelMetadata,
   resolveModelDir,
+  splitSeed,
   type Tta,
   updateModelMetadata,
 } from "../model/saved_model.ts";
@@ -151,7 +152,7 @@ export async function refitPair(options: CopyTtaOptions): Promise<RefitPair> {
   }
   const problem = source.training.split?.validationTrained
     ? "was itself refit on its validation split"
-    : source.training.seed !== target.training.seed ||
+    : splitSeed(source.training) !== splitSeed(target.training) ||
         source.training.split?.validation !==
           target.training.split?.validation ||
         source.training.split?.test !== target.training.split?.test

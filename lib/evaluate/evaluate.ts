@@ -42,6 +42,7 @@ import {
   type LoadedModel,
   loadSavedModel,
   type ModelMetadata,
+  splitSeed,
   type Tta,
 } from "../model/saved_model.ts";
 import {
@@ -193,7 +194,7 @@ async function selectFiles(
     const data = await prepareData({
       source: options.data,
       size,
-      seed: metadata.training.seed,
+      seed: splitSeed(metadata.training),
       validation: options.validation ?? metadata.training.split?.validation,
       test: options.test ?? metadata.training.split?.test,
       nearThreshold: radius,
@@ -205,7 +206,9 @@ async function selectFiles(
       files: part.files,
       pixels: part.pixels,
       label:
-        `${options.split} split of ${options.data} (seed ${metadata.training.seed}` +
+        `${options.split} split of ${options.data} (seed ${
+          splitSeed(metadata.training)
+        }` +
         (radius === undefined
           ? ")"
           : `, scans within ${radius} pHash bits kept in one split)`),

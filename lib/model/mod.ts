@@ -11,6 +11,7 @@
  * | `compile.ts` | The training set-up: Adam, cross-entropy and accuracy on the native kernels with the fused Adam |
  * | `decision.ts` | How a row of class probabilities becomes one predicted class: the most probable class (argmax,… |
  * | `engine.ts` | Inference engines (`tfjs`, `onnx`): one interface for running a loaded model, chosen by `--engine` or `BRAIN_MRI_ENGINE` |
+ * | `ensemble.ts` | Ensembles: several networks as one model averaging their class probabilities, and when saved models may be combined |
  * | `fold.ts` | Batch normalisation folded into the convolution before it, for inference (the tfjs engine runs the folded copy) |
  * | `inference.ts` | Running a model on packed images: class probabilities in batches, in inference mode, optionally… |
  * | `models.ts` | The architectures (seed CNN, VGG-style, ResNet, `buildModel` by name) and their seeded building blocks |
@@ -32,6 +33,7 @@
 export * from "./compile.ts";
 export * from "./decision.ts";
 export * from "./engine.ts";
+export * from "./ensemble.ts";
 export * from "./fold.ts";
 export * from "./inference.ts";
 export * from "./models.ts";

@@ -107,6 +107,12 @@ export interface TrainingSummary {
 
 /** How a model's data was split (`training.split` of its metadata). */
 export interface TrainingSplit {
+  /**
+   * The split's seed, when training used another one (`train
+   * --train-seed`); absent: the split used `training.seed`. See
+   * {@linkcode splitSeed}.
+   */
+  seed?: number;
   /** Validation fraction of the Training images. */
   validation: number;
   /** Test fraction of the Training images. */
@@ -122,6 +128,25 @@ export interface TrainingSplit {
    * radius of the audit (4 bits).
    */
   groupRadius?: number;
+}
+
+/**
+ * The seed a model's data was split with: `training.split.seed` when the
+ * run trained with a seed of its own (`train --train-seed`), else
+ * `training.seed`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { splitSeed } from "./saved_model.ts";
+ * assert.equal(splitSeed({ seed: 7 }), 7);
+ * assert.equal(splitSeed({ seed: 7, split: { seed: 42, validation: 0.15, test: 0.2 } }), 42);
+ * ```
+ */
+export function splitSeed(
+  training: Pick<TrainingSummary, "seed" | "split">,
+): number {
+  return training.split?.seed ?? training.seed;
 }
 
 /**
@@ -177,6 +202,19 @@ export interface ModelMetadata {
    * `deno task select-threshold`).
    */
   inference?: Inference;
+  /** For an ensemble (`deno task ensemble`): the models it averages. */
+  ensemble?: EnsembleRecord;
+}
+
+/** The members of an ensemble, as its metadata records them. */
+export interface EnsembleRecord {
+  /** Each member: its run (or folder) name, architecture and epochs. */
+  members: {
+    name: string;
+    arch: string;
+    epochs: number;
+    bestEpoch: number;
+  }[];
 }
 
 /** How a saved model predicts (see {@linkcode ModelMetadata.inference}). */

@@ -108,6 +108,14 @@ export const TRAIN_CLI = {
       default: DEFAULTS.seed,
       help: "seed of the split and of training",
     },
+    "train-seed": {
+      type: "integer",
+      defaultText: "--seed",
+      help: "seed of training alone (initial weights, order,\n" +
+        "augmentation, dropout), the split keeping --seed:\n" +
+        "runs that differ only here share their splits\n" +
+        "and can form an ensemble",
+    },
     val: {
       type: "number",
       default: DEFAULTS.validationFraction,
@@ -244,8 +252,10 @@ export interface TrainCliOptions {
   batchSize: number;
   /** Learning rate. */
   lr: number;
-  /** Seed. */
+  /** Seed of the split (and of training, unless `trainSeed` is given). */
   seed: number;
+  /** Seed of training alone, when it differs from the split's. */
+  trainSeed?: number;
   /** Validation fraction. */
   val: number;
   /** Test fraction. */
@@ -378,6 +388,12 @@ function checkNumbers(values: TrainFlags) {
   if (!Number.isSafeInteger(seed)) {
     throw new UsageError(`--seed must be an integer (got "${seed}")`);
   }
+  const trainSeed = values["train-seed"];
+  if (trainSeed !== undefined && !Number.isSafeInteger(trainSeed)) {
+    throw new UsageError(
+      `--train-seed must be an integer (got "${trainSeed}")`,
+    );
+  }
   const maxMinutes = values["max-minutes"];
   if (maxMinutes !== undefined && !(maxMinutes > 0)) {
     throw new UsageError(
@@ -495,6 +511,10 @@ function trainCliOptions(values: TrainFlags): TrainCliOptions {
     batchSize: values["batch-size"],
     lr: values.lr,
     seed: values.seed,
+    ...(values["train-seed"] !== undefined &&
+        values["train-seed"] !== values.seed
+      ? { trainSeed: values["train-seed"] }
+      : {}),
     val: values.val,
     test: values.test,
     groupRadius: values["group-radius"],
@@ -615,6 +635,7 @@ function trainOptions(
     ...(o.groupRadius !== DEFAULT_NEAR_THRESHOLD
       ? { groupRadius: o.groupRadius }
       : {}),
+    ...(o.trainSeed !== undefined ? { seed: o.seed } : {}),
   };
   return {
     ...trainingSplits(o, data),
@@ -625,7 +646,7 @@ function trainOptions(
     epochs: o.epochs,
     batchSize: o.batchSize,
     learningRate: o.lr,
-    seed: o.seed,
+    seed: o.trainSeed ?? o.seed,
     augment: o.augment,
     ...(o.classWeights ? { classWeights: o.classWeights } : {}),
     earlyStopping: o.patience > 0 ? { patience: o.patience } : false,

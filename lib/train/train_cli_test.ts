@@ -157,6 +157,13 @@ Deno.test("parseTrainArgs: label smoothing, EMA, refits and augmentation", () =>
     () => parseTrainArgs(["--label-smoothing=x"]),
     /--label-smoothing must be a number \(got "x"\)/,
   );
+  assert.equal(parseTrainArgs([]).trainSeed, undefined);
+  assert.equal(parseTrainArgs(["--train-seed", "42"]).trainSeed, undefined);
+  assert.equal(parseTrainArgs(["--train-seed", "7"]).trainSeed, 7);
+  assert.throws(
+    () => parseTrainArgs(["--train-seed", "1.5"]),
+    /--train-seed must be a whole number \(got "1.5"\)/,
+  );
   assert.equal(parseTrainArgs([]).mixup, 0);
   assert.equal(parseTrainArgs(["--mixup", "0.2"]).mixup, 0.2);
   assert.throws(
