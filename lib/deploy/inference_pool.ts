@@ -570,18 +570,16 @@ async function loadWorkerModel(
   message: Extract<ToWorker, { type: "init" }>,
 ): Promise<ClassifyImageOptions> {
   const loadedModel = await loadSavedModel(message.modelDir);
-  const engine = message.engine && message.engine !== "tfjs"
-    ? await openEngine({
-      model: loadedModel,
-      kind: message.engine,
-      threads: message.threads,
-    })
-    : undefined;
+  const engine = await openEngine({
+    model: loadedModel,
+    kind: message.engine ?? "tfjs",
+    ...(message.threads ? { threads: message.threads } : {}),
+  });
   return {
     ...loadedModel,
     ...(message.tta ? { tta: message.tta } : {}),
     ...(message.maxPixels ? { maxPixels: message.maxPixels } : {}),
-    ...(engine ? { engine } : {}),
+    engine,
   };
 }
 
