@@ -261,3 +261,23 @@ Deno.test("writeModelCard: evaluates the model's own test split and writes READM
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("modelCard: an ensemble names its members and what it averages", () => {
+  const meta = metadata();
+  meta.arch = "ensemble";
+  meta.ensemble = {
+    members: [
+      { name: "run-a", arch: "resnet", epochs: 90, bestEpoch: 88 },
+      { name: "run-b", arch: "resnet", epochs: 91, bestEpoch: 85 },
+    ],
+  };
+  const card = cardOf(undefined, meta).replace(/\s+/g, " ");
+  assert.match(
+    card,
+    /An ensemble of 2 convolutional networks \(their probabilities averaged\)/,
+  );
+  assert.match(
+    card,
+    /averaged: `run-a` \(resnet, weights of epoch 88 of 90\), `run-b` \(resnet, weights of epoch 85 of 91\)\. The first one's training: - resnet, Adam/,
+  );
+});
