@@ -13,6 +13,10 @@
  * 3. it is upsampled bilinearly to the input size and scaled to [0, 1]
  *    (min–max per image; a constant map becomes all zeros).
  *
+ * **Ensembles.** For an ensemble (`deno task ensemble`) without a
+ * `layerName`, each member's map (its last convolution, its logit) for the
+ * class the ensemble chose, averaged: `layerName` in the result lists them.
+ *
  * **Which layer.** By default the last `Conv2D` layer of the model (searching
  * nested models too, so the pretrained base of a transfer model counts), or
  * any layer with an image-like output, by name: for the batch-normalised
@@ -289,8 +293,11 @@ export function gradCam(options: GradCamOptions): GradCamResult {
       `gradCam: batchSize must be a positive integer (got ${batchSize})`,
     );
   }
-  const layer = gradCamLayer(model, options.layerName);
-  const head = logitHead(model);
+  const targets = options.layerName === undefined
+    ? ensembleTargets(model)
+    : undefined;
+  const layer = targets ? undefined : gradCamLayer(model, options.layerName);
+  const head = targets ? undefined : logitHead(model);
   const numClasses = model.outputs[0].shape[1] as number;
   const x = toInput(options.images, model);
   const [n, height, width] = x.shape;
@@ -298,8 +305,10 @@ export function gradCam(options: GradCamOptions): GradCamResult {
     heatmaps: [],
     classIndex: [],
     probabilities: [],
-    layerName: layer.name,
-    score: head ? "logit" : "probability",
+    layerName: targets
+      ? targets.map((t) => t.layer.name).join(", ")
+      : layer!.name,
+    score: targets || head ? "logit" : "probability",
     height,
     width,
   };
@@ -328,14 +337,15 @@ export function gradCam(options: GradCamOptions): GradCamResult {
       const count = Math.min(batchSize, n - from);
       const chunk = count === n ? x : x.slice(from, count);
       try {
-        const part = camBatch({
+        const batch = {
           model,
-          layer,
-          head,
           numClasses,
           x: chunk,
           wanted: wanted?.slice(from, from + count),
-        });
+        };
+        const part = targets
+          ? ensembleBatch(batch, targets)
+          : camBatch({ ...batch, layer: layer!, head });
         result.heatmaps.push(...part.heatmaps);
         result.classIndex.push(...part.classIndex);
         result.probabilities.push(...part.probabilities);
@@ -527,6 +537,70 @@ function camBatch(input: CamBatchInput) {
   const values = upsampledCams(activations, grad, height, width);
   const heatmaps = minMaxPerImage(values, n, height * width);
   return { heatmaps, classIndex, probabilities };
+}
+
+/** One member of an ensemble to explain: its last convolution and its softmax head. */
+interface CamTarget {
+  layer: Layer;
+  head: Layer;
+}
+
+/**
+ * For an ensemble (`deno task ensemble`: an `Average` of softmax `Dense`
+ * heads, members' layers named `m1_…`, `m2_…`), each member's last
+ * convolution and head; undefined for any other model.
+ */
+function ensembleTargets(model: LayersModel): CamTarget[] | undefined {
+  const out = model.outputs[0]?.sourceLayer as Layer | undefined;
+  if (!out || out.getClassName() !== "Average") return undefined;
+  const heads = (out.inboundNodes[0]?.inboundLayers ?? []) as Layer[];
+  const softmax = (h: Layer) =>
+    h.getClassName() === "Dense" && h.getConfig().activation === "softmax";
+  if (heads.length < 2 || !heads.every(softmax)) return undefined;
+  const layers = [...flatLayers(model)].reverse();
+  return heads.map((head) => {
+    const prefix = head.name.slice(0, head.name.indexOf("_") + 1);
+    const conv = layers.find((l) =>
+      l.name.startsWith(prefix) && CONV_LAYER_CLASSES.includes(l.getClassName())
+    );
+    if (!prefix || !conv) {
+      throw new Error(
+        `gradCam: ensemble member of "${head.name}" has no convolutional ` +
+          "layer; pass layerName",
+      );
+    }
+    return { layer: gradCamLayer(model, conv.name), head };
+  });
+}
+
+/**
+ * An ensemble's maps: the class chosen from the ensemble's own
+ * probabilities, each member's map for it (its last convolution, its
+ * logit), averaged and scaled to [0, 1] again.
+ */
+function ensembleBatch(
+  input: Omit<CamBatchInput, "layer" | "head">,
+  targets: CamTarget[],
+) {
+  const [n, height, width] = input.x.shape;
+  const area = height * width;
+  const output = input.model.predict(input.x) as Tensor;
+  const probabilities = output.arraySync() as number[][];
+  output.dispose();
+  const classIndex = input.wanted ??
+    probabilities.map((row) => row.indexOf(Math.max(...row)));
+  const sum = new Float32Array(n * area);
+  for (const t of targets) {
+    const part = camBatch({ ...input, ...t, wanted: classIndex });
+    part.heatmaps.forEach((map, i) =>
+      map.forEach((v, j) => sum[i * area + j] += v / targets.length)
+    );
+  }
+  return {
+    heatmaps: minMaxPerImage(sum, n, area),
+    classIndex,
+    probabilities,
+  };
 }
 
 /**

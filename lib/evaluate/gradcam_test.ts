@@ -6,7 +6,8 @@ import {
   tf,
 } from "../core/tf.ts";
 import { type Rng, rng } from "../core/random.ts";
-import { buildModel } from "../model/models.ts";
+import { averageModels } from "../model/ensemble.ts";
+import { buildModel, seedCnn } from "../model/models.ts";
 import { transfer } from "../model/transfer.ts";
 import { gradCam, gradCamLayer, overlayHeatmap, turbo } from "./gradcam.ts";
 
@@ -488,4 +489,36 @@ Deno.test("gradcam: overlay blends the turbo colours over the scan", () => {
     () => overlayHeatmap({ pixels, size: 2, heatmap, alpha: 2 }),
     /alpha/,
   );
+});
+
+Deno.test("gradCam on an ensemble averages its members' maps for the ensemble's class", async () => {
+  const a = seedCnn({ inputSize: 32, channels: 1, numClasses: 4, seed: 3 });
+  const b = seedCnn({ inputSize: 32, channels: 1, numClasses: 4, seed: 4 });
+  const both = await averageModels([a, b]);
+  const pixels = new Uint8Array(2 * 32 * 32).map((_, i) => (i * 29) % 256);
+  const images = { pixels, size: 32 };
+  const start = tf.memory().numTensors;
+  const cam = gradCam({ model: both, images });
+  assert.equal(tf.memory().numTensors, start);
+  assert.equal(cam.layerName, "m1_conv3, m2_conv3");
+  assert.equal(cam.score, "logit");
+  const x = tf.tensor4d(pixels, [2, 32, 32, 1], "float32").div(255);
+  const p = both.predict(x) as Tensor;
+  const rows = p.arraySync() as number[][];
+  tf.dispose([x, p]);
+  assert.deepEqual(
+    cam.classIndex,
+    rows.map((r) => r.indexOf(Math.max(...r))),
+  );
+  // By hand: each member's own map for that class, averaged, rescaled.
+  const ma = gradCam({ model: a, images, classIndex: cam.classIndex });
+  const mb = gradCam({ model: b, images, classIndex: cam.classIndex });
+  cam.heatmaps.forEach((map, i) => {
+    const mean = ma.heatmaps[i].map((v, j) => (v + mb.heatmaps[i][j]) / 2);
+    const lo = Math.min(...mean), hi = Math.max(...mean);
+    map.forEach((v, j) =>
+      assert.ok(Math.abs(v - (mean[j] - lo) / (hi - lo)) < 1e-4)
+    );
+  });
+  [a, b, both].forEach((m) => m.dispose());
 });
