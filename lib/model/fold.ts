@@ -70,8 +70,21 @@ export function batchNormAffine(p: BatchNormParams): Affine {
   return { scale, shift };
 }
 
-/** A layer's weights by their short names (`kernel`, `gamma`, …). */
-function weightsByName(layer: Layer): Map<string, Float32Array> {
+/**
+ * A layer's weights by their short names (`kernel`, `bias`, `gamma`, …),
+ * as float32 arrays.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { tf } from "../core/tf.ts";
+ * import { weightsByName } from "./fold.ts";
+ * const dense = tf.layers.dense({ units: 2, inputShape: [3] });
+ * tf.sequential({ layers: [dense] });
+ * assert.deepEqual([...weightsByName(dense).keys()], ["kernel", "bias"]);
+ * ```
+ */
+export function weightsByName(layer: Layer): Map<string, Float32Array> {
   const out = new Map<string, Float32Array>();
   for (const w of layer.weights) {
     const short = w.originalName.split("/").pop() ?? w.originalName;

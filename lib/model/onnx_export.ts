@@ -37,7 +37,7 @@
  *
  * @module
  */
-import { type Affine, batchNormAffine } from "./fold.ts";
+import { type Affine, batchNormAffine, weightsByName } from "./fold.ts";
 import { type LayersModel, type SymbolicTensor, tf } from "../core/tf.ts";
 import type { ModelMetadata, Tta } from "./saved_model.ts";
 import {
@@ -178,16 +178,6 @@ class GraphBuilder {
   }
 }
 
-/** A layer's weights by their short name (`kernel`, `bias`, `gamma`, ...). */
-function layerWeights(layer: Layer): Map<string, Float32Array> {
-  const weights = new Map<string, Float32Array>();
-  for (const w of layer.weights) {
-    const short = w.originalName.split("/").pop() ?? w.originalName;
-    weights.set(short, w.read().dataSync() as Float32Array);
-  }
-  return weights;
-}
-
 /** `what` of a layer, or an error naming the layer when it is missing. */
 function weight(
   weights: Map<string, Float32Array>,
@@ -231,7 +221,7 @@ interface Step {
 /** A batch normalisation layer's weights and epsilon, on `channels` channels. */
 function normParams(layer: Layer, channels: number) {
   const config = layer.getConfig();
-  const weights = layerWeights(layer);
+  const weights = weightsByName(layer);
   const ones = new Float32Array(channels).fill(1);
   const zeros = new Float32Array(channels);
   return {
@@ -417,7 +407,7 @@ function convNode(
 function convertConv2d(step: Step): Value {
   requireImages(step);
   const { layer, config } = step;
-  const weights = layerWeights(layer);
+  const weights = weightsByName(layer);
   const shape = weightShape(layer, "kernel");
   const [kh, kw, ci, co] = shape;
   const per = ci * kh * kw;
@@ -467,7 +457,7 @@ function depthwiseNode(
 function convertDepthwise(step: Step): Value {
   requireImages(step);
   const { layer, config } = step;
-  const weights = layerWeights(layer);
+  const weights = weightsByName(layer);
   const y = depthwiseNode(step, {
     kernel: weight(weights, "depthwise_kernel", layer),
     shape: weightShape(layer, "depthwise_kernel"),
@@ -479,7 +469,7 @@ function convertDepthwise(step: Step): Value {
 function convertSeparable(step: Step): Value {
   requireImages(step);
   const { layer, config } = step;
-  const weights = layerWeights(layer);
+  const weights = weightsByName(layer);
   const depthwise = depthwiseNode(step, {
     kernel: weight(weights, "depthwise_kernel", layer),
     shape: weightShape(layer, "depthwise_kernel"),
@@ -513,7 +503,7 @@ function convertDense(step: Step): Value {
       }; only [batch, features] is supported`,
     );
   }
-  const weights = layerWeights(layer);
+  const weights = weightsByName(layer);
   const units = config.units as number;
   const { kernel, bias } = folded(
     step.fold,
