@@ -12,81 +12,21 @@
  *
  * @module
  */
-import { type LayersModel, type TF, tf } from "../core/tf.ts";
+import type { LayersModel } from "../core/tf.ts";
+import {
+  type LayerJson,
+  type LayerRef,
+  modelFromTopology,
+  type ModelTopology,
+  modelTopology,
+} from "./topology.ts";
 import { type ModelMetadata, splitSeed } from "./saved_model.ts";
-
-type TopologyJson = Parameters<
-  TF["models"]["modelFromJSON"]
->[0]["modelTopology"];
-
-/** A layer of a functional model's JSON topology. */
-interface LayerJson {
-  name: string;
-  class_name: string;
-  config: Record<string, unknown>;
-  inbound_nodes: [string, number, number, Record<string, unknown>][][];
-}
-
-/** A model's JSON topology, functional or sequential. */
-interface ModelJson {
-  class_name: string;
-  config: {
-    name?: string;
-    layers: LayerJson[];
-    input_layers?: [string, number, number][];
-    output_layers?: [string, number, number][];
-  };
-}
-
-/** A Sequential model's layers as a functional graph: input, then a chain. */
-function asFunctional(topology: ModelJson): ModelJson {
-  if (topology.config.output_layers) return topology;
-  const layers = topology.config.layers as unknown as {
-    class_name: string;
-    config: Record<string, unknown>;
-  }[];
-  const first = layers[0]?.config ?? {};
-  const input: LayerJson = {
-    name: "input",
-    class_name: "InputLayer",
-    config: {
-      batch_input_shape: first.batch_input_shape,
-      dtype: "float32",
-      sparse: false,
-      name: "input",
-    },
-    inbound_nodes: [],
-  };
-  let previous = input.name;
-  const chain = layers.map((l) => {
-    const config = { ...l.config };
-    delete config.batch_input_shape;
-    const layer: LayerJson = {
-      name: config.name as string,
-      class_name: l.class_name,
-      config,
-      inbound_nodes: [[[previous, 0, 0, {}]]],
-    };
-    previous = layer.name;
-    return layer;
-  });
-  return {
-    class_name: "Model",
-    config: {
-      layers: [input, ...chain],
-      input_layers: [[input.name, 0, 0]],
-      output_layers: [[previous, 0, 0]],
-    },
-  };
-}
 
 /** One member's layers renamed `m<k>_…`, its input replaced by `input`. */
 function memberLayers(model: LayersModel, k: number) {
-  const topology = asFunctional(
-    model.toJSON(undefined, false) as unknown as ModelJson,
-  );
-  const inputs = new Set(topology.config.input_layers!.map(([n]) => n));
-  if (inputs.size !== 1 || topology.config.output_layers!.length !== 1) {
+  const topology = modelTopology(model);
+  const inputs = new Set(topology.config.input_layers.map(([n]) => n));
+  if (inputs.size !== 1 || topology.config.output_layers.length !== 1) {
     throw new Error(
       `ensemble: member ${k} must have one input and one output`,
     );
@@ -108,7 +48,7 @@ function memberLayers(model: LayersModel, k: number) {
       name: rename(l.name),
       config: { ...l.config, name: rename(l.name) },
       inbound_nodes: l.inbound_nodes.map((node) =>
-        node.map(([n, i, t, kw]) => [rename(n), i, t, kw] as typeof node[0])
+        node.map(([n, i, t, kw]): LayerRef => [rename(n), i, t, kw])
       ),
     }));
   const input = topology.config.layers.find((l) => inputs.has(l.name))!;
@@ -119,7 +59,7 @@ function memberLayers(model: LayersModel, k: number) {
       name: "input",
       config: { ...input.config, name: "input" },
     },
-    output: rename(topology.config.output_layers![0][0]),
+    output: rename(topology.config.output_layers[0][0]),
   };
 }
 
@@ -162,7 +102,7 @@ export async function averageModels(
     config: { name: "average", trainable: true },
     inbound_nodes: [parts.map((p) => [p.output, 0, 0, {}])],
   };
-  const topology = {
+  const topology: ModelTopology = {
     class_name: "Model",
     config: {
       name: "ensemble",
@@ -171,9 +111,7 @@ export async function averageModels(
       output_layers: [["average", 0, 0]],
     },
   };
-  const model = await tf.models.modelFromJSON({
-    modelTopology: topology as unknown as TopologyJson,
-  });
+  const model = await modelFromTopology(topology);
   members.forEach((member, i) => {
     for (const layer of member.layers) {
       const weights = layer.getWeights();

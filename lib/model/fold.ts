@@ -17,12 +17,15 @@
  *
  * @module
  */
-import { type LayersModel, type TF, tf } from "../core/tf.ts";
+import { type LayersModel, tf } from "../core/tf.ts";
+import {
+  type LayerJson,
+  modelFromTopology,
+  type ModelTopology,
+  modelTopology,
+} from "./topology.ts";
 
 type Layer = LayersModel["layers"][number];
-type TopologyJson = Parameters<
-  TF["models"]["modelFromJSON"]
->[0]["modelTopology"];
 
 /** A batch normalisation in inference as `y = x·scale + shift` per channel. */
 export interface Affine {
@@ -117,27 +120,8 @@ function foldedWeights(conv: Layer, norm: Layer): [Float32Array, Float32Array] {
   return [k, b];
 }
 
-/** A layer of a functional model's JSON topology. */
-interface LayerJson {
-  name: string;
-  class_name: string;
-  config: Record<string, unknown>;
-  inbound_nodes: [string, number, number, unknown][][];
-}
-
-/** A functional model's JSON topology (`model.toJSON(null, false)`). */
-interface ModelJson {
-  class_name: string;
-  config: {
-    layers: LayerJson[];
-    output_layers: [string, number, number][];
-    [key: string]: unknown;
-  };
-  [key: string]: unknown;
-}
-
 /** The names of the layers reading each layer's output (outputs count as a reader). */
-function readersOf(topology: ModelJson): Map<string, string[]> {
+function readersOf(topology: ModelTopology): Map<string, string[]> {
   const readers = new Map<string, string[]>();
   const add = (from: string, to: string) =>
     readers.set(from, [...(readers.get(from) ?? []), to]);
@@ -181,7 +165,7 @@ interface Fold {
 }
 
 /** The folds the topology allows (see the module documentation). */
-function findFolds(topology: ModelJson): Fold[] {
+function findFolds(topology: ModelTopology): Fold[] {
   const byName = new Map(topology.config.layers.map((l) => [l.name, l]));
   const readers = readersOf(topology);
   const folds: Fold[] = [];
@@ -208,8 +192,8 @@ function findFolds(topology: ModelJson): Fold[] {
 }
 
 /** The topology with each fold's norm (and ReLU) removed and the conv rewired. */
-function foldedTopology(topology: ModelJson, folds: Fold[]): ModelJson {
-  const copy = structuredClone(topology) as ModelJson;
+function foldedTopology(topology: ModelTopology, folds: Fold[]): ModelTopology {
+  const copy = structuredClone(topology);
   const renamed = new Map<string, string>();
   const convs = new Map<string, Fold>();
   for (const f of folds) {
@@ -242,6 +226,7 @@ function setFoldedWeights(
 ): void {
   const norms = new Map(folds.map((f) => [f.conv.name, f.norm.name]));
   for (const layer of folded.layers) {
+    if (!layer.weights.length) continue;
     const source = model.getLayer(layer.name);
     const norm = norms.get(layer.name);
     if (!norm) {
@@ -263,8 +248,8 @@ function setFoldedWeights(
  * A copy of `model` for inference with every batch normalisation that
  * follows a `Conv2D` (and feeds on nothing else) folded into it, and a plain
  * ReLU after it made the convolution's activation. Returns `model` itself
- * when there is nothing to fold (a Sequential model, or no conv + batch
- * norm pair); otherwise the copy is the caller's to dispose. The copy
+ * when there is nothing to fold; otherwise the copy (a functional model,
+ * also for a Sequential one) is the caller's to dispose. The copy
  * computes the same probabilities up to float32 rounding.
  *
  * @example A ResNet loses its batch-norm and ReLU layers, not its answers
@@ -290,16 +275,10 @@ function setFoldedWeights(
 export async function foldBatchNorm(
   model: LayersModel,
 ): Promise<LayersModel> {
-  const topology = model.toJSON(undefined, false) as unknown as ModelJson;
-  if (!Array.isArray(topology.config?.output_layers)) return model;
+  const topology = modelTopology(model);
   const folds = findFolds(topology);
   if (!folds.length) return model;
-  const folded = await tf.models.modelFromJSON({
-    modelTopology: foldedTopology(
-      topology,
-      folds,
-    ) as unknown as TopologyJson,
-  });
+  const folded = await modelFromTopology(foldedTopology(topology, folds));
   setFoldedWeights(model, folded, folds);
   return folded;
 }

@@ -7,7 +7,7 @@ import {
 } from "../core/tf.ts";
 import { openEngine } from "./engine.ts";
 import { foldBatchNorm } from "./fold.ts";
-import { resnet, seedCnn } from "./models.ts";
+import { resnet, seedCnn, vgg } from "./models.ts";
 import type { ModelMetadata } from "./saved_model.ts";
 
 /** Gives every batch norm non-trivial statistics, as a trained model has. */
@@ -78,6 +78,29 @@ Deno.test("a conv whose output is read twice, or a Sequential model, is left as 
   const seq = seedCnn({ inputSize: 32, channels: 1, numClasses: 4 });
   assert.equal(await foldBatchNorm(seq), seq);
   seq.dispose();
+});
+
+Deno.test("a Sequential network with batch norms (the VGG) folds too", async () => {
+  const start = tf.memory().numTensors;
+  const model = vgg({
+    inputSize: 32,
+    channels: 1,
+    numClasses: 4,
+    batchNorm: true,
+    filters: [8, 16],
+  });
+  randomiseNorms(model);
+  const folded = await foldBatchNorm(model);
+  assert.equal(
+    classes(folded).filter((c) => c === "BatchNormalization").length,
+    0,
+  );
+  const x = tf.randomUniform([2, 32, 32, 1], 0, 1, "float32", 8);
+  assert.ok(maxDiff(model, folded, x) < 1e-5);
+  x.dispose();
+  folded.dispose();
+  model.dispose();
+  assert.equal(tf.memory().numTensors, start);
 });
 
 Deno.test("a conv with a bias, and a batch norm that neither scales nor centres, fold exactly", async () => {

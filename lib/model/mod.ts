@@ -26,6 +26,7 @@
  * | `onnx_runtime.ts` | Running an exported ONNX classifier with onnxruntime on the CPU, fed as `predictProbabilities` feeds tfjs |
  * | `saved_model.ts` | The project's saved-model format: a folder holding a tfjs Layers model (`model.json` +… |
  * | `summary.ts` | Keras-style model summaries: layers, output shapes, parameter counts |
+ * | `topology.ts` | A model's layer graph as JSON, read from any Layers model and built back into one (for folding and ensembles) |
  * | `transfer.ts` | Transfer learning: a new head on a pretrained model, freezing and unfreezing its base |
  *
  * @module
@@ -48,4 +49,5 @@ export * from "./onnx_proto.ts";
 export * from "./onnx_runtime.ts";
 export * from "./saved_model.ts";
 export * from "./summary.ts";
+export * from "./topology.ts";
 export * from "./transfer.ts";
