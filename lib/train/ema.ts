@@ -114,8 +114,11 @@ export class WeightAverage {
   update(updates: number): number {
     const d = emaDecayAt(this.decay, updates);
     tf.tidy(() => {
+      // Two scalars for all the weights, not two per weight.
+      const keep = tf.scalar(d);
+      const take = tf.scalar(1 - d);
       this.#shadows.forEach((v, i) =>
-        v.assign(tf.add(tf.mul(v, d), tf.mul(this.#live[i], 1 - d)))
+        v.assign(tf.add(tf.mul(v, keep), tf.mul(this.#live[i], take)))
       );
     });
     return updates + 1;

@@ -423,8 +423,10 @@ export function createTrainStep(options: CreateTrainStepOptions): TrainStep {
     tf.dispose([x, lossT, correct!]);
     for (const side of sides) tf.dispose([side.labels, side.weights ?? []]);
     if (config.weightDecay > 0) {
-      const keep = 1 - batch.learningRate * config.weightDecay;
-      tf.tidy(() => kernels.forEach((v) => v.assign(tf.mul(v, keep))));
+      tf.tidy(() => {
+        const keep = tf.scalar(1 - batch.learningRate * config.weightDecay);
+        kernels.forEach((v) => v.assign(tf.mul(v, keep)));
+      });
     }
     return { loss: lossV[0], correct: correctV[0] };
   };
