@@ -366,7 +366,7 @@ if (import.meta.main) {
       };
       await writeTextAtomic(
         values.json,
-        JSON.stringify(report, null, 1) + "\n",
+        JSON.stringify(report, null, 2) + "\n",
       );
       console.log(stageTable(ours, keras));
       return 0;

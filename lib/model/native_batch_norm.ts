@@ -12,7 +12,8 @@
  * training (`training: true`, 4-D channels-last float32 input, centre and
  * scale on) to them, updating the moving mean and variance exactly as
  * tfjs-layers does (batch mean, biased batch variance, `momentum`).
- * Inference and every other case keep tfjs's path.
+ * {@linkcode installBatchNormInference} replaces the inference kernel
+ * (`FusedBatchNorm`) with one multiply and one add.
  *
  * @module
  */
@@ -261,4 +262,58 @@ export function installBatchNormTraining(swaps: KernelSwaps): void {
     tf.unregisterKernel(NATIVE_BATCH_NORM_GRAD, "tensorflow");
   });
   swaps.replaced.push("BatchNormalization (training)");
+}
+
+/**
+ * Routes tfjs's `FusedBatchNorm` kernel (batch normalisation in inference:
+ * validation during training, Grad-CAM, any unfolded model) to one multiply
+ * and one add per element, `x·a + b` with the per-channel `a = γ/√(σ² + ε)`
+ * and `b = β − μ·a`. TensorFlow's own `FusedBatchNorm` in inference takes
+ * about fifteen times as long on this CPU (39 against 2.7 ms on a
+ * `[64, 32, 32, 64]` batch). The result equals tfjs's up to float32
+ * rounding; gradients are tfjs's, which do not call the kernel. Other
+ * shapes keep tfjs's kernel.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { tf } from "../core/tf.ts";
+ * import { KernelSwaps } from "./native_backend.ts";
+ * import { installBatchNormInference } from "./native_batch_norm.ts";
+ * const x = tf.randomUniform([2, 4, 4, 3], -1, 1, "float32", 1);
+ * const [m, v, o, s] = [[0.1, 0.2, 0.3], [1, 2, 0.5], [0, 1, -1], [2, 1, 0.5]]
+ *   .map((a) => tf.tensor1d(a));
+ * const before = tf.batchNorm(x, m, v, o, s, 1e-3);
+ * const swaps = new KernelSwaps();
+ * installBatchNormInference(swaps);
+ * assert.deepEqual(swaps.replaced, ["FusedBatchNorm"]);
+ * const after = tf.batchNorm(x, m, v, o, s, 1e-3);
+ * assert.ok(tf.max(tf.abs(tf.sub(before, after))).dataSync()[0] < 1e-5);
+ * swaps.restore();
+ * tf.dispose([x, m, v, o, s, before, after]);
+ * ```
+ */
+export function installBatchNormInference(swaps: KernelSwaps): void {
+  swaps.replaceKernel("FusedBatchNorm", (original) => (args: KernelArgs) => {
+    const { x, mean, variance, offset, scale } = args.inputs as Record<
+      string,
+      Tensor | undefined
+    >;
+    const epsilon = (args.attrs as { varianceEpsilon: number })
+      .varianceEpsilon;
+    if (
+      x!.rank !== 4 || x!.dtype !== "float32" || mean!.rank !== 1 ||
+      variance!.rank !== 1 || (scale && scale.rank !== 1) ||
+      (offset && offset.rank !== 1)
+    ) {
+      return original(args);
+    }
+    return tf.tidy(() => {
+      let a = tf.rsqrt(tf.add(variance!, epsilon));
+      if (scale) a = tf.mul(a, scale);
+      const shift = tf.mul(mean!, a);
+      const b = offset ? tf.sub(offset, shift) : tf.neg(shift);
+      return tf.add(tf.mul(x!, a), b);
+    });
+  });
 }

@@ -14,6 +14,7 @@
  * | `installConv2DBackpropInput`           | the input gradient of a conv → oneDNN                        | `native_conv.ts`       |
  * | `installConv2DBackpropFilter`          | the filter gradient of a few-channel conv → oneDNN           | `native_conv.ts`       |
  * | `installBatchNormTraining`             | batch norm in training → `FusedBatchNormV3` and its gradient | `native_batch_norm.ts` |
+ * | `installBatchNormInference`            | batch norm in inference → one multiply and one add           | `native_batch_norm.ts` |
  *
  * The fused Adam step is `NativeAdam` (`native_adam.ts`). See
  * `bench/train.ts` (the seed CNN) and `bench/time_to_accuracy.ts` (the
@@ -22,7 +23,10 @@
  * @module
  */
 import { KernelSwaps } from "./native_backend.ts";
-import { installBatchNormTraining } from "./native_batch_norm.ts";
+import {
+  installBatchNormInference,
+  installBatchNormTraining,
+} from "./native_batch_norm.ts";
 import {
   installConv2D,
   installConv2DBackpropFilter,
@@ -157,6 +161,7 @@ export function useNativeKernels(): NativeKernelsStatus {
   installConv2DBackpropInput(swaps);
   installConv2DBackpropFilter(swaps);
   installBatchNormTraining(swaps);
+  installBatchNormInference(swaps);
   installed = swaps;
   lastStatus = {
     active: swaps.replaced.length > 0,
