@@ -22,11 +22,10 @@ import {
   isTta,
   readModelMetadata,
   resolveModelDir,
-  splitSeed,
+  splitDescription,
   type Tta,
   updateModelMetadata,
 } from "../lib/model/saved_model.ts";
-import { DEFAULTS } from "../lib/core/defaults.ts";
 import {
   formatRanking,
   type RankedRun,
@@ -70,7 +69,8 @@ export interface RunSelection {
 /**
  * Evaluates every run on its validation split (under each requested
  * test-time augmentation mode) and ranks them with {@linkcode rankRuns}.
- * The runs must share that split (same seed, fractions and dataset), and
+ * The runs must share that split (same seed, fractions, grouping radius and
+ * dataset), and
  * refits (trained on their validation split) are refused.
  *
  * Needs the runs' dataset on disk, so it is not run by `deno test --doc`.
@@ -106,11 +106,7 @@ export async function selectRun(
         `${run} was refit on its validation split: it cannot be ranked on it`,
       );
     }
-    const split = `seed ${splitSeed(t)}, validation ${
-      t.split?.validation ?? DEFAULTS.validationFraction
-    }, test ${
-      t.split?.test ?? DEFAULTS.testFraction
-    }, dataset ${metadata.datasetFingerprint}`;
+    const split = splitDescription(metadata);
     first ??= { run, split };
     if (split !== first.split) {
       throw new Error(

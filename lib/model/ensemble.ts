@@ -20,7 +20,7 @@ import {
   type ModelTopology,
   modelTopology,
 } from "./topology.ts";
-import { type ModelMetadata, splitSeed } from "./saved_model.ts";
+import { type ModelMetadata, splitDescription } from "./saved_model.ts";
 
 /** One member's layers renamed `m<k>_…`, its input replaced by `input`. */
 function memberLayers(model: LayersModel, k: number) {
@@ -123,17 +123,11 @@ export async function averageModels(
   return model;
 }
 
-/** The settings that fix a model's training split, as one comparable string. */
+/** What fixes a model's splits, and whether it was refit on its validation split. */
 function splitKey(m: ModelMetadata): string {
-  const s = m.training.split;
-  return JSON.stringify([
-    m.datasetFingerprint,
-    splitSeed(m.training),
-    s?.validation,
-    s?.test,
-    s?.groupRadius ?? 4,
-    s?.validationTrained ?? false,
-  ]);
+  return `${splitDescription(m)}, refit ${
+    m.training.split?.validationTrained ?? false
+  }`;
 }
 
 /**

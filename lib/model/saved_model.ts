@@ -32,6 +32,7 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { writeTextAtomic } from "../core/atomic.ts";
+import { DEFAULTS } from "../core/defaults.ts";
 import { DEFAULT_NEGATIVE_CLASS, tumourThresholdProblem } from "./decision.ts";
 import { isRecord, shownValue } from "../core/text.ts";
 import { type LayersModel, tf } from "../core/tf.ts";
@@ -147,6 +148,39 @@ export function splitSeed(
   training: Pick<TrainingSummary, "seed" | "split">,
 ): number {
   return training.split?.seed ?? training.seed;
+}
+
+/**
+ * The settings that fix which scans a model's training, validation and test
+ * splits hold, in words: the dataset, the split seed, the fractions and the
+ * grouping radius (absent: the audit's near-duplicate radius, 4 bits). Two
+ * models with the same description were split the same way.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { splitDescription } from "./saved_model.ts";
+ * assert.equal(
+ *   splitDescription({
+ *     datasetFingerprint: "f",
+ *     training: { seed: 7, split: { seed: 42, validation: 0.15, test: 0.2 } },
+ *   }),
+ *   "seed 42, validation 0.15, test 0.2, grouping radius 4 bits, dataset f",
+ * );
+ * ```
+ */
+export function splitDescription(
+  metadata: {
+    datasetFingerprint: string;
+    training: Pick<TrainingSummary, "seed" | "split">;
+  },
+): string {
+  const s = metadata.training.split;
+  return `seed ${splitSeed(metadata.training)}, validation ${
+    s?.validation ?? DEFAULTS.validationFraction
+  }, test ${s?.test ?? DEFAULTS.testFraction}, grouping radius ${
+    s?.groupRadius ?? 4
+  } bits, dataset ${metadata.datasetFingerprint}`;
 }
 
 /**
