@@ -78,6 +78,11 @@ export const TRAIN_PROFILE_CLI = {
       default: "bench/results/train_profile.json",
       help: "results file",
     },
+    "worker-out": {
+      type: "string",
+      value: "FILE",
+      help: "internal: profile our side in this process, report to FILE",
+    },
   },
 } as const;
 
@@ -323,25 +328,6 @@ export function stageTable(ours: SideProfile, keras: SideProfile): string {
 }
 
 if (import.meta.main) {
-  const workerAt = Deno.args.indexOf("--worker-out");
-  if (workerAt >= 0) {
-    const out = Deno.args[workerAt + 1];
-    const rest = Deno.args.filter((_, i) =>
-      i !== workerAt && i !== workerAt + 1
-    );
-    const get = (flag: string, fallback: string) => {
-      const i = rest.indexOf(flag);
-      return i >= 0 ? rest[i + 1] : fallback;
-    };
-    const report = await profileOurs({
-      steps: Number(get("--steps", "10")),
-      warmup: Number(get("--warmup", "5")),
-      arch: get("--arch", "resnet") as ProfileOptions["arch"],
-      filters: get("--filters", "32,64,128,256").split(",").map(Number),
-    });
-    await writeTextAtomic(out, JSON.stringify(report));
-    Deno.exit(0);
-  }
   Deno.exit(
     await runCli(TRAIN_PROFILE_CLI, async ({ values }) => {
       const options = {
@@ -350,6 +336,14 @@ if (import.meta.main) {
         arch: values.arch,
         filters: values.filters,
       };
+      if (values["worker-out"]) {
+        const report = await profileOurs({
+          ...options,
+          filters: options.filters.split(",").map(Number),
+        });
+        await writeTextAtomic(values["worker-out"], JSON.stringify(report));
+        return 0;
+      }
       const before = loadAverage();
       const ours = await sideInChild("ours", options);
       const keras = await sideInChild("keras", options);
