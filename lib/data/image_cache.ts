@@ -49,6 +49,7 @@ import {
   writeTextAtomic,
 } from "../core/atomic.ts";
 import { projectPaths } from "../core/paths.ts";
+import { type Clahe, claheImages } from "./clahe.ts";
 import {
   type DecodeJob,
   type DecodeOutcome,
@@ -73,6 +74,11 @@ export interface LoadImagesOptions {
   decoder?: Decoder;
   /** DCT-domain downscaling while decoding JPEG (default true). */
   shrinkOnLoad?: boolean;
+  /**
+   * CLAHE of each image (default none). The cache holds the images before
+   * it, so runs with and without it share one decode.
+   */
+  clahe?: Clahe | null;
   /** Cache folder; default `projectPaths().cache + "/images"`. */
   cacheDir?: string;
   /** Re-read and re-hash every file instead of trusting size and times. */
@@ -687,7 +693,8 @@ export async function loadImages(
   options: LoadImagesOptions = {},
 ): Promise<LoadImagesResult> {
   const t0 = performance.now();
-  const settings = resolveSettings(options);
+  const { clahe, ...plain } = resolveSettings(options);
+  const settings = { ...plain, clahe: null };
   const load = await openCache(files, settings, options.cacheDir);
   await findHashes(load, options.verify ?? false);
   const bins = await readUsedPacks(
@@ -704,8 +711,10 @@ export async function loadImages(
   });
   await storePack(load, misses, bins.size);
   await saveHashIndex(load.index);
+  const packed = packOutcomes(load.paths, load.outcomes, settings.size);
+  if (clahe) claheImages(packed.pixels, settings.size, clahe);
   return {
-    ...packOutcomes(load.paths, load.outcomes, settings.size),
+    ...packed,
     cacheHits: hits,
     cacheMisses: misses.length,
     seconds: (performance.now() - t0) / 1000,

@@ -19,6 +19,7 @@ import {
   DEFAULT_NEAR_THRESHOLD,
   duplicateGroups,
 } from "./audit.ts";
+import type { Clahe } from "./clahe.ts";
 import { type Dataset, discoverDataset, type ImageFile } from "./dataset.ts";
 import {
   fingerprintFromHashes,
@@ -144,6 +145,12 @@ export interface PrepareDataOptions {
   test?: number;
   /** pHash distance for near duplicates (default the audit's, 4 of 64 bits). */
   nearThreshold?: number;
+  /**
+   * CLAHE of every image after resizing (default none; `./clahe.ts`). It
+   * changes the pixels only: the duplicate audit and the split read the
+   * files, so a run with it and one without share their split.
+   */
+  clahe?: Clahe | null;
   /** Cache folder (default `projectPaths().cache`). */
   cacheDir?: string;
   /** Progress messages. */
@@ -160,6 +167,8 @@ export interface PreparedData {
   classes: string[];
   /** Image side. */
   size: number;
+  /** The CLAHE applied to every image, or `null`. */
+  clahe: Clahe | null;
   /** Seed of the split. */
   seed: number;
   /** SHA-256 over the sorted (label, content hash) pairs of all decoded images. */
@@ -345,7 +354,11 @@ export async function prepareData(
   const loaded = await time(
     "decode",
     () =>
-      loadImages(dataset.files, { size, cacheDir: join(cacheDir, "images") }),
+      loadImages(dataset.files, {
+        size,
+        clahe: options.clahe,
+        cacheDir: join(cacheDir, "images"),
+      }),
   );
   log(
     `decoded ${loaded.ok.length} images (${loaded.cacheHits} from cache) in ` +
@@ -374,6 +387,7 @@ export async function prepareData(
     dataset,
     classes: dataset.classes,
     size,
+    clahe: options.clahe ?? null,
     seed,
     fingerprint: decoded.fingerprint,
     audit,

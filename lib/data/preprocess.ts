@@ -1,7 +1,9 @@
 /**
  * Turning image files into small one-channel uint8 arrays for the CNN:
  * decode → grayscale → resize to `size`×`size` (default 128, stretched like
- * the seed notebook's `cv2.resize`; `fit` is configurable) → uint8.
+ * the seed notebook's `cv2.resize`; `fit` is configurable) → uint8 →
+ * optionally CLAHE, contrast-limited adaptive histogram equalisation
+ * (`clahe`; `./clahe.ts`).
  *
  * Two decoders, chosen by the file's content, never by chance:
  *
@@ -51,6 +53,7 @@ import { createHash } from "node:crypto";
 import sharp, { type SharpOptions } from "sharp";
 import { DEFAULTS } from "../core/defaults.ts";
 import { type Tensor4D, tf } from "../core/tf.ts";
+import { applyClahe, type Clahe, claheName, claheProblems } from "./clahe.ts";
 import { checkImageHeader, type ImageHeader } from "./image_header.ts";
 import { decodeGated, decoderReason } from "./decode_gate.ts";
 
@@ -86,6 +89,11 @@ export interface PreprocessOptions {
    * least a factor of two to its resampling filter.
    */
   shrinkOnLoad?: boolean;
+  /**
+   * Contrast-limited adaptive histogram equalisation of the resized image
+   * (`./clahe.ts`; default none).
+   */
+  clahe?: Clahe | null;
   /**
    * The largest image accepted, in pixels (default `DEFAULTS.maxPixels`):
    * the header is read first and a bigger image is refused before anything
@@ -129,6 +137,8 @@ export interface PipelineSettings {
   decoder: Decoder;
   /** DCT-domain downscaling while decoding JPEG. */
   shrinkOnLoad: boolean;
+  /** CLAHE of the resized image, or `null` for none. */
+  clahe: Clahe | null;
 }
 
 /** The settings a decode runs with: the pipeline's, and the pixel limit. */
@@ -140,7 +150,7 @@ interface DecodeSettings extends PipelineSettings {
 /** The options that shape the output pixels. */
 export type SettingsOptions = Pick<
   PreprocessOptions,
-  "size" | "fit" | "decoder" | "shrinkOnLoad"
+  "size" | "fit" | "decoder" | "shrinkOnLoad" | "clahe"
 >;
 
 /** One unit of work for {@linkcode preprocessJobs}. */
@@ -181,8 +191,10 @@ const MAX_SIZE = 4096;
  *   fit: "fill",
  *   decoder: "auto",
  *   shrinkOnLoad: true,
+ *   clahe: null,
  * });
  * assert.throws(() => resolveSettings({ size: 0 }), /size must be an integer/);
+ * assert.throws(() => resolveSettings({ clahe: { clipLimit: 2, tiles: 0 } }), /clahe.tiles/);
  * ```
  */
 export function resolveSettings(
@@ -203,7 +215,16 @@ export function resolveSettings(
     throw new Error(`decoder must be auto or sharp, got ${decoder}`);
   }
   const shrinkOnLoad = options.shrinkOnLoad ?? true;
-  return { size, fit, decoder, shrinkOnLoad };
+  const clahe = options.clahe ?? null;
+  const problems = clahe ? claheProblems(clahe, size) : [];
+  if (problems.length > 0) throw new Error(problems.join("; "));
+  return {
+    size,
+    fit,
+    decoder,
+    shrinkOnLoad,
+    clahe: clahe && { clipLimit: clahe.clipLimit, tiles: clahe.tiles },
+  };
 }
 
 /**
@@ -221,6 +242,7 @@ export function resolveSettings(
  * // Every setting that changes the pixels changes the key.
  * assert.notEqual(pipelineKey({ size: 64, fit: "cover" }), key);
  * assert.notEqual(pipelineKey({ size: 64, shrinkOnLoad: false }), key);
+ * assert.notEqual(pipelineKey({ size: 64, clahe: { clipLimit: 2, tiles: 8 } }), key);
  * ```
  */
 export function pipelineKey(options: SettingsOptions = {}): string {
@@ -234,6 +256,7 @@ export function pipelineKey(options: SettingsOptions = {}): string {
     "gray",
     s.decoder,
     ...(s.shrinkOnLoad ? [] : ["noshrink"]),
+    ...(s.clahe ? [claheName(s.clahe)] : []),
     `tf${tfVersion}`,
     `vips${sharp.versions.vips}`,
   ].join("-");
@@ -558,6 +581,15 @@ function reasonOf(error: unknown): string {
  * the decoder's reason (no path: callers add it).
  */
 async function decodeBytes(
+  bytes: Uint8Array,
+  s: DecodeSettings,
+): Promise<Uint8Array> {
+  const pixels = await decodeResized(bytes, s);
+  return s.clahe ? applyClahe(pixels, s.size, s.clahe) : pixels;
+}
+
+/** The decoded, grey, resized image (before any CLAHE). */
+async function decodeResized(
   bytes: Uint8Array,
   s: DecodeSettings,
 ): Promise<Uint8Array> {

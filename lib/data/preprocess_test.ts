@@ -332,6 +332,7 @@ Deno.test("resolveSettings and pipelineKey: validation and what the key covers",
     fit: "fill",
     decoder: "auto",
     shrinkOnLoad: true,
+    clahe: null,
   });
   assert.throws(() => resolveSettings({ size: 0 }), /size must be an integer/);
   assert.throws(

@@ -22,6 +22,7 @@ import {
 import { type EvaluationReport, wilsonInterval } from "../evaluate/metrics.ts";
 import { degenerateWarning } from "../evaluate/degenerate.ts";
 import { projectPaths } from "../core/paths.ts";
+import type { Clahe } from "../data/clahe.ts";
 import { type ModelMetadata, resolveModelDir } from "../model/saved_model.ts";
 import { datasetName } from "../train/run_files.ts";
 import {
@@ -157,6 +158,14 @@ function warning(full: EvaluationReport): string[] {
   return [`> **${headline}**`, ">", ...reasons.map((r) => `> ${r}`), ""];
 }
 
+/** The CLAHE step of the input, in words (empty without one). */
+function claheWords(clahe: Clahe | undefined): string {
+  return clahe
+    ? ` equalised by CLAHE (clip limit ${clahe.clipLimit}, ` +
+      `${clahe.tiles}×${clahe.tiles} tiles, as OpenCV's createCLAHE),`
+    : "";
+}
+
 /** The title, the degenerate-model warning if any, and the "What it is" section. */
 function whatItIs(
   name: string,
@@ -179,7 +188,8 @@ function whatItIs(
     "brain-mri-cnn project) that sorts one axial brain MRI slice into one of",
     `${m.classes.length} classes: ${m.classes.join(", ")}. Input: the image`,
     `converted to grey, resized to ${m.inputSize}×${m.inputSize} (stretched,`,
-    "aspect ratio not kept), scaled to [0, 1]. Output: one probability per",
+    "aspect ratio not kept)," + claheWords(m.preprocessing.clahe) +
+    " scaled to [0, 1]. Output: one probability per",
     "class, summing to 1" +
     (m.inference?.tta === "hflip"
       ? ", averaged over the image and its left-right mirror (test-time " +

@@ -188,13 +188,14 @@ const CHUNK = 64;
  * import { defaultPreprocessing, type ModelMetadata } from "../model/saved_model.ts";
  * import { modelSettings } from "./predict.ts";
  * const metadata = { preprocessing: defaultPreprocessing(128) } as ModelMetadata;
- * assert.deepEqual(modelSettings(metadata), { size: 128, fit: "fill" });
+ * assert.deepEqual(modelSettings(metadata), { size: 128, fit: "fill", clahe: null });
  * ```
  */
 export function modelSettings(metadata: ModelMetadata): SettingsOptions {
   return {
     size: metadata.preprocessing.size,
     fit: metadata.preprocessing.fit,
+    clahe: metadata.preprocessing.clahe ?? null,
   };
 }
 

@@ -179,6 +179,7 @@ async function selectFiles(
   loadErrors: { path: string; reason: string }[];
 }> {
   const size = metadata.preprocessing.size;
+  const clahe = metadata.preprocessing.clahe ?? null;
   if (options.split === "test" || options.split === "validation") {
     if (
       options.split === "validation" &&
@@ -198,6 +199,7 @@ async function selectFiles(
       validation: options.validation ?? metadata.training.split?.validation,
       test: options.test ?? metadata.training.split?.test,
       nearThreshold: radius,
+      clahe,
       cacheDir: options.cacheDir,
     });
     checkClasses(data.classes, metadata, options.data);
@@ -225,6 +227,7 @@ async function selectFiles(
   const loaded = await loadImages(files, {
     size,
     fit: metadata.preprocessing.fit,
+    clahe,
     ...(options.cacheDir ? { cacheDir: `${options.cacheDir}/images` } : {}),
   });
   return {

@@ -33,6 +33,7 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { writeTextAtomic } from "../core/atomic.ts";
 import { DEFAULTS } from "../core/defaults.ts";
+import { type Clahe, claheProblems } from "../data/clahe.ts";
 import { DEFAULT_NEGATIVE_CLASS, tumourThresholdProblem } from "./decision.ts";
 import { isRecord, shownValue } from "../core/text.ts";
 import { type LayersModel, tf } from "../core/tf.ts";
@@ -71,6 +72,12 @@ export interface Preprocessing {
   grayscale: true;
   /** Pixel values (0–255) are multiplied by this: 1/255, giving [0, 1]. */
   scale: number;
+  /**
+   * Contrast-limited adaptive histogram equalisation after resizing, before
+   * scaling, as OpenCV's `cv2.createCLAHE(clipLimit, (tiles, tiles))`
+   * computes it (absent: none).
+   */
+  clahe?: Clahe;
 }
 
 /** What the training run that made a model looked like (a manifest summary). */
@@ -263,7 +270,8 @@ export interface Inference {
 }
 
 /**
- * The standard preprocessing for a model of input side `size`.
+ * The standard preprocessing for a model of input side `size`, with CLAHE
+ * when it is given.
  *
  * @example
  * ```ts
@@ -275,10 +283,25 @@ export interface Inference {
  *   grayscale: true,
  *   scale: 1 / 255,
  * });
+ * assert.deepEqual(defaultPreprocessing(128, { clipLimit: 2, tiles: 8 }).clahe, {
+ *   clipLimit: 2,
+ *   tiles: 8,
+ * });
  * ```
  */
-export function defaultPreprocessing(size: number): Preprocessing {
-  return { size, fit: "fill", grayscale: true, scale: 1 / 255 };
+export function defaultPreprocessing(
+  size: number,
+  clahe?: Clahe | null,
+): Preprocessing {
+  return {
+    size,
+    fit: "fill",
+    grayscale: true,
+    scale: 1 / 255,
+    ...(clahe
+      ? { clahe: { clipLimit: clahe.clipLimit, tiles: clahe.tiles } }
+      : {}),
+  };
 }
 
 /** A saved model could not be used; the message names the folder. */
@@ -400,6 +423,12 @@ function preprocessingProblems(value: Record<string, unknown>): string[] {
       `preprocessing.scale ${
         shownValue(pre.scale)
       } is not supported (only 1/255)`,
+    );
+  }
+  if (pre.clahe !== undefined) {
+    const size = typeof pre.size === "number" ? pre.size : undefined;
+    problems.push(
+      ...claheProblems(pre.clahe, size).map((p) => `preprocessing.${p}`),
     );
   }
   if (pre.grayscale === true && value.channels !== 1) {

@@ -195,6 +195,8 @@ Deno.test("loadSavedModel refuses models it cannot honour, naming the folder and
     await refused(/format "keras", expected "brain-mri-cnn\/saved-model"/);
     await edit((m) => m.preprocessing.fit = "pad");
     await refused(/preprocessing.fit "pad" is not supported/);
+    await edit((m) => m.preprocessing.clahe = { clipLimit: 2, tiles: 0 });
+    await refused(/preprocessing.clahe.tiles must be an integer from 1 to/);
     await edit((m) => m.classes = ["a", "a", "b", "c"]);
     await refused(/classes must be at least two distinct/);
     await edit((m) => delete m.preprocessing);

@@ -14,8 +14,11 @@ import { writeTextAtomic } from "../core/atomic.ts";
 /**
  * What the notebook side needs: JupyterLab and the Plotly renderer at the
  * versions the project is tested with, nbclient and nbconvert for the
- * headless runner; and what checks an exported ONNX graph (`onnx` for its
- * checker, `onnxruntime` to run it), at the versions it is tested with.
+ * headless runner; what checks an exported ONNX graph (`onnx` for its
+ * checker, `onnxruntime` to run it); and OpenCV, whose CLAHE the
+ * project's CLAHE preprocessing is checked against (and which a Python user
+ * of an exported model would use to prepare its input), at the versions it
+ * is tested with.
  */
 export const PYTHON_REQUIREMENTS: readonly string[] = [
   "jupyterlab==4.6.4",
@@ -24,6 +27,7 @@ export const PYTHON_REQUIREMENTS: readonly string[] = [
   "plotly==7.1.0",
   "onnx==1.23.1",
   "onnxruntime==1.30.0",
+  "opencv-python-headless==5.0.0.93",
 ];
 
 /** Name of the kernelspec the notebooks ask for. */

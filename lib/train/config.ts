@@ -32,6 +32,7 @@ import {
   resolveAugmentOptions,
   type ResolvedAugmentOptions,
 } from "../data/augment.ts";
+import { type Clahe, claheProblems } from "../data/clahe.ts";
 import type { SplitData } from "../data/prepare.ts";
 import type { Architecture } from "../model/models.ts";
 
@@ -123,6 +124,8 @@ export interface RunConfig {
   labelSmoothing: number;
   /** Mixup's α: each batch mixed with a shuffle of itself (0 = off). */
   mixup: number;
+  /** The CLAHE the images were prepared with, or null for none. */
+  clahe: Clahe | null;
   /** Restore the best weights at the end. */
   restoreBestWeights: boolean;
   /** Validation batch size. */
@@ -219,6 +222,13 @@ export interface RunConfigOptions {
    * mixes gently. Validation is never mixed. Default 0 (off).
    */
   mixup?: number;
+  /**
+   * The CLAHE the images were prepared with (`prepareData`'s `clahe`),
+   * recorded in the run and in the saved model's preprocessing so that
+   * evaluate, predict and serve apply it to new scans. It is a record, not a
+   * step: `trainModel` trains on the pixels as given. Default none.
+   */
+  clahe?: Clahe | null;
   /** Put the best epoch's weights back into the model at the end (default true). */
   restoreBestWeights?: boolean;
   /** Batch size of validation (default `DEFAULTS.evalBatchSize`). */
@@ -439,6 +449,10 @@ function checkConfig(config: RunConfig): void {
   if (!(config.mixup >= 0 && Number.isFinite(config.mixup))) {
     fail(`mixup must be a number >= 0 (got ${config.mixup})`);
   }
+  if (config.clahe) {
+    const problems = claheProblems(config.clahe, config.inputSize);
+    if (problems.length > 0) fail(problems.join("; "));
+  }
   if (config.ema && !(config.ema.decay > 0 && config.ema.decay < 1)) {
     fail(`ema.decay must be in (0, 1) (got ${config.ema.decay})`);
   }
@@ -519,6 +533,9 @@ export function resolveConfig(options: RunConfigOptions): RunConfig {
     weightDecay: options.weightDecay ?? 0,
     labelSmoothing: options.labelSmoothing ?? 0,
     mixup: options.mixup ?? 0,
+    clahe: options.clahe
+      ? { clipLimit: options.clahe.clipLimit, tiles: options.clahe.tiles }
+      : null,
     ema: resolveEma(options.ema),
     restoreBestWeights: options.restoreBestWeights ?? true,
     evalBatchSize: positiveInteger(
@@ -552,6 +569,7 @@ const ADDED_SETTINGS: Partial<RunConfig> = {
   weightDecay: 0,
   labelSmoothing: 0,
   mixup: 0,
+  clahe: null,
 };
 
 /** A saved setting as it reads today: cosine decays of runs before `over` existed ran over epochs. */

@@ -426,7 +426,7 @@ export function modelMetadata(info: RunInfo, at: string): ModelMetadata {
     classes: config.classes,
     inputSize: config.inputSize,
     channels: config.channels,
-    preprocessing: defaultPreprocessing(config.inputSize),
+    preprocessing: defaultPreprocessing(config.inputSize, config.clahe),
     arch: config.arch,
     training,
     datasetFingerprint: info.fingerprint,

@@ -50,6 +50,7 @@ import { formatDuration, terminalProgress } from "./progress.ts";
 import { updateModelMetadata } from "../model/saved_model.ts";
 import { DEFAULTS } from "../core/defaults.ts";
 import { DEFAULT_NEAR_THRESHOLD } from "../data/audit.ts";
+import { type Clahe, claheProblems } from "../data/clahe.ts";
 import {
   datasetRecord,
   evaluateSplit,
@@ -85,6 +86,22 @@ export const TRAIN_CLI = {
       type: "integer",
       default: DEFAULTS.imageSize,
       help: "image side in pixels",
+    },
+    clahe: {
+      type: "number",
+      value: "CLIP",
+      default: 0,
+      help: "contrast-limited adaptive histogram equalisation\n" +
+        "of every resized scan, clipped at CLIP times the\n" +
+        "mean bin count (e.g. 2; as OpenCV's createCLAHE);\n" +
+        "recorded in the model, so predict and serve\n" +
+        "apply it too; 0 = off",
+    },
+    "clahe-tiles": {
+      type: "integer",
+      value: "N",
+      default: 8,
+      help: "CLAHE's tiles per side (N×N)",
     },
     epochs: { type: "integer", default: DEFAULTS.epochs, help: "most epochs" },
     out: {
@@ -284,6 +301,8 @@ export interface TrainCliOptions {
   labelSmoothing: number;
   /** Mixup's α (0 = off). */
   mixup: number;
+  /** CLAHE of every scan, or none. */
+  clahe?: Clahe;
   /** Train on training + validation, without validation (a final refit). */
   refit: boolean;
   /** Extra options for the architecture's factory. */
@@ -420,6 +439,16 @@ function checkNumbers(values: TrainFlags) {
       `--mixup must be a number >= 0 (got "${values.mixup}")`,
     );
   }
+  const clahe = claheArg(values);
+  if (clahe) {
+    const [problem] = claheProblems(clahe, values.size);
+    if (problem) {
+      throw new UsageError(
+        problem.replace("clahe.clipLimit", "--clahe")
+          .replace("clahe.tiles", "--clahe-tiles"),
+      );
+    }
+  }
   const val = fraction(values.val, "val");
   const test = fraction(values.test, "test");
   if (val + test >= 1) {
@@ -431,6 +460,13 @@ function checkNumbers(values: TrainFlags) {
       `--group-radius must be a whole number of bits in 0..64 (got "${radius}")`,
     );
   }
+}
+
+/** The CLAHE the flags ask for, or none (`--clahe 0`). */
+function claheArg(values: TrainFlags): Clahe | undefined {
+  return values.clahe === 0
+    ? undefined
+    : { clipLimit: values.clahe, tiles: values["clahe-tiles"] };
 }
 
 /**
@@ -528,6 +564,7 @@ function trainCliOptions(values: TrainFlags): TrainCliOptions {
     weightDecay: values["weight-decay"],
     labelSmoothing: values["label-smoothing"],
     mixup: values.mixup,
+    ...(claheArg(values) ? { clahe: claheArg(values) } : {}),
     modelOptions: values["model-options"] === undefined
       ? {}
       : jsonObject(values["model-options"], "model-options"),
@@ -585,6 +622,7 @@ async function prepareTrainingData(
     validation: o.val,
     test: o.test,
     nearThreshold: o.groupRadius,
+    clahe: o.clahe,
     log: (m) => console.log(m),
   });
   if (data.source.synthetic) console.log(`data: ${data.source.reason}`);
@@ -656,6 +694,7 @@ function trainOptions(
     weightDecay: o.weightDecay,
     labelSmoothing: o.labelSmoothing,
     mixup: o.mixup,
+    clahe: data.clahe,
     ...(o.maxMinutes !== undefined ? { maxSeconds: o.maxMinutes * 60 } : {}),
     runDir: runPaths(o.out).root,
     resume: o.resume,

@@ -141,6 +141,27 @@ Deno.test("parseTrainArgs: schedules, budgets and model options", () => {
   );
 });
 
+Deno.test("parseTrainArgs: --clahe and --clahe-tiles", () => {
+  assert.equal(parseTrainArgs([]).clahe, undefined);
+  assert.deepEqual(parseTrainArgs(["--clahe", "2"]).clahe, {
+    clipLimit: 2,
+    tiles: 8,
+  });
+  assert.deepEqual(
+    parseTrainArgs(["--clahe", "3", "--clahe-tiles", "4"]).clahe,
+    { clipLimit: 3, tiles: 4 },
+  );
+  assert.throws(
+    () => parseTrainArgs(["--clahe=-1"]),
+    /--clahe must be a number above 0 and at most 256 \(got -1\)/,
+  );
+  assert.throws(
+    () =>
+      parseTrainArgs(["--clahe", "2", "--size", "16", "--clahe-tiles", "20"]),
+    /--clahe-tiles must be an integer from 1 to 16 for 16-pixel images \(got 20\)/,
+  );
+});
+
 Deno.test("parseTrainArgs: label smoothing, EMA, refits and augmentation", () => {
   assert.equal(parseTrainArgs([]).labelSmoothing, 0);
   assert.equal(
