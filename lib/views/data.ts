@@ -9,6 +9,7 @@ import { Buffer } from "node:buffer";
 import sharp from "sharp";
 import type { AuditReport } from "../data/audit.ts";
 import { augmentationGrid } from "../data/augment.ts";
+import { applyClahe, type Clahe } from "../data/clahe.ts";
 import type { DataSource, PreparedData, SplitData } from "../data/prepare.ts";
 import type { Dataset } from "../data/dataset.ts";
 import {
@@ -560,5 +561,70 @@ export function augmentationView(
     })),
     columns: 4,
     title: "Training-time augmentation of one scan",
+  });
+}
+
+/** Options for {@linkcode claheView}. */
+export interface ClaheViewOptions {
+  /** The split to draw from (its first scans are shown). */
+  split: SplitData;
+  /** Image side of the split's pixels. */
+  size: number;
+  /** The CLAHE to show. */
+  clahe: Clahe;
+  /** How many scans; default 6. */
+  count?: number;
+}
+
+/**
+ * A few scans as decoded (top row) and after CLAHE (bottom row), to see what
+ * contrast-limited adaptive histogram equalisation does before training with
+ * it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { JUPYTER_DISPLAY } from "../core/display.ts";
+ * import { claheView } from "./data.ts";
+ * const split = {
+ *   files: [{ path: "/d/Training/glioma/a.jpg", label: "glioma", origin: "Training" as const }],
+ *   pixels: new Uint8Array(16 * 16).map((_, i) => 100 + (i % 16)),
+ *   labels: Int32Array.from([0]),
+ * };
+ * const view = await claheView({ split, size: 16, clahe: { clipLimit: 2, tiles: 4 } });
+ * assert.equal(
+ *   view[JUPYTER_DISPLAY]()["text/plain"],
+ *   "1 scan as decoded (top) and after CLAHE, clip limit 2, 4×4 tiles (bottom)\n" +
+ *     "[1] 16×16 a.jpg\n[2] 16×16 a.jpg, CLAHE",
+ * );
+ * ```
+ */
+export function claheView(options: ClaheViewOptions): Promise<Displayable> {
+  const area = options.size * options.size;
+  const count = Math.min(options.count ?? 6, options.split.files.length);
+  const scans = options.split.files.slice(0, count).map((file, i) => ({
+    name: file.path.split("/").pop() ?? file.path,
+    pixels: options.split.pixels.subarray(i * area, (i + 1) * area),
+  }));
+  const cell = (pixels: Uint8Array, caption: string): GridImage => ({
+    pixels,
+    width: options.size,
+    height: options.size,
+    caption,
+  });
+  const { clipLimit, tiles } = options.clahe;
+  return imageGrid({
+    images: [
+      ...scans.map((s) => cell(s.pixels, s.name)),
+      ...scans.map((s) =>
+        cell(
+          applyClahe(s.pixels, options.size, options.clahe),
+          `${s.name}, CLAHE`,
+        )
+      ),
+    ],
+    columns: Math.max(1, count),
+    title: `${count} scan${count === 1 ? "" : "s"} as decoded (top) and ` +
+      `after CLAHE, clip limit ${clipLimit}, ${tiles}×${tiles} tiles (bottom)`,
   });
 }
