@@ -119,7 +119,8 @@ export interface RefitPair {
 
 /**
  * Checks that `model` is a refit (`train --refit`) and `from` a run that held
- * its validation split out with the same seed and split fractions, so a
+ * its validation split out with the same seed and split fractions and
+ * prepared its input the same way, so a
  * choice made on `from`'s validation split can be carried over to `model`.
  * Throws, naming the folder and the problem, otherwise.
  *
@@ -157,6 +158,9 @@ export async function refitPair(options: CopyTtaOptions): Promise<RefitPair> {
           target.training.split?.validation ||
         source.training.split?.test !== target.training.split?.test
     ? "was split differently (seed or fractions)"
+    : JSON.stringify(source.preprocessing) !==
+        JSON.stringify(target.preprocessing)
+    ? "prepares its input differently (size or CLAHE)"
     : null;
   if (problem) throw new Error(`${options.from} ${problem}`);
   return { dir, fromDir, source };

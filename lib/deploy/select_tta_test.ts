@@ -127,6 +127,15 @@ Deno.test("a refit cannot select on its validation split; copyTta takes the vali
       copyTta({ model: refit, from: other }),
       /was itself refit on its validation split/,
     );
+    const plain = (await readModelMetadata(refit)).preprocessing;
+    await updateModelMetadata(refit, {
+      preprocessing: { ...plain, clahe: { clipLimit: 2, tiles: 4 } },
+    });
+    await assert.rejects(
+      copyTta({ model: refit, from: validated }),
+      /validated prepares its input differently \(size or CLAHE\)/,
+    );
+    await updateModelMetadata(refit, { preprocessing: plain });
     assert.equal((await readModelMetadata(refit)).inference, undefined);
     assert.equal(await copyTta({ model: refit, from: validated }), "hflip");
     assert.deepEqual((await readModelMetadata(refit)).inference, {
