@@ -48,6 +48,7 @@ Deno.test("resolveConfig: every default comes from DEFAULTS, in the order manife
     "weightDecay",
     "labelSmoothing",
     "mixup",
+    "clahe",
     "ema",
     "restoreBestWeights",
     "evalBatchSize",
@@ -70,6 +71,7 @@ Deno.test("resolveConfig: every default comes from DEFAULTS, in the order manife
     minDelta: 0,
   });
   assert.equal(config.cosineDecay, false);
+  assert.equal(config.clahe, null);
   assert.equal(config.ema, false);
   assert.deepEqual(resolveConfig(options({ ema: true })).ema, {
     decay: DEFAULTS.emaDecay,
