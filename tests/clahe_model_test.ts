@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { projectPaths } from "../lib/core/paths.ts";
 import { tf } from "../lib/core/tf.ts";
-import { applyClahe } from "../lib/data/clahe.ts";
+import { applyClahe } from "../lib/core/clahe.ts";
 import { preprocessImage } from "../lib/data/preprocess.ts";
 import { generateSyntheticDataset } from "../lib/data/synthetic.ts";
 import { predictFiles } from "../lib/deploy/predict.ts";

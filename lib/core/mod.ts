@@ -3,13 +3,14 @@
  *
  * TensorFlow loading, seeded randomness, project paths, atomic writes, the
  * command-line helper, the project's defaults and notebook parameters,
- * versions, and the display primitives (HTML tables, Plotly figures, image
+ * versions, contrast equalisation of grey images (CLAHE), and the display primitives (HTML tables, Plotly figures, image
  * grids) that the stages return to a notebook. Imports nothing from the other
  * folders.
  *
  * | module | what |
  * | --- | --- |
  * | `atomic.ts` | Writing files atomically and durably: to a temporary file flushed to disk, then a rename; stale temporary files cleared |
+ * | `clahe.ts` | Contrast-limited adaptive histogram equalisation, as OpenCV computes it: an optional preprocessing step |
  * | `cli.ts` | Command lines declared once: flags with type, default and help, the usage generated from them |
  * | `defaults.ts` | The project's defaults, in one place, read by the tools, `trainModel`, the notebooks and the docs |
  * | `display.ts` | Rich display objects for the Deno Jupyter kernel |
@@ -26,6 +27,7 @@
  * @module
  */
 export * from "./atomic.ts";
+export * from "./clahe.ts";
 export * from "./cli.ts";
 export * from "./defaults.ts";
 export * from "./display.ts";

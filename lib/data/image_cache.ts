@@ -49,7 +49,7 @@ import {
   writeTextAtomic,
 } from "../core/atomic.ts";
 import { projectPaths } from "../core/paths.ts";
-import { type Clahe, claheImages } from "./clahe.ts";
+import { type Clahe, claheImages } from "../core/clahe.ts";
 import {
   type DecodeJob,
   type DecodeOutcome,

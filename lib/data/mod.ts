@@ -11,7 +11,6 @@
  * | `audit.ts` | Duplicate and leakage audit of an image dataset |
  * | `augment.ts` | On-the-fly data augmentation for training batches |
  * | `checksum.ts` | SHA-256 checksums of archives, verified before they are unpacked |
- * | `clahe.ts` | Contrast-limited adaptive histogram equalisation, as OpenCV computes it: an optional preprocessing step |
  * | `dataset.ts` | Finding the images of a dataset on disk |
  * | `decode_gate.ts` | Decoding images side by side without losing the decoder's words |
  * | `image_header.ts` | Reading an image's header before decoding it: format, claimed size, consistent markers, the pixel limit |
@@ -29,7 +28,6 @@
 export * from "./audit.ts";
 export * from "./augment.ts";
 export * from "./checksum.ts";
-export * from "./clahe.ts";
 export * from "./dataset.ts";
 export * from "./decode_gate.ts";
 export * from "./image_cache.ts";

@@ -19,7 +19,7 @@ import {
   DEFAULT_NEAR_THRESHOLD,
   duplicateGroups,
 } from "./audit.ts";
-import type { Clahe } from "./clahe.ts";
+import type { Clahe } from "../core/clahe.ts";
 import { type Dataset, discoverDataset, type ImageFile } from "./dataset.ts";
 import {
   fingerprintFromHashes,

@@ -53,7 +53,12 @@ import { createHash } from "node:crypto";
 import sharp, { type SharpOptions } from "sharp";
 import { DEFAULTS } from "../core/defaults.ts";
 import { type Tensor4D, tf } from "../core/tf.ts";
-import { applyClahe, type Clahe, claheName, claheProblems } from "./clahe.ts";
+import {
+  applyClahe,
+  type Clahe,
+  claheName,
+  claheProblems,
+} from "../core/clahe.ts";
 import { checkImageHeader, type ImageHeader } from "./image_header.ts";
 import { decodeGated, decoderReason } from "./decode_gate.ts";
 

@@ -22,7 +22,7 @@ import {
 import { type EvaluationReport, wilsonInterval } from "../evaluate/metrics.ts";
 import { degenerateWarning } from "../evaluate/degenerate.ts";
 import { projectPaths } from "../core/paths.ts";
-import type { Clahe } from "../data/clahe.ts";
+import type { Clahe } from "../core/clahe.ts";
 import { type ModelMetadata, resolveModelDir } from "../model/saved_model.ts";
 import { datasetName } from "../train/run_files.ts";
 import {

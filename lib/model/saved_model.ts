@@ -33,7 +33,7 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { writeTextAtomic } from "../core/atomic.ts";
 import { DEFAULTS } from "../core/defaults.ts";
-import { type Clahe, claheProblems } from "../data/clahe.ts";
+import { type Clahe, claheProblems } from "../core/clahe.ts";
 import { DEFAULT_NEGATIVE_CLASS, tumourThresholdProblem } from "./decision.ts";
 import { isRecord, shownValue } from "../core/text.ts";
 import { type LayersModel, tf } from "../core/tf.ts";

@@ -32,7 +32,7 @@ import {
   resolveAugmentOptions,
   type ResolvedAugmentOptions,
 } from "../data/augment.ts";
-import { type Clahe, claheProblems } from "../data/clahe.ts";
+import { type Clahe, claheProblems } from "../core/clahe.ts";
 import type { SplitData } from "../data/prepare.ts";
 import type { Architecture } from "../model/models.ts";
 

@@ -50,7 +50,7 @@ import { formatDuration, terminalProgress } from "./progress.ts";
 import { updateModelMetadata } from "../model/saved_model.ts";
 import { DEFAULTS } from "../core/defaults.ts";
 import { DEFAULT_NEAR_THRESHOLD } from "../data/audit.ts";
-import { type Clahe, claheProblems } from "../data/clahe.ts";
+import { type Clahe, claheProblems } from "../core/clahe.ts";
 import {
   datasetRecord,
   evaluateSplit,

@@ -9,7 +9,7 @@ import { Buffer } from "node:buffer";
 import sharp from "sharp";
 import type { AuditReport } from "../data/audit.ts";
 import { augmentationGrid } from "../data/augment.ts";
-import { applyClahe, type Clahe } from "../data/clahe.ts";
+import { applyClahe, type Clahe } from "../core/clahe.ts";
 import type { DataSource, PreparedData, SplitData } from "../data/prepare.ts";
 import type { Dataset } from "../data/dataset.ts";
 import {

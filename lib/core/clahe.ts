@@ -1,7 +1,10 @@
 /**
  * Contrast-limited adaptive histogram equalisation (CLAHE) of a decoded
  * grey image: an optional preprocessing step that evens out the contrast of
- * scans taken with different scanners and windowing.
+ * scans taken with different scanners and windowing. It lives here, among
+ * the foundations, because every stage that handles a model's input needs
+ * it: the data pipeline applies it, a saved model records it, and predict and
+ * serve apply it again.
  *
  * The image is cut into `tiles`×`tiles` tiles. Each tile's histogram is
  * clipped at `clipLimit` times the mean bin count (the clipped counts are
@@ -18,7 +21,7 @@
  * Why not a library: sharp has `clahe()`, but it is libvips' variant (window
  * sizes in pixels, a different clipping), which no Python user could
  * reproduce exactly, and each sharp call costs milliseconds of overhead on an
- * image of 128×128 pixels, where this takes a fraction of one.
+ * image of 128×128 pixels, where this takes about 0.4 ms.
  *
  * @module
  */
