@@ -40,11 +40,10 @@ export type EngineKind = typeof ENGINE_KINDS[number];
 /**
  * The engine `predict` and `evaluate` use when neither `--engine` nor
  * `BRAIN_MRI_ENGINE` names one: tfjs, the engine that trained the model and
- * the reference the other is checked against. onnxruntime gives the same
- * probabilities (within 1e-5, no class differs) and is faster in batches on
- * the ResNet (not on the seed CNN), but a cold single prediction pays for
- * exporting the network and opening a session first (about 0.55 s;
- * docs/benchmarks.md).
+ * the reference the other is checked against, and, with its batch
+ * normalisations folded into the convolutions, the faster of the two on
+ * batches and on a cold single prediction (docs/benchmarks.md). onnxruntime
+ * gives the same probabilities (within 1e-5, no class differs).
  */
 export const DEFAULT_ENGINE: EngineKind = "tfjs";
 
