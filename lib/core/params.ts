@@ -10,7 +10,7 @@
  * ```
  *
  * A variable that is unset or blank leaves the notebook's value; the three
- * training refinements are off (0) unless set.
+ * training refinements and CLAHE are off (0) unless set.
  *
  * | variable                    | setting          | what                                  |
  * | --------------------------- | ---------------- | ------------------------------------- |
@@ -26,6 +26,7 @@
  * | `BRAIN_MRI_EMA`             | `ema`            | decay of the weights' moving average  |
  * | `BRAIN_MRI_WEIGHT_DECAY`    | `weightDecay`    | decoupled weight decay                |
  * | `BRAIN_MRI_LABEL_SMOOTHING` | `labelSmoothing` | label smoothing of the training loss  |
+ * | `BRAIN_MRI_CLAHE`           | `clahe`          | CLAHE's clip limit (8×8 tiles); 0 = off |
  *
  * A run folder's default name is {@linkcode runName}: the architecture, the
  * image size and a short hash of every setting that must stay the same to
@@ -39,6 +40,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeTextAtomic } from "./atomic.ts";
+import type { Clahe } from "./clahe.ts";
 import { DEFAULTS } from "./defaults.ts";
 import { projectPaths } from "./paths.ts";
 
@@ -74,6 +76,27 @@ export interface NotebookSettings {
   weightDecay: number;
   /** Label smoothing of the training loss; 0 = off. */
   labelSmoothing: number;
+  /** CLAHE's clip limit (on {@linkcode NOTEBOOK_CLAHE_TILES} tiles); 0 = off. */
+  clahe: number;
+}
+
+/** The tiles per side of the CLAHE a notebook asks for with `clahe`. */
+export const NOTEBOOK_CLAHE_TILES = 8;
+
+/**
+ * The CLAHE a notebook's clip limit asks for: `null` for 0 (off), else that
+ * clip limit on {@linkcode NOTEBOOK_CLAHE_TILES}×{@linkcode NOTEBOOK_CLAHE_TILES} tiles.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { notebookClahe } from "./params.ts";
+ * assert.equal(notebookClahe(0), null);
+ * assert.deepEqual(notebookClahe(2), { clipLimit: 2, tiles: 8 });
+ * ```
+ */
+export function notebookClahe(clipLimit: number): Clahe | null {
+  return clipLimit > 0 ? { clipLimit, tiles: NOTEBOOK_CLAHE_TILES } : null;
 }
 
 interface Setting {
@@ -115,6 +138,7 @@ const SETTINGS: Record<keyof NotebookSettings, Setting> = {
   ema: numeric("BRAIN_MRI_EMA", between(0, 1)),
   weightDecay: numeric("BRAIN_MRI_WEIGHT_DECAY", between(0, Infinity)),
   labelSmoothing: numeric("BRAIN_MRI_LABEL_SMOOTHING", between(0, 1)),
+  clahe: numeric("BRAIN_MRI_CLAHE", between(0, 256)),
 };
 
 function invalid(key: keyof NotebookSettings, shown: string): Error {
@@ -207,6 +231,8 @@ export interface RunNameSettings {
   weightDecay: number;
   /** Label smoothing; 0 = off. */
   labelSmoothing: number;
+  /** CLAHE's clip limit; 0 = off. */
+  clahe: number;
   /**
    * The network's topology when it is not the library architecture `arch`
    * builds (a network edited in notebook 02); absent otherwise.
@@ -237,10 +263,12 @@ function shortHash(text: string): string {
  * const settings = {
  *   arch: "seedCnn", imageSize: 128, seed: 42, validation: 0.15, test: 0.15,
  *   batchSize: 32, learningRate: 0.001, ema: 0, weightDecay: 0, labelSmoothing: 0,
+ *   clahe: 0,
  * };
  * assert.match(runName(settings), /^seedCnn-128-[0-9a-f]{8}$/);
  * assert.equal(runName({ ...settings }), runName(settings));
  * assert.notEqual(runName({ ...settings, learningRate: 0.01 }), runName(settings));
+ * assert.notEqual(runName({ ...settings, clahe: 2 }), runName(settings));
  * // epochs may grow when resuming, so they do not name the folder
  * assert.equal(runName({ ...settings, epochs: 20 } as typeof settings), runName(settings));
  * ```
@@ -257,6 +285,7 @@ export function runName(settings: RunNameSettings): string {
 const RUN_NAME_KEYS: readonly (keyof RunNameSettings)[] = [
   "arch",
   "batchSize",
+  "clahe",
   "ema",
   "imageSize",
   "labelSmoothing",
@@ -278,6 +307,8 @@ export interface RunParams {
   validation: number;
   /** Test fraction (when carved from Training). */
   test: number;
+  /** The CLAHE of every scan, or `null` for none. */
+  clahe: Clahe | null;
 }
 
 /**
@@ -294,6 +325,7 @@ export interface RunParams {
  *   size: DEFAULTS.imageSize,
  *   validation: DEFAULTS.validationFraction,
  *   test: DEFAULTS.testFraction,
+ *   clahe: null,
  * });
  * assert.throws(
  *   () => runParams({ env: { BRAIN_MRI_VAL: "1.5" } }),
@@ -309,12 +341,14 @@ export function runParams(
     imageSize: DEFAULTS.imageSize,
     validation: DEFAULTS.validationFraction,
     test: DEFAULTS.testFraction,
+    clahe: OFF,
   }, options);
   return {
     seed: p.seed,
     size: p.imageSize,
     validation: p.validation,
     test: p.test,
+    clahe: notebookClahe(p.clahe),
   };
 }
 
@@ -371,11 +405,13 @@ export function trainParams(
     weightDecay: OFF,
     labelSmoothing: OFF,
   }, options);
-  const { size, ...data } = runParams(options);
+  const { size, clahe, ...data } = runParams(options);
   const { run, epochs: _, ...recipe } = train;
+  const clipLimit = clahe?.clipLimit ?? OFF;
   return {
     ...train,
-    run: run || runName({ ...recipe, ...data, imageSize: size }),
+    run: run ||
+      runName({ ...recipe, ...data, imageSize: size, clahe: clipLimit }),
   };
 }
 
@@ -454,7 +490,15 @@ export function notebookRun(
   const recorded: NotebookRun | undefined = existsSync(file)
     ? JSON.parse(readFileSync(file, "utf8"))
     : undefined;
-  if (recorded && (!run || run === recorded.run)) return recorded;
+  if (recorded && (!run || run === recorded.run)) {
+    return {
+      run: recorded.run,
+      settings: {
+        ...recorded.settings,
+        clahe: recorded.settings.clahe ?? null,
+      },
+    };
+  }
   return {
     run: run || trainParams({ env }).run,
     settings: runParams({ env }),

@@ -14,6 +14,7 @@ Deno.test("params: defaults", () => {
     size: 128,
     validation: 0.15,
     test: 0.15,
+    clahe: null,
   });
 });
 
@@ -25,9 +26,16 @@ Deno.test("params: environment overrides", () => {
         BRAIN_MRI_IMAGE_SIZE: "96",
         BRAIN_MRI_VAL: "0.1",
         BRAIN_MRI_TEST: "0.2",
+        BRAIN_MRI_CLAHE: "2",
       },
     }),
-    { seed: 7, size: 96, validation: 0.1, test: 0.2 },
+    {
+      seed: 7,
+      size: 96,
+      validation: 0.1,
+      test: 0.2,
+      clahe: { clipLimit: 2, tiles: 8 },
+    },
   );
 });
 
@@ -44,6 +52,10 @@ Deno.test("params: a malformed value names the variable", () => {
     () => runParams({ env: { BRAIN_MRI_VAL: "1.5" } }),
     /BRAIN_MRI_VAL=1\.5/,
   );
+  assert.throws(
+    () => runParams({ env: { BRAIN_MRI_CLAHE: "-1" } }),
+    /BRAIN_MRI_CLAHE=-1 is not a valid value/,
+  );
 });
 
 Deno.test("params: training parameters", () => {
@@ -58,6 +70,7 @@ Deno.test("params: training parameters", () => {
     ema: 0,
     weightDecay: 0,
     labelSmoothing: 0,
+    clahe: 0,
   };
   assert.deepEqual(trainParams({ env: {} }), {
     arch: "seedCnn",
@@ -79,6 +92,7 @@ Deno.test("params: training parameters", () => {
         BRAIN_MRI_EMA: "0.998",
         BRAIN_MRI_WEIGHT_DECAY: "0.05",
         BRAIN_MRI_LABEL_SMOOTHING: "0.1",
+        BRAIN_MRI_CLAHE: "2",
       },
     }),
     {
@@ -94,6 +108,7 @@ Deno.test("params: training parameters", () => {
         ema: 0.998,
         weightDecay: 0.05,
         labelSmoothing: 0.1,
+        clahe: 2,
       }),
       ema: 0.998,
       weightDecay: 0.05,
@@ -169,6 +184,7 @@ Deno.test("params: run names follow the settings that must match to resume", () 
       { BRAIN_MRI_SEED: "7" },
       { BRAIN_MRI_VAL: "0.2" },
       { BRAIN_MRI_EMA: "0.99" },
+      { BRAIN_MRI_CLAHE: "2" },
     ]
   ) {
     const other = trainParams({ env }).run;
@@ -183,7 +199,13 @@ Deno.test("params: the run notebook 03 recorded is the one 04 and 05 open", asyn
   try {
     const fallback = notebookRun({ modelsDir, env: {} });
     assert.equal(fallback.run, trainParams({ env: {} }).run);
-    const settings = { seed: 7, size: 64, validation: 0.1, test: 0.2 };
+    const settings = {
+      seed: 7,
+      size: 64,
+      validation: 0.1,
+      test: 0.2,
+      clahe: { clipLimit: 2, tiles: 8 },
+    };
     await recordNotebookRun({
       run: "seedCnn-64-12345678",
       settings,
@@ -201,6 +223,16 @@ Deno.test("params: the run notebook 03 recorded is the one 04 and 05 open", asyn
       notebookRun({ run: "seedCnn-64-12345678", modelsDir, env: {} }).settings,
       settings,
     );
+    // A run recorded before CLAHE existed reads as one without it.
+    const { clahe: _, ...older } = settings;
+    await Deno.writeTextFile(
+      `${modelsDir}/notebook_run.json`,
+      JSON.stringify({ run: "old", settings: older }),
+    );
+    assert.deepEqual(notebookRun({ modelsDir, env: {} }).settings, {
+      ...older,
+      clahe: null,
+    });
   } finally {
     await Deno.remove(modelsDir, { recursive: true });
   }
