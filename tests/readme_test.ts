@@ -168,7 +168,7 @@ Deno.test("readme: no issue or stop numbers, rule labels or machine paths in wha
   assert.ok(JARGON.test(sample("the", "R2", "ranking")));
   assert.ok(!JARGON.test("the run-ranking rule, early stop after 8 epochs"));
   const shipped = shippedModels();
-  assert.ok(shipped.includes("resnet-128-e11"), "the default model is shipped");
+  assert.ok(shipped.includes("resnet-128-e13"), "the default model is shipped");
   const files = [
     ...userPages(),
     ...shipped.map((m) => `models/${m}/manifest.json`),

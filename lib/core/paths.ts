@@ -28,7 +28,7 @@ export const PROJECT_ROOT: string = resolve(
 );
 
 /** The run folder name of the model shipped in `models/`. */
-export const SHIPPED_MODEL = "resnet-128-e11";
+export const SHIPPED_MODEL = "resnet-128-e13";
 
 /** Where every project path points, after environment overrides. */
 export interface ProjectPaths {

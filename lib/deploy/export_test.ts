@@ -85,7 +85,12 @@ Deno.test("export: the shipped ResNet as ONNX gives tfjs's probabilities on synt
     const result = await exportSavedModel({ model: SHIPPED, out });
     assert.deepEqual(result.input.shape, ["batch", 128, 128, 1]);
     const pixels = scans(128);
-    const tfjs = await predictProbabilities(model, { pixels, size: 128 });
+    // The export builds the model's own test-time augmentation into the graph.
+    const tfjs = await predictProbabilities(model, {
+      pixels,
+      size: 128,
+      tta: metadata.inference?.tta,
+    });
     const session = await loadOnnxSession(out);
     const deno = await onnxProbabilities(session, { pixels, size: 128 });
     await session.release();
