@@ -24,6 +24,7 @@ import {
   type ModelMetadata,
   readModelMetadata,
   resolveModelDir,
+  samePreprocessing,
   splitSeed,
   type Tta,
   updateModelMetadata,
@@ -158,8 +159,7 @@ export async function refitPair(options: CopyTtaOptions): Promise<RefitPair> {
           target.training.split?.validation ||
         source.training.split?.test !== target.training.split?.test
     ? "was split differently (seed or fractions)"
-    : JSON.stringify(source.preprocessing) !==
-        JSON.stringify(target.preprocessing)
+    : !samePreprocessing(source.preprocessing, target.preprocessing)
     ? "prepares its input differently (size or CLAHE)"
     : null;
   if (problem) throw new Error(`${options.from} ${problem}`);

@@ -20,7 +20,11 @@ import {
   type ModelTopology,
   modelTopology,
 } from "./topology.ts";
-import { type ModelMetadata, splitDescription } from "./saved_model.ts";
+import {
+  type ModelMetadata,
+  samePreprocessing,
+  splitDescription,
+} from "./saved_model.ts";
 
 /** One member's layers renamed `m<k>_…`, its input replaced by `input`. */
 function memberLayers(model: LayersModel, k: number) {
@@ -166,7 +170,7 @@ export function ensembleProblems(members: ModelMetadata[]): string[] {
     }
     if (
       m.inputSize !== first.inputSize || m.channels !== first.channels ||
-      JSON.stringify(m.preprocessing) !== JSON.stringify(first.preprocessing)
+      !samePreprocessing(m.preprocessing, first.preprocessing)
     ) {
       problems.push(`${which} takes another input or preprocessing`);
     }

@@ -304,6 +304,29 @@ export function defaultPreprocessing(
   };
 }
 
+/**
+ * Whether two models turn an image into input the same way (size, fit,
+ * scale, CLAHE), whatever order their metadata lists the settings in.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { defaultPreprocessing, samePreprocessing } from "./saved_model.ts";
+ * const plain = defaultPreprocessing(128);
+ * assert.equal(samePreprocessing(plain, { ...plain }), true);
+ * assert.equal(samePreprocessing(plain, defaultPreprocessing(64)), false);
+ * assert.equal(
+ *   samePreprocessing(plain, defaultPreprocessing(128, { clipLimit: 2, tiles: 8 })),
+ *   false,
+ * );
+ * ```
+ */
+export function samePreprocessing(a: Preprocessing, b: Preprocessing): boolean {
+  const canonical = (p: Preprocessing) =>
+    JSON.stringify(p, Object.keys({ ...p, ...p.clahe }).sort());
+  return canonical(a) === canonical(b);
+}
+
 /** A saved model could not be used; the message names the folder. */
 export class SavedModelError extends Error {
   /** The folder. */
